@@ -1,0 +1,87 @@
+import cors from '@fastify/cors';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Database } from './db/client.js';
+import type { Clock } from './domain/clock.js';
+import { systemClock } from './domain/clock.js';
+import { adminRoutes } from './http/admin.routes.js';
+import { registerAdminAuth } from './http/admin-auth.js';
+import { authPlugin } from './http/auth.js';
+import { registerErrorHandling } from './http/errors.js';
+import { healthRoutes } from './http/health.routes.js';
+import { registerJsonParser } from './http/json-body.js';
+import { keysRoutes } from './http/keys.routes.js';
+import { genRequestId } from './http/request-id.js';
+
+/** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
+export interface AppDeps {
+  database: Database;
+  logger: Logger;
+  clock?: Clock;
+  /** Largest accepted body, bytes. */
+  bodyLimit?: number;
+  /** Time allowed to receive a whole request, ms. */
+  requestTimeoutMs?: number;
+  trustProxy?: boolean | number;
+}
+
+export interface AdminDeps extends AppDeps {
+  adminToken: string;
+}
+
+/** Both paths of spec §1: the docs' /v1 and the SDKs' /api/v1, identical behaviour. */
+export const PUBLIC_PREFIXES = ['/v1', '/api/v1'] as const;
+
+function baseInstance(deps: AppDeps): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: deps.logger,
+    genReqId: genRequestId,
+    bodyLimit: deps.bodyLimit ?? 64 * 1024,
+    requestTimeout: deps.requestTimeoutMs ?? 15_000,
+    // A hop count is valid (proxy-addr takes it); Fastify's types only omit it.
+    trustProxy: (deps.trustProxy ?? false) as boolean,
+    // Answer 503 to requests that arrive while shutting down, so the load balancer retries elsewhere.
+    return503OnClosing: true,
+  }) as unknown as FastifyInstance;
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  registerJsonParser(app);
+  registerErrorHandling(app);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  return app;
+}
+
+/** The public API: /v1 and /api/v1, CORS for any origin, health probes. */
+export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const clock = deps.clock ?? systemClock;
+  const db = deps.database.db;
+  const app = baseInstance(deps);
+  await app.register(cors, {
+    origin: '*',
+    methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
+    exposedHeaders: ['Retry-After', 'RateLimit', 'RateLimit-Policy', 'Idempotent-Replayed', 'X-Request-Id'],
+    maxAge: 600,
+  });
+  await app.register(authPlugin, { db, clock });
+  await app.register(healthRoutes, { database: deps.database });
+  for (const prefix of PUBLIC_PREFIXES) {
+    await app.register(keysRoutes, { prefix, db, clock });
+  }
+  return app;
+}
+
+/** The portal's internal API on its own listener (spec §9); no CORS, operator token required. */
+export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
+  const clock = deps.clock ?? systemClock;
+  const app = baseInstance(deps);
+  await app.register(async (internal) => {
+    registerAdminAuth(internal, deps.adminToken);
+    await internal.register(adminRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
+  });
+  await app.register(healthRoutes, { database: deps.database });
+  return app;
+}

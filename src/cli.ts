@@ -1,0 +1,192 @@
+import { Command, Option } from 'commander';
+import { parseConfig, type Config } from './config.js';
+import type { Database } from './db/client.js';
+import type { OpContext } from './domain/context.js';
+import { DomainError } from './domain/errors.js';
+import { toKeyObject, toServiceKeyObject } from './domain/key-view.js';
+import * as portal from './domain/portal.service.js';
+import { openConfiguredDatabase, serveForever } from './server.js';
+
+/*
+ * The keyplane command. Every command runs the same domain code as the internal API, against
+ * DATABASE_URL or the embedded database in DATA_DIR, and with --json prints exactly one JSON
+ * object on stdout (a created secret under plaintext_key).
+ */
+
+const cliContext = (): OpContext => ({
+  actor: { kind: 'portal', keyId: null, keyPrefix: 'cli' },
+  meta: { requestId: null, ip: null, userAgent: 'keyplane-cli' },
+  now: new Date(),
+});
+
+async function withDatabase<T>(fn: (db: Database, config: Config) => Promise<T>): Promise<T> {
+  const config = parseConfig(process.env);
+  const database = await openConfiguredDatabase(config);
+  try {
+    await database.migrate();
+    return await fn(database, config);
+  } finally {
+    await database.close();
+  }
+}
+
+function print(json: boolean, value: object, human: string): void {
+  process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human}\n`);
+}
+
+const environmentOption = () =>
+  new Option('--environment <env>', 'test or live').choices(['test', 'live']).default('test');
+
+export function buildCli(): Command {
+  const program = new Command('keyplane')
+    .description('keyplane: a key-management plane for fleets of AI agents')
+    .showHelpAfterError()
+    .exitOverride();
+
+  program
+    .command('serve')
+    .description('run the server (applies pending migrations first)')
+    .action(async () => serveForever(parseConfig(process.env)));
+
+  program
+    .command('migrate')
+    .description('apply pending migrations and exit')
+    .option('--json', 'print JSON')
+    .action(async (o: { json?: boolean }) =>
+      withDatabase(async (db) => print(!!o.json, { migrated: true, database: db.kind }, `migrations applied (${db.kind})`)),
+    );
+
+  program
+    .command('bootstrap')
+    .description('create a test account with one service key and one portal API key, for a smoke test')
+    .option('--json', 'print JSON')
+    .option('--name <name>', 'account name', 'bootstrap')
+    .action(async (o: { json?: boolean; name: string }) =>
+      withDatabase(async (db, config) => {
+        const b = await portal.bootstrap(db.db, cliContext(), o.name);
+        const out = { account_id: b.account.id, environment: 'test', service_key: b.serviceKey.plaintext, api_key: b.apiKey.plaintext };
+        const base = `http://localhost:${config.PORT}`;
+        print(
+          !!o.json,
+          out,
+          [
+            `account      ${out.account_id} (test)`,
+            `service key  ${out.service_key}`,
+            `api key      ${out.api_key}`,
+            '',
+            'These secrets are shown once. Try:',
+            `  curl -H "Authorization: Bearer ${out.service_key}" ${base}/v1/keys`,
+          ].join('\n'),
+        );
+      }),
+    );
+
+  const accounts = program.command('accounts').description('accounts');
+  accounts
+    .command('create')
+    .requiredOption('--name <name>', 'account name')
+    .option('--json', 'print JSON')
+    .action(async (o: { name: string; json?: boolean }) =>
+      withDatabase(async (db) => {
+        const a = await portal.createAccount(db.db, o.name, cliContext());
+        const out = { id: a.id, name: a.name, created_at: a.createdAt.toISOString() };
+        print(!!o.json, out, `account ${a.id} created`);
+      }),
+    );
+
+  const sk = program.command('service-keys').description('service keys (sk_svc_…)');
+  sk.command('create')
+    .requiredOption('--account <id>', 'account id')
+    .addOption(environmentOption())
+    .option('--name <name>', 'key name', 'service key')
+    .option('--json', 'print JSON')
+    .action(async (o: { account: string; environment: 'test' | 'live'; name: string; json?: boolean }) =>
+      withDatabase(async (db) => {
+        const k = await portal.createServiceKey(db.db, { accountId: o.account, environment: o.environment, name: o.name }, cliContext());
+        const out = { ...toServiceKeyObject(k.row), plaintext_key: k.plaintext };
+        print(!!o.json, out, `service key ${k.row.id} (${k.row.keyPrefix})\n${k.plaintext}\nShown once: store it now.`);
+      }),
+    );
+  sk.command('list')
+    .requiredOption('--account <id>', 'account id')
+    .option('--json', 'print JSON')
+    .action(async (o: { account: string; json?: boolean }) =>
+      withDatabase(async (db) => {
+        const rows = await portal.listServiceKeys(db.db, o.account);
+        const human = rows.map((r) => `${r.id}  ${r.keyPrefix}  ${r.environment}  ${r.revokedAt ? 'revoked' : 'active'}  ${r.name}`);
+        print(!!o.json, { service_keys: rows.map(toServiceKeyObject) }, human.join('\n') || '(none)');
+      }),
+    );
+  sk.command('rotate')
+    .argument('<id>', 'service key id')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) =>
+      withDatabase(async (db) => {
+        const k = await portal.rotateServiceKey(db.db, id, cliContext());
+        const out = { ...toServiceKeyObject(k.row), plaintext_key: k.plaintext };
+        print(!!o.json, out, `service key ${id} rotated to ${k.row.id} (${k.row.keyPrefix})\n${k.plaintext}\nShown once: store it now.`);
+      }),
+    );
+  sk.command('revoke')
+    .argument('<id>', 'service key id')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) =>
+      withDatabase(async (db) => {
+        const row = await portal.revokeServiceKey(db.db, id, cliContext());
+        print(!!o.json, toServiceKeyObject(row), `service key ${id} revoked`);
+      }),
+    );
+
+  const ak = program.command('api-keys').description('portal API keys (sk_test_…/sk_live_…, legacy_full)');
+  ak.command('create')
+    .requiredOption('--account <id>', 'account id')
+    .addOption(environmentOption())
+    .option('--name <name>', 'key name', 'portal key')
+    .option('--json', 'print JSON')
+    .action(async (o: { account: string; environment: 'test' | 'live'; name: string; json?: boolean }) =>
+      withDatabase(async (db) => {
+        const k = await portal.createPortalApiKey(db.db, { accountId: o.account, environment: o.environment, name: o.name }, cliContext());
+        const out = { ...toKeyObject(k.row), account_id: k.row.accountId, plaintext_key: k.plaintext };
+        print(!!o.json, out, `api key ${k.row.id} (${k.row.keyPrefix})\n${k.plaintext}\nShown once: store it now.`);
+      }),
+    );
+  ak.command('revoke')
+    .argument('<id>', 'api key id')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) =>
+      withDatabase(async (db) => {
+        const row = await portal.revokePortalApiKey(db.db, id, cliContext());
+        print(!!o.json, { ...toKeyObject(row), account_id: row.accountId }, `api key ${id} revoked`);
+      }),
+    );
+
+  return program;
+}
+
+/** Errors become one line on stderr (and one JSON object with --json), never a stack trace. */
+export async function runCli(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  try {
+    await buildCli().parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    const e = err as { code?: string; exitCode?: number; message?: string };
+    if (e.code?.startsWith('commander.')) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return e.exitCode ?? 2;
+    }
+    const code = err instanceof DomainError ? err.code : 'error';
+    const message = err instanceof DomainError && err.code === 'not_found' ? 'not found' : (e.message ?? String(err));
+    if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } })}\n`);
+    process.stderr.write(`keyplane: ${message}\n`);
+    return 1;
+  }
+}
+
+// Run when invoked as a program (bin/keyplane.js or `tsx src/cli.ts`), not when imported by tests.
+const invoked = process.argv[1] ?? '';
+if (invoked.endsWith('cli.ts') || invoked.endsWith('keyplane') || invoked.endsWith('keyplane.js')) {
+  const code = await runCli(process.argv.slice(2));
+  // serve keeps running; every other command exits with its code.
+  if (process.argv[2] !== 'serve') process.exit(code);
+}

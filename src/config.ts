@@ -1,0 +1,45 @@
+import { z } from 'zod';
+
+/**
+ * The whole configuration, parsed once from the environment in main.ts / cli.ts and passed down.
+ * Nothing below this file reads process.env. No secret has a default: the admin listener only
+ * starts when KEYPLANE_ADMIN_TOKEN is set.
+ */
+const port = z.coerce.number().int().min(0).max(65535);
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+export const configSchema = z.object({
+  HOST: z.string().default('0.0.0.0'),
+  PORT: port.default(8080),
+  ADMIN_HOST: z.string().default('127.0.0.1'),
+  ADMIN_PORT: port.default(8081),
+  /** Operator token for the internal API; at least 32 characters so it cannot be guessed online. */
+  KEYPLANE_ADMIN_TOKEN: z.string().min(32, 'KEYPLANE_ADMIN_TOKEN must be at least 32 characters').optional(),
+  DATABASE_URL: z.string().url().optional(),
+  DATA_DIR: z.string().default('./data'),
+  /** pg pool size per process. 10 matches pg's default and Postgres' default 100 connections for ~8 instances. */
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  REDIS_URL: z.string().url().optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Behind a load balancer set this to the number of proxy hops (or true) so req.ip is the client's. */
+  TRUST_PROXY: z.union([bool, z.coerce.number().int().min(0)]).default(false),
+  /** 64 KiB: the largest legitimate body (a mint) is under 1 KiB; anything bigger is abuse. */
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
+  /** A request that has not completed in 15 s is answered 503 rather than holding a socket. */
+  REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
+  /** How long graceful shutdown waits for in-flight requests before exiting anyway. */
+  SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+export function parseConfig(env: NodeJS.ProcessEnv): Config {
+  const result = configSchema.safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}

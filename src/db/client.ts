@@ -1,0 +1,121 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import type { ExtractTablesWithRelations } from 'drizzle-orm';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import pg from 'pg';
+import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
+import { schema, type Schema } from './schema.js';
+
+/** Either driver's drizzle database: domain code is written once against this type. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+/** A transaction handle. Steps that must run inside a transaction take this, never a Db. */
+export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  readonly db: Db;
+  /** Runs the committed migrations that have not run yet (serialised across processes). */
+  migrate(): Promise<void>;
+  /** One round trip; throws when the database does not answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** The pg pool in server mode (for pool metrics and tests); undefined in embedded mode. */
+  readonly pool?: pg.Pool;
+}
+
+export interface OpenDatabaseOptions {
+  databaseUrl?: string;
+  /** Embedded mode: where PGlite keeps its files; undefined = in memory (tests). */
+  dataDir?: string;
+  poolMax?: number;
+  /** Fail fast when Postgres is down instead of queueing requests behind a dead pool. */
+  connectionTimeoutMs?: number;
+}
+
+// A fixed advisory-lock key so that several instances starting at once migrate one at a time.
+const MIGRATION_LOCK_KEY = 7_277_431_001;
+
+export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts.dataDir);
+}
+
+function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.poolMax ?? 10,
+    // 2 s: a request waiting longer than that for a connection is better answered 503 (issue 8).
+    connectionTimeoutMillis: opts.connectionTimeoutMs ?? 2_000,
+    idleTimeoutMillis: 30_000,
+    // Statements are short; anything running 10 s is stuck on a lock or a dead server.
+    statement_timeout: 10_000,
+    query_timeout: 11_000,
+    application_name: 'keyplane',
+  });
+  // An idle client losing its server (restart, failover) emits here; without a listener it would
+  // crash the process. The pool drops the client and makes a new one on the next checkout.
+  pool.on('error', () => {});
+  const db = drizzlePg(pool, { schema }) as unknown as Db;
+  return {
+    kind: 'postgres',
+    db,
+    pool,
+    async migrate() {
+      const client = await pool.connect();
+      try {
+        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+        try {
+          await migratePg(drizzlePg(client, { schema }), { migrationsFolder: MIGRATIONS_DIR });
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+        }
+      } finally {
+        client.release();
+      }
+    },
+    async ping() {
+      await pool.query('select 1');
+    },
+    async close() {
+      await pool.end();
+    },
+  };
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Database> {
+  let lock: DataDirLock | undefined;
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true });
+    // PGlite is single-process: a second process opening the same directory would corrupt it.
+    lock = acquireDataDirLock(dataDir);
+  }
+  try {
+    const client = new PGlite(dataDir ? path.join(dataDir, 'pgdata') : undefined);
+    await client.waitReady;
+    const db = drizzlePglite(client, { schema }) as unknown as Db;
+    return {
+      kind: 'pglite',
+      db,
+      async migrate() {
+        await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder: MIGRATIONS_DIR });
+      },
+      async ping() {
+        await client.query('select 1');
+      },
+      async close() {
+        await client.close();
+        lock?.release();
+      },
+    };
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}

@@ -1,0 +1,207 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core';
+
+/*
+ * Every table carries account_id and every hot query filters on it, so the tables can later be
+ * distributed by account with Citus. No transaction spans two accounts.
+ */
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** The genesis link of every account's compliance hash chain. */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export const accounts = pgTable('accounts', {
+  id: uuid('id').primaryKey(),
+  name: text('name').notNull(),
+  createdAt: ts('created_at').notNull(),
+  // Head of the account's compliance-event hash chain. Updating this row serialises the account's
+  // event writers, which is what makes the chain gap-free; see domain/events.ts.
+  chainSeq: bigint('chain_seq', { mode: 'number' }).notNull().default(0),
+  chainPrev: text('chain_prev').notNull().default(GENESIS_HASH),
+  chainHead: text('chain_head').notNull().default(GENESIS_HASH),
+});
+
+export const serviceKeys = pgTable(
+  'service_keys',
+  {
+    id: uuid('id').primaryKey(),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    environment: text('environment', { enum: ['test', 'live'] }).notNull(),
+    name: text('name').notNull(),
+    keyPrefix: text('key_prefix').notNull(),
+    /** Hex SHA-256 of the whole plaintext token. */
+    tokenHash: text('token_hash').notNull(),
+    createdAt: ts('created_at').notNull(),
+    revokedAt: ts('revoked_at'),
+    lastUsedAt: ts('last_used_at'),
+    rotatedFrom: uuid('rotated_from'),
+  },
+  (t) => [
+    uniqueIndex('service_keys_token_hash_uq').on(t.tokenHash),
+    index('service_keys_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    // A service key has at most one successor: a second rotation of the same key cannot commit.
+    uniqueIndex('service_keys_rotated_from_uq').on(t.rotatedFrom),
+    check('service_keys_env_ck', sql`${t.environment} in ('test','live')`),
+  ],
+);
+
+export const PERMISSIONS = ['full', 'call_only', 'sms_only', 'read_only', 'legacy_full'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+/** Portal API keys (legacy_full, no creator) and child keys minted by a service key, in one table. */
+export const apiKeys = pgTable(
+  'api_keys',
+  {
+    id: uuid('id').primaryKey(),
+    accountId: uuid('account_id')
+      .notNull()
+      .references(() => accounts.id),
+    environment: text('environment', { enum: ['test', 'live'] }).notNull(),
+    name: text('name').notNull(),
+    agentLabel: text('agent_label'),
+    lineId: uuid('line_id'),
+    permissions: text('permissions', { enum: PERMISSIONS }).notNull(),
+    monthlyCapCents: integer('monthly_cap_cents'),
+    monthlySpendCents: bigint('monthly_spend_cents', { mode: 'number' }).notNull().default(0),
+    /** Start of the spend cycle that monthly_spend_cents counts. */
+    spendCycleStart: ts('spend_cycle_start'),
+    /** Spend cycles are 30-day periods from this instant: the first key of the rotation chain's creation. */
+    cycleAnchor: ts('cycle_anchor').notNull(),
+    keyPrefix: text('key_prefix').notNull(),
+    tokenHash: text('token_hash').notNull(),
+    createdAt: ts('created_at').notNull(),
+    revokedAt: ts('revoked_at'),
+    lastUsedAt: ts('last_used_at'),
+    rotatedFrom: uuid('rotated_from'),
+    /** The first key of the rotation chain: stable across rotations (the self-rotation agentId). */
+    agentId: uuid('agent_id').notNull(),
+    createdByServiceKeyId: uuid('created_by_service_key_id').references(() => serviceKeys.id),
+    selfRotation: boolean('self_rotation').notNull().default(false),
+    /** argon2id hash of the rotation secret; null when self-rotation is not configured. */
+    rotationSecretHash: text('rotation_secret_hash'),
+  },
+  (t) => [
+    uniqueIndex('api_keys_token_hash_uq').on(t.tokenHash),
+    // The list route: a service key's active keys, newest first, ties by id.
+    index('api_keys_creator_active_idx')
+      .on(t.accountId, t.createdByServiceKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.revokedAt} is null`),
+    index('api_keys_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst()),
+    // Exactly one successor per key: this index is what makes a double rotation impossible.
+    uniqueIndex('api_keys_rotated_from_uq').on(t.rotatedFrom),
+    check('api_keys_env_ck', sql`${t.environment} in ('test','live')`),
+    check(
+      'api_keys_permissions_ck',
+      sql`${t.permissions} in ('full','call_only','sms_only','read_only','legacy_full')`,
+    ),
+    check(
+      'api_keys_cap_ck',
+      sql`${t.monthlyCapCents} is null or (${t.monthlyCapCents} > 0 and ${t.monthlyCapCents} <= 100000000)`,
+    ),
+  ],
+);
+
+/**
+ * Append-only compliance log. Each account's events form a hash chain: hash = sha256(prev_hash |
+ * seq | canonical event), see domain/events.ts. A trigger (migration 0001) refuses UPDATE, DELETE
+ * and TRUNCATE.
+ */
+export const complianceEvents = pgTable(
+  'compliance_events',
+  {
+    id: uuid('id').primaryKey(),
+    accountId: uuid('account_id').notNull(),
+    seq: bigint('seq', { mode: 'number' }).notNull(),
+    prevHash: text('prev_hash').notNull(),
+    hash: text('hash').notNull(),
+    eventType: text('event_type').notNull(),
+    environment: text('environment'),
+    actorKind: text('actor_kind', { enum: ['service_key', 'api_key', 'portal'] }).notNull(),
+    actorKeyId: uuid('actor_key_id'),
+    actorKeyPrefix: text('actor_key_prefix'),
+    subjectKeyId: uuid('subject_key_id'),
+    /** A second subject: the successor of a rotation, so both keys' feeds show it. */
+    relatedKeyId: uuid('related_key_id'),
+    requestId: text('request_id'),
+    ip: text('ip'),
+    userAgent: text('user_agent'),
+    data: jsonb('data').notNull(),
+    createdAt: ts('created_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('compliance_events_chain_uq').on(t.accountId, t.seq),
+    index('compliance_events_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('compliance_events_actor_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('compliance_events_subject_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    index('compliance_events_related_idx')
+      .on(t.accountId, t.relatedKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.relatedKeyId} is not null`),
+  ],
+);
+
+/**
+ * Idempotency records (Brandur Leach's design): one row per (service key, Idempotency-Key), holding
+ * the request fingerprint, a lock time while the first request runs, and the redacted response.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    id: uuid('id').primaryKey(),
+    accountId: uuid('account_id').notNull(),
+    serviceKeyId: uuid('service_key_id').notNull(),
+    idempotencyKey: text('idempotency_key').notNull(),
+    fingerprint: text('fingerprint').notNull(),
+    createdAt: ts('created_at').notNull(),
+    lockedAt: ts('locked_at'),
+    completedAt: ts('completed_at'),
+    responseStatus: integer('response_status'),
+    responseBody: jsonb('response_body'),
+  },
+  (t) => [
+    uniqueIndex('idempotency_keys_scope_uq').on(t.serviceKeyId, t.idempotencyKey),
+    index('idempotency_keys_created_idx').on(t.createdAt),
+  ],
+);
+
+/** Append-only spend ledger for data-plane debits; request_id makes a retried debit a no-op. */
+export const spendLedger = pgTable(
+  'spend_ledger',
+  {
+    id: uuid('id').primaryKey(),
+    accountId: uuid('account_id').notNull(),
+    apiKeyId: uuid('api_key_id')
+      .notNull()
+      .references(() => apiKeys.id),
+    requestId: text('request_id').notNull(),
+    costCents: integer('cost_cents').notNull(),
+    cycleStart: ts('cycle_start').notNull(),
+    createdAt: ts('created_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('spend_ledger_request_uq').on(t.apiKeyId, t.requestId),
+    index('spend_ledger_cycle_idx').on(t.accountId, t.apiKeyId, t.cycleStart),
+    check('spend_ledger_cost_ck', sql`${t.costCents} >= 0`),
+  ],
+);
+
+export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger };
+export type Schema = typeof schema;
+export type AccountRow = typeof accounts.$inferSelect;
+export type ServiceKeyRow = typeof serviceKeys.$inferSelect;
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type ComplianceEventRow = typeof complianceEvents.$inferSelect;

@@ -1,0 +1,65 @@
+import { eq } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { apiKeys, serviceKeys, type ApiKeyRow } from '../db/schema.js';
+import { parseToken, type Environment } from './credentials.js';
+import { invalidApiKey } from './errors.js';
+import type { Actor } from './events.js';
+
+export type Tier = 'service' | 'api';
+
+export interface ServicePrincipal {
+  tier: 'service';
+  id: string;
+  accountId: string;
+  environment: Environment;
+  keyPrefix: string;
+}
+
+export interface ApiPrincipal {
+  tier: 'api';
+  id: string;
+  accountId: string;
+  environment: Environment;
+  keyPrefix: string;
+  key: ApiKeyRow;
+}
+
+export type Principal = ServicePrincipal | ApiPrincipal;
+
+/**
+ * A revoked (or rotated-away) service key may still read for 60 s, so that a fleet switching to its
+ * successor does not fail reads mid-deploy; writes are refused at once (spec §2).
+ */
+export const SERVICE_KEY_READ_GRACE_MS = 60_000;
+
+/**
+ * Resolves a bearer token for a route of the given tier. Every failure (malformed, bad checksum,
+ * unknown, revoked, wrong tier) is the same invalid_api_key, so the answer never reveals which.
+ * The shape, checksum and tier are checked before any database work; there is no cache, so a
+ * revocation is seen by the very next request on every instance.
+ */
+export async function authenticate(
+  db: Db,
+  token: string,
+  tier: Tier,
+  opts: { readOnly: boolean; now: Date },
+): Promise<Principal> {
+  const parsed = parseToken(token);
+  if (!parsed || parsed.kind !== tier) throw invalidApiKey();
+  if (tier === 'service') {
+    const [row] = await db.select().from(serviceKeys).where(eq(serviceKeys.tokenHash, parsed.tokenHash));
+    if (!row) throw invalidApiKey();
+    if (row.revokedAt) {
+      const inGrace = opts.now.getTime() - row.revokedAt.getTime() < SERVICE_KEY_READ_GRACE_MS;
+      if (!opts.readOnly || !inGrace) throw invalidApiKey();
+    }
+    return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix };
+  }
+  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.tokenHash, parsed.tokenHash));
+  if (!row || row.revokedAt) throw invalidApiKey();
+  return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix, key: row };
+}
+
+export function actorOf(p: Principal): Actor {
+  return { kind: p.tier === 'service' ? 'service_key' : 'api_key', keyId: p.id, keyPrefix: p.keyPrefix };
+}

@@ -1,0 +1,273 @@
+import argon2 from 'argon2';
+import { and, count, desc, eq, isNull } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client.js';
+import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
+import type { ServicePrincipal } from './auth.service.js';
+import type { OpContext } from './context.js';
+import { generateRotationSecret, generateToken, newId, type Environment, type NewToken } from './credentials.js';
+import { notFound } from './errors.js';
+import { recordEvent, type EventType } from './events.js';
+
+/*
+ * Child API keys minted by a service key (spec §3–§4). A service key sees only the keys it minted;
+ * every other id is not_found. Functions ending in Tx run inside a transaction the caller owns, so
+ * that the idempotency layer can commit the effect, its event and the stored response together.
+ */
+
+/** argon2id cost for rotation secrets: OWASP's second recommended profile (19 MiB, t=2, p=1). */
+export const ROTATION_SECRET_ARGON2 = { type: argon2.argon2id, memoryCost: 19_456, timeCost: 2, parallelism: 1 } as const;
+
+/** Secrets for a new key, generated and hashed before any transaction opens (hashing is slow). */
+export interface KeyMaterial {
+  id: string;
+  token: NewToken;
+  rotationSecret: string | null;
+  rotationSecretHash: string | null;
+}
+
+export async function prepareKeyMaterial(environment: Environment, selfRotation: boolean): Promise<KeyMaterial> {
+  const token = generateToken('api', environment);
+  if (!selfRotation) return { id: newId(), token, rotationSecret: null, rotationSecretHash: null };
+  const rotationSecret = generateRotationSecret();
+  const rotationSecretHash = await argon2.hash(rotationSecret, ROTATION_SECRET_ARGON2);
+  return { id: newId(), token, rotationSecret, rotationSecretHash };
+}
+
+export interface MintInput {
+  name: string;
+  agentLabel: string | null;
+  lineId: string | null;
+  permissions: Exclude<Permission, 'legacy_full'>;
+  monthlyCapCents: number | null;
+  selfRotation: boolean;
+}
+
+export async function mintChildKeyTx(
+  tx: Tx,
+  principal: ServicePrincipal,
+  input: MintInput,
+  material: KeyMaterial,
+  ctx: OpContext,
+): Promise<ApiKeyRow> {
+  const [row] = await tx
+    .insert(apiKeys)
+    .values({
+      id: material.id,
+      accountId: principal.accountId,
+      environment: principal.environment,
+      name: input.name,
+      agentLabel: input.agentLabel,
+      lineId: input.lineId,
+      permissions: input.permissions,
+      monthlyCapCents: input.monthlyCapCents,
+      keyPrefix: material.token.keyPrefix,
+      tokenHash: material.token.tokenHash,
+      createdAt: ctx.now,
+      cycleAnchor: ctx.now,
+      agentId: material.id,
+      createdByServiceKeyId: principal.id,
+      selfRotation: input.selfRotation,
+      rotationSecretHash: material.rotationSecretHash,
+    })
+    .returning();
+  await recordEvent(tx, {
+    accountId: principal.accountId,
+    eventType: 'agent_key_created',
+    environment: principal.environment,
+    actor: ctx.actor,
+    meta: ctx.meta,
+    subjectKeyId: material.id,
+    data: {
+      key_prefix: material.token.keyPrefix,
+      name: input.name,
+      permissions: input.permissions,
+      self_rotation: input.selfRotation,
+    },
+    createdAt: ctx.now,
+  });
+  return row!;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const isUuid = (v: string) => UUID_RE.test(v);
+
+/** The scope a service key may act in: its account and the keys it minted. */
+const ownedBy = (p: ServicePrincipal, id: string) =>
+  and(eq(apiKeys.id, id), eq(apiKeys.accountId, p.accountId), eq(apiKeys.createdByServiceKeyId, p.id));
+
+export async function listChildKeys(
+  db: Db,
+  principal: ServicePrincipal,
+  page: { limit: number; offset: number },
+  ctx: OpContext,
+): Promise<{ rows: ApiKeyRow[]; total: number }> {
+  const active = and(
+    eq(apiKeys.accountId, principal.accountId),
+    eq(apiKeys.createdByServiceKeyId, principal.id),
+    isNull(apiKeys.revokedAt),
+  );
+  return db.transaction(async (tx) => {
+    const rows = await tx
+      .select()
+      .from(apiKeys)
+      .where(active)
+      .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
+      .limit(page.limit)
+      .offset(page.offset);
+    const [counted] = await tx.select({ n: count() }).from(apiKeys).where(active);
+    const total = Number(counted?.n ?? 0);
+    await recordEvent(tx, {
+      accountId: principal.accountId,
+      eventType: 'service_key_list_read',
+      environment: principal.environment,
+      actor: ctx.actor,
+      meta: ctx.meta,
+      data: { count: rows.length, total, limit: page.limit, offset: page.offset },
+      createdAt: ctx.now,
+    });
+    return { rows, total };
+  });
+}
+
+/** Any state, revoked too; not a uuid, someone else's or unknown → not_found. */
+export async function getChildKey(db: Db | Tx, principal: ServicePrincipal, id: string): Promise<ApiKeyRow> {
+  if (!isUuid(id)) throw notFound();
+  const [row] = await db.select().from(apiKeys).where(ownedBy(principal, id));
+  if (!row) throw notFound();
+  return row;
+}
+
+export interface KeyPatch {
+  name?: string;
+  agentLabel?: string | null;
+  lineId?: string | null;
+  permissions?: Exclude<Permission, 'legacy_full'>;
+  monthlyCapCents?: number | null;
+}
+
+export async function updateChildKey(
+  db: Db,
+  principal: ServicePrincipal,
+  id: string,
+  patch: KeyPatch,
+  ctx: OpContext,
+): Promise<ApiKeyRow> {
+  if (!isUuid(id)) throw notFound();
+  const changed = Object.entries(patch)
+    .filter(([, v]) => v !== undefined)
+    .map(([k]) => k);
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(apiKeys)
+      .set(patch)
+      .where(and(ownedBy(principal, id), isNull(apiKeys.revokedAt)))
+      .returning();
+    if (!row) throw notFound();
+    await recordEvent(tx, {
+      accountId: principal.accountId,
+      eventType: 'agent_key_updated',
+      environment: principal.environment,
+      actor: ctx.actor,
+      meta: ctx.meta,
+      subjectKeyId: id,
+      data: { key_prefix: row.keyPrefix, changed_fields: changed.map(toSnake) },
+      createdAt: ctx.now,
+    });
+    return row;
+  });
+}
+
+const toSnake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+export async function revokeChildKey(db: Db, principal: ServicePrincipal, id: string, ctx: OpContext): Promise<ApiKeyRow> {
+  if (!isUuid(id)) throw notFound();
+  return db.transaction(async (tx) => {
+    const [row] = await tx
+      .update(apiKeys)
+      .set({ revokedAt: ctx.now })
+      .where(and(ownedBy(principal, id), isNull(apiKeys.revokedAt)))
+      .returning();
+    if (!row) throw notFound();
+    await recordEvent(tx, {
+      accountId: principal.accountId,
+      eventType: 'agent_key_revoked',
+      environment: principal.environment,
+      actor: ctx.actor,
+      meta: ctx.meta,
+      subjectKeyId: id,
+      data: { key_prefix: row.keyPrefix },
+      createdAt: ctx.now,
+    });
+    return row;
+  });
+}
+
+/** Which active key to rotate: a service key's child, or (self-rotation) the key itself. */
+export interface RotationTarget {
+  accountId: string;
+  keyId: string;
+  /** When set, the key must have been minted by this service key. */
+  createdByServiceKeyId?: string;
+}
+
+/**
+ * The atomic rotation (spec §4): lock the old row, revoke it, insert the successor with the same
+ * settings and rotated_from = old id, record the event. All or nothing; of concurrent rotations of
+ * one key, the first to lock wins and the others find no active row (not_found). The unique index
+ * on rotated_from makes a second successor impossible even if this code were wrong.
+ */
+export async function rotateKeyTx(
+  tx: Tx,
+  target: RotationTarget,
+  material: KeyMaterial,
+  ctx: OpContext,
+  eventType: Extract<EventType, 'agent_key_rotated' | 'agent_key_self_rotated'> = 'agent_key_rotated',
+): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
+  if (!isUuid(target.keyId)) throw notFound();
+  const conditions = [eq(apiKeys.id, target.keyId), eq(apiKeys.accountId, target.accountId), isNull(apiKeys.revokedAt)];
+  if (target.createdByServiceKeyId) conditions.push(eq(apiKeys.createdByServiceKeyId, target.createdByServiceKeyId));
+  const [locked] = await tx
+    .select()
+    .from(apiKeys)
+    .where(and(...conditions))
+    .for('update');
+  if (!locked) throw notFound();
+  const [old] = await tx.update(apiKeys).set({ revokedAt: ctx.now }).where(eq(apiKeys.id, locked.id)).returning();
+  const [successor] = await tx
+    .insert(apiKeys)
+    .values({
+      id: material.id,
+      accountId: locked.accountId,
+      environment: locked.environment,
+      name: locked.name,
+      agentLabel: locked.agentLabel,
+      lineId: locked.lineId,
+      permissions: locked.permissions,
+      monthlyCapCents: locked.monthlyCapCents,
+      // Spend follows the agent: a rotation must not reset the monthly cap.
+      monthlySpendCents: locked.monthlySpendCents,
+      spendCycleStart: locked.spendCycleStart,
+      cycleAnchor: locked.cycleAnchor,
+      keyPrefix: material.token.keyPrefix,
+      tokenHash: material.token.tokenHash,
+      createdAt: ctx.now,
+      rotatedFrom: locked.id,
+      agentId: locked.agentId,
+      createdByServiceKeyId: locked.createdByServiceKeyId,
+      selfRotation: locked.selfRotation,
+      rotationSecretHash: locked.selfRotation ? material.rotationSecretHash : null,
+    })
+    .returning();
+  await recordEvent(tx, {
+    accountId: locked.accountId,
+    eventType,
+    environment: locked.environment,
+    actor: ctx.actor,
+    meta: ctx.meta,
+    subjectKeyId: locked.id,
+    relatedKeyId: material.id,
+    data: { key_prefix: locked.keyPrefix, new_key_id: material.id, new_key_prefix: material.token.keyPrefix },
+    createdAt: ctx.now,
+  });
+  return { old: old!, successor: successor! };
+}

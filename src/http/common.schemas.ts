@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { ERROR_STATUS } from '../domain/errors.js';
+import { PERMISSIONS } from '../db/schema.js';
+
+/** Shared wire schemas. Response schemas are whitelists: a field not named here never leaves. */
+
+export const errorCodeSchema = z.enum(Object.keys(ERROR_STATUS) as [keyof typeof ERROR_STATUS, ...(keyof typeof ERROR_STATUS)[]]);
+
+export const errorEnvelopeSchema = z
+  .object({
+    error: z.object({
+      code: errorCodeSchema,
+      message: z.string(),
+      details: z.array(z.object({ field: z.string().optional(), message: z.string() }).catchall(z.unknown())),
+    }),
+  })
+  .meta({ id: 'ErrorEnvelope' });
+
+export const isoTimestamp = z.string().meta({ format: 'date-time' });
+
+export const keyObjectSchema = z
+  .object({
+    id: z.uuid(),
+    key_prefix: z.string(),
+    environment: z.enum(['test', 'live']),
+    name: z.string(),
+    agent_label: z.string().nullable(),
+    line_id: z.uuid().nullable(),
+    permissions: z.enum(PERMISSIONS),
+    monthly_cap_cents: z.number().int().nullable(),
+    monthly_spend_cents: z.number().int(),
+    created_at: isoTimestamp,
+    revoked_at: isoTimestamp.nullable(),
+    last_used_at: isoTimestamp.nullable(),
+    rotated_from: z.uuid().nullable(),
+    created_by_service_key_id: z.uuid().nullable(),
+  })
+  .meta({ id: 'Key' });
+
+/** Mint and rotate add the plaintext on the first response only; a replay omits it. */
+export const issuedKeyObjectSchema = keyObjectSchema
+  .extend({
+    plaintext_key: z.string().optional(),
+    rotation_secret: z.string().optional(),
+  })
+  .meta({ id: 'IssuedKey' });
+
+/** Responses for the error statuses a route can produce. */
+export function errorResponses<const S extends readonly number[]>(statuses: S): Record<S[number], typeof errorEnvelopeSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, errorEnvelopeSchema])) as Record<S[number], typeof errorEnvelopeSchema>;
+}

@@ -1,0 +1,75 @@
+import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { buildAdminApp, buildApp } from './app.js';
+import type { Config } from './config.js';
+import { openDatabase, type Database } from './db/client.js';
+import { loggerOptions } from './http/logger.js';
+
+export function createLogger(config: Pick<Config, 'LOG_LEVEL'>): Logger {
+  return pino(loggerOptions(config.LOG_LEVEL));
+}
+
+/** Opens the configured database: Postgres when DATABASE_URL is set, else embedded PGlite in DATA_DIR. */
+export function openConfiguredDatabase(config: Config): Promise<Database> {
+  return openDatabase({
+    databaseUrl: config.DATABASE_URL,
+    dataDir: config.DATABASE_URL ? undefined : config.DATA_DIR,
+    poolMax: config.DATABASE_POOL_MAX,
+  });
+}
+
+export interface RunningServer {
+  app: FastifyInstance;
+  admin?: FastifyInstance;
+  database: Database;
+  close(): Promise<void>;
+}
+
+/** parse config → open db → migrate → build apps → listen. Shared by main.ts and `keyplane serve`. */
+export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
+  const database = await openConfiguredDatabase(config);
+  try {
+    await database.migrate();
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
+  const deps = {
+    database,
+    logger,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    trustProxy: config.TRUST_PROXY,
+  };
+  const app = await buildApp(deps);
+  const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN }) : undefined;
+  await app.listen({ host: config.HOST, port: config.PORT });
+  if (admin) await admin.listen({ host: config.ADMIN_HOST, port: config.ADMIN_PORT });
+  else logger.info('KEYPLANE_ADMIN_TOKEN is not set: the internal admin API is not started');
+  logger.info({ database: database.kind, port: config.PORT }, 'keyplane ready');
+  let closed = false;
+  return {
+    app,
+    admin,
+    database,
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Stop accepting, let in-flight requests finish, then release the database.
+      await Promise.all([app.close(), admin?.close()]);
+      await database.close();
+    },
+  };
+}
+
+/** Runs until SIGTERM/SIGINT, then shuts down gracefully within SHUTDOWN_GRACE_MS. */
+export async function serveForever(config: Config): Promise<void> {
+  const logger = createLogger(config);
+  const server = await startServer(config, logger);
+  closeWithGrace({ delay: config.SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+    if (err) logger.error({ err }, 'shutting down after an error');
+    else logger.info({ signal }, 'shutting down');
+    await server.close();
+  });
+}

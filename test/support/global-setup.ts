@@ -1,0 +1,102 @@
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+import { openDatabase } from '../../src/db/client.js';
+import { SECRET_PATTERN } from '../../src/domain/credentials.js';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** Postgres URL of this run's own database; empty in PGlite mode. */
+    databaseUrl: string;
+    dbMode: 'postgres' | 'pglite';
+    /** Where every test app writes its logs and the secrets it issued, checked at teardown. */
+    runDir: string;
+  }
+}
+
+const runId = `${Date.now().toString(36)}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+
+function dockerAvailable(): boolean {
+  try {
+    execFileSync('docker', ['info'], { stdio: 'ignore', timeout: 5_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Picks the test database: TEST_DATABASE_URL → a fresh database of a unique name on that server
+ * (dropped afterwards); else, with a Docker engine, a testcontainers Postgres; else PGlite.
+ */
+export default async function setup(project: TestProject) {
+  const runDir = path.resolve('.test-runs', runId);
+  mkdirSync(path.join(runDir, 'logs'), { recursive: true });
+  mkdirSync(path.join(runDir, 'secrets'), { recursive: true });
+  project.provide('runDir', runDir);
+
+  let cleanup: () => Promise<void> = async () => {};
+  let serverUrl = process.env.TEST_DATABASE_URL;
+  if (!serverUrl && dockerAvailable()) {
+    const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+    const container = await new PostgreSqlContainer('postgres:16-alpine').start();
+    serverUrl = container.getConnectionUri();
+    cleanup = async () => void (await container.stop());
+  }
+  if (serverUrl) {
+    const dbName = `keyplane_test_${runId}`;
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    await admin.query(`create database "${dbName}"`);
+    await admin.end();
+    const url = new URL(serverUrl);
+    url.pathname = `/${dbName}`;
+    const database = await openDatabase({ databaseUrl: url.toString(), poolMax: 2 });
+    await database.migrate();
+    await database.close();
+    project.provide('databaseUrl', url.toString());
+    project.provide('dbMode', 'postgres');
+    const previous = cleanup;
+    cleanup = async () => {
+      const c = new pg.Client({ connectionString: serverUrl });
+      await c.connect();
+      await c.query(`drop database if exists "${dbName}" with (force)`);
+      await c.end();
+      await previous();
+    };
+    process.stdout.write(`[keyplane tests] database: postgres (${dbName})\n`);
+  } else {
+    project.provide('databaseUrl', '');
+    project.provide('dbMode', 'pglite');
+    process.stdout.write('[keyplane tests] database: PGlite (embedded)\n');
+  }
+
+  return async () => {
+    try {
+      checkLogsForSecrets(runDir);
+    } finally {
+      await cleanup();
+      if (!process.env.KEEP_TEST_RUNS) rmSync(runDir, { recursive: true, force: true });
+    }
+  };
+}
+
+/** No plaintext key or rotation secret that any test saw may appear in any log line of the run. */
+function checkLogsForSecrets(runDir: string): void {
+  const read = (dir: string) => readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8'));
+  const logs = read(path.join(runDir, 'logs')).join('\n');
+  const secrets = new Set(
+    read(path.join(runDir, 'secrets'))
+      .join('\n')
+      .split('\n')
+      .filter(Boolean),
+  );
+  const leaks = new Set<string>();
+  for (const m of logs.matchAll(SECRET_PATTERN)) leaks.add(m[0].slice(0, 12));
+  for (const s of secrets) if (logs.includes(s)) leaks.add(s.slice(0, 12));
+  const lines = logs.split('\n').filter(Boolean).length;
+  process.stdout.write(`[keyplane tests] secret-leak check: ${secrets.size} issued secrets, ${lines} log lines, ${leaks.size} leaks\n`);
+  if (leaks.size > 0) throw new Error(`secrets found in server logs (prefixes): ${[...leaks].join(', ')}`);
+}

@@ -1,0 +1,150 @@
+import { appendFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import pino from 'pino';
+import { inject } from 'vitest';
+import { buildAdminApp, buildApp, type AppDeps } from '../../src/app.js';
+import { openDatabase, type Database } from '../../src/db/client.js';
+import { ManualClock } from '../../src/domain/clock.js';
+import type { OpContext } from '../../src/domain/context.js';
+import { SECRET_PATTERN } from '../../src/domain/credentials.js';
+import * as portal from '../../src/domain/portal.service.js';
+import { loggerOptions } from '../../src/http/logger.js';
+
+export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdefghijklmnop';
+
+let shared: Promise<Database> | undefined;
+
+/**
+ * This test file's database: a small pool on the run's Postgres database, or an in-memory PGlite
+ * (migrated) in embedded mode. One per test file (vitest isolates modules per file).
+ */
+export function testDatabase(): Promise<Database> {
+  shared ??= (async () => {
+    const url = inject('databaseUrl');
+    if (url) return openDatabase({ databaseUrl: url, poolMax: 8 });
+    const db = await openDatabase({});
+    await db.migrate();
+    return db;
+  })();
+  return shared;
+}
+
+/** A logger that writes to this run's log directory, where teardown looks for leaked secrets. */
+export function testLogger(level = 'info') {
+  const file = path.join(inject('runDir'), 'logs', `${process.pid}.log`);
+  return pino(loggerOptions(level), pino.destination({ dest: file, sync: true, mkdir: true }));
+}
+
+/** Records every secret a response carried, so teardown can grep the logs for each of them. */
+export function recordSecrets(text: string): void {
+  const found = text.match(SECRET_PATTERN);
+  if (found) appendFileSync(path.join(inject('runDir'), 'secrets', `${process.pid}.txt`), `${found.join('\n')}\n`);
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  admin: FastifyInstance;
+  database: Database;
+  clock: ManualClock;
+  close(): Promise<void>;
+}
+
+export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<TestApp> {
+  const database = await testDatabase();
+  const clock = new ManualClock();
+  const deps: AppDeps = { database, logger: testLogger(), clock, ...overrides };
+  const app = await buildApp(deps);
+  const admin = await buildAdminApp({ ...deps, adminToken: ADMIN_TOKEN });
+  for (const a of [app, admin]) {
+    a.addHook('onSend', async (_req, _reply, payload) => {
+      if (typeof payload === 'string') recordSecrets(payload);
+      return payload;
+    });
+  }
+  await Promise.all([app.ready(), admin.ready()]);
+  return {
+    app,
+    admin,
+    database,
+    clock,
+    async close() {
+      await Promise.all([app.close(), admin.close()]);
+    },
+  };
+}
+
+export interface Tenant {
+  accountId: string;
+  serviceKey: string;
+  serviceKeyId: string;
+  apiKey: string;
+  apiKeyId: string;
+}
+
+const portalCtx = (now: Date): OpContext => ({
+  actor: { kind: 'portal', keyId: null, keyPrefix: 'test' },
+  meta: { requestId: null, ip: null, userAgent: 'vitest' },
+  now,
+});
+
+/** A fresh account with one service key and one portal API key: every test makes its own. */
+export async function createTenant(t: TestApp, environment: 'test' | 'live' = 'test'): Promise<Tenant> {
+  const ctx = portalCtx(t.clock.now());
+  const db = t.database.db;
+  const account = await portal.createAccount(db, `tenant-${Math.random().toString(36).slice(2)}`, ctx);
+  const sk = await portal.createServiceKey(db, { accountId: account.id, environment, name: 'svc' }, ctx);
+  const ak = await portal.createPortalApiKey(db, { accountId: account.id, environment, name: 'portal' }, ctx);
+  recordSecrets(`${sk.plaintext}\n${ak.plaintext}`);
+  return { accountId: account.id, serviceKey: sk.plaintext, serviceKeyId: sk.row.id, apiKey: ak.plaintext, apiKeyId: ak.row.id };
+}
+
+/** Another service key in the same account. */
+export async function addServiceKey(t: TestApp, accountId: string, environment: 'test' | 'live' = 'test') {
+  const sk = await portal.createServiceKey(t.database.db, { accountId, environment, name: 'svc2' }, portalCtx(t.clock.now()));
+  recordSecrets(sk.plaintext);
+  return { serviceKey: sk.plaintext, serviceKeyId: sk.row.id };
+}
+
+export interface CallOptions {
+  token?: string;
+  body?: unknown;
+  /** Raw payload, sent as is (for malformed-body tests). */
+  payload?: string;
+  headers?: Record<string, string>;
+}
+
+export interface CallResult {
+  status: number;
+  headers: LightMyRequestResponse['headers'];
+  body: any;
+  raw: string;
+}
+
+/** A request the way Saperly's SDK makes it: Content-Type: application/json on every request. */
+export async function call(app: FastifyInstance, method: string, url: string, opts: CallOptions = {}): Promise<CallResult> {
+  const headers: Record<string, string> = { 'content-type': 'application/json', ...opts.headers };
+  if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
+  const res = await app.inject({
+    method: method as 'GET',
+    url,
+    headers,
+    payload: opts.payload ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body)),
+  });
+  let body: unknown;
+  try {
+    body = res.body ? JSON.parse(res.body) : undefined;
+  } catch {
+    body = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, body, raw: res.body };
+}
+
+/** Asserts the spec §10 envelope shape and returns the code. */
+export function errorCode(res: CallResult): string {
+  const e = res.body?.error;
+  if (!e || typeof e.code !== 'string' || typeof e.message !== 'string' || !Array.isArray(e.details)) {
+    throw new Error(`not an error envelope (status ${res.status}): ${res.raw.slice(0, 300)}`);
+  }
+  return e.code;
+}
