@@ -6,6 +6,7 @@ import { toKeyObject } from '../domain/key-view.js';
 import type { Db } from '../db/client.js';
 import { opContext, servicePrincipal } from './auth.js';
 import { listKeysQuery, listKeysResponse } from './keys.schemas.js';
+import './limits.js';
 
 export interface KeysRoutesOptions {
   db: Db;
@@ -17,7 +18,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get(
     '/keys',
-    { config: { auth: 'service' }, schema: { querystring: listKeysQuery, response: listKeysResponse } },
+    { config: { auth: 'service', limit: 'keys.list' }, schema: { querystring: listKeysQuery, response: listKeysResponse } },
     async (request) => {
       const principal = servicePrincipal(request);
       const ctx = opContext(request, opts.clock);
