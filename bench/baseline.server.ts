@@ -1,0 +1,58 @@
+/*
+ * The baseline of the bench: a bare Fastify app, on the same database client keyplane uses (the pg
+ * pool that openDatabase builds, or an in-process PGlite), whose one route runs one SELECT of one
+ * key row by primary key and returns it as JSON. No auth, no schema, no event: the cost of the
+ * database work alone. keyplane's throughput is reported as a ratio to this, measured in the same
+ * run, so that machine load hits both.
+ *
+ *   BASELINE_DATABASE_URL=postgres://…  or  BASELINE_DATA_DIR=/tmp/…   (PGlite)
+ *   BASELINE_PORT, BASELINE_POOL_MAX, BASELINE_KEY_ID (PGlite: the row is inserted with that id)
+ */
+import Fastify from 'fastify';
+import { openDatabase } from '../src/db/client.js';
+
+const url = process.env.BASELINE_DATABASE_URL;
+const dataDir = process.env.BASELINE_DATA_DIR;
+const port = Number(process.env.BASELINE_PORT ?? 0);
+const keyId = process.env.BASELINE_KEY_ID ?? '00000000-0000-4000-8000-000000000001';
+
+const database = await openDatabase({ databaseUrl: url, dataDir, poolMax: Number(process.env.BASELINE_POOL_MAX ?? 10) });
+type Client = { query(q: unknown, values?: unknown[]): Promise<{ rows: unknown[] }> };
+const client = (database.db as unknown as { $client: Client }).$client;
+
+// The same statement keyplane's read needs at minimum. Postgres: a named (prepared) statement, so
+// the baseline is the driver at its best, not a strawman.
+const SELECT = 'select * from api_keys where id = $1';
+const select =
+  database.kind === 'postgres'
+    ? (id: string) => client.query({ name: 'baseline_key', text: SELECT, values: [id] })
+    : (id: string) => client.query(SELECT, [id]);
+
+if (database.kind === 'pglite') {
+  // A fresh embedded database: migrate it and give it the one row the route reads.
+  await database.migrate();
+  const accountId = '00000000-0000-4000-8000-0000000000aa';
+  await client.query(`insert into accounts (id, name, created_at) values ($1, 'baseline', now())`, [accountId]);
+  await client.query(
+    `insert into api_keys (id, account_id, environment, name, permissions, cycle_anchor, key_prefix, token_hash, created_at, agent_id)
+     values ($1::uuid, $2, 'test', 'baseline', 'full', now(), 'sk_test_baseline', md5($3), now(), $1::uuid)`,
+    [keyId, accountId, keyId],
+  );
+}
+
+const app = Fastify({ logger: false });
+app.get<{ Params: { id: string } }>('/baseline/keys/:id', async (request, reply) => {
+  const { rows } = await select(request.params.id);
+  if (rows.length === 0) return reply.code(404).send({ error: 'not found' });
+  return { key: rows[0] };
+});
+app.get('/healthz', async () => ({ status: 'ok' }));
+
+await app.listen({ host: '127.0.0.1', port });
+const stop = async () => {
+  await app.close();
+  await database.close();
+  process.exit(0);
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

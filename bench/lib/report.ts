@@ -1,0 +1,156 @@
+import { writeFileSync } from 'node:fs';
+import { Resvg } from '@resvg/resvg-js';
+
+/* results.json, results.md and the ratio chart (an SVG drawn here, rendered to PNG by resvg). */
+
+export interface ScenarioResult {
+  id: string;
+  label: string;
+  group: 'small' | 'scale';
+  available: boolean;
+  note?: string;
+  rps?: number;
+  p50?: number;
+  p99?: number;
+  requests?: number;
+  errors?: number;
+  statusCounts?: Record<string, number>;
+  /** The mean of the baseline runs just before and after this scenario. */
+  baselineRps?: number;
+  ratio?: number;
+  target: number | null;
+  /** keyplane's CPU use during the measured run, in cores (1.0 = one core busy). */
+  serverCpu?: number;
+}
+
+export interface EmbeddedResult {
+  coldStartMs: number;
+  get?: { rps: number; p50: number; p99: number; errors: number; baselineRps: number; ratio: number };
+  peakRssMb?: number;
+}
+
+export interface Results {
+  meta: {
+    date: string;
+    commit: string;
+    node: string;
+    cpus: number;
+    smoke: boolean;
+    seconds: number;
+    warmupSeconds: number;
+    connections: number;
+    loadAverageBefore: number[];
+    loadAverageAfter: number[];
+    seed: { smallKeys: number; scaleKeys: number; scaleEvents: number; seedSeconds: number };
+  };
+  baselineRuns: { rps: number; p50: number; p99: number; errors: number }[];
+  scenarios: ScenarioResult[];
+  server: { peakRssMb: number; baselinePeakRssMb: number };
+  embedded?: EmbeddedResult;
+}
+
+const f0 = (n: number | undefined) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
+const f1 = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(1));
+const f2 = (n: number | undefined) => (n === undefined ? '–' : n.toFixed(2));
+
+function verdict(s: ScenarioResult): string {
+  if (!s.available || s.ratio === undefined) return '';
+  const parts: string[] = [];
+  if (s.target !== null) parts.push(s.ratio >= s.target ? `≥ ${s.target} ✅` : `≥ ${s.target} ❌`);
+  parts.push((s.p99 ?? 0) < 50 ? 'p99 ✅' : 'p99 ❌');
+  return parts.join(' · ');
+}
+
+export function markdown(r: Results): string {
+  const lines = [
+    `Measured ${r.meta.date} (commit ${r.meta.commit}), Node ${r.meta.node}, ${r.meta.cpus} cores, ` +
+      `${r.meta.connections} connections, ${r.meta.warmupSeconds} s warm-up + ${r.meta.seconds} s per run, ` +
+      `load average ${r.meta.loadAverageBefore.map((l) => l.toFixed(1)).join(' / ')} before, ` +
+      `${r.meta.loadAverageAfter.map((l) => l.toFixed(1)).join(' / ')} after${r.meta.smoke ? ' — **smoke run, numbers meaningless**' : ''}.`,
+    '',
+    '| scenario | req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | target | keyplane CPU (cores) |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|',
+  ];
+  for (const s of r.scenarios) {
+    if (!s.available) {
+      lines.push(`| ${s.label} | not available | | | | | | ${s.note ?? ''} | |`);
+      continue;
+    }
+    lines.push(
+      `| ${s.label} | ${f0(s.rps)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f0(s.errors)} | ${f0(s.baselineRps)} | **${f2(s.ratio)}** | ${verdict(s)} | ${f2(s.serverCpu)} |`,
+    );
+  }
+  const scale = r.scenarios.filter((s) => s.group === 'scale' && s.available);
+  if (scale.length) {
+    lines.push('', '| at scale vs small tables | small p50 / p99 ms | scale p50 / p99 ms | p50 factor (target ≤ 1.5) |', '|---|---:|---:|---:|');
+    for (const s of scale) {
+      const small = r.scenarios.find((x) => x.id === s.id.replace('scale.', 'small.'));
+      if (!small?.available) continue;
+      const factor = (s.p50 ?? 0) / Math.max(small.p50 ?? 1, 0.001);
+      lines.push(`| ${small.label} | ${f1(small.p50)} / ${f1(small.p99)} | ${f1(s.p50)} / ${f1(s.p99)} | ${f2(factor)} ${factor <= 1.5 ? '✅' : '❌'} |`);
+    }
+  }
+  lines.push(
+    '',
+    `Peak RSS of the keyplane process over the whole server-mode run: **${f0(r.server.peakRssMb)} MB** ` +
+      `(target < 250; the baseline process: ${f0(r.server.baselinePeakRssMb)} MB).`,
+  );
+  if (r.embedded) {
+    const e = r.embedded;
+    lines.push(
+      '',
+      `Embedded (PGlite): \`npm start\` on a fresh DATA_DIR to the first 200 on /healthz: **${(e.coldStartMs / 1000).toFixed(2)} s** (target < 5 s).`,
+    );
+    if (e.get)
+      lines.push(
+        `GET /v1/keys/{id} on PGlite: ${f0(e.get.rps)} req/s (p50 ${f1(e.get.p50)} ms, p99 ${f1(e.get.p99)} ms, ${e.get.errors} errors) ` +
+          `vs baseline ${f0(e.get.baselineRps)} req/s: ratio **${f2(e.get.ratio)}**; keyplane peak RSS ${f0(e.peakRssMb)} MB.`,
+      );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Horizontal bars: each scenario's ratio to the baseline, with its target as a tick. */
+export function chartSvg(r: Results): string {
+  const rows = r.scenarios.filter((s) => s.available && s.ratio !== undefined);
+  const embedded = r.embedded?.get ? [{ label: 'GET /v1/keys/{id} on PGlite', ratio: r.embedded.get.ratio, target: 0.7 as number | null }] : [];
+  const bars = [...rows.map((s) => ({ label: s.label, ratio: s.ratio!, target: s.target })), ...embedded];
+  const left = 330;
+  const width = 820;
+  const barH = 22;
+  const gap = 8;
+  const top = 50;
+  const maxRatio = Math.max(1.2, ...bars.map((b) => b.ratio)) * 1.08;
+  const x = (v: number) => left + (v / maxRatio) * (width - left - 60);
+  const height = top + bars.length * (barH + gap) + 40;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="13">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="${width / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">keyplane throughput ÷ bare Fastify + one SELECT (same run)</text>`,
+  ];
+  for (const v of [0, 0.5, 1, 1.5, 2, 3, 4].filter((t) => t <= maxRatio)) {
+    parts.push(`<line x1="${x(v)}" y1="${top - 8}" x2="${x(v)}" y2="${height - 30}" stroke="${v === 1 ? '#888' : '#ddd'}"/>`);
+    parts.push(`<text x="${x(v)}" y="${height - 14}" text-anchor="middle" fill="#555">${v}</text>`);
+  }
+  bars.forEach((b, i) => {
+    const y = top + i * (barH + gap);
+    const ok = b.target === null || b.ratio >= b.target;
+    parts.push(`<text x="${left - 8}" y="${y + barH / 2 + 4}" text-anchor="end">${esc(b.label)}</text>`);
+    parts.push(`<rect x="${left}" y="${y}" width="${Math.max(1, x(b.ratio) - left)}" height="${barH}" fill="${ok ? '#3b7dd8' : '#d8573b'}"/>`);
+    parts.push(`<text x="${x(b.ratio) + 5}" y="${y + barH / 2 + 4}">${b.ratio.toFixed(2)}</text>`);
+    if (b.target !== null) parts.push(`<line x1="${x(b.target)}" y1="${y - 3}" x2="${x(b.target)}" y2="${y + barH + 3}" stroke="black" stroke-width="2" stroke-dasharray="3,2"/>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+export function writeResults(dir: string, r: Results): void {
+  writeFileSync(`${dir}/results.json`, `${JSON.stringify(r, null, 2)}\n`);
+  writeFileSync(`${dir}/results.md`, markdown(r));
+  const svg = chartSvg(r);
+  writeFileSync(`${dir}/results.svg`, svg);
+  const png = new Resvg(svg, { fitTo: { mode: 'width', value: 820 }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
+  writeFileSync(`${dir}/results.png`, png);
+}

@@ -1,0 +1,143 @@
+import { randomUUID } from 'node:crypto';
+import type { Recipe } from './load.js';
+import type { Tenant } from './seed.js';
+
+/*
+ * What each scenario sends. The targets are the issue's (ratio of throughput to the baseline's,
+ * measured in the same run); `null` means "reported, no target".
+ */
+
+export type Group = 'small' | 'scale';
+
+export interface Scenario {
+  id: string;
+  label: string;
+  group: Group;
+  /** 'admin' = the internal listener (verify). */
+  listener: 'public' | 'admin';
+  recipe: Recipe;
+  target: number | null;
+}
+
+const json = { 'content-type': 'application/json' };
+const bearer = (token: string) => ({ ...json, authorization: `Bearer ${token}` });
+
+export interface World {
+  read: Tenant;
+  readKeyId: string;
+  mint: Tenant;
+  rotate: Tenant;
+  rotatePool: string[];
+  scale?: { tenant: Tenant; keyId: string };
+  verifyKey?: string;
+  adminToken: string;
+}
+
+/** Reads that are also run at scale (100k keys under one service key, 1M events). */
+function reads(group: Group, t: Tenant, keyId: string): Scenario[] {
+  const tag = group === 'scale' ? ' (100k keys, 1M events)' : '';
+  return [
+    {
+      id: `${group}.get`,
+      label: `GET /v1/keys/{id}${tag}`,
+      group,
+      listener: 'public',
+      recipe: { method: 'GET', path: `/v1/keys/${keyId}`, headers: bearer(t.serviceKey), expect: 200 },
+      target: 0.7,
+    },
+    {
+      id: `${group}.list`,
+      label: `GET /v1/keys?limit=50${tag}`,
+      group,
+      listener: 'public',
+      recipe: { method: 'GET', path: '/v1/keys?limit=50', headers: bearer(t.serviceKey), expect: 200 },
+      target: 0.45,
+    },
+    {
+      id: `${group}.audit`,
+      label: `GET /v1/audit?limit=100${tag}`,
+      group,
+      listener: 'public',
+      recipe: { method: 'GET', path: '/v1/audit?limit=100', headers: bearer(t.apiKey), expect: 200 },
+      target: 0.4,
+    },
+  ];
+}
+
+export function scenarios(w: World): Scenario[] {
+  let nextRotation = 0;
+  const list: Scenario[] = [
+    ...reads('small', w.read, w.readKeyId),
+    {
+      id: 'small.mint',
+      label: 'POST /v1/keys',
+      group: 'small',
+      listener: 'public',
+      recipe: {
+        method: 'POST',
+        path: '/v1/keys',
+        headers: bearer(w.mint.serviceKey),
+        body: JSON.stringify({ name: 'bench agent', permissions: 'call_only', monthly_cap_cents: 5000 }),
+        next: () => ({ headers: { 'idempotency-key': randomUUID() } }),
+        expect: 201,
+      },
+      target: 0.35,
+    },
+    {
+      id: 'small.rotate',
+      label: 'POST /v1/keys/{id}/rotate',
+      group: 'small',
+      listener: 'public',
+      recipe: {
+        method: 'POST',
+        path: `/v1/keys/${w.rotatePool[0]}/rotate`,
+        headers: bearer(w.rotate.serviceKey),
+        // Each pool key is rotated once; past the end of the pool the answers are 404 (counted as errors).
+        next: () => ({
+          path: `/v1/keys/${w.rotatePool[nextRotation++ % w.rotatePool.length]}/rotate`,
+          headers: { 'idempotency-key': randomUUID() },
+        }),
+        expect: 201,
+      },
+      target: null,
+    },
+    {
+      id: 'small.unauth',
+      label: '401, malformed key',
+      group: 'small',
+      listener: 'public',
+      recipe: { method: 'GET', path: `/v1/keys/${w.readKeyId}`, headers: bearer('sk_svc_test_not-a-key'), expect: 401 },
+      target: 1.0,
+    },
+  ];
+  if (w.verifyKey) {
+    const admin = { ...json, authorization: `Bearer ${w.adminToken}` };
+    list.push(
+      {
+        id: 'small.verify',
+        label: 'POST /internal/v1/verify',
+        group: 'small',
+        listener: 'admin',
+        recipe: { method: 'POST', path: '/internal/v1/verify', headers: admin, body: JSON.stringify({ key: w.verifyKey, verb: 'read' }), expect: 200 },
+        target: null,
+      },
+      {
+        id: 'small.verify_debit',
+        label: 'POST /internal/v1/verify + 1¢ debit',
+        group: 'small',
+        listener: 'admin',
+        recipe: {
+          method: 'POST',
+          path: '/internal/v1/verify',
+          headers: admin,
+          body: '{}',
+          next: () => ({ body: JSON.stringify({ key: w.verifyKey, verb: 'call', cost_cents: 1, request_id: randomUUID() }) }),
+          expect: 200,
+        },
+        target: null,
+      },
+    );
+  }
+  if (w.scale) list.push(...reads('scale', w.scale.tenant, w.scale.keyId));
+  return list;
+}
