@@ -26,6 +26,8 @@ export interface Measured {
   requests: number;
   errors: number;
   statusCounts: Record<string, number>;
+  /** CPU the load generator (this process) used during the run, in cores: near 1.0 means it, not the server, was the limit. */
+  loadGenCpu: number;
 }
 
 function requestsOf(recipe: Recipe): RequestSpec[] {
@@ -44,6 +46,7 @@ function requestsOf(recipe: Recipe): RequestSpec[] {
 }
 
 export async function drive(origin: string, recipe: Recipe, seconds: number, connections = CONNECTIONS): Promise<Measured> {
+  const cpu0 = process.cpuUsage();
   const r = await autocannon({
     url: origin,
     connections,
@@ -65,6 +68,10 @@ export async function drive(origin: string, recipe: Recipe, seconds: number, con
     requests: r.requests.total,
     errors: r.errors + r.timeouts + unexpected,
     statusCounts,
+    loadGenCpu: (() => {
+      const u = process.cpuUsage(cpu0);
+      return (u.user + u.system) / 1e6 / seconds;
+    })(),
   };
 }
 

@@ -21,6 +21,8 @@ export interface ScenarioResult {
   target: number | null;
   /** keyplane's CPU use during the measured run, in cores (1.0 = one core busy). */
   serverCpu?: number;
+  /** The load generator's CPU during the run, in cores. */
+  loadGenCpu?: number;
 }
 
 export interface EmbeddedResult {
@@ -68,16 +70,16 @@ export function markdown(r: Results): string {
       `load average ${r.meta.loadAverageBefore.map((l) => l.toFixed(1)).join(' / ')} before, ` +
       `${r.meta.loadAverageAfter.map((l) => l.toFixed(1)).join(' / ')} after${r.meta.smoke ? ' — **smoke run, numbers meaningless**' : ''}.`,
     '',
-    '| scenario | req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | target | keyplane CPU (cores) |',
-    '|---|---:|---:|---:|---:|---:|---:|---|---:|',
+    '| scenario | req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | target | keyplane CPU | autocannon CPU |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|',
   ];
   for (const s of r.scenarios) {
     if (!s.available) {
-      lines.push(`| ${s.label} | not available | | | | | | ${s.note ?? ''} | |`);
+      lines.push(`| ${s.label} | not available | | | | | | ${s.note ?? ''} | | |`);
       continue;
     }
     lines.push(
-      `| ${s.label} | ${f0(s.rps)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f0(s.errors)} | ${f0(s.baselineRps)} | **${f2(s.ratio)}** | ${verdict(s)} | ${f2(s.serverCpu)} |`,
+      `| ${s.label} | ${f0(s.rps)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f0(s.errors)} | ${f0(s.baselineRps)} | **${f2(s.ratio)}** | ${verdict(s)} | ${f2(s.serverCpu)} | ${f2(s.loadGenCpu)} |`,
     );
   }
   const scale = r.scenarios.filter((s) => s.group === 'scale' && s.available);

@@ -1,9 +1,10 @@
-import { eq } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { apiKeys, serviceKeys, type ApiKeyRow } from '../db/schema.js';
+import { prepared } from '../db/prepared.js';
+import type { ApiKeyRow } from '../db/schema.js';
 import { parseToken, type Environment } from './credentials.js';
 import { invalidApiKey } from './errors.js';
 import type { Actor } from './events.js';
+import type { ServiceKeyReadCache } from './service-key-cache.js';
 
 export type Tier = 'service' | 'api';
 
@@ -35,19 +36,24 @@ export const SERVICE_KEY_READ_GRACE_MS = 60_000;
 /**
  * Resolves a bearer token for a route of the given tier. Every failure (malformed, bad checksum,
  * unknown, revoked, wrong tier) is the same invalid_api_key, so the answer never reveals which.
- * The shape, checksum and tier are checked before any database work; there is no cache, so a
- * revocation is seen by the very next request on every instance.
+ * The shape, checksum and tier are checked before any database work. API keys are always read
+ * from the database, so a revocation is seen by the very next request on every instance; service
+ * keys on reads may come from `cache` (see service-key-cache.ts for why that is within spec §2).
  */
 export async function authenticate(
   db: Db,
   token: string,
   tier: Tier,
-  opts: { readOnly: boolean; now: Date },
+  opts: { readOnly: boolean; now: Date; cache?: ServiceKeyReadCache },
 ): Promise<Principal> {
   const parsed = parseToken(token);
   if (!parsed || parsed.kind !== tier) throw invalidApiKey();
   if (tier === 'service') {
-    const [row] = await db.select().from(serviceKeys).where(eq(serviceKeys.tokenHash, parsed.tokenHash));
+    let row = opts.readOnly ? opts.cache?.get(parsed.tokenHash, opts.now) : undefined;
+    if (!row) {
+      [row] = await prepared(db).serviceKeyByHash.execute({ hash: parsed.tokenHash });
+      if (row) opts.cache?.set(parsed.tokenHash, row, opts.now);
+    }
     if (!row) throw invalidApiKey();
     if (row.revokedAt) {
       const inGrace = opts.now.getTime() - row.revokedAt.getTime() < SERVICE_KEY_READ_GRACE_MS;
@@ -55,7 +61,7 @@ export async function authenticate(
     }
     return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix };
   }
-  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.tokenHash, parsed.tokenHash));
+  const [row] = await prepared(db).apiKeyByHash.execute({ hash: parsed.tokenHash });
   if (!row || row.revokedAt) throw invalidApiKey();
   return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix, key: row };
 }

@@ -1,12 +1,15 @@
 import argon2 from 'argon2';
-import { and, count, desc, eq, isNull } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
+import { asyncCommitCte, flushWal } from '../db/durability.js';
+import { prepared } from '../db/prepared.js';
+import { queryRows } from '../db/raw.js';
 import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
 import type { ServicePrincipal } from './auth.service.js';
 import type { OpContext } from './context.js';
 import { generateRotationSecret, generateToken, newId, type Environment, type NewToken } from './credentials.js';
 import { notFound } from './errors.js';
-import { recordEvent, type EventType } from './events.js';
+import { chainedEventCtes, recordEvent, type EventType } from './events.js';
 
 /*
  * Child API keys minted by a service key (spec §3–§4). A service key sees only the keys it minted;
@@ -95,44 +98,119 @@ export const isUuid = (v: string) => UUID_RE.test(v);
 const ownedBy = (p: ServicePrincipal, id: string) =>
   and(eq(apiKeys.id, id), eq(apiKeys.accountId, p.accountId), eq(apiKeys.createdByServiceKeyId, p.id));
 
+interface RawKeyRow {
+  id: string;
+  account_id: string;
+  environment: ApiKeyRow['environment'];
+  name: string;
+  agent_label: string | null;
+  line_id: string | null;
+  permissions: ApiKeyRow['permissions'];
+  monthly_cap_cents: number | null;
+  monthly_spend_cents: string | number;
+  spend_cycle_start: Date | string | null;
+  cycle_anchor: Date | string;
+  key_prefix: string;
+  token_hash: string;
+  created_at: Date | string;
+  revoked_at: Date | string | null;
+  last_used_at: Date | string | null;
+  rotated_from: string | null;
+  agent_id: string;
+  created_by_service_key_id: string | null;
+  self_rotation: boolean;
+  rotation_secret_hash: string | null;
+}
+
+const date = (v: Date | string) => (v instanceof Date ? v : new Date(v));
+const dateOrNull = (v: Date | string | null) => (v === null ? null : date(v));
+
+/** A raw api_keys row (both drivers) as drizzle would have mapped it. */
+function fromRaw(r: RawKeyRow): ApiKeyRow {
+  return {
+    id: r.id,
+    accountId: r.account_id,
+    environment: r.environment,
+    name: r.name,
+    agentLabel: r.agent_label,
+    lineId: r.line_id,
+    permissions: r.permissions,
+    monthlyCapCents: r.monthly_cap_cents,
+    monthlySpendCents: Number(r.monthly_spend_cents),
+    spendCycleStart: dateOrNull(r.spend_cycle_start),
+    cycleAnchor: date(r.cycle_anchor),
+    keyPrefix: r.key_prefix,
+    tokenHash: r.token_hash,
+    createdAt: date(r.created_at),
+    revokedAt: dateOrNull(r.revoked_at),
+    lastUsedAt: dateOrNull(r.last_used_at),
+    rotatedFrom: r.rotated_from,
+    agentId: r.agent_id,
+    createdByServiceKeyId: r.created_by_service_key_id,
+    selfRotation: r.self_rotation,
+    rotationSecretHash: r.rotation_secret_hash,
+  };
+}
+
+/**
+ * GET /v1/keys in ONE statement (one round trip, its own implicit transaction): the page, the
+ * total, and the service_key_list_read event whose data (count, total) Postgres fills in, chained
+ * to the account's log; committed asynchronously and flushed before returning (db/durability.ts).
+ * Both reads use the partial index api_keys_creator_active_idx.
+ */
 export async function listChildKeys(
   db: Db,
   principal: ServicePrincipal,
   page: { limit: number; offset: number },
   ctx: OpContext,
 ): Promise<{ rows: ApiKeyRow[]; total: number }> {
-  const active = and(
-    eq(apiKeys.accountId, principal.accountId),
-    eq(apiKeys.createdByServiceKeyId, principal.id),
-    isNull(apiKeys.revokedAt),
-  );
-  return db.transaction(async (tx) => {
-    const rows = await tx
-      .select()
-      .from(apiKeys)
-      .where(active)
-      .orderBy(desc(apiKeys.createdAt), desc(apiKeys.id))
-      .limit(page.limit)
-      .offset(page.offset);
-    const [counted] = await tx.select({ n: count() }).from(apiKeys).where(active);
-    const total = Number(counted?.n ?? 0);
-    await recordEvent(tx, {
+  const active = sql`account_id = ${principal.accountId} and created_by_service_key_id = ${principal.id} and revoked_at is null`;
+  const event = chainedEventCtes(
+    'ev',
+    {
       accountId: principal.accountId,
       eventType: 'service_key_list_read',
       environment: principal.environment,
       actor: ctx.actor,
       meta: ctx.meta,
-      data: { count: rows.length, total, limit: page.limit, offset: page.offset },
       createdAt: ctx.now,
-    });
-    return { rows, total };
-  });
+    },
+    {
+      // canonicalJson order: count, limit, offset, total.
+      canonicalText: sql`'{"count":' || counts.page_count || ',"limit":' || ${page.limit}::int || ',"offset":' || ${page.offset}::int || ',"total":' || counts.total || '}'`,
+      from: sql`counts`,
+    },
+  );
+  const rows = await queryRows<RawKeyRow & { total_count: number; recorded: number; has_row: boolean }>(
+    db,
+    sql`with page as (
+          select * from api_keys where ${active}
+           order by created_at desc, id desc
+           limit ${page.limit} offset ${page.offset}),
+        counts as (
+          select (select count(*) from page)::int as page_count,
+                 (select count(*) from api_keys where ${active})::int as total),
+        ${event},
+        ${asyncCommitCte}
+        select p.*, p.id is not null as has_row, counts.total as total_count, (select count(*) from ev)::int as recorded
+          from counts cross join async_commit left join page p on true
+         order by p.created_at desc, p.id desc`,
+  );
+  const first = rows[0];
+  if (!first || first.recorded !== 1) throw new Error(`account ${principal.accountId}: list event not recorded`);
+  // Durable before disclosed (see db/durability.ts).
+  await flushWal(db);
+  return { rows: rows.filter((r) => r.has_row).map(fromRaw), total: first.total_count };
 }
 
 /** Any state, revoked too; not a uuid, someone else's or unknown → not_found. */
 export async function getChildKey(db: Db | Tx, principal: ServicePrincipal, id: string): Promise<ApiKeyRow> {
   if (!isUuid(id)) throw notFound();
-  const [row] = await db.select().from(apiKeys).where(ownedBy(principal, id));
+  // Outside a transaction, the prepared statement; inside one, the caller's transaction handle.
+  const [row] =
+    'rollback' in db
+      ? await db.select().from(apiKeys).where(ownedBy(principal, id))
+      : await prepared(db).childKeyById.execute({ id, accountId: principal.accountId, serviceKeyId: principal.id });
   if (!row) throw notFound();
   return row;
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
 import { queryRows } from '../db/raw.js';
 import type { Environment } from './credentials.js';
@@ -110,14 +110,8 @@ export function chainHash(prevHash: string, seq: number, canonical: string): str
 const clean = (v: string | null, max: number) =>
   v === null ? null : v.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, max);
 
-/**
- * Appends one event to its account's hash chain, inside the caller's transaction, in one statement:
- * the UPDATE of the account's chain head takes the row lock that orders concurrent writers (so the
- * sequence is gap-free), computes the new link from the old head, and the INSERT stores it.
- * Returns the event id, its sequence number and hash.
- */
-export async function recordEvent(tx: Tx, input: EventInput): Promise<{ id: string; seq: number; hash: string }> {
-  const fields: ChainedFields = {
+function chainedFields(input: Omit<EventInput, 'data'> & { data: unknown }): ChainedFields {
+  return {
     id: newId(),
     accountId: input.accountId,
     eventType: input.eventType,
@@ -134,6 +128,16 @@ export async function recordEvent(tx: Tx, input: EventInput): Promise<{ id: stri
     data: JSON.parse(JSON.stringify(input.data)),
     createdAt: input.createdAt,
   };
+}
+
+/**
+ * Appends one event to its account's hash chain, inside the caller's transaction, in one statement:
+ * the UPDATE of the account's chain head takes the row lock that orders concurrent writers (so the
+ * sequence is gap-free), computes the new link from the old head, and the INSERT stores it.
+ * Returns the event id, its sequence number and hash.
+ */
+export async function recordEvent(tx: Tx, input: EventInput): Promise<{ id: string; seq: number; hash: string }> {
+  const fields = chainedFields(input);
   const canonical = canonicalEvent(fields);
   const rows = await queryRows<{ seq: string; hash: string }>(tx, sql`
     with head as (
@@ -156,4 +160,48 @@ export async function recordEvent(tx: Tx, input: EventInput): Promise<{ id: stri
   const row = rows[0];
   if (!row) throw new Error(`account ${fields.accountId} does not exist; event not recorded`);
   return { id: fields.id, seq: Number(row.seq), hash: row.hash };
+}
+
+/** Stands for the event's `data` while its canonical text is built; JSON-escaped, so no header value can forge it. */
+const DATA_SENTINEL = '\u0000keyplane-data\u0000';
+
+/**
+ * The same chained event as recordEvent, as two CTEs (`<name>_head`, `<name>`) to put in a larger
+ * statement, for reads whose event facts (counts) are only known inside that statement: `data` is
+ * given as SQL producing its canonical JSON text (keys sorted, as canonicalJson writes them), which
+ * is also what is stored as jsonb. Postgres then builds the canonical event around the text and hashes it, so the read, its
+ * event and the chain link commit together in one round trip, and the account row (which orders
+ * the chain) is locked only for the statement itself. `from` names the CTEs the data refers to.
+ */
+export function chainedEventCtes(
+  name: string,
+  input: Omit<EventInput, 'data'>,
+  data: { canonicalText: SQL; from: SQL },
+): SQL {
+  const fields = chainedFields({ ...input, data: DATA_SENTINEL });
+  const parts = canonicalEvent(fields).split(JSON.stringify(DATA_SENTINEL));
+  if (parts.length !== 2) throw new Error('event sentinel must occur exactly once');
+  const [before, after] = parts as [string, string];
+  const canonical = sql`(${before}::text || ${data.canonicalText} || ${after}::text)`;
+  const head = sql.raw(`${name}_head`);
+  return sql`${head} as (
+      update accounts
+         set chain_seq = chain_seq + 1,
+             chain_prev = chain_head,
+             chain_head = encode(sha256(convert_to(chain_head || '|' || (chain_seq + 1)::text || '|' || ${canonical}, 'UTF8')), 'hex')
+        from ${data.from}
+       where accounts.id = ${fields.accountId}
+       returning chain_seq, chain_prev, chain_head
+    ),
+    ${sql.raw(name)} as (
+      insert into compliance_events
+        (id, account_id, seq, prev_hash, hash, event_type, environment, actor_kind, actor_key_id,
+         actor_key_prefix, subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
+      select ${fields.id}, ${fields.accountId}, ${head}.chain_seq, ${head}.chain_prev, ${head}.chain_head,
+             ${fields.eventType}, ${fields.environment}, ${fields.actorKind}, ${fields.actorKeyId},
+             ${fields.actorKeyPrefix}, ${fields.subjectKeyId}, ${fields.relatedKeyId}, ${fields.requestId},
+             ${fields.ip}, ${fields.userAgent}, (${data.canonicalText})::jsonb, ${fields.createdAt.toISOString()}::timestamptz
+        from ${head}, ${data.from}
+      returning seq
+    )`;
 }

@@ -6,6 +6,7 @@ import type { Clock } from '../domain/clock.js';
 import type { OpContext } from '../domain/context.js';
 import { DomainError } from '../domain/errors.js';
 import type { RequestMeta } from '../domain/events.js';
+import { ServiceKeyReadCache } from '../domain/service-key-cache.js';
 import type { Db } from '../db/client.js';
 
 declare module 'fastify' {
@@ -39,6 +40,8 @@ export interface AuthOptions {
 export const authPlugin = fp<AuthOptions>(
   async (app: FastifyInstance, opts) => {
     app.decorateRequest('principal', null);
+    // One per app instance; see service-key-cache.ts for what it may serve.
+    const serviceKeyCache = new ServiceKeyReadCache();
     app.addHook('onRequest', async (request) => {
       const tier = request.routeOptions.config.auth;
       if (!tier) return;
@@ -47,7 +50,7 @@ export const authPlugin = fp<AuthOptions>(
         if (token === undefined) throw new DomainError('unauthorized');
         if (token === null) throw new DomainError('invalid_api_key');
         const readOnly = request.method === 'GET' || request.method === 'HEAD';
-        request.principal = await authenticate(opts.db, token, tier, { readOnly, now: opts.clock.now() });
+        request.principal = await authenticate(opts.db, token, tier, { readOnly, now: opts.clock.now(), cache: serviceKeyCache });
       } catch (err) {
         if (err instanceof DomainError && opts.onAuthFailure) await opts.onAuthFailure(request);
         throw err;

@@ -1,0 +1,117 @@
+import { asc, eq } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { complianceEvents } from '../../src/db/schema.js';
+import { canonicalEvent, chainHash } from '../../src/domain/events.js';
+import { ServiceKeyReadCache } from '../../src/domain/service-key-cache.js';
+import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type TestApp } from '../support/harness.js';
+
+/*
+ * The fast paths of issue 7 keep the contract: the one-statement list writes a valid chain link with
+ * the right facts, the service-key read cache never lets a revoked key write, and the prepared
+ * lookups answer like the queries they replace.
+ */
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(() => t.close());
+
+let n = 0;
+const mint = (token: string, name: string) =>
+  call(t.app, 'POST', '/v1/keys', { token, body: { name }, headers: { 'idempotency-key': `perf-${++n}-${Math.random()}` } });
+
+/** Recomputes every link of an account's chain with the app's own canonical form. */
+async function verifyChain(accountId: string) {
+  const rows = await t.database.db.select().from(complianceEvents).where(eq(complianceEvents.accountId, accountId)).orderBy(asc(complianceEvents.seq));
+  let prev = '0'.repeat(64);
+  rows.forEach((r, i) => {
+    expect(r.seq).toBe(i + 1);
+    expect(r.prevHash).toBe(prev);
+    expect(chainHash(r.prevHash, r.seq, canonicalEvent(r))).toBe(r.hash);
+    prev = r.hash;
+  });
+  return rows;
+}
+
+describe('GET /v1/keys in one statement', () => {
+  it('records count, limit, offset and total in a valid chain link, also for an empty page', async () => {
+    const tenant = await createTenant(t);
+    const minted = [];
+    for (let i = 0; i < 3; i++) minted.push((await mint(tenant.serviceKey, `k${i}`)).body.key.id);
+    const page = await call(t.app, 'GET', '/v1/keys?limit=2&offset=1', { token: tenant.serviceKey, headers: { 'user-agent': 'ua "with" quotes \\ and \u00e9' } });
+    expect(page.status).toBe(200);
+    expect(page.body.total).toBe(3);
+    expect(page.body.keys.map((k: { id: string }) => k.id)).toEqual([minted[1], minted[0]]);
+    const empty = await call(t.app, 'GET', '/v1/keys?offset=10', { token: tenant.serviceKey });
+    expect(empty.status).toBe(200);
+    expect(empty.body).toEqual({ keys: [], total: 3 });
+
+    const rows = await verifyChain(tenant.accountId);
+    const reads = rows.filter((r) => r.eventType === 'service_key_list_read');
+    expect(reads.map((r) => r.data)).toEqual([
+      { count: 2, limit: 2, offset: 1, total: 3 },
+      { count: 0, limit: 50, offset: 10, total: 3 },
+    ]);
+    expect(reads[0]).toMatchObject({ actorKind: 'service_key', actorKeyId: tenant.serviceKeyId, environment: 'test', userAgent: 'ua "with" quotes \\ and \u00e9' });
+  });
+
+  it('concurrent list reads of one account keep the chain gap-free and valid', async () => {
+    const tenant = await createTenant(t);
+    await mint(tenant.serviceKey, 'only');
+    const answers = await Promise.all(Array.from({ length: 12 }, () => call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey })));
+    expect(answers.every((a) => a.status === 200 && a.body.total === 1)).toBe(true);
+    const rows = await verifyChain(tenant.accountId);
+    expect(rows.filter((r) => r.eventType === 'service_key_list_read')).toHaveLength(12);
+  });
+});
+
+describe('service-key read cache', () => {
+  it('a revoked key read from the cache still cannot write, and stops reading after the grace', async () => {
+    const tenant = await createTenant(t);
+    const { body } = await mint(tenant.serviceKey, 'target');
+    // Warm the cache with a read, then revoke the service key.
+    expect((await call(t.app, 'GET', `/v1/keys/${body.key.id}`, { token: tenant.serviceKey })).status).toBe(200);
+    expect((await call(t.admin, 'DELETE', `/internal/v1/service-keys/${tenant.serviceKeyId}`, { token: ADMIN_TOKEN })).status).toBe(200);
+    const write = await mint(tenant.serviceKey, 'after revoke');
+    expect(write.status).toBe(401);
+    expect(errorCode(write)).toBe('invalid_api_key');
+    expect((await call(t.app, 'GET', `/v1/keys/${body.key.id}`, { token: tenant.serviceKey })).status).toBe(200);
+    t.clock.advance(61_000);
+    const late = await call(t.app, 'GET', `/v1/keys/${body.key.id}`, { token: tenant.serviceKey });
+    expect(late.status).toBe(401);
+    expect(errorCode(late)).toBe('invalid_api_key');
+  });
+
+  it('expires entries after its TTL and on a clock that went backwards; evicts the oldest when full', () => {
+    const cache = new ServiceKeyReadCache(1_000, 2);
+    const row = { id: 'a' } as never;
+    const t0 = new Date(1_000_000);
+    cache.set('h1', row, t0);
+    expect(cache.get('h1', new Date(1_000_999))).toBe(row);
+    expect(cache.get('h1', new Date(1_001_000))).toBeUndefined();
+    cache.set('h1', row, t0);
+    expect(cache.get('h1', new Date(999_999))).toBeUndefined();
+    cache.set('h1', row, t0);
+    cache.set('h2', row, t0);
+    cache.set('h3', row, t0);
+    expect(cache.get('h1', t0)).toBeUndefined();
+    expect(cache.get('h3', t0)).toBe(row);
+  });
+});
+
+describe('prepared lookups', () => {
+  it('GET /v1/keys/{id} answers only the owner; API keys authenticate on /v1/keys as invalid', async () => {
+    const a = await createTenant(t);
+    const b = await createTenant(t);
+    const { body } = await mint(a.serviceKey, 'mine');
+    const own = await call(t.app, 'GET', `/v1/keys/${body.key.id}`, { token: a.serviceKey });
+    expect(own.status).toBe(200);
+    expect(own.body.key.id).toBe(body.key.id);
+    const other = await call(t.app, 'GET', `/v1/keys/${body.key.id}`, { token: b.serviceKey });
+    expect(other.status).toBe(404);
+    expect(errorCode(other)).toBe('not_found');
+    const wrongTier = await call(t.app, 'GET', `/v1/keys/${body.key.id}`, { token: a.apiKey });
+    expect(errorCode(wrongTier)).toBe('invalid_api_key');
+  });
+});
