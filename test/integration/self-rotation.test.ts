@@ -67,6 +67,33 @@ describe('POST /v1/agents/self/rotate-key (spec §7)', () => {
     expect(rows.every((r) => r.agent_id === agent.id)).toBe(true);
   });
 
+  it('over the public routes: minted with self_rotation, rotated by the agent, by its service key, by the agent, then revoked', async () => {
+    const svc = (method: string, url: string, body?: unknown) =>
+      call(t.app, method, url, { token: tenant.serviceKey, body, headers: method === 'POST' ? { 'idempotency-key': crypto.randomUUID() } : {} });
+    const minted = await svc('POST', '/v1/keys', { name: 'Field agent', agent_label: 'field-7', self_rotation: true });
+    recordSecrets(minted.raw);
+    expect(minted.status).toBe(201);
+    const agentId = minted.body.key.id;
+    const first = await rotate(minted.body.key.plaintext_key, { rotationSecret: minted.body.key.rotation_secret });
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ agentId, agentName: 'field-7' });
+    // The developer rotates the agent's current key: the successor keeps self-rotation with a new secret.
+    const current = (await svc('GET', '/v1/keys')).body.keys.find((k: { agent_label: string }) => k.agent_label === 'field-7');
+    const byService = await svc('POST', `/v1/keys/${current.id}/rotate`);
+    recordSecrets(byService.raw);
+    expect(byService.status).toBe(201);
+    expect(byService.body.key.rotation_secret).toMatch(/^rs_/);
+    expect((await rotate(first.body.apiKey, { rotationSecret: first.body.rotationSecret })).status).toBe(403);
+    const second = await rotate(byService.body.key.plaintext_key, { rotationSecret: byService.body.key.rotation_secret });
+    expect(second.status).toBe(200);
+    expect(second.body.agentId).toBe(agentId);
+    const successor = (await call(t.app, 'GET', '/v1/audit', { token: second.body.apiKey })).body.api_key_id;
+    expect((await svc('DELETE', `/v1/keys/${successor}`)).status).toBe(200);
+    const revoked = await rotate(second.body.apiKey, { rotationSecret: second.body.rotationSecret });
+    expect(revoked.status).toBe(403);
+    expect(errorCode(revoked)).toBe('agent_revoked');
+  });
+
   it('records agent_key_self_rotated, visible on both keys’ feeds', async () => {
     const agent = await mintAgent(t, tenant.serviceKey, { name: 'named only', selfRotation: true });
     const res = await rotate(agent.apiKey, { rotationSecret: agent.rotationSecret });
