@@ -103,7 +103,8 @@ beforeAll(async () => {
 
   await tamper(db, [sql`delete from compliance_events where account_id = ${truncated} and seq = 8`]);
   cases['last event deleted'] = { accountId: truncated!, expected: { seq: 8, eventId: null, problem: 'head_mismatch' } };
-});
+  // Embedded mode opens a file-backed PGlite here, which is slow on a loaded machine.
+}, 180_000);
 
 afterAll(async () => {
   if (!url && database) await database.close().catch(() => {});

@@ -156,6 +156,10 @@ describe('POST /v1/agents/self/rotate-key (spec §7)', () => {
       expect(errorCode(res)).toBe('validation_error');
       expect(res.body.error.details[0].field).toBe('rotationSecret');
     }
+    // Malformed JSON is the usual 422 (README, Decisions): it is not a missing field.
+    const malformed = await call(t.app, 'POST', '/v1/agents/self/rotate-key', { token: agent.apiKey, payload: '{"rotationSecret":' });
+    expect(malformed.status).toBe(422);
+    expect(errorCode(malformed)).toBe('validation_error');
     expect(await auditOk(agent.apiKey)).toBe(200);
   });
 
