@@ -63,7 +63,7 @@ async function cli(args: string[]) {
   if (url) env.DATABASE_URL = url;
   else env.DATA_DIR = dataDir;
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 60_000, maxBuffer: 16 << 20 });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 150_000, maxBuffer: 16 << 20 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
