@@ -136,6 +136,12 @@ describe('verification names the first broken link', () => {
     }
     const one = await verifyChains(database.db, { accountId: cases.modified!.accountId });
     expect(one.firstBreak?.seq).toBe(3);
+    // Every account, in id order: the first broken one is the tampered account with the lowest id
+    // (no other test breaks a chain; accounts that other tests are writing to verify clean).
+    const all = await verifyChains(database.db);
+    const tampered = Object.values(cases).filter((c) => c.expected).map((c) => c.accountId).sort();
+    expect(all.firstBreak?.accountId).toBe(tampered[0]);
+    expect(all.accounts).toBeGreaterThanOrEqual(1);
   });
 
   it('through `keyplane audit verify --account`: exit 0 when clean, 3 and the broken link otherwise', async () => {
