@@ -14,10 +14,31 @@ afterAll(() => t.close());
 
 const INVALID = 'The API key is invalid or has been revoked.';
 
-async function rotate(token: string | undefined, body: unknown, prefix = '/v1') {
-  const res = await call(t.app, 'POST', `${prefix}/agents/self/rotate-key`, { token, body });
-  recordSecrets(res.raw);
-  return res;
+/*
+ * Self-rotation is limited to 3 attempts per 15 minutes per client IP (the agents.self_rotate
+ * policy). These tests are about the rotation itself, so each attempt comes from its own address
+ * (TEST-NET-2); the limit has its own tests.
+ */
+let nextAddress = 0;
+async function rotate(token: string | undefined, body: unknown, prefix = '/v1', payload?: string) {
+  const n = nextAddress++;
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  const res = await t.app.inject({
+    method: 'POST',
+    url: `${prefix}/agents/self/rotate-key`,
+    headers,
+    payload: payload ?? (body === undefined ? undefined : JSON.stringify(body)),
+    remoteAddress: `198.51.${100 + Math.floor(n / 250)}.${(n % 250) + 1}`,
+  });
+  recordSecrets(res.body);
+  let parsed: any;
+  try {
+    parsed = res.body ? JSON.parse(res.body) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, body: parsed, raw: res.body };
 }
 
 const auditOk = async (token: string) => (await call(t.app, 'GET', '/v1/audit', { token })).status;
@@ -157,7 +178,7 @@ describe('POST /v1/agents/self/rotate-key (spec §7)', () => {
       expect(res.body.error.details[0].field).toBe('rotationSecret');
     }
     // Malformed JSON is the usual 422 (README, Decisions): it is not a missing field.
-    const malformed = await call(t.app, 'POST', '/v1/agents/self/rotate-key', { token: agent.apiKey, payload: '{"rotationSecret":' });
+    const malformed = await rotate(agent.apiKey, undefined, '/v1', '{"rotationSecret":');
     expect(malformed.status).toBe(422);
     expect(errorCode(malformed)).toBe('validation_error');
     expect(await auditOk(agent.apiKey)).toBe(200);
