@@ -9,8 +9,9 @@ import type { Db } from './client.js';
  * the chain serialises each account's event writers on the disk's fsync latency (measured ~8 ms
  * here: at most ~120 chained events/s per account, however many connections wait).
  *
- * Instead a statement that writes an event commits asynchronously (SET LOCAL synchronous_commit =
- * off, as the CTE below inside the statement itself), which releases the account row as soon as the
+ * Instead a transaction that writes an event commits asynchronously (SET LOCAL synchronous_commit =
+ * off, through set_config inside one of its statements: the list read's CTE below, the idempotent
+ * mint/rotate's claim check), which releases the account row as soon as the
  * commit record is in the WAL buffers, and then the caller waits for durability with flushWal()
  * before answering: a tiny synchronous commit whose flush covers every earlier commit record, ours
  * included (WAL is flushed in order). Nothing is disclosed before its record is on disk; a crash

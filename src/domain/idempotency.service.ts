@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
+import { flushWal } from '../db/durability.js';
 import { queryRows } from '../db/raw.js';
 import { idempotencyKeys } from '../db/schema.js';
 import { newId } from './credentials.js';
@@ -120,9 +121,11 @@ async function takeOver(db: Db, row: Row, scope: IdempotencyScope, now: Date, ex
 
 /** Inside the effect's transaction: the claim must still be ours (locks the record until commit). */
 async function assertClaimTx(tx: Tx, c: Claim): Promise<void> {
+  // The set_config makes this transaction commit asynchronously; executeIdempotent flushes the WAL
+  // before answering (db/durability.ts), so the account's chain row is not held across the fsync.
   const rows = await queryRows<{ id: string }>(
     tx,
-    sql`select id from idempotency_keys
+    sql`select id, set_config('synchronous_commit', 'off', true) from idempotency_keys
          where id = ${c.id} and locked_at = ${c.lockedAt.toISOString()}::timestamptz and completed_at is null
          for update`,
   );
@@ -175,6 +178,9 @@ export async function executeIdempotent<M>(
       await storeTx(tx, c, r, now);
       return r;
     });
+    // Durable before disclosed. If this fails the effect may still be on disk: the record is
+    // complete (release below deletes only incomplete ones), so a retry replays it.
+    await flushWal(db);
     return { ...response, replayed: false };
   } catch (err) {
     // No effect committed: free the key so the client may fix its request and retry. If this fails
