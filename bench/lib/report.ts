@@ -123,7 +123,7 @@ export function chartSvg(r: Results): string {
   const width = 820;
   const barH = 22;
   const gap = 8;
-  const top = 50;
+  const top = 64;
   const maxRatio = Math.max(1.2, ...bars.map((b) => b.ratio)) * 1.08;
   const x = (v: number) => left + (v / maxRatio) * (width - left - 60);
   const height = top + bars.length * (barH + gap) + 40;
@@ -131,6 +131,7 @@ export function chartSvg(r: Results): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, Arial, sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     `<text x="${width / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">keyplane throughput ÷ bare Fastify + one SELECT (same run)</text>`,
+    `<text x="${width / 2}" y="44" text-anchor="middle" font-size="12" fill="#555">dashed tick: target · blue: target met or none · red: below target</text>`,
   ];
   for (const v of [0, 0.5, 1, 1.5, 2, 3, 4].filter((t) => t <= maxRatio)) {
     parts.push(`<line x1="${x(v)}" y1="${top - 8}" x2="${x(v)}" y2="${height - 30}" stroke="${v === 1 ? '#888' : '#ddd'}"/>`);
