@@ -177,6 +177,8 @@ async function main(): Promise<void> {
       baselineRuns.push(after);
       const baselineRps = (before.rps + after.rps) / 2;
       results.push({ id: s.id, label: s.label, group: s.group, available: true, ...m, baselineRps, ratio: m.rps / baselineRps, target: s.target, serverCpu });
+      // A 5xx is a bug, not a number: show what the server logged about it.
+      if (Object.keys(m.statusCounts).some((code) => code.startsWith('5'))) log(`${s.id} answered 5xx; server log tail:\n${server.output().slice(-3000)}`);
       log(`${s.id}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}, ratio ${(m.rps / baselineRps).toFixed(2)} (baseline ${baselineRps.toFixed(0)})`);
     }
     const serverMem = memoryOf(server.pid);

@@ -73,7 +73,7 @@ export async function seedChildKeys(c: pg.Client, t: Tenant, n: number, label: s
  * tenant's API key (so that key's feed is 25% of the table), the rest service_key_list_read by its
  * service key. Then the account's chain head is moved to the last link, so the account's chain
  * stays valid and live events continue it. Ids are md5-derived from (account, i): deterministic,
- * so the recursion needs no lookups.
+ * so the recursion needs no lookups (valid v4 uuids: the audit feed's schema checks the format).
  */
 export async function seedEvents(c: pg.Client, t: Tenant, n: number): Promise<void> {
   // One event as a function of its index: the columns, and the canonical text canonicalEvent gives.
@@ -90,7 +90,8 @@ export async function seedEvents(c: pg.Client, t: Tenant, n: number): Promise<vo
              || '","id":"' || e.id || '","ip":"127.0.0.1","related_key_id":null,"request_id":"bench-' || i
              || '","subject_key_id":' || coalesce('"' || e.subject_key_id || '"', 'null')
              || ',"user_agent":"keyplane-bench"}'
-        from (select md5(acc::text || ':' || i)::uuid as id,
+        -- md5 with the version (4) and variant (8) nibbles set: a valid RFC 4122 uuid, as the wire schema requires.
+        from (select overlay(overlay(md5(acc::text || ':' || i) placing '4' from 13) placing '8' from 17)::uuid as id,
                      case when i % 4 = 0 then 'audit_read' else 'service_key_list_read' end as event_type,
                      case when i % 4 = 0 then 'api_key' else 'service_key' end as actor_kind,
                      case when i % 4 = 0 then ak else sk end as actor_key_id,
