@@ -2,37 +2,60 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { runCli } from '../../src/cli.js';
 import { recordSecrets } from '../support/harness.js';
 
-const run = promisify(execFile);
+/*
+ * `keyplane verify`: most cases run the CLI in-process through runCli (the same entry point the
+ * binary calls, so the same parsing, domain code and exit codes, without a ~4 s tsx start per
+ * command); two spawn the real binary, for the process exit codes and the stdin form.
+ */
+
 const BIN = path.resolve('bin/keyplane.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'keyplane-verify-cli-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function cliEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'silent' };
-  delete env.DATABASE_URL;
+function dbEnv(): Record<string, string> {
   const url = inject('databaseUrl');
-  if (url) env.DATABASE_URL = url;
-  else env.DATA_DIR = path.join(tmp, 'data');
-  return env;
+  return url ? { DATABASE_URL: url } : { DATA_DIR: path.join(tmp, 'data') };
 }
 
-async function cli(args: string[], input?: string) {
-  return new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const child = execFile(process.execPath, [BIN, ...args], { env: cliEnv(), timeout: 60_000 }, (err, stdout, stderr) => {
-      recordSecrets(stdout);
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+beforeAll(() => {
+  // This file runs in its own worker process: pointing its environment at the test database is safe.
+  delete process.env.DATABASE_URL;
+  Object.assign(process.env, dbEnv(), { LOG_LEVEL: 'silent' });
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Runs one CLI command in-process, capturing what it prints. */
+async function cli(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  try {
+    const code = await runCli(args);
+    recordSecrets(stdout);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+/** Runs the real binary in a child process. */
+function spawnCli(args: string[], input: string) {
+  return new Promise<{ code: number; stdout: string }>((resolve) => {
+    const env = { ...process.env, ...dbEnv(), LOG_LEVEL: 'silent' };
+    const child = execFile(process.execPath, [BIN, ...args], { env, timeout: 90_000 }, (e, stdout) => {
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout });
     });
-    if (input !== undefined) child.stdin!.end(input);
-    else child.stdin!.end();
+    child.stdin!.end(input);
   });
 }
 
 describe('keyplane verify', () => {
-  it('verifies through the same domain code: valid → exit 0, refused → exit 1, bad usage → exit 2', async () => {
+  it('verifies through the same domain code: valid → 0, refused → 1, bad usage → 2', async () => {
     const boot = JSON.parse((await cli(['bootstrap', '--json'])).stdout);
     const key: string = boot.api_key;
 
@@ -52,10 +75,7 @@ describe('keyplane verify', () => {
     expect(JSON.parse(debited.stdout)).toMatchObject({ valid: true, debit: { cost_cents: 25, replayed: false }, key: { monthly_spend_cents: 25 } });
     const again = await cli(['verify', key, '--verb', 'sms', '--cost-cents', '25', '--request-id', 'cli-1']);
     expect(again.code).toBe(0);
-    expect(again.stdout).toContain('already debited: not again');
-
-    // The key from stdin keeps it out of the process list.
-    expect((await cli(['verify', '-', '--verb', 'read', '--json'], `${key}\n`)).code).toBe(0);
+    expect(again.stdout).toContain('debited 25 cents (already debited: not again)');
 
     const mangled = await cli(['verify', `${key.slice(0, -1)}x`, '--verb', 'read', '--json']);
     expect(mangled.code).toBe(1);
@@ -66,15 +86,33 @@ describe('keyplane verify', () => {
       error: { error: { code: 'invalid_api_key', message: 'The API key is invalid or has been revoked.', details: [] } },
     });
 
-    const usage = await cli(['verify', key, '--verb', 'call', '--cost-cents', '10']);
-    expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain('request_id');
+    for (const args of [
+      ['--verb', 'call', '--cost-cents', '10'],
+      ['--verb', 'write'],
+      ['--verb', 'call', '--cost-cents', 'ten', '--request-id', 'r'],
+      ['--verb', 'call', '--line-id', 'line-1'],
+    ]) {
+      const usage = await cli(['verify', key, ...args]);
+      expect(usage.code, args.join(' ')).toBe(2);
+      expect(usage.stdout).toBe('');
+    }
+    expect((await cli(['verify', key, '--verb', 'call', '--cost-cents', '10'])).stderr).toContain('request_id');
 
-    // Revoked through the CLI, refused at once.
-    const keyId = body.key.id;
-    expect((await cli(['api-keys', 'revoke', keyId, '--json'])).code).toBe(0);
+    expect((await cli(['api-keys', 'revoke', body.key.id, '--json'])).code).toBe(0);
     const revoked = await cli(['verify', key, '--verb', 'read']);
     expect(revoked.code).toBe(1);
     expect(revoked.stdout).toMatch(/^not valid: invalid_api_key \(401\) The API key is invalid or has been revoked\.\n$/);
-  }, 180_000);
+  }, 120_000);
+
+  it('the binary exits 0 for a valid key read from stdin, 1 for a refused one', async () => {
+    const boot = JSON.parse((await cli(['bootstrap', '--json'])).stdout);
+    const [valid, refused] = await Promise.all([
+      spawnCli(['verify', '-', '--verb', 'read', '--json'], `${boot.api_key}\n`),
+      spawnCli(['verify', '-', '--verb', 'read', '--json'], `${boot.service_key}\n`),
+    ]);
+    expect(valid.code).toBe(0);
+    expect(JSON.parse(valid.stdout)).toMatchObject({ valid: true, key: { account_id: boot.account_id } });
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout).code).toBe('invalid_api_key');
+  }, 120_000);
 });
