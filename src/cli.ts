@@ -5,8 +5,7 @@ import type { OpContext } from './domain/context.js';
 import { DomainError } from './domain/errors.js';
 import { toKeyObject, toServiceKeyObject } from './domain/key-view.js';
 import * as portal from './domain/portal.service.js';
-import { verifyKey, type VerifyResult } from './domain/verify.service.js';
-import { verifyBody } from './http/verify.schemas.js';
+import type { VerifyResult } from './domain/verify.service.js';
 import { openConfiguredDatabase, serveForever } from './server.js';
 
 /*
@@ -197,6 +196,8 @@ export function buildCli(): Command {
     .option('--request-id <id>', 'idempotency of the debit: a repeated id debits once')
     .option('--json', 'print JSON')
     .action(async (key: string, o: { verb: string; lineId?: string; costCents?: string; requestId?: string; json?: boolean }, cmd: Command) => {
+      // Loaded here, not at the top: every other command starts without them.
+      const [{ verifyKey }, { verifyBody }] = await Promise.all([import('./domain/verify.service.js'), import('./http/verify.schemas.js')]);
       const parsed = verifyBody.safeParse({
         key: key === '-' ? await readStdin() : key,
         verb: o.verb,
