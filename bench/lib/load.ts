@@ -1,4 +1,6 @@
-import autocannon, { type RequestSpec } from 'autocannon';
+import autocannon from 'autocannon';
+
+type RequestSpec = autocannon.Request;
 
 /*
  * One load run: a warm-up (not recorded: JIT, pool connections, Postgres' plan cache), then the
@@ -37,7 +39,7 @@ function requestsOf(recipe: Recipe): RequestSpec[] {
   return [
     {
       ...base,
-      setupRequest: (req) => {
+      setupRequest: (req: RequestSpec) => {
         const n = next();
         return { ...req, path: n.path ?? req.path, headers: { ...req.headers, ...n.headers }, body: n.body ?? req.body };
       },
@@ -57,7 +59,8 @@ export async function drive(origin: string, recipe: Recipe, seconds: number, con
   });
   const statusCounts: Record<string, number> = {};
   let unexpected = 0;
-  for (const [code, { count }] of Object.entries(r.statusCodeStats ?? {})) {
+  for (const [code, stat] of Object.entries(r.statusCodeStats ?? {})) {
+    const count = stat.count ?? 0;
     statusCounts[code] = count;
     if (Number(code) !== recipe.expect) unexpected += count;
   }
