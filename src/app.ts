@@ -12,6 +12,7 @@ import { registerErrorHandling } from './http/errors.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
+import { rateLimitPlugin, type RateLimitOptions } from './http/rate-limit.js';
 import { genRequestId } from './http/request-id.js';
 
 /** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
@@ -24,6 +25,8 @@ export interface AppDeps {
   /** Time allowed to receive a whole request, ms. */
   requestTimeoutMs?: number;
   trustProxy?: boolean | number;
+  /** Rate limits and their counter store (in-process unless a Redis is given). */
+  rateLimit?: RateLimitOptions;
 }
 
 export interface AdminDeps extends AppDeps {
@@ -66,7 +69,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     exposedHeaders: ['Retry-After', 'RateLimit', 'RateLimit-Policy', 'Idempotent-Replayed', 'X-Request-Id'],
     maxAge: 600,
   });
-  await app.register(authPlugin, { db, clock });
+  await app.register(rateLimitPlugin, { ...deps.rateLimit, clock });
+  await app.register(authPlugin, { db, clock, onAuthFailure: (request) => app.recordAuthFailure(request) });
   await app.register(healthRoutes, { database: deps.database });
   for (const prefix of PUBLIC_PREFIXES) {
     await app.register(keysRoutes, { prefix, db, clock });
