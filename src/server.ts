@@ -7,6 +7,8 @@ import { openDatabase, type Database } from './db/client.js';
 import { LIMIT_NAMES } from './http/limits.js';
 import { loggerOptions } from './http/logger.js';
 import type { RateLimitOptions } from './http/rate-limit.js';
+import { systemClock } from './domain/clock.js';
+import { startSweeper } from './sweeper.js';
 
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>): Logger {
   return pino(loggerOptions(config.LOG_LEVEL));
@@ -70,6 +72,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   await app.listen({ host: config.HOST, port: config.PORT });
   if (admin) await admin.listen({ host: config.ADMIN_HOST, port: config.ADMIN_PORT });
   else logger.info('KEYPLANE_ADMIN_TOKEN is not set: the internal admin API is not started');
+  const stopSweeper = startSweeper(database.db, systemClock, logger);
   logger.info({ database: database.kind, port: config.PORT }, 'keyplane ready');
   let closed = false;
   return {
@@ -79,6 +82,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     async close() {
       if (closed) return;
       closed = true;
+      stopSweeper();
       // Stop accepting, let in-flight requests finish, then release the database.
       await Promise.all([app.close(), admin?.close()]);
       await database.close();
