@@ -33,7 +33,7 @@ describe('rate-limit configuration', () => {
 
 describe('in-process counters', () => {
   const incr = (s: MemoryCounterStore, key: string, windowMs = 1000) =>
-    new Promise<{ current: number; ttl: number }>((resolve) => s.incr(key, (_e, r) => resolve(r!), windowMs, 10));
+    new Promise<{ current: number; ttl: number }>((resolve) => s.incr(key, (_e, r) => resolve(r!), windowMs));
 
   it('a fixed window per key on the injected clock', async () => {
     const clock = new ManualClock();
