@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { eq } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/client.js';
-import { apiKeys } from '../../src/db/schema.js';
+import { apiKeys, complianceEvents } from '../../src/db/schema.js';
+import { canonicalEvent, chainHash } from '../../src/domain/events.js';
 import { ADMIN_TOKEN, recordSecrets } from '../support/harness.js';
 import { createFleetDatabase, http, startInstance, type Instance } from '../support/fleet.js';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
@@ -113,5 +114,17 @@ describe('two instances, one Postgres, one Redis', () => {
     const after = await mint(b, sk.plaintext_key, { name: 'after' });
     expect(after.status).toBe(401);
     expect(after.body.error.code).toBe('invalid_api_key');
+  });
+
+  it('concurrent writes through both instances keep the account’s compliance chain gap-free and valid', async () => {
+    const burst = Array.from({ length: 16 }, (_, i) => mint(i % 2 ? a : b, otherServiceKey, { name: `burst-${i}` }));
+    expect((await Promise.all(burst)).map((r) => r.status)).toEqual(Array(16).fill(201));
+    const rows = await database.db.select().from(complianceEvents).where(eq(complianceEvents.accountId, accountId)).orderBy(asc(complianceEvents.seq));
+    expect(rows.length).toBeGreaterThan(16 + 30);
+    rows.forEach((row, i) => {
+      expect(row.seq).toBe(i + 1);
+      if (i > 0) expect(row.prevHash).toBe(rows[i - 1]!.hash);
+      expect(row.hash).toBe(chainHash(row.prevHash, row.seq, canonicalEvent(row)));
+    });
   });
 });
