@@ -28,7 +28,8 @@ class SaperlyLikeClient {
     create: async (params: Record<string, unknown>, opts: { idempotencyKey: string }) =>
       (await this.request('POST', '/keys', params, opts.idempotencyKey)).key,
     list: async (params: { limit?: number; offset?: number } = {}) => {
-      const q = new URLSearchParams(Object.entries(params).map(([k, v]) => [k, String(v)]));
+      const q = new URLSearchParams();
+      for (const [k, v] of Object.entries(params)) q.set(k, String(v));
       return this.request('GET', `/keys${q.size ? `?${q}` : ''}`);
     },
     retrieve: async (id: string) => (await this.request('GET', `/keys/${id}`)).key,
