@@ -4,10 +4,15 @@
  *   npx tsx bench/rate-limit-store.ts            (env: BENCH_PG, BENCH_REDIS, DURATION_S, CONCURRENCY)
  *
  * Creates a database of its own on the local Postgres (dropped at the end), one account and service
- * key, then runs `keyplane serve` alone, in turn with in-memory counters and with REDIS_URL, the list
- * limit raised out of the way. Rounds alternate (memory, redis, memory, redis) so drift shows up as
- * a difference between rounds of the same store. The client is this process: plain node:http with
- * keep-alive, CONCURRENCY requests in flight, each response read in full.
+ * key and 50 child keys (a full default page), and runs `keyplane serve` with in-memory counters and
+ * with REDIS_URL, the list limit raised out of the way. The client is this process: plain node:http
+ * with keep-alive, each response read in full.
+ *
+ * 1. paired (the headline): both servers up at once; each of CONCURRENCY workers sends one request
+ *    to the memory server, then one to the Redis server, and so on, so whatever else loads the
+ *    machine falls on both alike. Latency per store.
+ * 2. rounds: each server alone, in turn (memory, redis, memory, …): throughput, drift visible.
+ * 3. micro: the counter operations a request makes (read + incr), sequentially, no HTTP.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -28,7 +33,7 @@ const DURATION_S = Number(process.env.DURATION_S ?? 10);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 16);
 const WARMUP_S = 2;
 /** Alternating rounds per store; on a shared, loaded machine the median of several is what to read. */
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const ROUNDS = Number(process.env.ROUNDS ?? 2);
 /** Sequential counter operations for the per-request cost, measured without HTTP or Postgres. */
 const MICRO_OPS = 5_000;
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -62,6 +67,50 @@ async function serve(env: Record<string, string>) {
         child.kill('SIGTERM');
       }),
   };
+}
+
+function stats(latencies: number[], seconds: number) {
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => +latencies[Math.min(latencies.length - 1, Math.floor(latencies.length * p))]!.toFixed(2);
+  return { n: latencies.length, rps: Math.round(latencies.length / seconds), p50_ms: pct(0.5), p90_ms: pct(0.9), p99_ms: pct(0.99) };
+}
+
+function get(agent: http.Agent, port: number, token: string): Promise<{ ms: number; status: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = http.get(
+      { host: '127.0.0.1', port, path: '/v1/keys', agent, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ ms: performance.now() - t0, status: res.statusCode! }));
+      },
+    );
+    req.on('error', reject);
+  });
+}
+
+/** Both servers at once, every worker alternating between them. */
+async function paired(ports: { memory: number; redis: number }, token: string, seconds: number) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY * 2 });
+  const lat = { memory: [] as number[], redis: [] as number[] };
+  let errors = 0;
+  const end = performance.now() + seconds * 1000;
+  const worker = async (w: number) => {
+    // Half the workers start with memory, half with redis, so neither always goes first.
+    const order = w % 2 ? (['memory', 'redis'] as const) : (['redis', 'memory'] as const);
+    while (performance.now() < end) {
+      for (const store of order) {
+        const r = await get(agent, ports[store], token);
+        if (r.status === 200) lat[store].push(r.ms);
+        else errors++;
+      }
+    }
+  };
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, (_, w) => worker(w)));
+  const elapsed = (performance.now() - t0) / 1000;
+  agent.destroy();
+  return { memory: stats(lat.memory, elapsed), redis: stats(lat.redis, elapsed), non_200: errors };
 }
 
 async function load(port: number, token: string, seconds: number) {
@@ -153,6 +202,15 @@ async function main() {
       memory: common,
       redis: { ...common, REDIS_URL: REDIS, REDIS_KEY_PREFIX: prefix },
     };
+    const both = { memory: await serve(stores.memory!), redis: await serve(stores.redis!) };
+    let pairedResult;
+    try {
+      await paired({ memory: both.memory.port, redis: both.redis.port }, sk.plaintext, WARMUP_S);
+      pairedResult = await paired({ memory: both.memory.port, redis: both.redis.port }, sk.plaintext, DURATION_S);
+      process.stderr.write(`paired: ${JSON.stringify(pairedResult)}\n`);
+    } finally {
+      await Promise.all([both.memory.stop(), both.redis.stop()]);
+    }
     const results: { store: string; round: number; rps: number; p50: number; p99: number; n: number; statuses: object }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       for (const store of ['memory', 'redis']) {
@@ -173,9 +231,11 @@ async function main() {
     };
     const micro = await microCost(prefix);
     const summary = {
-      route: 'GET /v1/keys',
+      route: 'GET /v1/keys (50 keys per page)',
       concurrency: CONCURRENCY,
       duration_s: DURATION_S,
+      load_average_at_end: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)),
+      paired: pairedResult,
       rounds: results.map((r) => ({ ...r, rps: Math.round(r.rps), p50: +r.p50.toFixed(2), p99: +r.p99.toFixed(2) })),
       memory: { rps: Math.round(mean('memory', 'rps')), p50_ms: +mean('memory', 'p50').toFixed(2), p99_ms: +mean('memory', 'p99').toFixed(2) },
       redis: { rps: Math.round(mean('redis', 'rps')), p50_ms: +mean('redis', 'p50').toFixed(2), p99_ms: +mean('redis', 'p99').toFixed(2) },
