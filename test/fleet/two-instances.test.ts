@@ -37,7 +37,9 @@ beforeAll(async () => {
   serviceKey = sk.plaintext;
   otherServiceKey = sk2.plaintext;
   accountId = account.id;
-  const env = { DATABASE_URL: fleetDb.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN };
+  // A generous command timeout: this test is about sharing, and on a loaded CI machine a busy event
+  // loop must not make an instance fall back to counting alone (the fallback has its own tests).
+  const env = { DATABASE_URL: fleetDb.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '2000', KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN };
   [a, b] = await Promise.all([startInstance('a', env), startInstance('b', env)]);
 }, 90_000);
 
@@ -103,6 +105,16 @@ describe('two instances, one Postgres, one Redis', () => {
     expect(rotate.status).toBe(404);
     const got = await http(b.base, 'GET', `/v1/keys/${id}`, { token: otherServiceKey });
     expect(got.body.key.revoked_at).not.toBeNull();
+  });
+
+  it('a child API key revoked through one is refused as a credential by the other on its next request', async () => {
+    const child = await mint(a, otherServiceKey, { name: 'agent-credential' });
+    const token = child.body.key.plaintext_key;
+    expect((await http(b.base, 'GET', '/v1/audit', { token })).status).toBe(200);
+    expect((await http(a.base, 'DELETE', `/v1/keys/${child.body.key.id}`, { token: otherServiceKey })).status).toBe(200);
+    const refused = await http(b.base, 'GET', '/v1/audit', { token });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.code).toBe('invalid_api_key');
   });
 
   it('a service key revoked through one instance’s portal API is refused by the other at once', async () => {

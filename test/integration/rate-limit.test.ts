@@ -277,3 +277,41 @@ describe('the key routes declare their policies (configured small limits)', () =
     expectRateLimited(await call(app, 'DELETE', `/v1/keys/${k2}`, { token: tenant.serviceKey }), 60);
   });
 });
+
+describe('the audit and self-rotation routes declare theirs', () => {
+  let app: FastifyInstance;
+  let clock: FrozenClock;
+  let tenant: Tenant;
+  beforeAll(async () => {
+    ({ app, clock } = await limitedApp({ rateLimit: { limits: { 'audit.read': { max: 2, windowSeconds: 60 } } } }));
+    tenant = await tenantFor(clock);
+  });
+
+  it('GET /v1/audit: per API key, the 3rd read refused with Retry-After 60', async () => {
+    for (const r of [1, 0]) {
+      const res = await call(app, 'GET', '/v1/audit', { token: tenant.apiKey });
+      expect(res.status).toBe(200);
+      expectLimitHeaders(res, 'audit.read', 2, 60, r, 60);
+    }
+    expectRateLimited(await call(app, 'GET', '/v1/audit', { token: tenant.apiKey }), 60);
+  });
+
+  it('POST /v1/agents/self/rotate-key: 3 attempts per IP at the default, failed ones counted, then the real wait', async () => {
+    const attempt = () =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/agents/self/rotate-key',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${tenant.apiKey}` },
+        payload: { rotationSecret: 'rs_wrong' },
+        remoteAddress: '198.18.0.1',
+      });
+    for (let i = 0; i < 3; i++) expect((await attempt()).statusCode).not.toBe(429);
+    const refused = await attempt();
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json().error.code).toBe('rate_limited');
+    expect(refused.headers['retry-after']).toBe('900');
+    expect(refused.headers['ratelimit-policy']).toBe('"agents.self_rotate";q=3;w=900');
+    clock.advance(100_000);
+    expect((await attempt()).headers['retry-after']).toBe('800');
+  });
+});
