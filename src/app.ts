@@ -12,6 +12,7 @@ import { registerErrorHandling } from './http/errors.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
+import { internalOpenapi, publicOpenapi } from './http/openapi.js';
 import { genRequestId } from './http/request-id.js';
 
 /** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
@@ -59,6 +60,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const db = deps.database.db;
   const app = baseInstance(deps);
+  await app.register(publicOpenapi); // first: it documents every route registered after it
   await app.register(cors, {
     origin: '*',
     methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -78,6 +80,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const app = baseInstance(deps);
+  await app.register(internalOpenapi, { adminToken: deps.adminToken });
   await app.register(async (internal) => {
     registerAdminAuth(internal, deps.adminToken);
     await internal.register(adminRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
