@@ -5,6 +5,8 @@ import { buildAdminApp, buildApp } from './app.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
 import { loggerOptions } from './http/logger.js';
+import { systemClock } from './domain/clock.js';
+import { startSweeper } from './sweeper.js';
 
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>): Logger {
   return pino(loggerOptions(config.LOG_LEVEL));
@@ -47,6 +49,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   await app.listen({ host: config.HOST, port: config.PORT });
   if (admin) await admin.listen({ host: config.ADMIN_HOST, port: config.ADMIN_PORT });
   else logger.info('KEYPLANE_ADMIN_TOKEN is not set: the internal admin API is not started');
+  const stopSweeper = startSweeper(database.db, systemClock, logger);
   logger.info({ database: database.kind, port: config.PORT }, 'keyplane ready');
   let closed = false;
   return {
@@ -56,9 +59,12 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     async close() {
       if (closed) return;
       closed = true;
+      stopSweeper();
       // Stop accepting, let in-flight requests finish, then release the database.
+      const started = Date.now();
       await Promise.all([app.close(), admin?.close()]);
       await database.close();
+      logger.info({ ms: Date.now() - started }, 'closed');
     },
   };
 }

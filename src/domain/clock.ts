@@ -5,13 +5,25 @@ export interface Clock {
 
 export const systemClock: Clock = { now: () => new Date() };
 
-/** A clock a test can move: starts at real time (or a given one) and only moves when told. */
+/**
+ * A clock a test can move: real time plus an offset, which only changes when told; or, once
+ * frozen, one fixed instant (for ties on created_at).
+ */
 export class ManualClock implements Clock {
   private offsetMs = 0;
+  private frozenAt: number | null = null;
   now(): Date {
-    return new Date(Date.now() + this.offsetMs);
+    return new Date(this.frozenAt ?? Date.now() + this.offsetMs);
   }
   advance(ms: number): void {
-    this.offsetMs += ms;
+    if (this.frozenAt !== null) this.frozenAt += ms;
+    else this.offsetMs += ms;
+  }
+  freeze(): void {
+    this.frozenAt = this.now().getTime();
+  }
+  unfreeze(): void {
+    if (this.frozenAt !== null) this.offsetMs = this.frozenAt - Date.now();
+    this.frozenAt = null;
   }
 }

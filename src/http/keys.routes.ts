@@ -1,11 +1,36 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import {
+  getChildKey,
+  listChildKeys,
+  mintChildKeyTx,
+  prepareKeyMaterial,
+  revokeChildKey,
+  rotateKeyTx,
+  updateChildKey,
+  type KeyPatch,
+} from '../domain/child-keys.service.js';
 import type { Clock } from '../domain/clock.js';
-import { listChildKeys } from '../domain/child-keys.service.js';
+import { DomainError } from '../domain/errors.js';
 import { toKeyObject } from '../domain/key-view.js';
 import type { Db } from '../db/client.js';
+import type { ApiKeyRow } from '../db/schema.js';
 import { opContext, servicePrincipal } from './auth.js';
-import { listKeysQuery, listKeysResponse } from './keys.schemas.js';
+import { sendIdempotent } from './idempotency.js';
+import {
+  getKeyResponse,
+  idempotencyHeaders,
+  keyIdParams,
+  listKeysQuery,
+  listKeysResponse,
+  mintKeyBody,
+  mintKeyResponse,
+  revokeKeyResponse,
+  rotateKeyBody,
+  rotateKeyResponse,
+  updateKeyBody,
+  updateKeyResponse,
+} from './keys.schemas.js';
 import './limits.js';
 
 export interface KeysRoutesOptions {
@@ -13,17 +38,129 @@ export interface KeysRoutesOptions {
   clock: Clock;
 }
 
-/** /v1/keys: child keys of the calling service key (spec §4). */
+/** The first answer of a mint or rotate: the key, its plaintext, and a rotation secret if one was made. */
+function issuedKey(row: ApiKeyRow, plaintext: string, rotationSecret: string | null, now: Date) {
+  return {
+    key: {
+      ...toKeyObject(row, now),
+      plaintext_key: plaintext,
+      ...(rotationSecret ? { rotation_secret: rotationSecret } : {}),
+    },
+  };
+}
+
+/** /v1/keys: the child keys of the calling service key (spec §4). Handlers stay thin. */
 export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
+  const { db, clock } = opts;
+
+  r.post(
+    '/keys',
+    {
+      config: { auth: 'service', limit: 'keys.mint' },
+      schema: { body: mintKeyBody, headers: idempotencyHeaders, response: mintKeyResponse },
+    },
+    async (request, reply) => {
+      const principal = servicePrincipal(request);
+      const ctx = opContext(request, clock);
+      const body = request.body;
+      if (body.environment && body.environment !== principal.environment) {
+        throw new DomainError('validation_error', `environment must be "${principal.environment}", the service key's.`, [
+          { field: 'environment', message: `must equal the service key's environment (${principal.environment})` },
+        ]);
+      }
+      const input = {
+        name: body.name,
+        agentLabel: body.agent_label ?? null,
+        lineId: body.line_id ?? null,
+        permissions: body.permissions,
+        monthlyCapCents: body.monthly_cap_cents ?? null,
+        selfRotation: body.self_rotation,
+      };
+      return sendIdempotent(request, reply, db, principal, ctx.now, {
+        prepare: () => prepareKeyMaterial(principal.environment, input.selfRotation),
+        run: async (tx, material) => {
+          const row = await mintChildKeyTx(tx, principal, input, material, ctx);
+          return { status: 201, body: issuedKey(row, material.token.plaintext, material.rotationSecret, ctx.now) };
+        },
+      });
+    },
+  );
+
   r.get(
     '/keys',
     { config: { auth: 'service', limit: 'keys.list' }, schema: { querystring: listKeysQuery, response: listKeysResponse } },
     async (request) => {
-      const principal = servicePrincipal(request);
-      const ctx = opContext(request, opts.clock);
-      const { rows, total } = await listChildKeys(opts.db, principal, request.query, ctx);
+      const ctx = opContext(request, clock);
+      const { rows, total } = await listChildKeys(db, servicePrincipal(request), request.query, ctx);
       return { keys: rows.map((row) => toKeyObject(row, ctx.now)), total };
+    },
+  );
+
+  r.get(
+    '/keys/:id',
+    { config: { auth: 'service', limit: 'keys.get' }, schema: { params: keyIdParams, response: getKeyResponse } },
+    async (request) => {
+      const row = await getChildKey(db, servicePrincipal(request), request.params.id);
+      return { key: toKeyObject(row, clock.now()) };
+    },
+  );
+
+  r.patch(
+    '/keys/:id',
+    {
+      config: { auth: 'service', limit: 'keys.update' },
+      schema: { params: keyIdParams, body: updateKeyBody, response: updateKeyResponse },
+    },
+    async (request) => {
+      const b = request.body;
+      const patch: KeyPatch = {
+        name: b.name,
+        agentLabel: b.agent_label,
+        lineId: b.line_id,
+        permissions: b.permissions,
+        monthlyCapCents: b.monthly_cap_cents,
+      };
+      const ctx = opContext(request, clock);
+      const row = await updateChildKey(db, servicePrincipal(request), request.params.id, patch, ctx);
+      return { key: toKeyObject(row, ctx.now) };
+    },
+  );
+
+  r.delete(
+    '/keys/:id',
+    { config: { auth: 'service', limit: 'keys.revoke' }, schema: { params: keyIdParams, response: revokeKeyResponse } },
+    async (request) => {
+      const ctx = opContext(request, clock);
+      const row = await revokeChildKey(db, servicePrincipal(request), request.params.id, ctx);
+      return { key: toKeyObject(row, ctx.now) };
+    },
+  );
+
+  r.post(
+    '/keys/:id/rotate',
+    {
+      config: { auth: 'service', limit: 'keys.rotate' },
+      schema: { params: keyIdParams, body: rotateKeyBody, headers: idempotencyHeaders, response: rotateKeyResponse },
+    },
+    async (request, reply) => {
+      const principal = servicePrincipal(request);
+      const ctx = opContext(request, clock);
+      const target = { accountId: principal.accountId, keyId: request.params.id, createdByServiceKeyId: principal.id };
+      return sendIdempotent(request, reply, db, principal, ctx.now, {
+        // After the claim (so a retry of a finished rotation replays instead of finding the old key
+        // revoked) and before the transaction: whether the successor needs a rotation secret
+        // depends on the key, and its argon2 hash must not run inside the transaction.
+        prepare: async () => {
+          const current = await getChildKey(db, principal, request.params.id);
+          if (current.revokedAt) throw new DomainError('not_found');
+          return prepareKeyMaterial(principal.environment, current.selfRotation);
+        },
+        run: async (tx, material) => {
+          const { successor } = await rotateKeyTx(tx, target, material, ctx);
+          return { status: 201, body: issuedKey(successor, material.token.plaintext, material.rotationSecret, ctx.now) };
+        },
+      });
     },
   );
 }

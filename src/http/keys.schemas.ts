@@ -1,7 +1,46 @@
 import { z } from 'zod';
-import { errorResponses, keyObjectSchema } from './common.schemas.js';
+import { errorResponses, issuedKeyObjectSchema, keyObjectSchema } from './common.schemas.js';
 
-/** GET /v1/keys: limit 1–100 (default 50), offset 0–100000 (default 0), spec §4. */
+/** Wire schemas of /v1/keys (spec §3–§5). Request objects are strict: unknown fields → 422. */
+
+const noControl = (s: string) => !/[\u0000-\u001f\u007f-\u009f]/.test(s);
+export const keyName = z.string().min(1).max(128).refine(noControl, 'must not contain control characters or NUL');
+export const agentLabel = z.string().regex(/^[a-z0-9][a-z0-9:_.\-]{0,127}$/, 'must match ^[a-z0-9][a-z0-9:_.\\-]{0,127}$');
+export const settablePermission = z.enum(['full', 'call_only', 'sms_only', 'read_only'], {
+  error: 'must be one of full, call_only, sms_only, read_only (legacy_full cannot be set)',
+});
+/** A positive number of cents up to $1,000,000, or null for no cap. */
+export const monthlyCap = z.number().int().positive().max(100_000_000);
+
+export const mintKeyBody = z
+  .object({
+    name: keyName,
+    agent_label: agentLabel.nullish(),
+    line_id: z.uuid().nullish(),
+    permissions: settablePermission.default('full'),
+    monthly_cap_cents: monthlyCap.nullish(),
+    environment: z.enum(['test', 'live']).optional(),
+    self_rotation: z.boolean().default(false),
+  })
+  .strict();
+
+export const updateKeyBody = z
+  .object({
+    name: keyName.optional(),
+    agent_label: agentLabel.nullable().optional(),
+    line_id: z.uuid().nullable().optional(),
+    permissions: settablePermission.optional(),
+    monthly_cap_cents: monthlyCap.nullable().optional(),
+  })
+  .strict()
+  .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'send at least one field to change' });
+
+/** Rotate takes no body; an empty one (or {}) is what SDKs send with Content-Type: application/json. */
+export const rotateKeyBody = z.object({}).strict().nullish();
+
+export const keyIdParams = z.object({ id: z.string().max(100) });
+
+/** GET /v1/keys: limit 1–100 (default 50), offset 0–100000 (default 0). */
 export const listKeysQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(100).default(50),
@@ -9,7 +48,16 @@ export const listKeysQuery = z
   })
   .strict();
 
-export const listKeysResponse = {
-  200: z.object({ keys: z.array(keyObjectSchema), total: z.number().int() }),
-  ...errorResponses([401, 422, 429, 503] as const),
-};
+export const idempotencyHeaders = z.object({
+  'idempotency-key': z.string().optional().meta({ description: 'Required: 1–255 characters, no whitespace; kept 12 hours.' }),
+});
+
+const single = z.object({ key: keyObjectSchema });
+const issued = z.object({ key: issuedKeyObjectSchema });
+
+export const listKeysResponse = { 200: z.object({ keys: z.array(keyObjectSchema), total: z.number().int() }), ...errorResponses([401, 422, 429, 503] as const) };
+export const mintKeyResponse = { 201: issued, ...errorResponses([400, 401, 409, 413, 422, 429, 503] as const) };
+export const getKeyResponse = { 200: single, ...errorResponses([401, 404, 429, 503] as const) };
+export const updateKeyResponse = { 200: single, ...errorResponses([401, 404, 413, 422, 429, 503] as const) };
+export const revokeKeyResponse = { 200: single, ...errorResponses([401, 404, 429, 503] as const) };
+export const rotateKeyResponse = { 201: issued, ...errorResponses([400, 401, 404, 409, 422, 429, 503] as const) };

@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../../src/db/client.js';
-import { SECRET_PATTERN } from '../../src/domain/credentials.js';
+import { findLeaks } from './leak-check.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -75,7 +75,15 @@ export default async function setup(project: TestProject) {
 
   return async () => {
     try {
-      checkLogsForSecrets(runDir);
+      const report = findLeaks(runDir);
+      process.stdout.write(
+        `[keyplane tests] secret-leak check: ${report.secrets} issued secrets, ${report.lines} log lines, ${report.leaks.length} leaks\n`,
+      );
+      if (report.leaks.length > 0) {
+        // vitest reports an error thrown here but keeps its exit code; set it so the run fails.
+        process.exitCode = 1;
+        throw new Error(`secrets found in server logs (prefixes): ${report.leaks.join(', ')}`);
+      }
     } finally {
       await cleanup();
       if (!process.env.KEEP_TEST_RUNS) rmSync(runDir, { recursive: true, force: true });
@@ -83,20 +91,3 @@ export default async function setup(project: TestProject) {
   };
 }
 
-/** No plaintext key or rotation secret that any test saw may appear in any log line of the run. */
-function checkLogsForSecrets(runDir: string): void {
-  const read = (dir: string) => readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8'));
-  const logs = read(path.join(runDir, 'logs')).join('\n');
-  const secrets = new Set(
-    read(path.join(runDir, 'secrets'))
-      .join('\n')
-      .split('\n')
-      .filter(Boolean),
-  );
-  const leaks = new Set<string>();
-  for (const m of logs.matchAll(SECRET_PATTERN)) leaks.add(m[0].slice(0, 12));
-  for (const s of secrets) if (logs.includes(s)) leaks.add(s.slice(0, 12));
-  const lines = logs.split('\n').filter(Boolean).length;
-  process.stdout.write(`[keyplane tests] secret-leak check: ${secrets.size} issued secrets, ${lines} log lines, ${leaks.size} leaks\n`);
-  if (leaks.size > 0) throw new Error(`secrets found in server logs (prefixes): ${[...leaks].join(', ')}`);
-}

@@ -1,0 +1,203 @@
+import { createHash } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
+import type { Db, Tx } from '../db/client.js';
+import { queryRows } from '../db/raw.js';
+import { idempotencyKeys } from '../db/schema.js';
+import { newId } from './credentials.js';
+import { DomainError } from './errors.js';
+import { canonicalJson } from './events.js';
+
+/*
+ * Idempotency for mint and rotate (spec §5), after Brandur Leach's design:
+ *   1. claim: insert (service key, Idempotency-Key, fingerprint, locked_at) or find the existing row;
+ *      a completed row replays, a different fingerprint is reused, a live lock is in progress;
+ *   2. the effect, its compliance event and the stored (redacted) response commit in ONE transaction,
+ *      which first re-checks, under the row lock, that the claim is still ours;
+ *   3. any failure releases the claim (deletes the row), so nothing is stored for a request that had
+ *      no effect and the client may retry with the same key.
+ * A process that dies between 1 and 2 leaves a locked row with no effect; its lock expires after
+ * LOCK_TIMEOUT_MS and the next request with that key takes it over.
+ */
+
+/** Records older than this are ignored and swept (spec §5: kept 12 hours). */
+export const IDEMPOTENCY_TTL_MS = 12 * 3600 * 1000;
+/**
+ * A claim older than this is presumed dead (its process crashed) and may be taken over. It only
+ * spans the gap between claim and commit (token generation, one argon2 hash, one short
+ * transaction), which takes milliseconds; 15 s is well past the 10 s statement timeout.
+ */
+export const LOCK_TIMEOUT_MS = 15_000;
+
+export interface IdempotencyScope {
+  accountId: string;
+  serviceKeyId: string;
+  key: string;
+  fingerprint: string;
+}
+
+export interface StoredResponse {
+  status: number;
+  body: unknown;
+}
+
+interface Claim {
+  id: string;
+  lockedAt: Date;
+}
+
+/** A request's identity: method, path (without the /api alias prefix) and canonical JSON body. */
+export function requestFingerprint(method: string, path: string, body: unknown): string {
+  const normalizedPath = path.split('?')[0]!.replace(/^\/api(?=\/v1\/)/, '');
+  return createHash('sha256')
+    .update(`${method.toUpperCase()} ${normalizedPath} ${canonicalJson(body ?? null)}`)
+    .digest('hex');
+}
+
+/** Secrets are never stored: a replay returns the first answer without them. */
+const SECRET_FIELDS = new Set(['plaintext_key', 'rotation_secret', 'rotationSecret', 'apiKey']);
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>)
+      .filter(([k]) => !SECRET_FIELDS.has(k))
+      .map(([k, v]) => [k, redactSecrets(v)]),
+  );
+}
+
+type Row = typeof idempotencyKeys.$inferSelect;
+type ClaimResult = { claim: Claim } | { replay: StoredResponse };
+
+async function claim(db: Db, scope: IdempotencyScope, now: Date): Promise<ClaimResult> {
+  const id = newId();
+  const inserted = await db
+    .insert(idempotencyKeys)
+    .values({
+      id,
+      accountId: scope.accountId,
+      serviceKeyId: scope.serviceKeyId,
+      idempotencyKey: scope.key,
+      fingerprint: scope.fingerprint,
+      createdAt: now,
+      lockedAt: now,
+    })
+    .onConflictDoNothing({ target: [idempotencyKeys.serviceKeyId, idempotencyKeys.idempotencyKey] })
+    .returning({ id: idempotencyKeys.id });
+  if (inserted.length === 1) return { claim: { id, lockedAt: now } };
+
+  const [row] = await db
+    .select()
+    .from(idempotencyKeys)
+    .where(and(eq(idempotencyKeys.serviceKeyId, scope.serviceKeyId), eq(idempotencyKeys.idempotencyKey, scope.key)));
+  // Released between our insert and this read: start over.
+  if (!row) return claim(db, scope, now);
+  if (now.getTime() - row.createdAt.getTime() >= IDEMPOTENCY_TTL_MS) return takeOver(db, row, scope, now, true);
+  if (row.fingerprint !== scope.fingerprint) throw new DomainError('idempotency_key_reused');
+  if (row.completedAt && row.responseStatus !== null) return { replay: { status: row.responseStatus, body: row.responseBody } };
+  if (row.lockedAt && now.getTime() - row.lockedAt.getTime() < LOCK_TIMEOUT_MS) throw inProgress();
+  return takeOver(db, row, scope, now, false);
+}
+
+const inProgress = () => new DomainError('idempotency_in_progress', undefined, [], { 'retry-after': '1' });
+
+/**
+ * Takes over an expired record (a new request after 12 h) or a dead claim, compare-and-set on the
+ * values we read, so that of several requests racing for it exactly one wins.
+ */
+async function takeOver(db: Db, row: Row, scope: IdempotencyScope, now: Date, expired: boolean): Promise<ClaimResult> {
+  const sameAsRead = and(
+    eq(idempotencyKeys.id, row.id),
+    eq(idempotencyKeys.createdAt, row.createdAt),
+    row.lockedAt ? eq(idempotencyKeys.lockedAt, row.lockedAt) : sql`${idempotencyKeys.lockedAt} is null`,
+  );
+  const reset = expired
+    ? { fingerprint: scope.fingerprint, createdAt: now, lockedAt: now, completedAt: null, responseStatus: null, responseBody: null }
+    : { lockedAt: now };
+  const won = await db.update(idempotencyKeys).set(reset).where(sameAsRead).returning({ id: idempotencyKeys.id });
+  if (won.length === 1) return { claim: { id: row.id, lockedAt: now } };
+  throw inProgress();
+}
+
+/** Inside the effect's transaction: the claim must still be ours (locks the record until commit). */
+async function assertClaimTx(tx: Tx, c: Claim): Promise<void> {
+  const rows = await queryRows<{ id: string }>(
+    tx,
+    sql`select id from idempotency_keys
+         where id = ${c.id} and locked_at = ${c.lockedAt.toISOString()}::timestamptz and completed_at is null
+         for update`,
+  );
+  if (rows.length !== 1) throw inProgress();
+}
+
+async function storeTx(tx: Tx, c: Claim, response: StoredResponse, now: Date): Promise<void> {
+  await tx
+    .update(idempotencyKeys)
+    .set({ completedAt: now, lockedAt: null, responseStatus: response.status, responseBody: redactSecrets(response.body) })
+    .where(eq(idempotencyKeys.id, c.id));
+}
+
+async function release(db: Db, c: Claim): Promise<void> {
+  // Only our own claim: after a takeover the row belongs to another request.
+  await db
+    .delete(idempotencyKeys)
+    .where(
+      and(
+        eq(idempotencyKeys.id, c.id),
+        eq(idempotencyKeys.lockedAt, c.lockedAt),
+        sql`${idempotencyKeys.completedAt} is null`,
+      ),
+    );
+}
+
+export interface IdempotentOperation<M> {
+  /** Slow work (secrets, hashes) done after the claim and before the transaction. */
+  prepare: () => Promise<M>;
+  /** The effect and its compliance event, inside the transaction; returns the full response. */
+  run: (tx: Tx, material: M) => Promise<StoredResponse>;
+}
+
+export type IdempotentOutcome = StoredResponse & { replayed: boolean };
+
+export async function executeIdempotent<M>(
+  db: Db,
+  scope: IdempotencyScope,
+  now: Date,
+  op: IdempotentOperation<M>,
+): Promise<IdempotentOutcome> {
+  const claimed = await claim(db, scope, now);
+  if ('replay' in claimed) return { ...claimed.replay, replayed: true };
+  const c = claimed.claim;
+  try {
+    const material = await op.prepare();
+    const response = await db.transaction(async (tx) => {
+      await assertClaimTx(tx, c);
+      const r = await op.run(tx, material);
+      await storeTx(tx, c, r, now);
+      return r;
+    });
+    return { ...response, replayed: false };
+  } catch (err) {
+    // No effect committed: free the key so the client may fix its request and retry. If this fails
+    // too (database gone), the lock timeout frees it.
+    await release(db, c).catch(() => {});
+    throw err;
+  }
+}
+
+/** Deletes records past their 12 hours, in bounded batches; safe to run on every instance at once. */
+export async function sweepIdempotencyKeys(db: Db, now: Date, batch = 1000): Promise<number> {
+  const cutoff = new Date(now.getTime() - IDEMPOTENCY_TTL_MS);
+  let total = 0;
+  for (;;) {
+    const rows = await queryRows<{ id: string }>(
+      db,
+      sql`delete from idempotency_keys where id in (
+            select id from idempotency_keys where created_at < ${cutoff.toISOString()}::timestamptz
+            limit ${batch} for update skip locked)
+          returning id`,
+    );
+    total += rows.length;
+    if (rows.length < batch) return total;
+  }
+}
+
