@@ -68,15 +68,23 @@ function decorateOperation(op: Json, method: string, path: string, kind: Documen
   if (description && !op.description) op.description = description;
   op.tags ??= [docs.tag];
 
+  // @fastify/swagger marks every body required; one whose schema accepts null (rotate: "no body")
+  // may be left out, and Content-Type: application/json with an empty body is accepted.
+  const bodySchema = op.requestBody?.content?.['application/json']?.schema;
+  if (bodySchema?.anyOf?.some((s: Json) => s.type === 'null')) op.requestBody.required = false;
+
   const responses: Json = op.responses ?? {};
+  // Any route answers an unexpected fault (a bug, a failed write) with the generic 500 envelope of
+  // the one error handler; no route declares it in its zod schemas, so it is added here for all.
+  responses['500'] ??= { content: { 'application/json': { schema: { $ref: '#/components/schemas/InternalError' } } } };
   // The admin listener's guard covers /internal/... only; its health probes are open like the public ones.
   const secured = meta.auth !== null || '401' in responses || (kind === 'internal' && path.startsWith('/internal/'));
   op.security = secured ? [{ [kind === 'public' ? 'bearerAuth' : 'operatorToken']: [] }] : [];
 
   if (docs.idempotencyKey) {
-    const params: Json[] = op.parameters ?? [];
-    if (!params.some((p) => p.in === 'header' && String(p.name).toLowerCase() === 'idempotency-key')) params.unshift(IDEMPOTENCY_PARAMETER);
-    op.parameters = params;
+    // The route's zod schema has it optional (a missing key is spec §5's 400, not a 422); it is required.
+    const params: Json[] = (op.parameters ?? []).filter((p: Json) => !(p.in === 'header' && String(p.name).toLowerCase() === 'idempotency-key'));
+    op.parameters = [IDEMPOTENCY_PARAMETER, ...params];
   }
 
   const sorted: Json = {};

@@ -74,6 +74,60 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(bad.error?.error.code).toBe('validation_error');
   });
 
+  it('the key lifecycle: mint (and its replay), read, update, rotate, revoke', async () => {
+    const idem = (s: string) => ({ header: { 'Idempotency-Key': `${s}-${Math.random().toString(36).slice(2)}` } });
+    const mintParams = idem('mint');
+    const minted = await client.POST('/v1/keys', {
+      params: mintParams,
+      body: { name: 'spec client', agent_label: 'agent:one', permissions: 'call_only', monthly_cap_cents: 5000, self_rotation: true },
+      headers: bearer(tenant.serviceKey),
+    });
+    expect(minted.response.status).toBe(201);
+    const key = minted.data!.key;
+    expect(key.plaintext_key).toMatch(/^sk_test_/);
+    expect(key.rotation_secret).toBeTruthy();
+    const replay = await client.POST('/v1/keys', {
+      params: mintParams,
+      body: { name: 'spec client', agent_label: 'agent:one', permissions: 'call_only', monthly_cap_cents: 5000, self_rotation: true },
+      headers: bearer(tenant.serviceKey),
+    });
+    expect(replay.response.status).toBe(201);
+    expect(replay.data!.key.id).toBe(key.id);
+    expect(replay.data!.key.plaintext_key).toBeUndefined();
+    const reused = await client.POST('/v1/keys', { params: mintParams, body: { name: 'another body' }, headers: bearer(tenant.serviceKey) });
+    expect(reused.response.status).toBe(409);
+    expect(reused.error?.error.code).toBe('idempotency_key_reused');
+    const missing = await client.POST('/v1/keys', { params: { header: {} } as never, body: { name: 'x' }, headers: bearer(tenant.serviceKey) });
+    expect(missing.error?.error.code).toBe('missing_idempotency_key');
+    const invalid = await client.POST('/v1/keys', { params: idem('bad'), body: { name: '' }, headers: bearer(tenant.serviceKey) });
+    expect(invalid.response.status).toBe(422);
+
+    const path = { path: { id: key.id } };
+    const read = await sdkClient.GET('/v1/keys/{id}', { params: path, headers: bearer(tenant.serviceKey) });
+    expect(read.data?.key).toMatchObject({ id: key.id, name: 'spec client', permissions: 'call_only' });
+    const unknown = await client.GET('/v1/keys/{id}', { params: { path: { id: 'not-a-uuid' } }, headers: bearer(tenant.serviceKey) });
+    expect(unknown.error?.error.code).toBe('not_found');
+
+    const patched = await client.PATCH('/v1/keys/{id}', { params: path, body: { name: 'renamed', monthly_cap_cents: null }, headers: bearer(tenant.serviceKey) });
+    expect(patched.data?.key).toMatchObject({ name: 'renamed', monthly_cap_cents: null });
+    const emptyPatch = await client.PATCH('/v1/keys/{id}', { params: path, body: {}, headers: bearer(tenant.serviceKey) });
+    expect(emptyPatch.response.status).toBe(422);
+
+    const rotated = await client.POST('/v1/keys/{id}/rotate', { params: { ...path, ...idem('rotate') }, headers: bearer(tenant.serviceKey) });
+    expect(rotated.response.status).toBe(201);
+    const successor = rotated.data!.key;
+    expect(successor).toMatchObject({ rotated_from: key.id, name: 'renamed' });
+    const again = await client.POST('/v1/keys/{id}/rotate', { params: { ...path, ...idem('rotate') }, headers: bearer(tenant.serviceKey) });
+    expect(again.response.status).toBe(404);
+
+    const revoked = await client.DELETE('/v1/keys/{id}', { params: { path: { id: successor.id } }, headers: bearer(tenant.serviceKey) });
+    expect(revoked.data?.key.revoked_at).toBeTruthy();
+    const twice = await client.DELETE('/v1/keys/{id}', { params: { path: { id: successor.id } }, headers: bearer(tenant.serviceKey) });
+    expect(twice.error?.error.code).toBe('not_found');
+    const listed = await client.GET('/v1/keys', { headers: bearer(tenant.serviceKey) });
+    expect(listed.data?.total).toBe(0);
+  });
+
   it('a response that does not match the document fails the check', async () => {
     const { data } = await client.GET('/v1/keys', { headers: bearer(tenant.serviceKey) });
     const wrong = { ...data, total: 'zero' };

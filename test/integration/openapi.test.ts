@@ -111,6 +111,7 @@ describe('what the public document says', () => {
       if (['post', 'patch', 'delete'].includes(method)) expect(statuses, where).toEqual(expect.arrayContaining(['413', '422']));
       if (op.responses['200']?.headers?.RateLimit || op.responses['201']?.headers?.RateLimit) expect(statuses, `${where}: rate-limited`).toContain('429');
       if (p !== '/healthz') expect(statuses, `${where}: needs the database`).toContain('503');
+      expect(statuses, `${where}: an unexpected fault is the generic envelope`).toContain('500');
       if (p.includes('{id}')) expect(statuses, where).toContain('404');
     }
   });
