@@ -11,7 +11,10 @@ import openapiTS, { astToString } from 'openapi-typescript';
 import { stringify } from 'yaml';
 import { buildAdminApp, buildApp } from '../src/app.js';
 import { openDatabase } from '../src/db/client.js';
-import { ManualClock } from '../src/domain/clock.js';
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../src/domain/clock.js';
+import { useExamples } from '../src/http/openapi.document.js';
+import { normalizeExamples, recordScenario } from './openapi-examples.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DOCUMENT_FILES = { public: 'openapi.yaml', internal: 'openapi.internal.yaml' } as const;
@@ -25,23 +28,44 @@ export function toYaml(doc: unknown): string {
   return HEADER + stringify(doc, { aliasDuplicateObjects: false, lineWidth: 0 });
 }
 
-/** Builds both apps on a throwaway in-memory database and returns both documents as YAML. */
-export async function generateDocuments(): Promise<Record<keyof typeof DOCUMENT_FILES, string>> {
+export const EXAMPLES_FILE = 'src/http/openapi.examples.json';
+const ADMIN_TOKEN = 'openapi-generator-token-not-a-secret-0123456789';
+/** Each reading of the clock is one second after the last: the scenario's times are the same every run. */
+const steppingClock = (): Clock => {
+  let tick = 0;
+  return { now: () => new Date(Date.parse('2026-01-15T09:00:00.000Z') + tick++ * 1000) };
+};
+
+async function withApps<T>(fn: (app: FastifyInstance, admin: FastifyInstance) => Promise<T>): Promise<T> {
   const database = await openDatabase({});
   try {
     await database.migrate();
-    const deps = { database, logger: pino({ level: 'silent' }), clock: new ManualClock() };
+    const deps = { database, logger: pino({ level: 'silent' }), clock: steppingClock() };
     const app = await buildApp(deps);
-    const admin = await buildAdminApp({ ...deps, adminToken: 'openapi-generator-token-not-a-secret-0123456789' });
+    const admin = await buildAdminApp({ ...deps, adminToken: ADMIN_TOKEN });
     try {
       await Promise.all([app.ready(), admin.ready()]);
-      return { public: toYaml(app.swagger()), internal: toYaml(admin.swagger()) };
+      return await fn(app, admin);
     } finally {
       await Promise.all([app.close(), admin.close()]);
     }
   } finally {
     await database.close();
   }
+}
+
+/**
+ * Records the examples (a scenario against apps on a throwaway in-memory database), then builds
+ * both documents with them, on fresh apps; returns the YAML of each and the examples' JSON.
+ */
+export async function generateDocuments(): Promise<Record<keyof typeof DOCUMENT_FILES | 'examples', string>> {
+  const examples = normalizeExamples(await withApps((app, admin) => recordScenario(app, admin, ADMIN_TOKEN)));
+  useExamples(examples);
+  return withApps(async (app, admin) => ({
+    public: toYaml(app.swagger()),
+    internal: toYaml(admin.swagger()),
+    examples: `${JSON.stringify(examples, null, 2)}\n`,
+  }));
 }
 
 /** openapi-typescript over the public document (given as YAML text, as written to openapi.yaml). */
@@ -52,6 +76,8 @@ export async function generateClientTypes(publicYaml: string): Promise<string> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const docs = await generateDocuments();
+  writeFileSync(path.join(ROOT, EXAMPLES_FILE), docs.examples);
+  process.stdout.write(`wrote ${EXAMPLES_FILE}\n`);
   for (const [kind, file] of Object.entries(DOCUMENT_FILES)) {
     writeFileSync(path.join(ROOT, file), docs[kind as keyof typeof DOCUMENT_FILES]);
     process.stdout.write(`wrote ${file}\n`);

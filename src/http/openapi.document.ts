@@ -1,4 +1,5 @@
 import { ERROR_COMPONENTS } from './error.schemas.js';
+import recorded from './openapi.examples.json' with { type: 'json' };
 import { fallbackOperation, OPERATIONS, TAGS } from './openapi.catalog.js';
 
 /**
@@ -16,6 +17,19 @@ export interface OperationMeta {
 }
 
 type Json = Record<string, any>;
+
+/** Bodies seen by scripts/openapi-examples.ts, per "METHOD /path": the request and one per status. */
+export interface OperationExamples {
+  request?: unknown;
+  responses: Record<string, unknown>;
+}
+export type DocumentExamples = Record<string, OperationExamples>;
+
+let examples = recorded as unknown as Record<DocumentKind, DocumentExamples>;
+/** For the generator, which records fresh examples before it builds the documents. */
+export function useExamples(next: Record<DocumentKind, DocumentExamples>): void {
+  examples = next;
+}
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 const OPERATION_KEYS = ['operationId', 'summary', 'description', 'tags', 'security', 'parameters', 'requestBody', 'responses'];
@@ -87,9 +101,15 @@ function decorateOperation(op: Json, method: string, path: string, kind: Documen
     op.parameters = [IDEMPOTENCY_PARAMETER, ...params];
   }
 
+  const seen = examples[kind]?.[`${method.toUpperCase()} ${path}`];
+  const requestMedia = op.requestBody?.content?.['application/json'];
+  if (seen?.request !== undefined && requestMedia) requestMedia.example = seen.request;
+
   const sorted: Json = {};
   for (const status of Object.keys(responses).sort()) {
     const res = responses[status] as Json;
+    const media = res.content?.['application/json'];
+    if (media && seen?.responses[status] !== undefined) media.example = seen.responses[status];
     const schemaRef: string | undefined = res.content?.['application/json']?.schema?.$ref;
     if (!res.description || res.description === 'Default Response') {
       const described = schemaRef ? schemas[schemaRef.split('/').pop()!]?.description : undefined;

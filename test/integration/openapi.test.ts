@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { CLIENT_TYPES_FILE, DOCUMENT_FILES, generateClientTypes, generateDocuments, ROOT } from '../../scripts/openapi.js';
+import { CLIENT_TYPES_FILE, DOCUMENT_FILES, EXAMPLES_FILE, generateClientTypes, generateDocuments, ROOT } from '../../scripts/openapi.js';
+import { ResponseValidator } from '../support/openapi-validator.js';
 import { ADMIN_TOKEN, call, createTestApp, type TestApp } from '../support/harness.js';
 
 type Json = Record<string, any>;
@@ -25,6 +26,7 @@ describe('the committed documents are what the code generates (drift)', () => {
     const generated = await generateDocuments();
     const stale = (Object.keys(DOCUMENT_FILES) as (keyof typeof DOCUMENT_FILES)[]).filter((k) => generated[k] !== committed(DOCUMENT_FILES[k]));
     expect(stale, 'run `npm run openapi` and commit the result').toEqual([]);
+    expect(generated.examples, 'run `npm run openapi`').toBe(committed(EXAMPLES_FILE));
     expect(await generateClientTypes(generated.public), 'run `npm run openapi`').toBe(committed(CLIENT_TYPES_FILE));
   }, 180_000);
 
@@ -114,6 +116,27 @@ describe('what the public document says', () => {
       expect(statuses, `${where}: an unexpected fault is the generic envelope`).toContain('500');
       if (p.includes('{id}')) expect(statuses, where).toContain('404');
     }
+  });
+
+  it.each([
+    ['public', publicDoc],
+    ['internal', internalDoc],
+  ])('%s: examples come from real responses and match their schemas; the main statuses have one', (_kind, doc) => {
+    const validator = new ResponseValidator(doc);
+    let count = 0;
+    for (const { method, path: p, op } of operations(doc)) {
+      for (const [status, res] of Object.entries<Json>(op.responses)) {
+        const example = res.content['application/json'].example;
+        if (example === undefined) continue;
+        count++;
+        expect(validator.check(method.toUpperCase(), p, Number(status), null, JSON.stringify(example)), `${method} ${p} ${status}`).toBeNull();
+      }
+      const success = Object.keys(op.responses).find((s) => s.startsWith('2'))!;
+      expect(op.responses[success].content['application/json'].example, `${method.toUpperCase()} ${p} ${success}: no example`).toBeDefined();
+    }
+    expect(count).toBeGreaterThan(operations(doc).length);
+    // stand-ins, never a real-looking secret
+    expect(JSON.stringify(doc)).not.toMatch(/sk_(?:svc_)?(?:test|live)_[0-9A-Za-z]{49}|rs_[0-9A-Za-z]{43}/);
   });
 
   it('every operation and component id is unique and every $ref resolves', () => {

@@ -35,7 +35,8 @@ export class ResponseValidator {
   }
 
   /** Returns a description of what is wrong, or null when the response matches the document. */
-  check(method: string, routeUrl: string | undefined, status: number, headers: Record<string, unknown>, payload: unknown): string | null {
+  /** `headers` null: check the body only (an example has no headers). */
+  check(method: string, routeUrl: string | undefined, status: number, headers: Record<string, unknown> | null, payload: unknown): string | null {
     if (!routeUrl) return null;
     const path = documentPath(routeUrl);
     const op = this.doc.paths?.[path]?.[method.toLowerCase()];
@@ -43,9 +44,9 @@ export class ResponseValidator {
     const where = `${method} ${path} → ${status}`;
     const response = op.responses?.[String(status)];
     if (!response) return `${where}: status not documented (documented: ${Object.keys(op.responses ?? {}).join(', ')})`;
-    for (const [name, h] of Object.entries<Json>(response.headers ?? {})) {
+    for (const [name, h] of Object.entries<Json>(headers ? (response.headers ?? {}) : {})) {
       const header = h.$ref ? this.doc.components.headers[h.$ref.split('/').pop()] : h;
-      if (header?.required && headers[name.toLowerCase()] === undefined) return `${where}: required header ${name} missing`;
+      if (header?.required && headers?.[name.toLowerCase()] === undefined) return `${where}: required header ${name} missing`;
     }
     const media = response.content?.['application/json'];
     if (!media) return null;

@@ -374,6 +374,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Liveness"];
                 };
             };
@@ -405,6 +410,12 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ready",
+                     *       "database": "pglite"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
@@ -452,6 +463,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "keys": [
+                     *         {
+                     *           "id": "00000000-0000-4000-8000-000000000001",
+                     *           "key_prefix": "sk_test_EX01xxxx",
+                     *           "environment": "test",
+                     *           "name": "support agent",
+                     *           "agent_label": "support:eu-1",
+                     *           "line_id": null,
+                     *           "permissions": "call_only",
+                     *           "monthly_cap_cents": 5000,
+                     *           "monthly_spend_cents": 0,
+                     *           "created_at": "2026-01-15T09:00:07.000Z",
+                     *           "revoked_at": null,
+                     *           "last_used_at": null,
+                     *           "rotated_from": null,
+                     *           "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         }
+                     *       ],
+                     *       "total": 1
+                     *     }
+                     */
                     "application/json": {
                         keys: components["schemas"]["Key"][];
                         total: number;
@@ -467,6 +501,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "unauthorized",
+                     *         "message": "Authentication required: send Authorization: Bearer <key>.",
+                     *         "details": []
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
@@ -479,6 +522,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "validation_error",
+                     *         "message": "Invalid querystring.",
+                     *         "details": [
+                     *           {
+                     *             "field": "querystring.limit",
+                     *             "message": "Too small: expected number to be >=1"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ValidationError"];
                 };
             };
@@ -534,6 +591,15 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "support agent",
+                 *       "agent_label": "support:eu-1",
+                 *       "permissions": "call_only",
+                 *       "monthly_cap_cents": 5000,
+                 *       "self_rotation": true
+                 *     }
+                 */
                 "application/json": {
                     agent_label?: string | null;
                     /** @enum {string} */
@@ -562,6 +628,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000001",
+                     *         "key_prefix": "sk_test_EX01xxxx",
+                     *         "environment": "test",
+                     *         "name": "support agent",
+                     *         "agent_label": "support:eu-1",
+                     *         "line_id": null,
+                     *         "permissions": "call_only",
+                     *         "monthly_cap_cents": 5000,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:07.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "plaintext_key": "sk_test_EXAMPLE01notarealkey",
+                     *         "rotation_secret": "rs_EXAMPLE02notarealkey"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         key: components["schemas"]["IssuedKey"];
                     };
@@ -576,6 +664,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "missing_idempotency_key",
+                     *         "message": "An Idempotency-Key header is required for this request.",
+                     *         "details": []
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["BadRequestError"];
                 };
             };
@@ -601,6 +698,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "idempotency_key_reused",
+                     *         "message": "This Idempotency-Key was used with a different request.",
+                     *         "details": []
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["ConflictError"];
                 };
             };
@@ -688,6 +794,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000001",
+                     *         "key_prefix": "sk_test_EX01xxxx",
+                     *         "environment": "test",
+                     *         "name": "support agent",
+                     *         "agent_label": "support:eu-1",
+                     *         "line_id": null,
+                     *         "permissions": "call_only",
+                     *         "monthly_cap_cents": 5000,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:07.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         key: components["schemas"]["Key"];
                     };
@@ -714,6 +840,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "not_found",
+                     *         "message": "Not found.",
+                     *         "details": []
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["NotFoundError"];
                 };
             };
@@ -789,6 +924,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000003",
+                     *         "key_prefix": "sk_test_EX02xxxx",
+                     *         "environment": "test",
+                     *         "name": "billing agent",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "permissions": "full",
+                     *         "monthly_cap_cents": null,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:08.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:09.000Z",
+                     *         "last_used_at": null,
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000004",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         key: components["schemas"]["Key"];
                     };
@@ -893,6 +1048,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "support agent (EU)",
+                 *       "monthly_cap_cents": 10000
+                 *     }
+                 */
                 "application/json": {
                     agent_label?: string | null;
                     line_id?: string | null;
@@ -913,6 +1074,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000001",
+                     *         "key_prefix": "sk_test_EX01xxxx",
+                     *         "environment": "test",
+                     *         "name": "support agent (EU)",
+                     *         "agent_label": "support:eu-1",
+                     *         "line_id": null,
+                     *         "permissions": "call_only",
+                     *         "monthly_cap_cents": 10000,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:07.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         key: components["schemas"]["Key"];
                     };
@@ -1034,6 +1215,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000003",
+                     *         "key_prefix": "sk_test_EX02xxxx",
+                     *         "environment": "test",
+                     *         "name": "billing agent",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "permissions": "full",
+                     *         "monthly_cap_cents": null,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:08.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000004",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "plaintext_key": "sk_test_EXAMPLE03notarealkey"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         key: components["schemas"]["IssuedKey"];
                     };
