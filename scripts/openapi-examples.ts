@@ -60,7 +60,8 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   await step(admin, int, 'GET', `/internal/v1/accounts/${accountId}/service-keys`, { token: adminToken });
   const ak = await step(admin, int, 'POST', `/internal/v1/accounts/${accountId}/api-keys`, { token: adminToken, body: { environment: 'test', name: 'portal' } });
   const spare = await step(admin, int, 'POST', `/internal/v1/accounts/${accountId}/service-keys`, { token: adminToken, body: { name: 'spare' } });
-  await step(admin, int, 'POST', `/internal/v1/service-keys/${spare?.service_key?.id}/rotate`, { token: adminToken });
+  const successor = await step(admin, int, 'POST', `/internal/v1/service-keys/${spare?.service_key?.id}/rotate`, { token: adminToken });
+  await step(admin, int, 'DELETE', `/internal/v1/service-keys/${successor?.service_key?.id}`, { token: adminToken });
   const portalSpare = await step(admin, int, 'POST', `/internal/v1/accounts/${accountId}/api-keys`, { token: adminToken, body: { name: 'spare portal key' } });
   await step(admin, int, 'DELETE', `/internal/v1/api-keys/${portalSpare?.api_key?.id}`, { token: adminToken });
   await step(admin, int, 'DELETE', `/internal/v1/service-keys/00000000-0000-4000-8000-000000000000`, { token: adminToken });
