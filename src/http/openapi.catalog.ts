@@ -81,6 +81,8 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'POST /v1/agents/self/rotate-key': {
     operationId: 'selfRotateKey',
     summary: 'Rotate the calling agent key with its rotation secret',
+    description:
+      'Authentication: the agent\'s current API key (Bearer) and its rotation secret in the body. The old key and secret stop working at once; `agentId` stays the same across rotations. Rate limit: 3 attempts per 15 minutes per client IP, failed attempts included.',
     tag: 'agents',
   },
 
