@@ -92,6 +92,8 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
 const TOKEN = /sk_(?:svc_)?(?:test|live)_[0-9A-Za-z]{49}|rs_[0-9A-Za-z]{43}/g;
 const KEY_PREFIX = /\b(sk_(?:svc_)?(?:test|live)_)([0-9A-Za-z]{8})\b/g;
 const UUID = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/g;
+/** sha256 hex digests (the audit feed's hash chain): they hash random ids, so differ per run. */
+const DIGEST = /\b[0-9a-f]{64}\b/g;
 const TIME = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\b/g;
 /** The examples' clock: times keep their order, one second apart from this instant. */
 const EXAMPLE_EPOCH = Date.parse('2026-01-15T09:00:00.000Z');
@@ -110,6 +112,8 @@ export function normalizeExamples(raw: Recorder): Recorder {
   );
   const prefixes = new Map<string, string>();
   text = text.replace(KEY_PREFIX, (whole, kind: string) => seq(prefixes, whole, (n) => `${kind}EX${String(n).padStart(2, '0')}xxxx`));
+  const digests = new Map<string, string>();
+  text = text.replace(DIGEST, (d) => seq(digests, d, (n) => String(n).padStart(64, '0')));
   const uuids = new Map<string, string>();
   text = text.replace(UUID, (u) => seq(uuids, u, (n) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`));
   const times = new Map<string, string>();
