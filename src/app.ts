@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Database } from './db/client.js';
 import type { Clock } from './domain/clock.js';
 import { systemClock } from './domain/clock.js';
+import { auditRoutes } from './http/audit.routes.js';
 import { adminRoutes } from './http/admin.routes.js';
 import { registerAdminAuth } from './http/admin-auth.js';
 import { authPlugin } from './http/auth.js';
@@ -13,7 +14,9 @@ import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
 import { internalOpenapi, publicOpenapi } from './http/openapi.js';
+import { selfRotationRoutes } from './http/self-rotation.routes.js';
 import { genRequestId } from './http/request-id.js';
+import { verifyRoutes } from './http/verify.routes.js';
 
 /** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
 export interface AppDeps {
@@ -80,6 +83,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { database: deps.database });
   for (const prefix of PUBLIC_PREFIXES) {
     await app.register(keysRoutes, { prefix, db, clock });
+    await app.register(auditRoutes, { prefix, db, clock });
+    await app.register(selfRotationRoutes, { prefix, db, clock });
   }
   return app;
 }
@@ -92,6 +97,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   await app.register(async (internal) => {
     registerAdminAuth(internal, deps.adminToken);
     await internal.register(adminRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
+    await internal.register(verifyRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
   });
   await app.register(healthRoutes, { database: deps.database });
   return app;

@@ -4,7 +4,10 @@ import type { Database } from './db/client.js';
 import type { OpContext } from './domain/context.js';
 import { DomainError } from './domain/errors.js';
 import { toKeyObject, toServiceKeyObject } from './domain/key-view.js';
+import { accountIds, exportAccountEvents, verifyChains } from './domain/chain-verify.service.js';
 import * as portal from './domain/portal.service.js';
+import type { VerifyResult } from './domain/verify.service.js';
+import { isUuid } from './domain/child-keys.service.js';
 import { openConfiguredDatabase, serveForever } from './server.js';
 
 /*
@@ -32,6 +35,34 @@ async function withDatabase<T>(fn: (db: Database, config: Config) => Promise<T>)
 
 function print(json: boolean, value: object, human: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human}\n`);
+}
+
+/** Ends a command with a given exit status after it has printed its own output. */
+class CliExit extends Error {
+  constructor(readonly status: number) {
+    super(`exit ${status}`);
+  }
+}
+
+/** `audit verify` exits with this when a chain is broken (1 is any other error, 2 a usage error). */
+export const EXIT_CHAIN_BROKEN = 3;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').trim();
+}
+
+function describeVerify(r: VerifyResult): string {
+  const k = r.key;
+  const spend = k ? `spend ${k.monthly_spend_cents}${k.monthly_cap_cents === null ? '' : `/${k.monthly_cap_cents}`} cents this cycle` : '';
+  if (r.valid) {
+    const debit = r.debit ? `, debited ${r.debit.cost_cents} cents${r.debit.replayed ? ' (already debited: not again)' : ''}` : '';
+    return `valid: ${k!.key_prefix} (${k!.permissions}${k!.line_id ? `, line ${k!.line_id}` : ''}), ${spend}${debit}`;
+  }
+  const e = r.error!.error;
+  const details = e.details.map((d) => d.message).join('; ');
+  return `not valid: ${r.code} (${r.status}) ${e.message}${details ? ` ${details}` : ''}${k ? ` [${k.key_prefix}, ${spend}]` : ''}`;
 }
 
 const environmentOption = () =>
@@ -160,6 +191,96 @@ export function buildCli(): Command {
       }),
     );
 
+  const audit = program.command('audit').description('the compliance log (hash-chained, append-only)');
+  audit
+    .command('verify')
+    .description("recompute every account's hash chain (or one account's) and report the first broken link")
+    .option('--account <id>', 'verify this account only')
+    .option('--json', 'print JSON')
+    .action(async (o: { account?: string; json?: boolean }) =>
+      withDatabase(async (db) => {
+        const v = await verifyChains(db.db, { accountId: o.account });
+        const b = v.firstBreak;
+        const out = {
+          ok: b === null,
+          accounts: v.accounts,
+          events: v.events,
+          first_break: b && { account_id: b.accountId, seq: b.seq, event_id: b.eventId, problem: b.problem, message: b.message },
+        };
+        const human = b
+          ? `chain broken: account ${b.accountId}, seq ${b.seq}, event ${b.eventId ?? '(none)'}: ${b.problem}: ${b.message}`
+          : `ok: ${v.accounts} account(s), ${v.events} event(s), every chain intact`;
+        print(!!o.json, out, human);
+        if (b) throw new CliExit(EXIT_CHAIN_BROKEN);
+      }),
+    );
+  audit
+    .command('export')
+    .description("write an account's events (or every account's) as JSON lines, in seq order, for archiving")
+    .option('--account <id>', 'export this account only')
+    .option('--after-seq <n>', 'only events after this seq (incremental archives; with --account)', '0')
+    .action(async (o: { account?: string; afterSeq: string }) =>
+      withDatabase(async (db) => {
+        if (o.account && !isUuid(o.account)) throw new DomainError('not_found');
+        const ids = o.account ? [(await portal.getAccount(db.db, o.account)).id] : accountIds(db.db);
+        for await (const id of ids) {
+          for await (const e of exportAccountEvents(db.db, id, o.account ? Number(o.afterSeq) || 0 : 0)) {
+            const line = {
+              id: e.id,
+              account_id: e.accountId,
+              seq: e.seq,
+              prev_hash: e.prevHash,
+              hash: e.hash,
+              event_type: e.eventType,
+              environment: e.environment,
+              actor_kind: e.actorKind,
+              actor_key_id: e.actorKeyId,
+              actor_key_prefix: e.actorKeyPrefix,
+              subject_key_id: e.subjectKeyId,
+              related_key_id: e.relatedKeyId,
+              request_id: e.requestId,
+              ip: e.ip,
+              user_agent: e.userAgent,
+              data: e.data,
+              created_at: e.createdAt.toISOString(),
+            };
+            if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
+          }
+        }
+      }),
+    );
+
+  program
+    .command('verify')
+    .description('verify an API key for a data-plane action, as POST /internal/v1/verify does (exit 0 valid, 1 not)')
+    .argument('<key>', "the API key (sk_test_…/sk_live_…), or '-' to read it from stdin")
+    .requiredOption('--verb <verb>', 'read, call, sms or admin')
+    .option('--line-id <uuid>', 'the line the action targets')
+    .option('--cost-cents <n>', 'debit this many cents from the monthly cap (needs --request-id)')
+    .option('--request-id <id>', 'idempotency of the debit: a repeated id debits once')
+    .option('--json', 'print JSON')
+    .action(async (key: string, o: { verb: string; lineId?: string; costCents?: string; requestId?: string; json?: boolean }, cmd: Command) => {
+      // Loaded here, not at the top: every other command starts without them.
+      const [{ verifyKey }, { verifyBody }] = await Promise.all([import('./domain/verify.service.js'), import('./http/verify.schemas.js')]);
+      const parsed = verifyBody.safeParse({
+        key: key === '-' ? await readStdin() : key,
+        verb: o.verb,
+        line_id: o.lineId,
+        cost_cents: o.costCents === undefined ? undefined : Number(o.costCents),
+        request_id: o.requestId,
+      });
+      if (!parsed.success) {
+        const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
+        cmd.error(`keyplane verify: ${why}`, { exitCode: 2, code: 'commander.invalidArgument' });
+      }
+      const b = parsed.data!;
+      const result = await withDatabase((db) =>
+        verifyKey(db.db, { key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id }, new Date()),
+      );
+      print(!!o.json, result, describeVerify(result));
+      if (!result.valid) throw new CliExit(1);
+    });
+
   return program;
 }
 
@@ -170,6 +291,7 @@ export async function runCli(argv: string[]): Promise<number> {
     await buildCli().parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
+    if (err instanceof CliExit) return err.status;
     const e = err as { code?: string; exitCode?: number; message?: string };
     if (e.code?.startsWith('commander.')) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;

@@ -128,6 +128,26 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(listed.data?.total).toBe(0);
   });
 
+  it('the agent routes: audit feed and self-rotation', async () => {
+    const minted = await client.POST('/v1/keys', {
+      params: { header: { 'Idempotency-Key': `agent-${Math.random().toString(36).slice(2)}` } },
+      body: { name: 'self-rotating agent', self_rotation: true },
+      headers: bearer(tenant.serviceKey),
+    });
+    const agent = minted.data!.key;
+    const feed = await client.GET('/v1/audit', { params: { query: { limit: 10 } }, headers: bearer(agent.plaintext_key!) });
+    expect(feed.data?.api_key_id).toBe(agent.id);
+    expect(feed.data?.events.length).toBeGreaterThan(0);
+    const otherAccount = await client.GET('/v1/audit', { params: { query: { api_key_id: '00000000-0000-4000-8000-000000000000' } }, headers: bearer(agent.plaintext_key!) });
+    expect(otherAccount.error?.error.code).toBe('not_found');
+    const badQuery = await client.GET('/v1/audit', { params: { query: { event_types: 'nope' } }, headers: bearer(agent.plaintext_key!) });
+    expect(badQuery.response.status).toBe(422);
+    const rotated = await sdkClient.POST('/v1/agents/self/rotate-key', { body: { rotationSecret: agent.rotation_secret! }, headers: { ...bearer(agent.plaintext_key!) } });
+    expect(rotated.data?.agentId).toBe(agent.id);
+    const noSecret = await client.POST('/v1/agents/self/rotate-key', { body: {} as never, headers: { ...bearer(rotated.data!.apiKey) } });
+    expect(noSecret.response.status).toBe(400);
+  });
+
   it('a response that does not match the document fails the check', async () => {
     const { data } = await client.GET('/v1/keys', { headers: bearer(tenant.serviceKey) });
     const wrong = { ...data, total: 'zero' };

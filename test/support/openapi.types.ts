@@ -34,6 +34,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/self/rotate-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate the calling agent key with its rotation secret
+         * @description Authentication: the agent's current API key (Bearer) and its rotation secret in the body. The old key and secret stop working at once; `agentId` stays the same across rotations. Rate limit: 3 attempts per 15 minutes per client IP, failed attempts included.
+         */
+        post: operations["selfRotateKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/audit": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read an API key's compliance feed
+         * @description Every successful read records an `audit_read` event in the same transaction.
+         *
+         *     Authentication: an API key (`sk_test_…`, `sk_live_…`).
+         */
+        get: operations["listAuditEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys": {
         parameters: {
             query?: never;
@@ -164,6 +206,19 @@ export interface components {
                 })[];
                 message: string;
             };
+        };
+        AuditEvent: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            createdAt: string;
+            data: {
+                [key: string]: unknown;
+            };
+            /** Format: uuid */
+            id: string;
+            /** @enum {string} */
+            type: "call" | "sms" | "compliance_event" | "billing_transaction";
         };
         /** @description 400: a required header is missing or repeated, or (self-rotation) the body lacks rotationSecret. */
         BadRequestError: {
@@ -309,6 +364,17 @@ export interface components {
             /** @constant */
             status: "ready";
         };
+        SelfRotateRequestInput: {
+            rotationSecret: string;
+        };
+        SelfRotateResponse: {
+            /** Format: uuid */
+            agentId: string;
+            agentName: string;
+            apiKey: string;
+            message: string;
+            rotationSecret: string;
+        };
         /** @description 503: the database is unreachable; retry after Retry-After seconds. */
         ServiceUnavailableError: {
             error: {
@@ -432,6 +498,331 @@ export interface operations {
             /** @description 503: the database is unreachable; retry after Retry-After seconds. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    selfRotateKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "rotationSecret": "rs_EXAMPLE02notarealkey"
+                 *     }
+                 */
+                "application/json": components["schemas"]["SelfRotateRequestInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "message": "Key rotated. Store the new API key and rotation secret now: they are shown once, and the old ones no longer work.",
+                     *       "apiKey": "sk_test_EXAMPLE03notarealkey",
+                     *       "rotationSecret": "rs_EXAMPLE04notarealkey",
+                     *       "agentId": "00000000-0000-4000-8000-000000000001",
+                     *       "agentName": "support:eu-1"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["SelfRotateResponse"];
+                };
+            };
+            /** @description 400: a required header is missing or repeated, or (self-rotation) the body lacks rotationSecret. */
+            400: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequestError"];
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403: the credentials match but the action is not allowed (the agent envelopes, agent_revoked, rotation_not_configured). */
+            403: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentPermissionDeniedError"] | components["schemas"]["AgentScopeError"] | components["schemas"]["M3FraudBlockError"] | components["schemas"]["ForbiddenError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    listAuditEvents: {
+        parameters: {
+            query?: {
+                api_key_id?: string;
+                before?: string;
+                event_types?: string | string[];
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "events": [
+                     *         {
+                     *           "type": "compliance_event",
+                     *           "id": "00000000-0000-4000-8000-000000000003",
+                     *           "created_at": "2026-01-15T09:00:09.000Z",
+                     *           "createdAt": "2026-01-15T09:00:09.000Z",
+                     *           "data": {
+                     *             "event_type": "agent_key_updated",
+                     *             "account_id": "00000000-0000-4000-8000-000000000004",
+                     *             "environment": "test",
+                     *             "actor_kind": "service_key",
+                     *             "actor_key_id": "00000000-0000-4000-8000-000000000002",
+                     *             "actor_key_prefix": "sk_svc_test_EX02xxxx",
+                     *             "subject_key_id": "00000000-0000-4000-8000-000000000001",
+                     *             "related_key_id": null,
+                     *             "request_id": "00000000-0000-4000-8000-000000000005",
+                     *             "ip": "127.0.0.1",
+                     *             "user_agent": "lightMyRequest",
+                     *             "details": {
+                     *               "key_prefix": "sk_test_EX01xxxx",
+                     *               "changed_fields": [
+                     *                 "name",
+                     *                 "monthly_cap_cents"
+                     *               ]
+                     *             },
+                     *             "seq": 11,
+                     *             "prev_hash": "0000000000000000000000000000000000000000000000000000000000000001",
+                     *             "hash": "0000000000000000000000000000000000000000000000000000000000000002"
+                     *           }
+                     *         },
+                     *         {
+                     *           "type": "compliance_event",
+                     *           "id": "00000000-0000-4000-8000-000000000006",
+                     *           "created_at": "2026-01-15T09:00:08.000Z",
+                     *           "createdAt": "2026-01-15T09:00:08.000Z",
+                     *           "data": {
+                     *             "event_type": "agent_key_created",
+                     *             "account_id": "00000000-0000-4000-8000-000000000004",
+                     *             "environment": "test",
+                     *             "actor_kind": "service_key",
+                     *             "actor_key_id": "00000000-0000-4000-8000-000000000002",
+                     *             "actor_key_prefix": "sk_svc_test_EX02xxxx",
+                     *             "subject_key_id": "00000000-0000-4000-8000-000000000001",
+                     *             "related_key_id": null,
+                     *             "request_id": "00000000-0000-4000-8000-000000000007",
+                     *             "ip": "127.0.0.1",
+                     *             "user_agent": "lightMyRequest",
+                     *             "details": {
+                     *               "name": "support agent",
+                     *               "key_prefix": "sk_test_EX01xxxx",
+                     *               "permissions": "call_only",
+                     *               "self_rotation": true
+                     *             },
+                     *             "seq": 9,
+                     *             "prev_hash": "0000000000000000000000000000000000000000000000000000000000000003",
+                     *             "hash": "0000000000000000000000000000000000000000000000000000000000000004"
+                     *           }
+                     *         }
+                     *       ],
+                     *       "limit": 5,
+                     *       "api_key_id": "00000000-0000-4000-8000-000000000001",
+                     *       "next_before": null
+                     *     }
+                     */
+                    "application/json": {
+                        /** Format: uuid */
+                        api_key_id: string;
+                        events: components["schemas"]["AuditEvent"][];
+                        limit: number;
+                        next_before: string | null;
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403: the credentials match but the action is not allowed (the agent envelopes, agent_revoked, rotation_not_configured). */
+            403: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentPermissionDeniedError"] | components["schemas"]["AgentScopeError"] | components["schemas"]["M3FraudBlockError"] | components["schemas"]["ForbiddenError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     "Retry-After": components["headers"]["RetryAfter"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -927,8 +1318,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000003",
-                     *         "key_prefix": "sk_test_EX02xxxx",
+                     *         "id": "00000000-0000-4000-8000-000000000008",
+                     *         "key_prefix": "sk_test_EX03xxxx",
                      *         "environment": "test",
                      *         "name": "billing agent",
                      *         "agent_label": null,
@@ -936,10 +1327,10 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:09.000Z",
-                     *         "revoked_at": "2026-01-15T09:00:10.000Z",
+                     *         "created_at": "2026-01-15T09:00:11.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:12.000Z",
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000004",
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000009",
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
                      *       }
                      *     }
@@ -1218,8 +1609,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000003",
-                     *         "key_prefix": "sk_test_EX02xxxx",
+                     *         "id": "00000000-0000-4000-8000-000000000008",
+                     *         "key_prefix": "sk_test_EX03xxxx",
                      *         "environment": "test",
                      *         "name": "billing agent",
                      *         "agent_label": null,
@@ -1227,12 +1618,12 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:09.000Z",
+                     *         "created_at": "2026-01-15T09:00:11.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000004",
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000009",
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
-                     *         "plaintext_key": "sk_test_EXAMPLE03notarealkey"
+                     *         "plaintext_key": "sk_test_EXAMPLE05notarealkey"
                      *       }
                      *     }
                      */
