@@ -13,6 +13,8 @@ import { registerErrorHandling } from './http/errors.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
+import { internalOpenapi, publicOpenapi } from './http/openapi.js';
+import { rateLimitPlugin, type RateLimitOptions } from './http/rate-limit.js';
 import { selfRotationRoutes } from './http/self-rotation.routes.js';
 import { genRequestId } from './http/request-id.js';
 import { verifyRoutes } from './http/verify.routes.js';
@@ -27,6 +29,8 @@ export interface AppDeps {
   /** Time allowed to receive a whole request, ms. */
   requestTimeoutMs?: number;
   trustProxy?: boolean | number;
+  /** Rate limits and their counter store (in-process unless a Redis is given). */
+  rateLimit?: RateLimitOptions;
 }
 
 export interface AdminDeps extends AppDeps {
@@ -70,6 +74,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const db = deps.database.db;
   const app = baseInstance(deps);
+  await app.register(publicOpenapi); // first: it documents every route registered after it
   await app.register(cors, {
     origin: '*',
     methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -77,7 +82,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     exposedHeaders: ['Retry-After', 'RateLimit', 'RateLimit-Policy', 'Idempotent-Replayed', 'X-Request-Id'],
     maxAge: 600,
   });
-  await app.register(authPlugin, { db, clock });
+  await app.register(rateLimitPlugin, { ...deps.rateLimit, clock });
+  await app.register(authPlugin, { db, clock, onAuthFailure: (request) => app.recordAuthFailure(request) });
   await app.register(healthRoutes, { database: deps.database });
   for (const prefix of PUBLIC_PREFIXES) {
     await app.register(keysRoutes, { prefix, db, clock });
@@ -91,6 +97,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const app = baseInstance(deps);
+  await app.register(internalOpenapi, { adminToken: deps.adminToken });
   await app.register(async (internal) => {
     registerAdminAuth(internal, deps.adminToken);
     await internal.register(adminRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
