@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Database } from './db/client.js';
 import type { Clock } from './domain/clock.js';
 import { systemClock } from './domain/clock.js';
+import { auditRoutes } from './http/audit.routes.js';
 import { adminRoutes } from './http/admin.routes.js';
 import { registerAdminAuth } from './http/admin-auth.js';
 import { authPlugin } from './http/auth.js';
@@ -12,6 +13,7 @@ import { registerErrorHandling } from './http/errors.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
+import { selfRotationRoutes } from './http/self-rotation.routes.js';
 import { genRequestId } from './http/request-id.js';
 
 /** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
@@ -70,6 +72,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(healthRoutes, { database: deps.database });
   for (const prefix of PUBLIC_PREFIXES) {
     await app.register(keysRoutes, { prefix, db, clock });
+    await app.register(auditRoutes, { prefix, db, clock });
+    await app.register(selfRotationRoutes, { prefix, db, clock });
   }
   return app;
 }

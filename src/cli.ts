@@ -4,7 +4,9 @@ import type { Database } from './db/client.js';
 import type { OpContext } from './domain/context.js';
 import { DomainError } from './domain/errors.js';
 import { toKeyObject, toServiceKeyObject } from './domain/key-view.js';
+import { accountIds, exportAccountEvents, verifyChains } from './domain/chain-verify.service.js';
 import * as portal from './domain/portal.service.js';
+import { isUuid } from './domain/child-keys.service.js';
 import { openConfiguredDatabase, serveForever } from './server.js';
 
 /*
@@ -33,6 +35,16 @@ async function withDatabase<T>(fn: (db: Database, config: Config) => Promise<T>)
 function print(json: boolean, value: object, human: string): void {
   process.stdout.write(json ? `${JSON.stringify(value)}\n` : `${human}\n`);
 }
+
+/** Ends a command with a given exit status after it has printed its own output. */
+class CliExit extends Error {
+  constructor(readonly status: number) {
+    super(`exit ${status}`);
+  }
+}
+
+/** `audit verify` exits with this when a chain is broken (1 is any other error, 2 a usage error). */
+export const EXIT_CHAIN_BROKEN = 3;
 
 const environmentOption = () =>
   new Option('--environment <env>', 'test or live').choices(['test', 'live']).default('test');
@@ -160,6 +172,65 @@ export function buildCli(): Command {
       }),
     );
 
+  const audit = program.command('audit').description('the compliance log (hash-chained, append-only)');
+  audit
+    .command('verify')
+    .description("recompute every account's hash chain (or one account's) and report the first broken link")
+    .option('--account <id>', 'verify this account only')
+    .option('--json', 'print JSON')
+    .action(async (o: { account?: string; json?: boolean }) =>
+      withDatabase(async (db) => {
+        const v = await verifyChains(db.db, { accountId: o.account });
+        const b = v.firstBreak;
+        const out = {
+          ok: b === null,
+          accounts: v.accounts,
+          events: v.events,
+          first_break: b && { account_id: b.accountId, seq: b.seq, event_id: b.eventId, problem: b.problem, message: b.message },
+        };
+        const human = b
+          ? `chain broken: account ${b.accountId}, seq ${b.seq}, event ${b.eventId ?? '(none)'}: ${b.problem}: ${b.message}`
+          : `ok: ${v.accounts} account(s), ${v.events} event(s), every chain intact`;
+        print(!!o.json, out, human);
+        if (b) throw new CliExit(EXIT_CHAIN_BROKEN);
+      }),
+    );
+  audit
+    .command('export')
+    .description("write an account's events (or every account's) as JSON lines, in seq order, for archiving")
+    .option('--account <id>', 'export this account only')
+    .option('--after-seq <n>', 'only events after this seq (incremental archives; with --account)', '0')
+    .action(async (o: { account?: string; afterSeq: string }) =>
+      withDatabase(async (db) => {
+        if (o.account && !isUuid(o.account)) throw new DomainError('not_found');
+        const ids = o.account ? [(await portal.getAccount(db.db, o.account)).id] : accountIds(db.db);
+        for await (const id of ids) {
+          for await (const e of exportAccountEvents(db.db, id, o.account ? Number(o.afterSeq) || 0 : 0)) {
+            const line = {
+              id: e.id,
+              account_id: e.accountId,
+              seq: e.seq,
+              prev_hash: e.prevHash,
+              hash: e.hash,
+              event_type: e.eventType,
+              environment: e.environment,
+              actor_kind: e.actorKind,
+              actor_key_id: e.actorKeyId,
+              actor_key_prefix: e.actorKeyPrefix,
+              subject_key_id: e.subjectKeyId,
+              related_key_id: e.relatedKeyId,
+              request_id: e.requestId,
+              ip: e.ip,
+              user_agent: e.userAgent,
+              data: e.data,
+              created_at: e.createdAt.toISOString(),
+            };
+            if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
+          }
+        }
+      }),
+    );
+
   return program;
 }
 
@@ -170,6 +241,7 @@ export async function runCli(argv: string[]): Promise<number> {
     await buildCli().parseAsync(argv, { from: 'user' });
     return 0;
   } catch (err) {
+    if (err instanceof CliExit) return err.status;
     const e = err as { code?: string; exitCode?: number; message?: string };
     if (e.code?.startsWith('commander.')) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;

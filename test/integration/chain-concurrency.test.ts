@@ -1,0 +1,56 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows } from '../../src/db/raw.js';
+import { authenticate, type ServicePrincipal } from '../../src/domain/auth.service.js';
+import { verifyAccountChain } from '../../src/domain/chain-verify.service.js';
+import { listChildKeys } from '../../src/domain/child-keys.service.js';
+import { mintAgent } from '../support/agents.js';
+import { call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(() => t.close());
+
+/** The account's seqs in order, and its chain head: a gap-free chain is exactly 1..n with head n. */
+async function chainState(accountId: string) {
+  const db = t.database.db;
+  const seqs = await queryRows<{ seq: string }>(db, sql`select seq from compliance_events where account_id = ${accountId} order by seq`);
+  const [head] = await queryRows<{ chain_seq: string }>(db, sql`select chain_seq from accounts where id = ${accountId}`);
+  return { seqs: seqs.map((r) => Number(r.seq)), head: Number(head!.chain_seq) };
+}
+
+describe('concurrent writers in one account keep the chain gap-free and valid', () => {
+  it('50 parallel audit reads', async () => {
+    const tenant = await createTenant(t);
+    const agent = await mintAgent(t, tenant.serviceKey);
+    const before = await chainState(tenant.accountId);
+    const results = await Promise.all(Array.from({ length: 50 }, () => call(t.app, 'GET', '/v1/audit?limit=5', { token: agent.apiKey })));
+    expect(results.map((r) => r.status)).toEqual(Array(50).fill(200));
+    const after = await chainState(tenant.accountId);
+    expect(after.head).toBe(before.head + 50);
+    expect(after.seqs).toEqual(Array.from({ length: after.head }, (_, i) => i + 1));
+    const v = await verifyAccountChain(t.database.db, tenant.accountId);
+    expect(v).toEqual({ accountId: tenant.accountId, events: after.head, firstBreak: null });
+    // Every read was recorded, once.
+    const feed = await call(t.app, 'GET', '/v1/audit?limit=500', { token: agent.apiKey });
+    expect(feed.body.events.filter((e: any) => e.data.event_type === 'audit_read')).toHaveLength(50);
+  });
+
+  it('50 parallel list reads, through the service and the route', async () => {
+    const tenant = await createTenant(t);
+    const db = t.database.db;
+    const principal = (await authenticate(db, tenant.serviceKey, 'service', { readOnly: true, now: t.clock.now() })) as ServicePrincipal;
+    const ctx = { actor: { kind: 'service_key' as const, keyId: principal.id, keyPrefix: principal.keyPrefix }, meta: { requestId: null, ip: null, userAgent: null }, now: t.clock.now() };
+    const before = await chainState(tenant.accountId);
+    await Promise.all([
+      ...Array.from({ length: 25 }, () => listChildKeys(db, principal, { limit: 10, offset: 0 }, ctx)),
+      ...Array.from({ length: 25 }, () => call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey })),
+    ]);
+    const after = await chainState(tenant.accountId);
+    expect(after.head).toBe(before.head + 50);
+    expect(after.seqs).toEqual(Array.from({ length: after.head }, (_, i) => i + 1));
+    expect((await verifyAccountChain(db, tenant.accountId)).firstBreak).toBeNull();
+  });
+});

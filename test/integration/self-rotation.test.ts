@@ -1,0 +1,148 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows } from '../../src/db/raw.js';
+import { mintAgent } from '../support/agents.js';
+import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+
+let t: TestApp;
+let tenant: Tenant;
+beforeAll(async () => {
+  t = await createTestApp();
+  tenant = await createTenant(t);
+});
+afterAll(() => t.close());
+
+const INVALID = 'The API key is invalid or has been revoked.';
+
+async function rotate(token: string | undefined, body: unknown, prefix = '/v1') {
+  const res = await call(t.app, 'POST', `${prefix}/agents/self/rotate-key`, { token, body });
+  recordSecrets(res.raw);
+  return res;
+}
+
+const auditOk = async (token: string) => (await call(t.app, 'GET', '/v1/audit', { token })).status;
+
+describe('POST /v1/agents/self/rotate-key (spec §7)', () => {
+  it('rotates atomically: old key and old secret stop at once, the new pair works, agentId is stable over 3 rotations', async () => {
+    const agent = await mintAgent(t, tenant.serviceKey, { name: 'Support bot', agentLabel: 'support-bot', selfRotation: true });
+    let key = agent.apiKey;
+    let secret = agent.rotationSecret!;
+    const seen = new Set<string>([key]);
+    for (let i = 0; i < 3; i++) {
+      const res = await rotate(key, { rotationSecret: secret }, i === 1 ? '/api/v1' : '/v1');
+      expect(res.status).toBe(200);
+      expect(Object.keys(res.body).sort()).toEqual(['agentId', 'agentName', 'apiKey', 'message', 'rotationSecret']);
+      expect(res.body.agentId).toBe(agent.id);
+      expect(res.body.agentName).toBe('support-bot');
+      expect(res.body.apiKey).toMatch(/^sk_test_/);
+      expect(res.body.rotationSecret).toMatch(/^rs_/);
+      expect(seen.has(res.body.apiKey)).toBe(false);
+      seen.add(res.body.apiKey);
+      const [oldKey, oldSecret] = [key, secret];
+      key = res.body.apiKey;
+      secret = res.body.rotationSecret;
+      // The old key no longer authenticates anywhere; with its old secret it is a revoked agent.
+      expect(await auditOk(oldKey)).toBe(401);
+      const again = await rotate(oldKey, { rotationSecret: oldSecret });
+      expect(again.status).toBe(403);
+      expect(errorCode(again)).toBe('agent_revoked');
+      // The new key with the old secret, and the old key with the new secret: a bad pair.
+      for (const [k, s] of [
+        [key, oldSecret],
+        [oldKey, secret],
+      ] as const) {
+        const bad = await rotate(k, { rotationSecret: s });
+        expect(bad.status).toBe(401);
+        expect(bad.body.error).toMatchObject({ code: 'invalid_api_key', message: INVALID });
+      }
+      expect(await auditOk(key)).toBe(200);
+    }
+    // The chain of keys: each successor's rotated_from is its predecessor, all the same agent.
+    const rows = await queryRows<{ id: string; rotated_from: string | null; agent_id: string; revoked: boolean }>(
+      t.database.db,
+      sql`select id, rotated_from, agent_id, revoked_at is not null as revoked from api_keys where agent_id = ${agent.id} order by created_at, id`,
+    );
+    expect(rows).toHaveLength(4);
+    expect(rows.filter((r) => !r.revoked)).toHaveLength(1);
+    expect(rows.every((r) => r.agent_id === agent.id)).toBe(true);
+  });
+
+  it('records agent_key_self_rotated, visible on both keys’ feeds', async () => {
+    const agent = await mintAgent(t, tenant.serviceKey, { name: 'named only', selfRotation: true });
+    const res = await rotate(agent.apiKey, { rotationSecret: agent.rotationSecret });
+    expect(res.status).toBe(200);
+    expect(res.body.agentName).toBe('named only');
+    const feed = await call(t.app, 'GET', '/v1/audit', { token: res.body.apiKey });
+    const ev = feed.body.events.find((e: any) => e.data.event_type === 'agent_key_self_rotated');
+    expect(ev.data).toMatchObject({ actor_kind: 'api_key', actor_key_id: agent.id, subject_key_id: agent.id });
+    expect(ev.data.related_key_id).toBe(feed.body.api_key_id);
+    const oldFeed = await call(t.app, 'GET', `/v1/audit?api_key_id=${agent.id}`, { token: res.body.apiKey });
+    expect(oldFeed.body.events.some((e: any) => e.id === ev.id)).toBe(true);
+  });
+
+  it('a wrong secret → 401 invalid_api_key, the same answer as an unknown key', async () => {
+    const agent = await mintAgent(t, tenant.serviceKey, { selfRotation: true });
+    const wrong = await rotate(agent.apiKey, { rotationSecret: `rs_${'x'.repeat(43)}` });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error).toMatchObject({ code: 'invalid_api_key', message: INVALID });
+    for (const token of [tenant.serviceKey, 'garbage', `${agent.apiKey.slice(0, -1)}0`]) {
+      const res = await rotate(token, { rotationSecret: agent.rotationSecret });
+      expect(res.status).toBe(401);
+      expect(res.body.error).toMatchObject({ code: 'invalid_api_key', message: INVALID });
+    }
+    const none = await rotate(undefined, { rotationSecret: agent.rotationSecret });
+    expect(none.status).toBe(401);
+    expect(errorCode(none)).toBe('unauthorized');
+    // Nothing changed: the right pair still rotates.
+    expect((await rotate(agent.apiKey, { rotationSecret: agent.rotationSecret })).status).toBe(200);
+  });
+
+  it('a revoked key whose secret matches → 403 agent_revoked; without a secret it is just invalid', async () => {
+    const agent = await mintAgent(t, tenant.serviceKey, { selfRotation: true });
+    const plain = await mintAgent(t, tenant.serviceKey);
+    const db = t.database.db;
+    await db.execute(sql`update api_keys set revoked_at = now() where id in (${agent.id}, ${plain.id})`);
+    const res = await rotate(agent.apiKey, { rotationSecret: agent.rotationSecret });
+    expect(res.status).toBe(403);
+    expect(errorCode(res)).toBe('agent_revoked');
+    const bad = await rotate(agent.apiKey, { rotationSecret: `rs_${'y'.repeat(43)}` });
+    expect(bad.status).toBe(401);
+    const noSecret = await rotate(plain.apiKey, { rotationSecret: `rs_${'y'.repeat(43)}` });
+    expect(noSecret.status).toBe(401);
+    expect(errorCode(noSecret)).toBe('invalid_api_key');
+  });
+
+  it('a key without a rotation secret → 403 rotation_not_configured (child or portal key)', async () => {
+    const plain = await mintAgent(t, tenant.serviceKey);
+    for (const token of [plain.apiKey, tenant.apiKey]) {
+      const res = await rotate(token, { rotationSecret: `rs_${'z'.repeat(43)}` });
+      expect(res.status).toBe(403);
+      expect(errorCode(res)).toBe('rotation_not_configured');
+    }
+  });
+
+  it('a missing or malformed rotationSecret → 400 validation_error, and nothing rotates', async () => {
+    const agent = await mintAgent(t, tenant.serviceKey, { selfRotation: true });
+    for (const body of [undefined, {}, { rotationSecret: '' }, { rotationSecret: 42 }, { secret: agent.rotationSecret }]) {
+      const res = await rotate(agent.apiKey, body);
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(errorCode(res)).toBe('validation_error');
+      expect(res.body.error.details[0].field).toBe('rotationSecret');
+    }
+    expect(await auditOk(agent.apiKey)).toBe(200);
+  });
+
+  it('of two concurrent self-rotations with the same pair, exactly one wins; the other is agent_revoked', async () => {
+    const agent = await mintAgent(t, tenant.serviceKey, { selfRotation: true });
+    const results = await Promise.all([0, 1].map(() => rotate(agent.apiKey, { rotationSecret: agent.rotationSecret })));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 403]);
+    expect(errorCode(results.find((r) => r.status === 403)!)).toBe('agent_revoked');
+  });
+
+  it('the internal API revoking the agent key also ends self-rotation', async () => {
+    const res = await call(t.admin, 'DELETE', `/internal/v1/api-keys/${tenant.apiKeyId}`, { token: ADMIN_TOKEN });
+    expect(res.status).toBe(200);
+    const after = await rotate(tenant.apiKey, { rotationSecret: `rs_${'z'.repeat(43)}` });
+    expect(after.status).toBe(401);
+  });
+});
