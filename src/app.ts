@@ -15,6 +15,7 @@ import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
 import { selfRotationRoutes } from './http/self-rotation.routes.js';
 import { genRequestId } from './http/request-id.js';
+import { verifyRoutes } from './http/verify.routes.js';
 
 /** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
 export interface AppDeps {
@@ -85,6 +86,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   await app.register(async (internal) => {
     registerAdminAuth(internal, deps.adminToken);
     await internal.register(adminRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
+    await internal.register(verifyRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
   });
   await app.register(healthRoutes, { database: deps.database });
   return app;

@@ -1,0 +1,97 @@
+import { performance } from 'node:perf_hooks';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { buildAdminApp } from '../../src/app.js';
+import { openDatabase, type Database } from '../../src/db/client.js';
+import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
+import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import type { FastifyInstance } from 'fastify';
+
+/*
+ * No cache can serve a revoked key: a verification that starts after the revocation has committed
+ * answers invalid, on every instance. On Postgres a second instance with its own pool stands in for
+ * another process; on PGlite (one process by design) both instances share the embedded database.
+ */
+
+let t: TestApp;
+let other: FastifyInstance;
+let otherDb: Database | undefined;
+beforeAll(async () => {
+  t = await createTestApp();
+  const url = inject('databaseUrl');
+  otherDb = url ? await openDatabase({ databaseUrl: url, poolMax: 4 }) : undefined;
+  other = await buildAdminApp({ database: otherDb ?? t.database, logger: pino({ level: 'silent' }), clock: t.clock, adminToken: ADMIN_TOKEN });
+  await other.ready();
+});
+afterAll(async () => {
+  await other.close();
+  await otherDb?.close();
+  await t.close();
+});
+
+interface Sample {
+  startedAt: number;
+  endedAt: number;
+  valid: boolean;
+  code: string;
+}
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Launches n verifications, one every ~1 ms, alternating instances; runs `act` after the kth launch. */
+async function raceAgainst(key: string, n: number, k: number, act: () => Promise<void>) {
+  const samples: Promise<Sample>[] = [];
+  let committedAt = Number.NaN;
+  let acting: Promise<void> | undefined;
+  for (let i = 0; i < n; i++) {
+    const app = i % 2 === 0 ? t.admin : other;
+    const startedAt = performance.now();
+    samples.push(
+      call(app, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: { key, verb: 'call' } }).then((res) => {
+        expect(res.status).toBe(200);
+        return { startedAt, endedAt: performance.now(), valid: res.body.valid, code: res.body.code };
+      }),
+    );
+    if (i === k) acting = act().then(() => void (committedAt = performance.now()));
+    await pause(1);
+  }
+  await acting;
+  return { samples: await Promise.all(samples), committedAt };
+}
+
+describe('revocation race', () => {
+  it('revoking while 50 verifications are in flight: none that starts after the commit answers valid', async () => {
+    const tenant = await createTenant(t);
+    for (let round = 0; round < 3; round++) {
+      const key = await mintChild(t, tenant);
+      const { samples, committedAt } = await raceAgainst(key.plaintext, 50, 10, async () => {
+        await revokeChild(t, tenant, key.id);
+      });
+      expect(Number.isFinite(committedAt)).toBe(true);
+      const after = samples.filter((s) => s.startedAt > committedAt);
+      const before = samples.filter((s) => s.endedAt < committedAt);
+      // The race was real: verifications ran on both sides of the commit.
+      expect(after.length).toBeGreaterThan(0);
+      expect(before.length).toBeGreaterThan(0);
+      expect(before.every((s) => s.valid)).toBe(true);
+      expect(after.filter((s) => s.valid)).toEqual([]);
+      expect(after.every((s) => s.code === 'invalid_api_key')).toBe(true);
+    }
+  });
+
+  it('rotating while verifications are in flight: the old key stops at the commit, the new one works at once', async () => {
+    const tenant = await createTenant(t);
+    const key = await mintChild(t, tenant);
+    let successor = '';
+    const { samples, committedAt } = await raceAgainst(key.plaintext, 50, 10, async () => {
+      successor = (await rotateChild(t, tenant, key.id)).plaintext;
+    });
+    const after = samples.filter((s) => s.startedAt > committedAt);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.filter((s) => s.valid)).toEqual([]);
+    for (const app of [t.admin, other]) {
+      const res = await call(app, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: { key: successor, verb: 'call' } });
+      expect(res.body.valid).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,222 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { base62Checksum } from '../../src/domain/credentials.js';
+import { TIER_VERBS, VERBS } from '../../src/domain/verify.service.js';
+import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
+import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+
+let t: TestApp;
+let tenant: Tenant;
+beforeAll(async () => {
+  t = await createTestApp();
+  tenant = await createTenant(t);
+});
+afterAll(() => t.close());
+
+const verify = (body: unknown) => call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body });
+
+const KEY_FIELDS = [
+  'id',
+  'key_prefix',
+  'environment',
+  'name',
+  'agent_label',
+  'line_id',
+  'permissions',
+  'monthly_cap_cents',
+  'monthly_spend_cents',
+  'created_at',
+  'revoked_at',
+  'last_used_at',
+  'rotated_from',
+  'created_by_service_key_id',
+  'account_id',
+];
+
+function expectInvalidKey(res: Awaited<ReturnType<typeof verify>>) {
+  expect(res.status).toBe(200);
+  expect(res.body).toEqual({
+    valid: false,
+    code: 'invalid_api_key',
+    status: 401,
+    error: { error: { code: 'invalid_api_key', message: 'The API key is invalid or has been revoked.', details: [] } },
+  });
+}
+
+describe('POST /internal/v1/verify', () => {
+  it('answers a valid key with the 14-field key object plus account_id', async () => {
+    const k = await mintChild(t, tenant, { name: 'caller', agentLabel: 'bot-1', monthlyCapCents: 1000 });
+    const res = await verify({ key: k.plaintext, verb: 'call' });
+    expect(res.status).toBe(200);
+    expect(res.body.valid).toBe(true);
+    expect(res.body.code).toBe('valid');
+    expect(res.body.error).toBeUndefined();
+    expect(res.body.status).toBeUndefined();
+    expect(Object.keys(res.body.key)).toEqual(KEY_FIELDS);
+    expect(res.body.key).toMatchObject({
+      id: k.id,
+      account_id: tenant.accountId,
+      name: 'caller',
+      agent_label: 'bot-1',
+      permissions: 'full',
+      monthly_cap_cents: 1000,
+      monthly_spend_cents: 0,
+      created_by_service_key_id: tenant.serviceKeyId,
+      revoked_at: null,
+    });
+    expect(res.raw).not.toContain(k.plaintext);
+  });
+
+  it('enforces the tier × verb matrix', async () => {
+    const tiers = ['read_only', 'call_only', 'sms_only', 'full'] as const;
+    const seen: string[] = [];
+    for (const tier of tiers) {
+      const k = await mintChild(t, tenant, { permissions: tier });
+      for (const verb of VERBS) {
+        const res = await verify({ key: k.plaintext, verb });
+        expect(res.status).toBe(200);
+        const expected = TIER_VERBS[tier].includes(verb);
+        seen.push(`${tier}:${verb}:${res.body.valid}`);
+        if (expected) {
+          expect(res.body).toMatchObject({ valid: true, code: 'valid' });
+        } else {
+          expect(res.body.valid).toBe(false);
+          expect(res.body.code).toBe('agent_permission_denied');
+          expect(res.body.status).toBe(403);
+          expect(res.body.error.error.code).toBe('agent_permission_denied');
+          expect(res.body.error.error.details).toEqual([expect.objectContaining({ tier, verb })]);
+          expect(res.body.key.id).toBe(k.id);
+        }
+      }
+    }
+    // The matrix itself, written out: what the issue specifies.
+    expect(seen).toEqual([
+      'read_only:read:true', 'read_only:call:false', 'read_only:sms:false', 'read_only:admin:false',
+      'call_only:read:true', 'call_only:call:true', 'call_only:sms:false', 'call_only:admin:false',
+      'sms_only:read:true', 'sms_only:call:false', 'sms_only:sms:true', 'sms_only:admin:false',
+      'full:read:true', 'full:call:true', 'full:sms:true', 'full:admin:true',
+    ]);
+  });
+
+  it('legacy_full portal keys may do everything', async () => {
+    for (const verb of VERBS) {
+      const res = await verify({ key: tenant.apiKey, verb });
+      expect(res.body).toMatchObject({ valid: true, code: 'valid', key: { permissions: 'legacy_full', created_by_service_key_id: null } });
+    }
+  });
+
+  it('a line-scoped key acts only on its own line', async () => {
+    const line = '7b0c5a52-3f0e-4a57-9d0c-7b1c2d3e4f50';
+    const other = '0e4f2a1b-9c8d-4e7f-a6b5-c4d3e2f1a0b9';
+    const k = await mintChild(t, tenant, { lineId: line });
+    for (const verb of ['read', 'call', 'sms', 'admin']) {
+      expect((await verify({ key: k.plaintext, verb, line_id: line })).body.valid).toBe(true);
+      expect((await verify({ key: k.plaintext, verb, line_id: line.toUpperCase() })).body.valid).toBe(true);
+      const res = await verify({ key: k.plaintext, verb, line_id: other });
+      expect(res.body).toMatchObject({ valid: false, code: 'agent_scope_error', status: 403 });
+      expect(res.body.error.error).toMatchObject({ code: 'agent_scope_error', message: 'The key is scoped to another line.' });
+      expect(res.body.error.error.details).toEqual([expect.objectContaining({ field: 'line_id', line_id: other })]);
+    }
+    // No line named: reading is allowed, acting on a line (or account-wide) is not.
+    expect((await verify({ key: k.plaintext, verb: 'read' })).body.valid).toBe(true);
+    for (const verb of ['call', 'sms', 'admin']) {
+      const res = await verify({ key: k.plaintext, verb, line_id: null });
+      expect(res.body).toMatchObject({ valid: false, code: 'agent_scope_error', status: 403 });
+      expect(res.body.error.error.details).toEqual([expect.objectContaining({ field: 'line_id', line_id: null })]);
+    }
+    // An unscoped key may act on any line.
+    const free = await mintChild(t, tenant);
+    expect((await verify({ key: free.plaintext, verb: 'call', line_id: other })).body.valid).toBe(true);
+  });
+
+  it('permission is checked before line scope', async () => {
+    const k = await mintChild(t, tenant, { permissions: 'read_only', lineId: '7b0c5a52-3f0e-4a57-9d0c-7b1c2d3e4f50' });
+    const res = await verify({ key: k.plaintext, verb: 'call', line_id: '0e4f2a1b-9c8d-4e7f-a6b5-c4d3e2f1a0b9' });
+    expect(res.body.code).toBe('agent_permission_denied');
+  });
+
+  it('a revoked key is invalid on the very next call', async () => {
+    const k = await mintChild(t, tenant);
+    expect((await verify({ key: k.plaintext, verb: 'read' })).body.valid).toBe(true);
+    await revokeChild(t, tenant, k.id);
+    expectInvalidKey(await verify({ key: k.plaintext, verb: 'read' }));
+  });
+
+  it('after a rotation the old key is invalid and the new key valid', async () => {
+    const k = await mintChild(t, tenant, { permissions: 'call_only' });
+    const next = await rotateChild(t, tenant, k.id);
+    expectInvalidKey(await verify({ key: k.plaintext, verb: 'call' }));
+    const res = await verify({ key: next.plaintext, verb: 'call' });
+    expect(res.body).toMatchObject({ valid: true, key: { id: next.id, rotated_from: k.id, permissions: 'call_only' } });
+  });
+
+  it('unknown, malformed, bad-checksum and service keys are all the same invalid_api_key', async () => {
+    const k = await mintChild(t, tenant);
+    const body = k.plaintext.slice(0, -6);
+    const flipped = body.slice(0, -1) + (body.endsWith('A') ? 'B' : 'A');
+    const unknown = flipped + base62Checksum(flipped);
+    const badChecksum = body + (k.plaintext.endsWith('000000') ? '111111' : '000000');
+    for (const key of [unknown, badChecksum, k.plaintext.slice(0, -1), '', 'not a key', tenant.serviceKey, `${k.plaintext} `]) {
+      expectInvalidKey(await verify({ key, verb: 'read' }));
+    }
+  });
+
+  it('updates last_used_at, at most once per second per key', async () => {
+    const k = await mintChild(t, tenant, { permissions: 'read_only' });
+    expect(k.row.lastUsedAt).toBeNull();
+    const first = await verify({ key: k.plaintext, verb: 'read' });
+    const stamp: string = first.body.key.last_used_at;
+    expect(stamp).not.toBeNull();
+    expect(Math.abs(new Date(stamp).getTime() - t.clock.now().getTime())).toBeLessThan(1_000);
+    // Within the same second: no write, the stored stamp stays.
+    t.clock.advance(500);
+    expect((await verify({ key: k.plaintext, verb: 'read' })).body.key.last_used_at).toBe(stamp);
+    // A refused verify is not a use.
+    t.clock.advance(1_000);
+    const refused = await verify({ key: k.plaintext, verb: 'call' });
+    expect(refused.body.valid).toBe(false);
+    expect(refused.body.key.last_used_at).toBe(stamp);
+    // More than a second later: written again.
+    const later = await verify({ key: k.plaintext, verb: 'read' });
+    expect(new Date(later.body.key.last_used_at).getTime()).toBeGreaterThanOrEqual(new Date(stamp).getTime() + 1_500);
+  });
+
+  it('requires the operator token and is not served on the public listener', async () => {
+    const k = await mintChild(t, tenant);
+    const none = await call(t.admin, 'POST', '/internal/v1/verify', { body: { key: k.plaintext, verb: 'read' } });
+    expect(none.status).toBe(401);
+    expect(errorCode(none)).toBe('unauthorized');
+    const wrong = await call(t.admin, 'POST', '/internal/v1/verify', { token: k.plaintext, body: { key: k.plaintext, verb: 'read' } });
+    expect(wrong.status).toBe(401);
+    expect(errorCode(wrong)).toBe('invalid_api_key');
+    const pub = await call(t.app, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: { key: k.plaintext, verb: 'read' } });
+    expect(pub.status).toBe(404);
+  });
+
+  it('rejects a malformed body with the 422 envelope', async () => {
+    const k = await mintChild(t, tenant);
+    const bad: unknown[] = [
+      {},
+      { key: k.plaintext },
+      { key: k.plaintext, verb: 'write' },
+      { key: k.plaintext, verb: 'read', extra: 1 },
+      { key: k.plaintext, verb: 'read', line_id: 'line-1' },
+      { key: k.plaintext, verb: 'call', cost_cents: 10 },
+      { key: k.plaintext, verb: 'call', cost_cents: 0, request_id: 'r' },
+      { key: k.plaintext, verb: 'call', cost_cents: -5, request_id: 'r' },
+      { key: k.plaintext, verb: 'call', cost_cents: 1.5, request_id: 'r' },
+      { key: k.plaintext, verb: 'call', cost_cents: 100_000_001, request_id: 'r' },
+      { key: k.plaintext, verb: 'call', cost_cents: '10', request_id: 'r' },
+      { key: k.plaintext, verb: 'call', cost_cents: 10, request_id: 'has space' },
+      { key: k.plaintext, verb: 'call', cost_cents: 10, request_id: 'x'.repeat(256) },
+      { key: 42, verb: 'read' },
+    ];
+    for (const body of bad) {
+      const res = await verify(body);
+      expect(res.status, JSON.stringify(body)).toBe(422);
+      expect(errorCode(res)).toBe('validation_error');
+    }
+    const missingRid = await verify({ key: k.plaintext, verb: 'call', cost_cents: 10 });
+    expect(missingRid.body.error.details).toEqual([expect.objectContaining({ field: 'request_id' })]);
+    expect((await call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, payload: '{"key":' })).status).toBe(422);
+  });
+});

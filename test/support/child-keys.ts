@@ -1,0 +1,60 @@
+import { actorOf, authenticate, type ServicePrincipal } from '../../src/domain/auth.service.js';
+import { mintChildKeyTx, prepareKeyMaterial, revokeChildKey, rotateKeyTx, type MintInput } from '../../src/domain/child-keys.service.js';
+import type { OpContext } from '../../src/domain/context.js';
+import type { ApiKeyRow } from '../../src/db/schema.js';
+import { recordSecrets, type Tenant, type TestApp } from './harness.js';
+
+/*
+ * Child keys for tests, made through the domain (the same code the /v1/keys routes call): the
+ * principal comes from authenticate() with the tenant's service key.
+ */
+
+async function principalOf(t: TestApp, tenant: Tenant): Promise<ServicePrincipal> {
+  const p = await authenticate(t.database.db, tenant.serviceKey, 'service', { readOnly: false, now: t.clock.now() });
+  if (p.tier !== 'service') throw new Error('not a service key');
+  return p;
+}
+
+const ctxOf = (t: TestApp, p: ServicePrincipal): OpContext => ({
+  actor: actorOf(p),
+  meta: { requestId: null, ip: null, userAgent: 'vitest' },
+  now: t.clock.now(),
+});
+
+export interface ChildKey {
+  id: string;
+  plaintext: string;
+  row: ApiKeyRow;
+}
+
+export async function mintChild(t: TestApp, tenant: Tenant, input: Partial<MintInput> = {}): Promise<ChildKey> {
+  const p = await principalOf(t, tenant);
+  const full: MintInput = {
+    name: 'agent',
+    agentLabel: null,
+    lineId: null,
+    permissions: 'full',
+    monthlyCapCents: null,
+    selfRotation: false,
+    ...input,
+  };
+  const material = await prepareKeyMaterial(p.environment, full.selfRotation);
+  recordSecrets(material.token.plaintext);
+  const row = await t.database.db.transaction((tx) => mintChildKeyTx(tx, p, full, material, ctxOf(t, p)));
+  return { id: row.id, plaintext: material.token.plaintext, row };
+}
+
+export async function rotateChild(t: TestApp, tenant: Tenant, id: string): Promise<ChildKey> {
+  const p = await principalOf(t, tenant);
+  const material = await prepareKeyMaterial(p.environment, false);
+  recordSecrets(material.token.plaintext);
+  const { successor } = await t.database.db.transaction((tx) =>
+    rotateKeyTx(tx, { accountId: p.accountId, keyId: id, createdByServiceKeyId: p.id }, material, ctxOf(t, p)),
+  );
+  return { id: successor.id, plaintext: material.token.plaintext, row: successor };
+}
+
+export async function revokeChild(t: TestApp, tenant: Tenant, id: string): Promise<ApiKeyRow> {
+  const p = await principalOf(t, tenant);
+  return revokeChildKey(t.database.db, p, id, ctxOf(t, p));
+}
