@@ -13,6 +13,7 @@ import { registerErrorHandling } from './http/errors.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
+import { rateLimitPlugin, type RateLimitOptions } from './http/rate-limit.js';
 import { selfRotationRoutes } from './http/self-rotation.routes.js';
 import { genRequestId } from './http/request-id.js';
 import { verifyRoutes } from './http/verify.routes.js';
@@ -27,6 +28,8 @@ export interface AppDeps {
   /** Time allowed to receive a whole request, ms. */
   requestTimeoutMs?: number;
   trustProxy?: boolean | number;
+  /** Rate limits and their counter store (in-process unless a Redis is given). */
+  rateLimit?: RateLimitOptions;
 }
 
 export interface AdminDeps extends AppDeps {
@@ -69,7 +72,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     exposedHeaders: ['Retry-After', 'RateLimit', 'RateLimit-Policy', 'Idempotent-Replayed', 'X-Request-Id'],
     maxAge: 600,
   });
-  await app.register(authPlugin, { db, clock });
+  await app.register(rateLimitPlugin, { ...deps.rateLimit, clock });
+  await app.register(authPlugin, { db, clock, onAuthFailure: (request) => app.recordAuthFailure(request) });
   await app.register(healthRoutes, { database: deps.database });
   for (const prefix of PUBLIC_PREFIXES) {
     await app.register(keysRoutes, { prefix, db, clock });

@@ -6,6 +6,15 @@ import { z } from 'zod';
  * starts when KEYPLANE_ADMIN_TOKEN is set.
  */
 const port = z.coerce.number().int().min(0).max(65535);
+/** A rate limit as `max/window-seconds`, e.g. `60/3600` = 60 requests per hour. */
+const rateRule = z
+  .string()
+  .regex(/^\d+\/\d+$/, 'must be <max>/<window seconds>, e.g. 60/3600')
+  .transform((v) => {
+    const [max, windowSeconds] = v.split('/').map(Number) as [number, number];
+    return { max, windowSeconds };
+  })
+  .refine((r) => r.max >= 1 && r.windowSeconds >= 1, 'max and window must both be at least 1');
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
@@ -22,6 +31,30 @@ export const configSchema = z.object({
   /** pg pool size per process. 10 matches pg's default and Postgres' default 100 connections for ~8 instances. */
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
   REDIS_URL: z.string().url().optional(),
+  /** Every counter key starts with this, so several deployments (or test runs) can share one Redis. */
+  REDIS_KEY_PREFIX: z.string().min(1).default('keyplane:rl:'),
+  /** A Redis that does not accept a connection within 500 ms is treated as down (limits fall back per instance). */
+  REDIS_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(10).default(500),
+  /** One counter update takes well under 1 ms on a healthy Redis; 100 ms means it is in trouble. */
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(5).default(100),
+  /*
+   * Rate limits (spec §4, §6, §7), one entry per route, as <max>/<window seconds>. Unset = the
+   * contract's value (POLICIES in src/http/rate-limit.ts); raise them for benchmarks. Counted per service key per route for /v1/keys, per
+   * API key for /v1/audit, per client IP for self-rotation (every attempt counts).
+   */
+  RATE_LIMIT_KEYS_MINT: rateRule.optional(),
+  RATE_LIMIT_KEYS_LIST: rateRule.optional(),
+  RATE_LIMIT_KEYS_GET: rateRule.optional(),
+  RATE_LIMIT_KEYS_UPDATE: rateRule.optional(),
+  RATE_LIMIT_KEYS_REVOKE: rateRule.optional(),
+  RATE_LIMIT_KEYS_ROTATE: rateRule.optional(),
+  RATE_LIMIT_AUDIT_READ: rateRule.optional(),
+  RATE_LIMIT_AGENTS_SELF_ROTATE: rateRule.optional(),
+  /**
+   * Brute-force damping: failed authentications (401s) per client IP. 60 a minute is far above what
+   * a misconfigured but honest client produces, and makes online guessing pointless. Unset = 60/60.
+   */
+  RATE_LIMIT_AUTH_FAILURES: rateRule.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Behind a load balancer set this to the number of proxy hops (or true) so req.ip is the client's. */
   TRUST_PROXY: z.union([bool, z.coerce.number().int().min(0)]).default(false),

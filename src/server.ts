@@ -4,7 +4,9 @@ import pino, { type Logger } from 'pino';
 import { buildAdminApp, buildApp } from './app.js';
 import type { Config } from './config.js';
 import { openDatabase, type Database } from './db/client.js';
+import { LIMIT_NAMES } from './http/limits.js';
 import { loggerOptions } from './http/logger.js';
+import type { RateLimitOptions } from './http/rate-limit.js';
 import { systemClock } from './domain/clock.js';
 import { startSweeper } from './sweeper.js';
 
@@ -19,6 +21,27 @@ export function openConfiguredDatabase(config: Config): Promise<Database> {
     dataDir: config.DATABASE_URL ? undefined : config.DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
   });
+}
+
+/** RATE_LIMIT_KEYS_MINT → keys.mint, …; REDIS_URL → shared counters. */
+export function rateLimitOptions(config: Config): RateLimitOptions {
+  const limits: NonNullable<RateLimitOptions['limits']> = {};
+  for (const name of LIMIT_NAMES) {
+    const rule = config[`RATE_LIMIT_${name.toUpperCase().replace('.', '_')}` as keyof Config];
+    if (rule) limits[name] = rule as { max: number; windowSeconds: number };
+  }
+  return {
+    limits,
+    authFailures: config.RATE_LIMIT_AUTH_FAILURES,
+    redis: config.REDIS_URL
+      ? {
+          url: config.REDIS_URL,
+          keyPrefix: config.REDIS_KEY_PREFIX,
+          connectTimeoutMs: config.REDIS_CONNECT_TIMEOUT_MS,
+          commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+        }
+      : undefined,
+  };
 }
 
 export interface RunningServer {
@@ -44,7 +67,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     trustProxy: config.TRUST_PROXY,
   };
-  const app = await buildApp(deps);
+  const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
   const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN }) : undefined;
   await app.listen({ host: config.HOST, port: config.PORT });
   if (admin) await admin.listen({ host: config.ADMIN_HOST, port: config.ADMIN_PORT });
