@@ -30,6 +30,8 @@ export interface AppDeps {
   trustProxy?: boolean | number;
   /** Rate limits and their counter store (in-process unless a Redis is given). */
   rateLimit?: RateLimitOptions;
+  /** How long an Idempotency-Key claim blocks retries before it is presumed dead; default 15 s. */
+  idempotencyLockTimeoutMs?: number;
 }
 
 export interface AdminDeps extends AppDeps {
@@ -76,7 +78,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(authPlugin, { db, clock, onAuthFailure: (request) => app.recordAuthFailure(request) });
   await app.register(healthRoutes, { database: deps.database });
   for (const prefix of PUBLIC_PREFIXES) {
-    await app.register(keysRoutes, { prefix, db, clock });
+    await app.register(keysRoutes, { prefix, db, clock, idempotencyLockTimeoutMs: deps.idempotencyLockTimeoutMs });
     await app.register(auditRoutes, { prefix, db, clock });
     await app.register(selfRotationRoutes, { prefix, db, clock });
   }
