@@ -29,6 +29,13 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
 }
 
+/** The innermost cause's code and message (drizzle wraps driver errors as "Failed query: <sql> params: …"). */
+function driverError(err: unknown): { code?: string; message?: string } {
+  let e = err as { code?: string; message?: string; cause?: unknown };
+  for (let depth = 0; e.cause && e.cause !== e && depth < 5; depth++) e = e.cause as typeof e;
+  return { code: e.code, message: e.message };
+}
+
 function fromZod(err: { validation: { instancePath?: string; message?: string; params?: unknown }[]; validationContext?: string }): ErrorDetail[] {
   return err.validation.map((v) => {
     const path = (v.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
@@ -69,7 +76,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (fe.statusCode === 415) return reply.code(422).send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.'));
     if (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP')) return reply.code(422).send(errorBody('validation_error', 'The body could not be read.'));
     if (isDatabaseUnavailable(err)) {
-      request.log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'database unavailable');
+      // The driver's own error, not drizzle's wrapper, whose message carries the SQL and its parameters.
+      request.log.warn({ err: driverError(err) }, 'database unavailable');
       reply.header('retry-after', UNAVAILABLE_RETRY_AFTER_S);
       return reply.code(503).send(errorBody('service_unavailable'));
     }
