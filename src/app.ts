@@ -9,7 +9,7 @@ import { auditRoutes } from './http/audit.routes.js';
 import { adminRoutes } from './http/admin.routes.js';
 import { registerAdminAuth } from './http/admin-auth.js';
 import { authPlugin } from './http/auth.js';
-import { registerErrorHandling } from './http/errors.js';
+import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
@@ -51,6 +51,7 @@ function baseInstance(deps: AppDeps): FastifyInstance {
     trustProxy: (deps.trustProxy ?? false) as boolean,
     // Answer 503 to requests that arrive while shutting down, so the load balancer retries elsewhere.
     return503OnClosing: true,
+    frameworkErrors: frameworkErrorHandler,
   }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -73,6 +74,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
     exposedHeaders: ['Retry-After', 'RateLimit', 'RateLimit-Policy', 'Idempotent-Replayed', 'X-Request-Id'],
     maxAge: 600,
+    // Answer every OPTIONS as a preflight (204), also one without Origin or the request-method
+    // header, instead of the plugin's bare-text 400 that carries no error envelope.
+    strictPreflight: false,
   });
   await app.register(rateLimitPlugin, { ...deps.rateLimit, clock });
   await app.register(authPlugin, { db, clock, onAuthFailure: (request) => app.recordAuthFailure(request) });

@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { SECRET_PATTERN } from '../domain/credentials.js';
 import { DomainError, defaultMessage, type ErrorCode, type ErrorDetail } from '../domain/errors.js';
 
 /** The error envelope of spec §10. */
@@ -36,12 +37,37 @@ function driverError(err: unknown): { code?: string; message?: string } {
   return { code: e.code, message: e.message };
 }
 
+/** Longest echo of client input in a validation message (zod names unknown fields in its message). */
+const MAX_DETAIL_CHARS = 200;
+
+/**
+ * Validation messages can quote what the client sent (unknown field names, path segments). Cap
+ * them, and never send back anything shaped like a credential, even the client's own: it would end
+ * up in the client's logs and error trackers.
+ */
+function scrubbed(text: string): string {
+  const short = text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
+  return short.replace(SECRET_PATTERN, '[redacted]');
+}
+
 function fromZod(err: { validation: { instancePath?: string; message?: string; params?: unknown }[]; validationContext?: string }): ErrorDetail[] {
   return err.validation.map((v) => {
     const path = (v.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
-    const field = [err.validationContext === 'body' ? '' : err.validationContext, path].filter(Boolean).join('.');
-    return field ? { field, message: v.message ?? 'invalid' } : { message: v.message ?? 'invalid' };
+    const field = scrubbed([err.validationContext === 'body' ? '' : err.validationContext, path].filter(Boolean).join('.'));
+    const message = scrubbed(v.message ?? 'invalid');
+    return field ? { field, message } : { message };
   });
+}
+
+/**
+ * Errors Fastify raises while routing, before any hook or error handler runs (passed to the
+ * `frameworkErrors` option): a malformed percent-encoding in the path (FST_ERR_BAD_URL), a path
+ * parameter over maxParamLength (FST_ERR_MAX_PARAM_LENGTH, else a bare 414) or a failed constraint.
+ * None of them can name a resource, so each is the envelope's 404, like any unknown path; without
+ * this they answered Fastify's own non-envelope 400/414 (found by test/fuzz).
+ */
+export function frameworkErrorHandler(_err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(404).send(errorBody('not_found'));
 }
 
 /** Maps every error, ours and Fastify's, to the envelope. Unknown errors are a generic 500. */
