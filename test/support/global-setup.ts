@@ -35,6 +35,8 @@ export default async function setup(project: TestProject) {
   const runDir = path.resolve('.test-runs', runId);
   mkdirSync(path.join(runDir, 'logs'), { recursive: true });
   mkdirSync(path.join(runDir, 'secrets'), { recursive: true });
+  mkdirSync(path.join(runDir, 'bodies'), { recursive: true });
+  mkdirSync(path.join(runDir, 'idempotency'), { recursive: true });
   project.provide('runDir', runDir);
 
   let cleanup: () => Promise<void> = async () => {};
@@ -83,10 +85,17 @@ export default async function setup(project: TestProject) {
   };
 }
 
-/** No plaintext key or rotation secret that any test saw may appear in any log line of the run. */
+/**
+ * No secret that any test saw (plaintext keys, rotation secrets, operator tokens) may appear in any
+ * log line of the run (servers in-process and child processes), in any response body other than the
+ * first answer of an issuing route (error bodies included), or in any stored idempotency response.
+ * Logs must also hold nothing shaped like a secret at all.
+ */
 function checkLogsForSecrets(runDir: string): void {
   const read = (dir: string) => readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8'));
   const logs = read(path.join(runDir, 'logs')).join('\n');
+  const bodies = read(path.join(runDir, 'bodies')).join('\n');
+  const idempotency = read(path.join(runDir, 'idempotency')).join('\n');
   const secrets = new Set(
     read(path.join(runDir, 'secrets'))
       .join('\n')
@@ -94,9 +103,22 @@ function checkLogsForSecrets(runDir: string): void {
       .filter(Boolean),
   );
   const leaks = new Set<string>();
-  for (const m of logs.matchAll(SECRET_PATTERN)) leaks.add(m[0].slice(0, 12));
-  for (const s of secrets) if (logs.includes(s)) leaks.add(s.slice(0, 12));
-  const lines = logs.split('\n').filter(Boolean).length;
-  process.stdout.write(`[keyplane tests] secret-leak check: ${secrets.size} issued secrets, ${lines} log lines, ${leaks.size} leaks\n`);
-  if (leaks.size > 0) throw new Error(`secrets found in server logs (prefixes): ${[...leaks].join(', ')}`);
+  for (const m of logs.matchAll(SECRET_PATTERN)) leaks.add(`log:${m[0].slice(0, 12)}`);
+  for (const m of idempotency.matchAll(SECRET_PATTERN)) leaks.add(`idempotency:${m[0].slice(0, 12)}`);
+  // Shaped secrets are found by the pattern and looked up; shapeless ones (operator tokens) by search.
+  const shaped = (text: string) => new Set([...text.matchAll(SECRET_PATTERN)].map((m) => m[0]));
+  const found = { log: shaped(logs), body: shaped(bodies), idempotency: shaped(idempotency) };
+  const text = { log: logs, body: bodies, idempotency };
+  for (const s of secrets) {
+    const isShaped = new RegExp(`^${SECRET_PATTERN.source}$`).test(s);
+    for (const where of ['log', 'body', 'idempotency'] as const) {
+      if (isShaped ? found[where].has(s) : text[where].includes(s)) leaks.add(`${where}:${s.slice(0, 12)}`);
+    }
+  }
+  const count = (text: string) => text.split('\n').filter(Boolean).length;
+  process.stdout.write(
+    `[keyplane tests] secret-leak check: ${secrets.size} issued secrets (keys, rotation secrets, operator tokens); ` +
+      `searched ${count(logs)} log lines, ${count(bodies)} response bodies, ${count(idempotency)} stored idempotency responses; ${leaks.size} leaks\n`,
+  );
+  if (leaks.size > 0) throw new Error(`secrets found (where:prefix): ${[...leaks].join(', ')}`);
 }

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { inject } from 'vitest';
-import { recordSecrets } from '../../support/harness.js';
+import { recordLiteralSecret, recordResponseBody, recordSecrets } from '../../support/harness.js';
 import { freePort } from './cluster.js';
 
 /*
@@ -53,8 +53,8 @@ export async function startServer(databaseUrl: string, extraEnv: Record<string, 
   };
   const logFile = path.join(inject('runDir'), 'logs', `server-${process.pid}-${++started}.log`);
   const log = createWriteStream(logFile, { flags: 'a' });
-  // The admin token is a secret too: teardown greps the logs for it.
-  recordSecrets(adminToken);
+  // The operator token is a secret too: teardown greps the logs and bodies for it.
+  recordLiteralSecret(adminToken);
   const child = spawn(process.execPath, [BIN, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });
@@ -130,6 +130,7 @@ export async function http(
   const raw = await res.text();
   const ms = performance.now() - t0;
   recordSecrets(raw);
+  recordResponseBody(method, url, res.status, raw);
   let body: unknown;
   try {
     body = raw ? JSON.parse(raw) : undefined;
