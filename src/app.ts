@@ -57,8 +57,16 @@ function baseInstance(deps: AppDeps): FastifyInstance {
   app.setSerializerCompiler(serializerCompiler);
   registerJsonParser(app);
   registerErrorHandling(app);
+  // Once close() starts, Fastify closes idle keep-alive connections, but a connection whose request
+  // is still in flight becomes idle only after its response; telling the client to close it then
+  // lets shutdown finish promptly instead of waiting out the keep-alive timeout.
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (draining) reply.header('connection', 'close');
   });
   return app;
 }

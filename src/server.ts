@@ -85,8 +85,10 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       closed = true;
       stopSweeper();
       // Stop accepting, let in-flight requests finish, then release the database.
+      const started = Date.now();
       await Promise.all([app.close(), admin?.close()]);
       await database.close();
+      logger.info({ ms: Date.now() - started }, 'closed');
     },
   };
 }

@@ -28,7 +28,7 @@ const selfRotateResponse = {
       agentName: z.string(),
     })
     .meta({ id: 'SelfRotateResponse' }),
-  ...errorResponses([400, 401, 403, 429, 503] as const),
+  ...errorResponses([400, 401, 403, 413, 422, 429, 503] as const),
 };
 
 /**

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/raw.js';
 import { canonicalEvent, chainHash } from '../../src/domain/events.js';
 import { mintAgent, type Agent } from '../support/agents.js';
-import { addServiceKey, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { addServiceKey, call, createTenant, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
 
 let t: TestApp;
 let tenant: Tenant;
@@ -159,6 +159,20 @@ describe('GET /v1/audit: who may read which feed', () => {
       expect(errorCode(res)).toBe('agent_scope_error');
       expect(res.body.error.details[0].line_id).toBe(lineId);
     }
+    // Its own rotation chain is its own history: after a self-rotation it still reads its predecessor.
+    const rotating = await mintAgent(t, tenant.serviceKey, { name: 'line rotator', lineId, selfRotation: true });
+    const rotated = await t.app.inject({
+      method: 'POST',
+      url: '/v1/agents/self/rotate-key',
+      headers: { authorization: `Bearer ${rotating.apiKey}`, 'content-type': 'application/json' },
+      payload: JSON.stringify({ rotationSecret: rotating.rotationSecret }),
+      remoteAddress: '198.18.0.1',
+    });
+    recordSecrets(rotated.body);
+    expect(rotated.statusCode).toBe(200);
+    const predecessor = await audit(JSON.parse(rotated.body).apiKey, `?api_key_id=${rotating.id}`);
+    expect(predecessor.status).toBe(200);
+    expect(predecessor.body.events.some((e: any) => e.data.event_type === 'agent_key_self_rotated')).toBe(true);
   });
 
   it('a service key → 401 invalid_api_key; no key → 401 unauthorized', async () => {

@@ -63,7 +63,7 @@ async function cli(args: string[]) {
   if (url) env.DATABASE_URL = url;
   else env.DATA_DIR = dataDir;
   try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 60_000, maxBuffer: 16 << 20 });
+    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], { env, timeout: 150_000, maxBuffer: 16 << 20 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -103,7 +103,8 @@ beforeAll(async () => {
 
   await tamper(db, [sql`delete from compliance_events where account_id = ${truncated} and seq = 8`]);
   cases['last event deleted'] = { accountId: truncated!, expected: { seq: 8, eventId: null, problem: 'head_mismatch' } };
-});
+  // Embedded mode opens a file-backed PGlite here, which is slow on a loaded machine.
+}, 180_000);
 
 afterAll(async () => {
   if (!url && database) await database.close().catch(() => {});
@@ -135,6 +136,12 @@ describe('verification names the first broken link', () => {
     }
     const one = await verifyChains(database.db, { accountId: cases.modified!.accountId });
     expect(one.firstBreak?.seq).toBe(3);
+    // Every account, in id order: the first broken one is the tampered account with the lowest id
+    // (no other test breaks a chain; accounts that other tests are writing to verify clean).
+    const all = await verifyChains(database.db);
+    const tampered = Object.values(cases).filter((c) => c.expected).map((c) => c.accountId).sort();
+    expect(all.firstBreak?.accountId).toBe(tampered[0]);
+    expect(all.accounts).toBeGreaterThanOrEqual(1);
   });
 
   it('through `keyplane audit verify --account`: exit 0 when clean, 3 and the broken link otherwise', async () => {

@@ -32,6 +32,9 @@ async function cli(args: string[], extra: Record<string, string> = {}) {
   }
 }
 
+// Each CLI call is a fresh process (tsx + database open): seconds each, much more on a loaded machine.
+const SLOW = 180_000;
+
 describe('keyplane CLI', () => {
   it('bootstrap --json prints exactly one JSON object with the account and both secrets', async () => {
     const res = await cli(['bootstrap', '--json']);
@@ -43,13 +46,13 @@ describe('keyplane CLI', () => {
     expect(out.environment).toBe('test');
     expect(out.service_key).toMatch(/^sk_svc_test_/);
     expect(out.api_key).toMatch(/^sk_test_/);
-  });
+  }, SLOW);
 
   it('bootstrap without --json prints the secrets readably with a curl example', async () => {
     const res = await cli(['bootstrap']);
     expect(res.code).toBe(0);
     expect(res.stdout).toMatch(/curl -H "Authorization: Bearer sk_svc_test_\w+" http:\/\/localhost:\d+\/v1\/keys/);
-  });
+  }, SLOW);
 
   it('accounts, service-keys and api-keys commands round-trip through the same domain code', async () => {
     const acc = JSON.parse((await cli(['accounts', 'create', '--name', 'CLI Co', '--json'])).stdout);
@@ -70,7 +73,7 @@ describe('keyplane CLI', () => {
     expect(ak.plaintext_key).toMatch(/^sk_test_/);
     const akRevoked = JSON.parse((await cli(['api-keys', 'revoke', ak.id, '--json'])).stdout);
     expect(akRevoked.revoked_at).not.toBeNull();
-  });
+  }, SLOW);
 
   it('errors are one line, with --json one JSON object, and a non-zero exit', async () => {
     const res = await cli(['service-keys', 'revoke', '00000000-0000-4000-8000-000000000000', '--json']);
@@ -79,7 +82,7 @@ describe('keyplane CLI', () => {
     expect(res.stderr).not.toMatch(/\n\s+at /);
     const usage = await cli(['service-keys', 'create']);
     expect(usage.code).not.toBe(0);
-  });
+  }, SLOW);
 
   it('in embedded mode, refuses a data directory held by a running process, leaving it intact', async () => {
     const dir = path.join(tmp, 'held');
@@ -93,12 +96,12 @@ describe('keyplane CLI', () => {
     rmSync(path.join(dir, 'keyplane.lock'));
     const after = await cli(['bootstrap', '--json'], { DATA_DIR: dir });
     expect(after.code).toBe(0);
-  });
+  }, SLOW);
 
   it('takes over a lock left by a process that died', async () => {
     const dir = path.join(tmp, 'stale');
     expect((await cli(['migrate'], { DATA_DIR: dir })).code).toBe(0);
     writeFileSync(path.join(dir, 'keyplane.lock'), '999999999');
     expect((await cli(['migrate', '--json'], { DATA_DIR: dir })).code).toBe(0);
-  });
+  }, SLOW);
 });

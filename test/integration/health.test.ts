@@ -11,7 +11,7 @@ describe('health probes', () => {
     expect(ready.status).toBe(200);
     expect(ready.body.status).toBe('ready');
     await t.close();
-  });
+  }, 120_000);
 
   it('/readyz answers 503 service_unavailable with Retry-After when the database is gone', async () => {
     // A pool pointed at a closed port: the probe must fail fast, not hang.

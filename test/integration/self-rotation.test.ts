@@ -14,10 +14,31 @@ afterAll(() => t.close());
 
 const INVALID = 'The API key is invalid or has been revoked.';
 
-async function rotate(token: string | undefined, body: unknown, prefix = '/v1') {
-  const res = await call(t.app, 'POST', `${prefix}/agents/self/rotate-key`, { token, body });
-  recordSecrets(res.raw);
-  return res;
+/*
+ * Self-rotation is limited to 3 attempts per 15 minutes per client IP (the agents.self_rotate
+ * policy). These tests are about the rotation itself, so each attempt comes from its own address
+ * (TEST-NET-2); the limit has its own tests.
+ */
+let nextAddress = 0;
+async function rotate(token: string | undefined, body: unknown, prefix = '/v1', payload?: string) {
+  const n = nextAddress++;
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  const res = await t.app.inject({
+    method: 'POST',
+    url: `${prefix}/agents/self/rotate-key`,
+    headers,
+    payload: payload ?? (body === undefined ? undefined : JSON.stringify(body)),
+    remoteAddress: `198.51.${100 + Math.floor(n / 250)}.${(n % 250) + 1}`,
+  });
+  recordSecrets(res.body);
+  let parsed: any;
+  try {
+    parsed = res.body ? JSON.parse(res.body) : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.statusCode, headers: res.headers, body: parsed, raw: res.body };
 }
 
 const auditOk = async (token: string) => (await call(t.app, 'GET', '/v1/audit', { token })).status;
@@ -65,6 +86,33 @@ describe('POST /v1/agents/self/rotate-key (spec §7)', () => {
     expect(rows).toHaveLength(4);
     expect(rows.filter((r) => !r.revoked)).toHaveLength(1);
     expect(rows.every((r) => r.agent_id === agent.id)).toBe(true);
+  });
+
+  it('over the public routes: minted with self_rotation, rotated by the agent, by its service key, by the agent, then revoked', async () => {
+    const svc = (method: string, url: string, body?: unknown) =>
+      call(t.app, method, url, { token: tenant.serviceKey, body, headers: method === 'POST' ? { 'idempotency-key': crypto.randomUUID() } : {} });
+    const minted = await svc('POST', '/v1/keys', { name: 'Field agent', agent_label: 'field-7', self_rotation: true });
+    recordSecrets(minted.raw);
+    expect(minted.status).toBe(201);
+    const agentId = minted.body.key.id;
+    const first = await rotate(minted.body.key.plaintext_key, { rotationSecret: minted.body.key.rotation_secret });
+    expect(first.status).toBe(200);
+    expect(first.body).toMatchObject({ agentId, agentName: 'field-7' });
+    // The developer rotates the agent's current key: the successor keeps self-rotation with a new secret.
+    const current = (await svc('GET', '/v1/keys')).body.keys.find((k: { agent_label: string }) => k.agent_label === 'field-7');
+    const byService = await svc('POST', `/v1/keys/${current.id}/rotate`);
+    recordSecrets(byService.raw);
+    expect(byService.status).toBe(201);
+    expect(byService.body.key.rotation_secret).toMatch(/^rs_/);
+    expect((await rotate(first.body.apiKey, { rotationSecret: first.body.rotationSecret })).status).toBe(403);
+    const second = await rotate(byService.body.key.plaintext_key, { rotationSecret: byService.body.key.rotation_secret });
+    expect(second.status).toBe(200);
+    expect(second.body.agentId).toBe(agentId);
+    const successor = (await call(t.app, 'GET', '/v1/audit', { token: second.body.apiKey })).body.api_key_id;
+    expect((await svc('DELETE', `/v1/keys/${successor}`)).status).toBe(200);
+    const revoked = await rotate(second.body.apiKey, { rotationSecret: second.body.rotationSecret });
+    expect(revoked.status).toBe(403);
+    expect(errorCode(revoked)).toBe('agent_revoked');
   });
 
   it('records agent_key_self_rotated, visible on both keys’ feeds', async () => {
@@ -129,6 +177,10 @@ describe('POST /v1/agents/self/rotate-key (spec §7)', () => {
       expect(errorCode(res)).toBe('validation_error');
       expect(res.body.error.details[0].field).toBe('rotationSecret');
     }
+    // Malformed JSON is the usual 422 (README, Decisions): it is not a missing field.
+    const malformed = await rotate(agent.apiKey, undefined, '/v1', '{"rotationSecret":');
+    expect(malformed.status).toBe(422);
+    expect(errorCode(malformed)).toBe('validation_error');
     expect(await auditOk(agent.apiKey)).toBe(200);
   });
 

@@ -1,10 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { openDatabase } from '../../src/db/client.js';
-import { SECRET_PATTERN } from '../../src/domain/credentials.js';
+import { findLeaks } from './leak-check.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -77,7 +77,16 @@ export default async function setup(project: TestProject) {
 
   return async () => {
     try {
-      checkLogsForSecrets(runDir);
+      const report = findLeaks(runDir);
+      process.stdout.write(
+        `[keyplane tests] secret-leak check: ${report.secrets} issued secrets (keys, rotation secrets, operator tokens); searched ` +
+          `${report.lines} log lines, ${report.bodies} response bodies, ${report.storedResponses} stored idempotency responses; ${report.leaks.length} leaks\n`,
+      );
+      if (report.leaks.length > 0) {
+        // vitest reports an error thrown here but keeps its exit code; set it so the run fails.
+        process.exitCode = 1;
+        throw new Error(`secrets found (prefix in where): ${report.leaks.map((l, i) => `${l} in ${report.where[i]}`).join(', ')}`);
+      }
     } finally {
       await cleanup();
       if (!process.env.KEEP_TEST_RUNS) rmSync(runDir, { recursive: true, force: true });
@@ -85,40 +94,3 @@ export default async function setup(project: TestProject) {
   };
 }
 
-/**
- * No secret that any test saw (plaintext keys, rotation secrets, operator tokens) may appear in any
- * log line of the run (servers in-process and child processes), in any response body other than the
- * first answer of an issuing route (error bodies included), or in any stored idempotency response.
- * Logs must also hold nothing shaped like a secret at all.
- */
-function checkLogsForSecrets(runDir: string): void {
-  const read = (dir: string) => readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8'));
-  const logs = read(path.join(runDir, 'logs')).join('\n');
-  const bodies = read(path.join(runDir, 'bodies')).join('\n');
-  const idempotency = read(path.join(runDir, 'idempotency')).join('\n');
-  const secrets = new Set(
-    read(path.join(runDir, 'secrets'))
-      .join('\n')
-      .split('\n')
-      .filter(Boolean),
-  );
-  const leaks = new Set<string>();
-  for (const m of logs.matchAll(SECRET_PATTERN)) leaks.add(`log:${m[0].slice(0, 12)}`);
-  for (const m of idempotency.matchAll(SECRET_PATTERN)) leaks.add(`idempotency:${m[0].slice(0, 12)}`);
-  // Shaped secrets are found by the pattern and looked up; shapeless ones (operator tokens) by search.
-  const shaped = (text: string) => new Set([...text.matchAll(SECRET_PATTERN)].map((m) => m[0]));
-  const found = { log: shaped(logs), body: shaped(bodies), idempotency: shaped(idempotency) };
-  const text = { log: logs, body: bodies, idempotency };
-  for (const s of secrets) {
-    const isShaped = new RegExp(`^${SECRET_PATTERN.source}$`).test(s);
-    for (const where of ['log', 'body', 'idempotency'] as const) {
-      if (isShaped ? found[where].has(s) : text[where].includes(s)) leaks.add(`${where}:${s.slice(0, 12)}`);
-    }
-  }
-  const count = (text: string) => text.split('\n').filter(Boolean).length;
-  process.stdout.write(
-    `[keyplane tests] secret-leak check: ${secrets.size} issued secrets (keys, rotation secrets, operator tokens); ` +
-      `searched ${count(logs)} log lines, ${count(bodies)} response bodies, ${count(idempotency)} stored idempotency responses; ${leaks.size} leaks\n`,
-  );
-  if (leaks.size > 0) throw new Error(`secrets found (where:prefix): ${[...leaks].join(', ')}`);
-}
