@@ -6,6 +6,7 @@ import { DomainError } from './domain/errors.js';
 import { toKeyObject, toServiceKeyObject } from './domain/key-view.js';
 import { accountIds, exportAccountEvents, verifyChains } from './domain/chain-verify.service.js';
 import * as portal from './domain/portal.service.js';
+import type { VerifyResult } from './domain/verify.service.js';
 import { isUuid } from './domain/child-keys.service.js';
 import { openConfiguredDatabase, serveForever } from './server.js';
 
@@ -45,6 +46,24 @@ class CliExit extends Error {
 
 /** `audit verify` exits with this when a chain is broken (1 is any other error, 2 a usage error). */
 export const EXIT_CHAIN_BROKEN = 3;
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').trim();
+}
+
+function describeVerify(r: VerifyResult): string {
+  const k = r.key;
+  const spend = k ? `spend ${k.monthly_spend_cents}${k.monthly_cap_cents === null ? '' : `/${k.monthly_cap_cents}`} cents this cycle` : '';
+  if (r.valid) {
+    const debit = r.debit ? `, debited ${r.debit.cost_cents} cents${r.debit.replayed ? ' (already debited: not again)' : ''}` : '';
+    return `valid: ${k!.key_prefix} (${k!.permissions}${k!.line_id ? `, line ${k!.line_id}` : ''}), ${spend}${debit}`;
+  }
+  const e = r.error!.error;
+  const details = e.details.map((d) => d.message).join('; ');
+  return `not valid: ${r.code} (${r.status}) ${e.message}${details ? ` ${details}` : ''}${k ? ` [${k.key_prefix}, ${spend}]` : ''}`;
+}
 
 const environmentOption = () =>
   new Option('--environment <env>', 'test or live').choices(['test', 'live']).default('test');
@@ -230,6 +249,37 @@ export function buildCli(): Command {
         }
       }),
     );
+
+  program
+    .command('verify')
+    .description('verify an API key for a data-plane action, as POST /internal/v1/verify does (exit 0 valid, 1 not)')
+    .argument('<key>', "the API key (sk_test_…/sk_live_…), or '-' to read it from stdin")
+    .requiredOption('--verb <verb>', 'read, call, sms or admin')
+    .option('--line-id <uuid>', 'the line the action targets')
+    .option('--cost-cents <n>', 'debit this many cents from the monthly cap (needs --request-id)')
+    .option('--request-id <id>', 'idempotency of the debit: a repeated id debits once')
+    .option('--json', 'print JSON')
+    .action(async (key: string, o: { verb: string; lineId?: string; costCents?: string; requestId?: string; json?: boolean }, cmd: Command) => {
+      // Loaded here, not at the top: every other command starts without them.
+      const [{ verifyKey }, { verifyBody }] = await Promise.all([import('./domain/verify.service.js'), import('./http/verify.schemas.js')]);
+      const parsed = verifyBody.safeParse({
+        key: key === '-' ? await readStdin() : key,
+        verb: o.verb,
+        line_id: o.lineId,
+        cost_cents: o.costCents === undefined ? undefined : Number(o.costCents),
+        request_id: o.requestId,
+      });
+      if (!parsed.success) {
+        const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
+        cmd.error(`keyplane verify: ${why}`, { exitCode: 2, code: 'commander.invalidArgument' });
+      }
+      const b = parsed.data!;
+      const result = await withDatabase((db) =>
+        verifyKey(db.db, { key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id }, new Date()),
+      );
+      print(!!o.json, result, describeVerify(result));
+      if (!result.valid) throw new CliExit(1);
+    });
 
   return program;
 }

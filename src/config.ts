@@ -35,8 +35,12 @@ export const configSchema = z.object({
   REDIS_KEY_PREFIX: z.string().min(1).default('keyplane:rl:'),
   /** A Redis that does not accept a connection within 500 ms is treated as down (limits fall back per instance). */
   REDIS_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(10).default(500),
-  /** One counter update takes well under 1 ms on a healthy Redis; 100 ms means it is in trouble. */
-  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(5).default(100),
+  /**
+   * One counter update takes well under 1 ms on a healthy Redis. 250 ms is far past that, and leaves
+   * room for this process's own event loop being busy (a late timer would otherwise fire before the
+   * answer is read and needlessly switch to per-instance counting).
+   */
+  REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(5).default(250),
   /*
    * Rate limits (spec §4, §6, §7), one entry per route, as <max>/<window seconds>. Unset = the
    * contract's value (POLICIES in src/http/rate-limit.ts); raise them for benchmarks. Counted per service key per route for /v1/keys, per

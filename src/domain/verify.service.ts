@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
 import { parseToken } from './credentials.js';
@@ -82,6 +82,20 @@ const STATUS: Record<Exclude<VerifyCode, 'valid'>, number> = {
   agent_cap_exceeded: 402,
 };
 
+/**
+ * The one read of the hot path, as a named prepared statement: Postgres parses and plans it once per
+ * pooled connection, and drizzle builds its SQL once per database handle instead of per request.
+ */
+function keyByHashQuery(db: Db) {
+  return db.select().from(apiKeys).where(eq(apiKeys.tokenHash, sql.placeholder('hash'))).prepare('keyplane_verify_key_by_hash');
+}
+const preparedByDb = new WeakMap<Db, ReturnType<typeof keyByHashQuery>>();
+function keyByHash(db: Db, hash: string): Promise<ApiKeyRow[]> {
+  let q = preparedByDb.get(db);
+  if (!q) preparedByDb.set(db, (q = keyByHashQuery(db)));
+  return q.execute({ hash });
+}
+
 const keyView = (row: ApiKeyRow, now: Date): VerifiedKey => ({ ...toKeyObject(row, now), account_id: row.accountId });
 
 function refuse(code: Exclude<VerifyCode, 'valid'>, details: ErrorDetail[], row?: ApiKeyRow, now?: Date): VerifyResult {
@@ -103,7 +117,7 @@ export async function verifyKey(db: Db, input: VerifyInput, now: Date): Promise<
   const parsed = parseToken(input.key);
   if (!parsed || parsed.kind !== 'api') return invalid();
 
-  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.tokenHash, parsed.tokenHash));
+  const [row] = await keyByHash(db, parsed.tokenHash);
   if (!row || row.revokedAt) return invalid();
 
   if (!allows(row.permissions, input.verb)) {

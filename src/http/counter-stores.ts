@@ -157,7 +157,18 @@ export class RedisCounterStore implements CounterStore {
   /** Connects, waiting at most the connect timeout; a Redis that is down does not delay startup. */
   static async open(opts: RedisStoreOptions): Promise<RedisCounterStore> {
     const store = new RedisCounterStore(opts);
-    await store.redis.connect().catch((err: Error) => store.degrade(err));
+    let timer: NodeJS.Timeout | undefined;
+    // connectTimeout covers the TCP handshake only; a server that accepts and never answers would
+    // hold connect() (the ready check) forever, so the wait is capped here too.
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        store.degrade(new Error(`no answer from redis within ${opts.connectTimeoutMs} ms`));
+        resolve();
+      }, opts.connectTimeoutMs);
+    });
+    const connected = store.redis.connect().catch((err: Error) => store.degrade(err));
+    await Promise.race([connected, timeout]);
+    clearTimeout(timer);
     return store;
   }
 

@@ -228,3 +228,90 @@ describe('the client IP behind a proxy (TRUST_PROXY)', () => {
     expect((await attempt(app, '203.0.113.99')).statusCode).toBe(429);
   });
 });
+
+describe('the key routes declare their policies (configured small limits)', () => {
+  let app: FastifyInstance;
+  let clock: FrozenClock;
+  let tenant: Tenant;
+  const limits = {
+    'keys.mint': { max: 2, windowSeconds: 60 },
+    'keys.get': { max: 2, windowSeconds: 60 },
+    'keys.update': { max: 1, windowSeconds: 60 },
+    'keys.revoke': { max: 1, windowSeconds: 60 },
+    'keys.rotate': { max: 1, windowSeconds: 60 },
+  };
+  beforeAll(async () => {
+    ({ app, clock } = await limitedApp({ rateLimit: { limits } }));
+    tenant = await tenantFor(clock);
+  });
+  const mint = (name: unknown) => call(app, 'POST', '/v1/keys', { token: tenant.serviceKey, body: { name }, headers: { 'idempotency-key': `m-${Math.random()}` } });
+
+  it('every response of a limited route carries the headers, errors included; the refused mint has no effect', async () => {
+    const invalid = await mint('');
+    expect(invalid.status).toBe(422);
+    expectLimitHeaders(invalid, 'keys.mint', 2, 60, 1, 60);
+    const ok = await mint('counted');
+    expect(ok.status).toBe(201);
+    expectLimitHeaders(ok, 'keys.mint', 2, 60, 0, 60);
+    const refused = await mint('refused');
+    expectRateLimited(refused, 60);
+    const list = await call(app, 'GET', '/v1/keys', { token: tenant.serviceKey });
+    expect(list.body.keys.map((k: { name: string }) => k.name)).toEqual(['counted']);
+
+    const missing = await call(app, 'GET', '/v1/keys/00000000-0000-4000-8000-000000000000', { token: tenant.serviceKey });
+    expect(missing.status).toBe(404);
+    expectLimitHeaders(missing, 'keys.get', 2, 60, 1, 60);
+  });
+
+  it('patch, revoke and rotate each count on their own; rotate answers Retry-After 120', async () => {
+    clock.advance(60_000);
+    const [k1, k2] = [(await mint('one')).body.key.id, (await mint('two')).body.key.id];
+    expect((await call(app, 'PATCH', `/v1/keys/${k1}`, { token: tenant.serviceKey, body: { name: 'renamed' } })).status).toBe(200);
+    expectRateLimited(await call(app, 'PATCH', `/v1/keys/${k1}`, { token: tenant.serviceKey, body: { name: 'again' } }), 60);
+    const rotate = (id: string) => call(app, 'POST', `/v1/keys/${id}/rotate`, { token: tenant.serviceKey, headers: { 'idempotency-key': `r-${Math.random()}` } });
+    expect((await rotate(k1)).status).toBe(201);
+    const refused = await rotate(k2);
+    expectRateLimited(refused, 120);
+    expectLimitHeaders(refused, 'keys.rotate', 1, 60, 0, 60);
+    expect((await call(app, 'DELETE', `/v1/keys/${k2}`, { token: tenant.serviceKey })).status).toBe(200);
+    expectRateLimited(await call(app, 'DELETE', `/v1/keys/${k2}`, { token: tenant.serviceKey }), 60);
+  });
+});
+
+describe('the audit and self-rotation routes declare theirs', () => {
+  let app: FastifyInstance;
+  let clock: FrozenClock;
+  let tenant: Tenant;
+  beforeAll(async () => {
+    ({ app, clock } = await limitedApp({ rateLimit: { limits: { 'audit.read': { max: 2, windowSeconds: 60 } } } }));
+    tenant = await tenantFor(clock);
+  });
+
+  it('GET /v1/audit: per API key, the 3rd read refused with Retry-After 60', async () => {
+    for (const r of [1, 0]) {
+      const res = await call(app, 'GET', '/v1/audit', { token: tenant.apiKey });
+      expect(res.status).toBe(200);
+      expectLimitHeaders(res, 'audit.read', 2, 60, r, 60);
+    }
+    expectRateLimited(await call(app, 'GET', '/v1/audit', { token: tenant.apiKey }), 60);
+  });
+
+  it('POST /v1/agents/self/rotate-key: 3 attempts per IP at the default, failed ones counted, then the real wait', async () => {
+    const attempt = () =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/agents/self/rotate-key',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${tenant.apiKey}` },
+        payload: { rotationSecret: 'rs_wrong' },
+        remoteAddress: '198.18.0.1',
+      });
+    for (let i = 0; i < 3; i++) expect((await attempt()).statusCode).not.toBe(429);
+    const refused = await attempt();
+    expect(refused.statusCode).toBe(429);
+    expect(refused.json().error.code).toBe('rate_limited');
+    expect(refused.headers['retry-after']).toBe('900');
+    expect(refused.headers['ratelimit-policy']).toBe('"agents.self_rotate";q=3;w=900');
+    clock.advance(100_000);
+    expect((await attempt()).headers['retry-after']).toBe('800');
+  });
+});

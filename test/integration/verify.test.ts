@@ -180,6 +180,39 @@ describe('POST /internal/v1/verify', () => {
     expect(new Date(later.body.key.last_used_at).getTime()).toBeGreaterThanOrEqual(new Date(stamp).getTime() + 1_500);
   });
 
+  it('keys minted, changed and rotated through the public /v1/keys routes verify; every change applies at once', async () => {
+    const line = '7b0c5a52-3f0e-4a57-9d0c-7b1c2d3e4f50';
+    const minted = await call(t.app, 'POST', '/v1/keys', {
+      token: tenant.serviceKey,
+      body: { name: 'sms agent', permissions: 'sms_only', line_id: line, monthly_cap_cents: 50 },
+      headers: { 'idempotency-key': `verify-mint-${Date.now()}` },
+    });
+    expect(minted.status).toBe(201);
+    const { id, plaintext_key: key } = minted.body.key;
+    expect((await verify({ key, verb: 'sms', line_id: line })).body).toMatchObject({ valid: true, key: { id, permissions: 'sms_only' } });
+    expect((await verify({ key, verb: 'call', line_id: line })).body.code).toBe('agent_permission_denied');
+
+    const patch = (body: unknown) => call(t.app, 'PATCH', `/v1/keys/${id}`, { token: tenant.serviceKey, body });
+    expect((await patch({ permissions: 'call_only' })).status).toBe(200);
+    expect((await verify({ key, verb: 'call', line_id: line })).body.valid).toBe(true);
+    expect((await verify({ key, verb: 'sms', line_id: line })).body.code).toBe('agent_permission_denied');
+    expect((await patch({ line_id: null })).status).toBe(200);
+    expect((await verify({ key, verb: 'call' })).body.valid).toBe(true);
+    expect((await verify({ key, verb: 'call', cost_cents: 60, request_id: `p-${id}` })).body.code).toBe('agent_cap_exceeded');
+    expect((await patch({ monthly_cap_cents: null })).status).toBe(200);
+    expect((await verify({ key, verb: 'call', cost_cents: 60, request_id: `p-${id}` })).body.valid).toBe(true);
+
+    const rotated = await call(t.app, 'POST', `/v1/keys/${id}/rotate`, { token: tenant.serviceKey, headers: { 'idempotency-key': `verify-rot-${id}` } });
+    expect(rotated.status).toBe(201);
+    expectInvalidKey(await verify({ key, verb: 'call' }));
+    expect((await verify({ key: rotated.body.key.plaintext_key, verb: 'call' })).body).toMatchObject({
+      valid: true,
+      key: { rotated_from: id, monthly_spend_cents: 60 },
+    });
+    expect((await call(t.app, 'DELETE', `/v1/keys/${rotated.body.key.id}`, { token: tenant.serviceKey })).status).toBe(200);
+    expectInvalidKey(await verify({ key: rotated.body.key.plaintext_key, verb: 'call' }));
+  });
+
   it('requires the operator token and is not served on the public listener', async () => {
     const k = await mintChild(t, tenant);
     const none = await call(t.admin, 'POST', '/internal/v1/verify', { body: { key: k.plaintext, verb: 'read' } });

@@ -23,7 +23,7 @@ describe('rate-limit configuration', () => {
 
   it('REDIS_URL brings the prefix and the short timeouts', () => {
     const opts = rateLimitOptions(parseConfig({ REDIS_URL: 'redis://127.0.0.1:6379/3' }));
-    expect(opts.redis).toEqual({ url: 'redis://127.0.0.1:6379/3', keyPrefix: 'keyplane:rl:', connectTimeoutMs: 500, commandTimeoutMs: 100 });
+    expect(opts.redis).toEqual({ url: 'redis://127.0.0.1:6379/3', keyPrefix: 'keyplane:rl:', connectTimeoutMs: 500, commandTimeoutMs: 250 });
   });
 
   it.each(['60', '60/', '/60', '0/60', '60/0', '-1/60', '1.5/60', 'abc'])('rejects %j', (value) => {

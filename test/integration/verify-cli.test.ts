@@ -1,0 +1,117 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { runCli } from '../../src/cli.js';
+import { recordSecrets } from '../support/harness.js';
+
+/*
+ * `keyplane verify`: most cases run the CLI in-process through runCli (the same entry point the
+ * binary calls, so the same parsing, domain code and exit codes, without a ~4 s tsx start per
+ * command); two spawn the real binary, for the process exit codes and the stdin form.
+ */
+
+const BIN = path.resolve('bin/keyplane.js');
+const tmp = mkdtempSync(path.join(tmpdir(), 'keyplane-verify-cli-'));
+
+function dbEnv(): Record<string, string> {
+  const url = inject('databaseUrl');
+  return url ? { DATABASE_URL: url } : { DATA_DIR: path.join(tmp, 'data') };
+}
+
+beforeAll(() => {
+  // This file runs in its own worker process: pointing its environment at the test database is safe.
+  delete process.env.DATABASE_URL;
+  Object.assign(process.env, dbEnv(), { LOG_LEVEL: 'silent' });
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Runs one CLI command in-process, capturing what it prints. */
+async function cli(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  try {
+    const code = await runCli(args);
+    recordSecrets(stdout);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+/** Runs the real binary in a child process. */
+function spawnCli(args: string[], input: string) {
+  return new Promise<{ code: number; stdout: string }>((resolve) => {
+    const env = { ...process.env, ...dbEnv(), LOG_LEVEL: 'silent' };
+    const child = execFile(process.execPath, [BIN, ...args], { env, timeout: 90_000 }, (e, stdout) => {
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout });
+    });
+    child.stdin!.end(input);
+  });
+}
+
+describe('keyplane verify', () => {
+  it('verifies through the same domain code: valid → 0, refused → 1, bad usage → 2', async () => {
+    const boot = JSON.parse((await cli(['bootstrap', '--json'])).stdout);
+    const key: string = boot.api_key;
+
+    const ok = await cli(['verify', key, '--verb', 'call', '--json']);
+    expect(ok.code).toBe(0);
+    const lines = ok.stdout.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    const body = JSON.parse(lines[0]!);
+    expect(body).toMatchObject({ valid: true, code: 'valid', key: { permissions: 'legacy_full', account_id: boot.account_id } });
+    expect(ok.stdout).not.toContain(key);
+
+    const human = await cli(['verify', key, '--verb', 'admin']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^valid: sk_test_\w{8} \(legacy_full\), spend 0 cents this cycle\n$/);
+
+    const debited = await cli(['verify', key, '--verb', 'sms', '--cost-cents', '25', '--request-id', 'cli-1', '--json']);
+    expect(JSON.parse(debited.stdout)).toMatchObject({ valid: true, debit: { cost_cents: 25, replayed: false }, key: { monthly_spend_cents: 25 } });
+    const again = await cli(['verify', key, '--verb', 'sms', '--cost-cents', '25', '--request-id', 'cli-1']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('debited 25 cents (already debited: not again)');
+
+    const mangled = await cli(['verify', `${key.slice(0, -1)}x`, '--verb', 'read', '--json']);
+    expect(mangled.code).toBe(1);
+    expect(JSON.parse(mangled.stdout)).toEqual({
+      valid: false,
+      code: 'invalid_api_key',
+      status: 401,
+      error: { error: { code: 'invalid_api_key', message: 'The API key is invalid or has been revoked.', details: [] } },
+    });
+
+    for (const args of [
+      ['--verb', 'call', '--cost-cents', '10'],
+      ['--verb', 'write'],
+      ['--verb', 'call', '--cost-cents', 'ten', '--request-id', 'r'],
+      ['--verb', 'call', '--line-id', 'line-1'],
+    ]) {
+      const usage = await cli(['verify', key, ...args]);
+      expect(usage.code, args.join(' ')).toBe(2);
+      expect(usage.stdout).toBe('');
+    }
+    expect((await cli(['verify', key, '--verb', 'call', '--cost-cents', '10'])).stderr).toContain('request_id');
+
+    expect((await cli(['api-keys', 'revoke', body.key.id, '--json'])).code).toBe(0);
+    const revoked = await cli(['verify', key, '--verb', 'read']);
+    expect(revoked.code).toBe(1);
+    expect(revoked.stdout).toMatch(/^not valid: invalid_api_key \(401\) The API key is invalid or has been revoked\.\n$/);
+  }, 120_000);
+
+  it('the binary exits 0 for a valid key read from stdin, 1 for a refused one', async () => {
+    const boot = JSON.parse((await cli(['bootstrap', '--json'])).stdout);
+    // One after the other: an embedded data directory belongs to one process at a time.
+    const valid = await spawnCli(['verify', '-', '--verb', 'read', '--json'], `${boot.api_key}\n`);
+    const refused = await spawnCli(['verify', '-', '--verb', 'read', '--json'], `${boot.service_key}\n`);
+    expect(valid.code).toBe(0);
+    expect(JSON.parse(valid.stdout)).toMatchObject({ valid: true, key: { account_id: boot.account_id } });
+    expect(refused.code).toBe(1);
+    expect(JSON.parse(refused.stdout).code).toBe('invalid_api_key');
+  }, 120_000);
+});
