@@ -145,6 +145,29 @@ describe('hostile input: every route, property-based', () => {
     );
   }, 120_000);
 
+  // A fuzz find made deterministic: a lone surrogate is valid JSON and a valid JS string, but not
+  // storable in the event's jsonb; every name field refuses it with 422 instead of a 500.
+  it.each([
+    ['public', 'POST', '/v1/keys', 'service'],
+    ['public', 'PATCH', '/v1/keys/:id', 'service'],
+    ['admin', 'POST', '/internal/v1/accounts', 'operator'],
+    ['admin', 'POST', '/internal/v1/accounts/:account/service-keys', 'operator'],
+    ['admin', 'POST', '/internal/v1/accounts/:account/api-keys', 'operator'],
+    ['admin', 'POST', '/internal/v1/bootstrap', 'operator'],
+  ] as const)('a lone surrogate in a name → 422 (%s %s %s)', async (listener, method, path, who) => {
+    const app = listener === 'admin' ? t.admin : t.app;
+    for (const name of ['\ud800', 'a\udfffb', '\udbff']) {
+      const res = await app.inject({
+        method,
+        url: path.replace(':id', publicIds[0]!).replace(':account', adminIds[0]!),
+        headers: { authorization: `Bearer ${who === 'service' ? valid.service : valid.operator}`, 'content-type': 'application/json', 'idempotency-key': `surrogate-${Math.random()}` },
+        payload: JSON.stringify({ name }),
+      });
+      expect(res.statusCode, res.body).toBe(422);
+      expect(JSON.parse(res.body).error.code).toBe('validation_error');
+    }
+  });
+
   it('the run fuzzed at least 10,000 requests', () => {
     expect(fuzzed).toBeGreaterThanOrEqual(10_000);
   });
