@@ -95,6 +95,14 @@ function toInject(route: RouteSpec, g: Generated): InjectOptions {
   return { method: g.method as 'GET', url: `${g.prefix}${path}${g.query}`, headers, payload: g.body };
 }
 
+const ISSUING = ROUTES.filter((r) => r.issuesSecret).map((r) => ({
+  method: r.method,
+  re: new RegExp(`^(${PUBLIC_PREFIXES.join('|')})?${r.path.replace(':id', '[^/]+')}$`),
+}));
+function issuingRoute(method: string, path: string): boolean {
+  return ISSUING.some((r) => r.method === method && r.re.test(path));
+}
+
 /** Checks one answer; returns a description of what is wrong, or null. */
 function judge(route: RouteSpec, g: Generated, res: { statusCode: number; body: string; headers: Record<string, unknown> }): string | null {
   const { statusCode: status, body } = res;
@@ -104,7 +112,9 @@ function judge(route: RouteSpec, g: Generated, res: { statusCode: number; body: 
   if (body.includes(ADMIN_TOKEN)) return 'admin token echoed';
   const sentToken = /^Bearer +(\S{12,})/i.exec(g.auth ?? '')?.[1];
   const secrets = body.match(SECRET_PATTERN) ?? [];
-  const mayIssue = route.issuesSecret && (status === 200 || status === 201) && g.method === route.method;
+  // A changed method can land on another route of the same path (POST on a service-key list is a
+  // create), so ask whether the request as sent hit any issuing route.
+  const mayIssue = (status === 200 || status === 201) && issuingRoute(g.method, `${g.prefix}${route.path.replace(':id', g.id)}`);
   if (secrets.length > 0 && !mayIssue) return `secret in a ${status} answer: ${body.slice(0, 120)}`;
   if (sentToken && status >= 400 && body.includes(sentToken)) return 'the bearer token echoed in an error';
   if (g.method === 'HEAD' || status === 204) return null;
