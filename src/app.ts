@@ -13,6 +13,7 @@ import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
+import { internalOpenapi, publicOpenapi } from './http/openapi.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/rate-limit.js';
 import { selfRotationRoutes } from './http/self-rotation.routes.js';
 import { genRequestId } from './http/request-id.js';
@@ -76,6 +77,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const db = deps.database.db;
   const app = baseInstance(deps);
+  await app.register(publicOpenapi); // first: it documents every route registered after it
   await app.register(cors, {
     origin: '*',
     methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -101,6 +103,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const app = baseInstance(deps);
+  await app.register(internalOpenapi, { adminToken: deps.adminToken });
   await app.register(async (internal) => {
     registerAdminAuth(internal, deps.adminToken);
     await internal.register(adminRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });

@@ -10,6 +10,7 @@ import type { Db } from '../db/client.js';
 import {
   accountSchema,
   adminErrors,
+  adminReadErrors,
   bootstrapBody,
   createAccountBody,
   createPortalKeyBody,
@@ -64,7 +65,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
 
   r.get(
     '/accounts/:id/service-keys',
-    { schema: { params: idParams, response: { 200: z.object({ service_keys: z.array(serviceKeySchema) }), ...adminErrors } } },
+    { schema: { params: idParams, response: { 200: z.object({ service_keys: z.array(serviceKeySchema) }), ...adminReadErrors } } },
     async (request) => {
       const rows = await portal.listServiceKeys(opts.db, request.params.id);
       return { service_keys: rows.map(toServiceKeyObject) };

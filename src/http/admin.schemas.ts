@@ -46,4 +46,6 @@ export const createPortalKeyBody = z
   .strict();
 export const bootstrapBody = z.object({ name: nameSchema.default('bootstrap') }).strict();
 
-export const adminErrors = errorResponses([401, 404, 422, 503] as const);
+/** Error statuses of the admin routes. POST and DELETE may be sent a body, so they can answer 413. */
+export const adminErrors = errorResponses([401, 404, 413, 422, 503] as const);
+export const adminReadErrors = errorResponses([401, 404, 422, 503] as const);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ERROR_STATUS } from '../domain/errors.js';
 import { PERMISSIONS } from '../db/schema.js';
+import { errorSchemaByStatus, type ErrorStatus } from './error.schemas.js';
 
 /** Shared wire schemas. Response schemas are whitelists: a field not named here never leaves. */
 
@@ -45,7 +46,10 @@ export const issuedKeyObjectSchema = keyObjectSchema
   })
   .meta({ id: 'IssuedKey' });
 
-/** Responses for the error statuses a route can produce. */
-export function errorResponses<const S extends readonly number[]>(statuses: S): Record<S[number], typeof errorEnvelopeSchema> {
-  return Object.fromEntries(statuses.map((s) => [s, errorEnvelopeSchema])) as Record<S[number], typeof errorEnvelopeSchema>;
+/**
+ * Responses for the error statuses a route can produce: each status gets its named envelope
+ * (error.schemas.ts), which is what the OpenAPI document and the generated client show.
+ */
+export function errorResponses<const S extends readonly ErrorStatus[]>(statuses: S): { [K in S[number]]: (typeof errorSchemaByStatus)[K] } {
+  return Object.fromEntries(statuses.map((s) => [s, errorSchemaByStatus[s]])) as { [K in S[number]]: (typeof errorSchemaByStatus)[K] };
 }

@@ -66,9 +66,13 @@ export const idempotencyHeaders = z.object({
 const single = z.object({ key: keyObjectSchema });
 const issued = z.object({ key: issuedKeyObjectSchema });
 
+/**
+ * Error statuses per route: 413 wherever a body can be sent (POST, PATCH, DELETE), 422 wherever a
+ * body, query or the id (over 100 characters) can be invalid; the OpenAPI tests check this list.
+ */
 export const listKeysResponse = { 200: z.object({ keys: z.array(keyObjectSchema), total: z.number().int() }), ...errorResponses([401, 422, 429, 503] as const) };
 export const mintKeyResponse = { 201: issued, ...errorResponses([400, 401, 409, 413, 422, 429, 503] as const) };
-export const getKeyResponse = { 200: single, ...errorResponses([401, 404, 429, 503] as const) };
+export const getKeyResponse = { 200: single, ...errorResponses([401, 404, 422, 429, 503] as const) };
 export const updateKeyResponse = { 200: single, ...errorResponses([401, 404, 413, 422, 429, 503] as const) };
-export const revokeKeyResponse = { 200: single, ...errorResponses([401, 404, 429, 503] as const) };
-export const rotateKeyResponse = { 201: issued, ...errorResponses([400, 401, 404, 409, 422, 429, 503] as const) };
+export const revokeKeyResponse = { 200: single, ...errorResponses([401, 404, 413, 422, 429, 503] as const) };
+export const rotateKeyResponse = { 201: issued, ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const) };

@@ -45,4 +45,4 @@ export const verifyResultSchema = z
   })
   .meta({ id: 'VerifyResult' });
 
-export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 422, 503] as const) };
+export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 413, 422, 503] as const) };

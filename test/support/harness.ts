@@ -12,6 +12,7 @@ import type { OpContext } from '../../src/domain/context.js';
 import { SECRET_PATTERN } from '../../src/domain/credentials.js';
 import * as portal from '../../src/domain/portal.service.js';
 import { loggerOptions } from '../../src/http/logger.js';
+import { validateResponses, type Violation } from './openapi-validator.js';
 
 export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdefghijklmnop';
 
@@ -78,7 +79,17 @@ export interface TestApp {
   admin: FastifyInstance;
   database: Database;
   clock: ManualClock;
+  /** Responses that did not match the OpenAPI document (call() and close() fail on them). */
+  violations: Violation[];
   close(): Promise<void>;
+}
+
+const violationsOf = new WeakMap<FastifyInstance, Violation[]>();
+
+function failOnViolations(violations: Violation[]): void {
+  if (violations.length === 0) return;
+  const found = violations.splice(0).map((v) => `  ${v.message} (request ${v.requestId})`);
+  throw new Error(`response(s) not matching the OpenAPI document:\n${found.join('\n')}`);
 }
 
 export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<TestApp> {
@@ -88,6 +99,7 @@ export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<T
   const app = await buildApp(deps);
   const admin = await buildAdminApp({ ...deps, adminToken: ADMIN_TOKEN });
   recordLiteralSecret(ADMIN_TOKEN);
+  const violations: Violation[] = [];
   for (const a of [app, admin]) {
     a.addHook('onSend', async (req, reply, payload) => {
       if (typeof payload === 'string') {
@@ -96,6 +108,8 @@ export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<T
       }
       return payload;
     });
+    validateResponses(a, violations);
+    violationsOf.set(a, violations);
   }
   await Promise.all([app.ready(), admin.ready()]);
   return {
@@ -103,9 +117,11 @@ export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<T
     admin,
     database,
     clock,
+    violations,
     async close() {
       await Promise.all([app.close(), admin.close()]);
       await dumpIdempotencyRows(database);
+      failOnViolations(violations);
     },
   };
 }
@@ -173,6 +189,8 @@ export async function call(app: FastifyInstance, method: string, url: string, op
   } catch {
     body = undefined;
   }
+  const violations = violationsOf.get(app);
+  if (violations) failOnViolations(violations);
   return { status: res.statusCode, headers: res.headers, body, raw: res.body };
 }
 

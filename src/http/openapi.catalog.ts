@@ -1,0 +1,114 @@
+/**
+ * The prose of the OpenAPI documents: titles, summaries, tags. Shapes come from the routes' zod
+ * schemas (openapi.ts); this file only names and explains them, keyed by "METHOD /path" as the
+ * document spells it. A route missing here is still documented, with a summary derived from its
+ * path, so a new route never needs this file to appear in the document.
+ */
+
+export interface OperationDoc {
+  operationId: string;
+  summary: string;
+  description?: string;
+  tag: string;
+  /** Mint and rotate (spec §5) take an Idempotency-Key header. */
+  idempotencyKey?: boolean;
+}
+
+export const PUBLIC_INFO = {
+  title: 'keyplane public API',
+  description: [
+    'keyplane speaks the Saperly v1 key API: service keys (`sk_svc_test_…`, `sk_svc_live_…`) manage child API keys',
+    'under `/v1/keys`; API keys (`sk_test_…`, `sk_live_…`) read their audit feed and rotate themselves.',
+    '',
+    '**Every path is also served under `/api/v1/...`** (the SDKs use that form; behaviour is identical).',
+    'This document lists each route once, under `/v1`; the second server entry is the `/api` base.',
+    '',
+    'Authenticate with `Authorization: Bearer <key>`. Every error is `{"error": {"code", "message", "details": []}}`;',
+    'each status has its own schema listing the codes it can carry. Every response carries `X-Request-Id`.',
+  ].join('\n'),
+};
+
+export const INTERNAL_INFO = {
+  title: 'keyplane internal portal API',
+  description: [
+    "The portal backend's API (spec §9), served only on the admin listener (loopback by default),",
+    'never on the public port. Authenticate with `Authorization: Bearer <KEYPLANE_ADMIN_TOKEN>`.',
+  ].join('\n'),
+};
+
+export const TAGS: Record<string, string> = {
+  keys: 'Child API keys, managed with a service key (spec §4, §5).',
+  audit: "An API key's compliance feed (spec §6).",
+  agents: 'Agent self-rotation with an API key and its rotation secret (spec §7).',
+  health: 'Liveness and readiness probes for load balancers; no authentication.',
+  portal: 'Accounts, service keys and portal API keys (spec §9).',
+  verify: 'Key verification for the calling plane.',
+};
+
+export const OPERATIONS: Record<string, OperationDoc> = {
+  'GET /healthz': { operationId: 'liveness', summary: 'Liveness probe', tag: 'health' },
+  'GET /readyz': { operationId: 'readiness', summary: 'Readiness probe (the database answers)', tag: 'health' },
+
+  'POST /v1/keys': {
+    operationId: 'createKey',
+    summary: 'Mint a child API key',
+    description: 'Returns the key with `plaintext_key` (and `rotation_secret` when `self_rotation` is true) on the first response only; a replay omits both.',
+    tag: 'keys',
+    idempotencyKey: true,
+  },
+  'GET /v1/keys': {
+    operationId: 'listKeys',
+    summary: 'List the active child keys this service key minted',
+    description: 'Newest first, ties by id. Revoked keys are excluded; `total` counts what the filter matches.',
+    tag: 'keys',
+  },
+  'GET /v1/keys/{id}': { operationId: 'getKey', summary: 'Read one child key (revoked keys too)', tag: 'keys' },
+  'PATCH /v1/keys/{id}': { operationId: 'updateKey', summary: 'Update an active child key', tag: 'keys' },
+  'DELETE /v1/keys/{id}': { operationId: 'revokeKey', summary: 'Revoke a child key (soft; it stays readable)', tag: 'keys' },
+  'POST /v1/keys/{id}/rotate': {
+    operationId: 'rotateKey',
+    summary: 'Rotate a child key atomically',
+    description: 'Revokes the key and mints its successor in one transaction; the successor carries `plaintext_key` on the first response only.',
+    tag: 'keys',
+    idempotencyKey: true,
+  },
+  'GET /v1/audit': {
+    operationId: 'listAuditEvents',
+    summary: "Read an API key's compliance feed",
+    description: 'Every successful read records an `audit_read` event in the same transaction.',
+    tag: 'audit',
+  },
+  'POST /v1/agents/self/rotate-key': {
+    operationId: 'selfRotateKey',
+    summary: 'Rotate the calling agent key with its rotation secret',
+    description:
+      'Authentication: the agent\'s current API key (Bearer) and its rotation secret in the body. The old key and secret stop working at once; `agentId` stays the same across rotations. Rate limit: 3 attempts per 15 minutes per client IP, failed attempts included.',
+    tag: 'agents',
+  },
+
+  'POST /internal/v1/accounts': { operationId: 'createAccount', summary: 'Create an account', tag: 'portal' },
+  'POST /internal/v1/accounts/{id}/service-keys': { operationId: 'createServiceKey', summary: 'Issue a service key', tag: 'portal' },
+  'GET /internal/v1/accounts/{id}/service-keys': { operationId: 'listServiceKeys', summary: "List an account's service keys", tag: 'portal' },
+  'POST /internal/v1/service-keys/{id}/rotate': { operationId: 'rotateServiceKey', summary: 'Rotate a service key', tag: 'portal' },
+  'DELETE /internal/v1/service-keys/{id}': { operationId: 'revokeServiceKey', summary: 'Revoke a service key', tag: 'portal' },
+  'POST /internal/v1/accounts/{id}/api-keys': { operationId: 'createPortalApiKey', summary: 'Issue a portal API key', tag: 'portal' },
+  'DELETE /internal/v1/api-keys/{id}': { operationId: 'revokePortalApiKey', summary: 'Revoke a portal API key', tag: 'portal' },
+  'POST /internal/v1/bootstrap': {
+    operationId: 'bootstrap',
+    summary: 'Create an account with a service key and an API key (smoke tests)',
+    tag: 'portal',
+  },
+  'POST /internal/v1/verify': { operationId: 'verifyKey', summary: 'Verify an API key', tag: 'verify' },
+};
+
+/** A readable fallback for a route not listed above: "POST /v1/foo/{id}/bar" → postFooIdBar. */
+export function fallbackOperation(method: string, path: string): OperationDoc {
+  const words = path
+    .split('/')
+    .filter((s) => s && s !== 'v1' && s !== 'internal')
+    .map((s) => s.replace(/[{}]/g, '').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : '')));
+  const operationId = [method.toLowerCase(), ...words.map((w) => w.charAt(0).toUpperCase() + w.slice(1))].join('');
+  const segments = path.split('/').filter(Boolean);
+  const tag = segments[0] === 'internal' ? 'portal' : segments[0] === 'v1' ? (segments[1] ?? 'keys') : 'health';
+  return { operationId, summary: `${method} ${path}`, tag };
+}
