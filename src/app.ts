@@ -9,7 +9,7 @@ import { auditRoutes } from './http/audit.routes.js';
 import { adminRoutes } from './http/admin.routes.js';
 import { registerAdminAuth } from './http/admin-auth.js';
 import { authPlugin } from './http/auth.js';
-import { registerErrorHandling } from './http/errors.js';
+import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
 import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
@@ -31,6 +31,8 @@ export interface AppDeps {
   trustProxy?: boolean | number;
   /** Rate limits and their counter store (in-process unless a Redis is given). */
   rateLimit?: RateLimitOptions;
+  /** How long an Idempotency-Key claim blocks retries before it is presumed dead; default 15 s. */
+  idempotencyLockTimeoutMs?: number;
 }
 
 export interface AdminDeps extends AppDeps {
@@ -50,6 +52,7 @@ function baseInstance(deps: AppDeps): FastifyInstance {
     trustProxy: (deps.trustProxy ?? false) as boolean,
     // Answer 503 to requests that arrive while shutting down, so the load balancer retries elsewhere.
     return503OnClosing: true,
+    frameworkErrors: frameworkErrorHandler,
   }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
@@ -81,12 +84,15 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'X-Request-Id'],
     exposedHeaders: ['Retry-After', 'RateLimit', 'RateLimit-Policy', 'Idempotent-Replayed', 'X-Request-Id'],
     maxAge: 600,
+    // Answer every OPTIONS as a preflight (204), also one without Origin or the request-method
+    // header, instead of the plugin's bare-text 400 that carries no error envelope.
+    strictPreflight: false,
   });
   await app.register(rateLimitPlugin, { ...deps.rateLimit, clock });
   await app.register(authPlugin, { db, clock, onAuthFailure: (request) => app.recordAuthFailure(request) });
   await app.register(healthRoutes, { database: deps.database });
   for (const prefix of PUBLIC_PREFIXES) {
-    await app.register(keysRoutes, { prefix, db, clock });
+    await app.register(keysRoutes, { prefix, db, clock, idempotencyLockTimeoutMs: deps.idempotencyLockTimeoutMs });
     await app.register(auditRoutes, { prefix, db, clock });
     await app.register(selfRotationRoutes, { prefix, db, clock });
   }

@@ -66,6 +66,12 @@ export const configSchema = z.object({
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
   /** A request that has not completed in 15 s is answered 503 rather than holding a socket. */
   REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
+  /**
+   * How long an Idempotency-Key claim whose request never finished (its process died) blocks retries
+   * with 409 idempotency_in_progress before the next retry takes it over. Unset = 15 s
+   * (LOCK_TIMEOUT_MS). Lower it only where requests are known to be short, e.g. the crash tests.
+   */
+  IDEMPOTENCY_LOCK_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
   /** How long graceful shutdown waits for in-flight requests before exiting anyway. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
 });

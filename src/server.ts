@@ -66,6 +66,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     trustProxy: config.TRUST_PROXY,
+    idempotencyLockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS,
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
   const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN }) : undefined;

@@ -62,6 +62,14 @@ function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
   // An idle client losing its server (restart, failover) emits here; without a listener it would
   // crash the process. The pool drops the client and makes a new one on the next checkout.
   pool.on('error', () => {});
+  // A client that is checked out (inside a transaction, between two statements) has no pool
+  // listener; when its server dies (`pg_ctl stop -m immediate`, failover) pg emits 'error' on the
+  // client itself, and an unhandled 'error' event kills the whole process (found by the outage test
+  // in test/system). The statement in flight, if any, rejects with the same error and the request
+  // answers 503; on release the pool sees the client is no longer queryable and discards it.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   return {
     kind: 'postgres',

@@ -29,6 +29,11 @@ export const IDEMPOTENCY_TTL_MS = 12 * 3600 * 1000;
  */
 export const LOCK_TIMEOUT_MS = 15_000;
 
+export interface IdempotencyOptions {
+  /** Overrides LOCK_TIMEOUT_MS (config IDEMPOTENCY_LOCK_TIMEOUT_MS), e.g. so crash tests need not wait 15 s. */
+  lockTimeoutMs?: number;
+}
+
 export interface IdempotencyScope {
   accountId: string;
   serviceKeyId: string;
@@ -69,7 +74,7 @@ export function redactSecrets(value: unknown): unknown {
 type Row = typeof idempotencyKeys.$inferSelect;
 type ClaimResult = { claim: Claim } | { replay: StoredResponse };
 
-async function claim(db: Db, scope: IdempotencyScope, now: Date): Promise<ClaimResult> {
+async function claim(db: Db, scope: IdempotencyScope, now: Date, lockTimeoutMs: number): Promise<ClaimResult> {
   const id = newId();
   const inserted = await db
     .insert(idempotencyKeys)
@@ -91,11 +96,11 @@ async function claim(db: Db, scope: IdempotencyScope, now: Date): Promise<ClaimR
     .from(idempotencyKeys)
     .where(and(eq(idempotencyKeys.serviceKeyId, scope.serviceKeyId), eq(idempotencyKeys.idempotencyKey, scope.key)));
   // Released between our insert and this read: start over.
-  if (!row) return claim(db, scope, now);
+  if (!row) return claim(db, scope, now, lockTimeoutMs);
   if (now.getTime() - row.createdAt.getTime() >= IDEMPOTENCY_TTL_MS) return takeOver(db, row, scope, now, true);
   if (row.fingerprint !== scope.fingerprint) throw new DomainError('idempotency_key_reused');
   if (row.completedAt && row.responseStatus !== null) return { replay: { status: row.responseStatus, body: row.responseBody } };
-  if (row.lockedAt && now.getTime() - row.lockedAt.getTime() < LOCK_TIMEOUT_MS) throw inProgress();
+  if (row.lockedAt && now.getTime() - row.lockedAt.getTime() < lockTimeoutMs) throw inProgress();
   return takeOver(db, row, scope, now, false);
 }
 
@@ -166,8 +171,9 @@ export async function executeIdempotent<M>(
   scope: IdempotencyScope,
   now: Date,
   op: IdempotentOperation<M>,
+  opts: IdempotencyOptions = {},
 ): Promise<IdempotentOutcome> {
-  const claimed = await claim(db, scope, now);
+  const claimed = await claim(db, scope, now, opts.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
   if ('replay' in claimed) return { ...claimed.replay, replayed: true };
   const c = claimed.claim;
   try {

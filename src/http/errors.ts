@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { SECRET_PATTERN } from '../domain/credentials.js';
 import { DomainError, defaultMessage, type ErrorCode, type ErrorDetail } from '../domain/errors.js';
 
 /** The error envelope of spec §10. */
@@ -29,12 +30,44 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
 }
 
+/** The innermost cause's code and message (drizzle wraps driver errors as "Failed query: <sql> params: …"). */
+function driverError(err: unknown): { code?: string; message?: string } {
+  let e = err as { code?: string; message?: string; cause?: unknown };
+  for (let depth = 0; e.cause && e.cause !== e && depth < 5; depth++) e = e.cause as typeof e;
+  return { code: e.code, message: e.message };
+}
+
+/** Longest echo of client input in a validation message (zod names unknown fields in its message). */
+const MAX_DETAIL_CHARS = 200;
+
+/**
+ * Validation messages can quote what the client sent (unknown field names, path segments). Cap
+ * them, and never send back anything shaped like a credential, even the client's own: it would end
+ * up in the client's logs and error trackers.
+ */
+function scrubbed(text: string): string {
+  const short = text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
+  return short.replace(SECRET_PATTERN, '[redacted]');
+}
+
 function fromZod(err: { validation: { instancePath?: string; message?: string; params?: unknown }[]; validationContext?: string }): ErrorDetail[] {
   return err.validation.map((v) => {
     const path = (v.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
-    const field = [err.validationContext === 'body' ? '' : err.validationContext, path].filter(Boolean).join('.');
-    return field ? { field, message: v.message ?? 'invalid' } : { message: v.message ?? 'invalid' };
+    const field = scrubbed([err.validationContext === 'body' ? '' : err.validationContext, path].filter(Boolean).join('.'));
+    const message = scrubbed(v.message ?? 'invalid');
+    return field ? { field, message } : { message };
   });
+}
+
+/**
+ * Errors Fastify raises while routing, before any hook or error handler runs (passed to the
+ * `frameworkErrors` option): a malformed percent-encoding in the path (FST_ERR_BAD_URL), a path
+ * parameter over maxParamLength (FST_ERR_MAX_PARAM_LENGTH, else a bare 414) or a failed constraint.
+ * None of them can name a resource, so each is the envelope's 404, like any unknown path; without
+ * this they answered Fastify's own non-envelope 400/414 (found by test/fuzz).
+ */
+export function frameworkErrorHandler(_err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(404).send(errorBody('not_found'));
 }
 
 /** Maps every error, ours and Fastify's, to the envelope. Unknown errors are a generic 500. */
@@ -69,7 +102,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (fe.statusCode === 415) return reply.code(422).send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.'));
     if (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP')) return reply.code(422).send(errorBody('validation_error', 'The body could not be read.'));
     if (isDatabaseUnavailable(err)) {
-      request.log.warn({ err: { message: err.message, code: (err as { code?: string }).code } }, 'database unavailable');
+      // The driver's own error, not drizzle's wrapper, whose message carries the SQL and its parameters.
+      request.log.warn({ err: driverError(err) }, 'database unavailable');
       reply.header('retry-after', UNAVAILABLE_RETRY_AFTER_S);
       return reply.code(503).send(errorBody('service_unavailable'));
     }

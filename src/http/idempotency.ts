@@ -4,6 +4,7 @@ import { DomainError } from '../domain/errors.js';
 import {
   executeIdempotent,
   requestFingerprint,
+  type IdempotencyOptions,
   type IdempotentOperation,
 } from '../domain/idempotency.service.js';
 import type { Db } from '../db/client.js';
@@ -46,6 +47,7 @@ export async function sendIdempotent<M>(
   principal: ServicePrincipal,
   now: Date,
   op: IdempotentOperation<M>,
+  opts: IdempotencyOptions = {},
 ): Promise<FastifyReply> {
   const key = idempotencyKeyOf(request);
   const scope = {
@@ -54,7 +56,7 @@ export async function sendIdempotent<M>(
     key,
     fingerprint: requestFingerprint(request.method, request.url, request.body),
   };
-  const outcome = await executeIdempotent(db, scope, now, op);
+  const outcome = await executeIdempotent(db, scope, now, op, opts);
   if (outcome.replayed) reply.header('idempotent-replayed', 'true');
   return reply.code(outcome.status).send(outcome.body);
 }

@@ -36,6 +36,8 @@ import './limits.js';
 export interface KeysRoutesOptions {
   db: Db;
   clock: Clock;
+  /** See IDEMPOTENCY_LOCK_TIMEOUT_MS in config.ts; unset = LOCK_TIMEOUT_MS. */
+  idempotencyLockTimeoutMs?: number;
 }
 
 /** The first answer of a mint or rotate: the key, its plaintext, and a rotation secret if one was made. */
@@ -53,6 +55,7 @@ function issuedKey(row: ApiKeyRow, plaintext: string, rotationSecret: string | n
 export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { db, clock } = opts;
+  const idem = { lockTimeoutMs: opts.idempotencyLockTimeoutMs };
 
   r.post(
     '/keys',
@@ -83,7 +86,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
           const row = await mintChildKeyTx(tx, principal, input, material, ctx);
           return { status: 201, body: issuedKey(row, material.token.plaintext, material.rotationSecret, ctx.now) };
         },
-      });
+      }, idem);
     },
   );
 
@@ -160,7 +163,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
           const { successor } = await rotateKeyTx(tx, target, material, ctx);
           return { status: 201, body: issuedKey(successor, material.token.plaintext, material.rotationSecret, ctx.now) };
         },
-      });
+      }, idem);
     },
   );
 }

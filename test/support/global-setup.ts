@@ -35,6 +35,8 @@ export default async function setup(project: TestProject) {
   const runDir = path.resolve('.test-runs', runId);
   mkdirSync(path.join(runDir, 'logs'), { recursive: true });
   mkdirSync(path.join(runDir, 'secrets'), { recursive: true });
+  mkdirSync(path.join(runDir, 'bodies'), { recursive: true });
+  mkdirSync(path.join(runDir, 'idempotency'), { recursive: true });
   project.provide('runDir', runDir);
 
   let cleanup: () => Promise<void> = async () => {};
@@ -77,12 +79,13 @@ export default async function setup(project: TestProject) {
     try {
       const report = findLeaks(runDir);
       process.stdout.write(
-        `[keyplane tests] secret-leak check: ${report.secrets} issued secrets, ${report.lines} log lines, ${report.leaks.length} leaks\n`,
+        `[keyplane tests] secret-leak check: ${report.secrets} issued secrets (keys, rotation secrets, operator tokens); searched ` +
+          `${report.lines} log lines, ${report.bodies} response bodies, ${report.storedResponses} stored idempotency responses; ${report.leaks.length} leaks\n`,
       );
       if (report.leaks.length > 0) {
         // vitest reports an error thrown here but keeps its exit code; set it so the run fails.
         process.exitCode = 1;
-        throw new Error(`secrets found in server logs (prefixes): ${report.leaks.join(', ')}`);
+        throw new Error(`secrets found (prefix in where): ${report.leaks.map((l, i) => `${l} in ${report.where[i]}`).join(', ')}`);
       }
     } finally {
       await cleanup();

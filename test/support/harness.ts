@@ -1,10 +1,12 @@
 import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { inject } from 'vitest';
 import { buildAdminApp, buildApp, type AppDeps } from '../../src/app.js';
 import { openDatabase, type Database } from '../../src/db/client.js';
+import { queryRows } from '../../src/db/raw.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import type { OpContext } from '../../src/domain/context.js';
 import { SECRET_PATTERN } from '../../src/domain/credentials.js';
@@ -43,6 +45,35 @@ export function recordSecrets(text: string): void {
   if (found) appendFileSync(path.join(inject('runDir'), 'secrets', `${process.pid}.txt`), `${found.join('\n')}\n`);
 }
 
+/** Records a secret that has no recognisable shape (an operator token), for the same teardown grep. */
+export function recordLiteralSecret(secret: string): void {
+  appendFileSync(path.join(inject('runDir'), 'secrets', `${process.pid}.txt`), `${secret}\n`);
+}
+
+/**
+ * Where a secret may legitimately leave: the first answer of a mint, a rotation, a self-rotation
+ * and the portal's issuing routes. Every other response body is kept for teardown, which fails the
+ * run if any issued secret or the admin token appears in one.
+ */
+const ISSUING = /^(\/api)?\/v1\/(keys(\/[^/]+\/rotate)?|agents\/self\/rotate-key)$|^\/internal\/v1\/(bootstrap|service-keys\/[^/]+\/rotate|accounts\/[^/]+\/(service-keys|api-keys))$/;
+export function recordResponseBody(method: string, url: string, status: number, body: string): void {
+  const pathOnly = url.split('?')[0]!;
+  const mayIssue = method === 'POST' && (status === 200 || status === 201) && ISSUING.test(pathOnly);
+  if (mayIssue || body.length === 0) return;
+  // One body per line, so the teardown can count them.
+  appendFileSync(path.join(inject('runDir'), 'bodies', `${process.pid}.txt`), `${body.replace(/\n/g, ' ')}\n`);
+}
+
+/**
+ * The stored responses of this file's database go to the run directory, where teardown greps them
+ * for every issued secret: a replay must never be able to re-disclose one (spec §5).
+ */
+async function dumpIdempotencyRows(database: Database): Promise<void> {
+  const rows = await queryRows<{ body: string | null }>(database.db, sql`select response_body::text as body from idempotency_keys`);
+  const lines = rows.map((r) => (r.body ?? '').replace(/\n/g, ' ')).join('\n');
+  appendFileSync(path.join(inject('runDir'), 'idempotency', `${process.pid}.txt`), rows.length ? `${lines}\n` : '');
+}
+
 export interface TestApp {
   app: FastifyInstance;
   admin: FastifyInstance;
@@ -67,10 +98,14 @@ export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<T
   const deps: AppDeps = { database, logger: testLogger(), clock, ...overrides };
   const app = await buildApp(deps);
   const admin = await buildAdminApp({ ...deps, adminToken: ADMIN_TOKEN });
+  recordLiteralSecret(ADMIN_TOKEN);
   const violations: Violation[] = [];
   for (const a of [app, admin]) {
-    a.addHook('onSend', async (_req, _reply, payload) => {
-      if (typeof payload === 'string') recordSecrets(payload);
+    a.addHook('onSend', async (req, reply, payload) => {
+      if (typeof payload === 'string') {
+        recordSecrets(payload);
+        recordResponseBody(req.method, req.url, reply.statusCode, payload);
+      }
       return payload;
     });
     validateResponses(a, violations);
@@ -85,6 +120,7 @@ export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<T
     violations,
     async close() {
       await Promise.all([app.close(), admin.close()]);
+      await dumpIdempotencyRows(database);
       failOnViolations(violations);
     },
   };

@@ -1,24 +1,59 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { SECRET_PATTERN } from '../../src/domain/credentials.js';
 
 export interface LeakReport {
   secrets: number;
   lines: number;
-  /** The first 12 characters of every secret found in a log line (never the whole secret). */
+  /** Response bodies searched (every answer except the first answer of an issuing route). */
+  bodies: number;
+  /** Stored idempotency responses searched. */
+  storedResponses: number;
+  /** The first 12 characters of every secret found (never the whole secret). */
   leaks: string[];
+  /** Where each leak was found: log, body or idempotency. */
+  where: string[];
 }
 
+const WHOLE_SECRET = new RegExp(`^(?:${SECRET_PATTERN.source})$`);
+
 /**
- * Looks through a run's logs (runDir/logs) for any string shaped like a keyplane secret and for every
- * secret the run's tests recorded (runDir/secrets): none may appear in any log line.
+ * Looks through a run's directory for leaked secrets. The secrets are every one the run's tests
+ * recorded (runDir/secrets: plaintext keys, rotation secrets, operator tokens). None may appear in:
+ *   - any log line (runDir/logs, in-process apps and child-process servers), where nothing even
+ *     shaped like a secret may appear;
+ *   - any response body other than the first answer of an issuing route (runDir/bodies, error
+ *     bodies included);
+ *   - any stored idempotency response (runDir/idempotency), where nothing shaped like one may appear.
  */
 export function findLeaks(runDir: string): LeakReport {
-  const read = (dir: string) => readdirSync(dir).map((f) => readFileSync(path.join(dir, f), 'utf8'));
-  const logs = read(path.join(runDir, 'logs')).join('\n');
-  const secrets = new Set(read(path.join(runDir, 'secrets')).join('\n').split('\n').filter(Boolean));
-  const leaks = new Set<string>();
-  for (const m of logs.matchAll(SECRET_PATTERN)) leaks.add(m[0].slice(0, 12));
-  for (const s of secrets) if (logs.includes(s)) leaks.add(s.slice(0, 12));
-  return { secrets: secrets.size, lines: logs.split('\n').filter(Boolean).length, leaks: [...leaks] };
+  const read = (dir: string) => {
+    const full = path.join(runDir, dir);
+    return existsSync(full) ? readdirSync(full).map((f) => readFileSync(path.join(full, f), 'utf8')).join('\n') : '';
+  };
+  const texts = { log: read('logs'), body: read('bodies'), idempotency: read('idempotency') };
+  const secrets = new Set(read('secrets').split('\n').filter(Boolean));
+  const leaks = new Map<string, Set<string>>();
+  const add = (secret: string, where: string) => {
+    const k = secret.slice(0, 12);
+    leaks.set(k, (leaks.get(k) ?? new Set()).add(where));
+  };
+  for (const m of texts.log.matchAll(SECRET_PATTERN)) add(m[0], 'log');
+  for (const m of texts.idempotency.matchAll(SECRET_PATTERN)) add(m[0], 'idempotency');
+  // Shaped secrets are found by the pattern and looked up; shapeless ones (operator tokens) by search.
+  const shaped = Object.fromEntries(Object.entries(texts).map(([k, v]) => [k, new Set([...v.matchAll(SECRET_PATTERN)].map((m) => m[0]))]));
+  for (const s of secrets) {
+    for (const [where, text] of Object.entries(texts)) {
+      if (WHOLE_SECRET.test(s) ? shaped[where]!.has(s) : text.includes(s)) add(s, where);
+    }
+  }
+  const count = (text: string) => text.split('\n').filter(Boolean).length;
+  return {
+    secrets: secrets.size,
+    lines: count(texts.log),
+    bodies: count(texts.body),
+    storedResponses: count(texts.idempotency),
+    leaks: [...leaks.keys()],
+    where: [...leaks.values()].map((w) => [...w].join('+')),
+  };
 }

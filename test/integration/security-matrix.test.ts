@@ -1,0 +1,234 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PUBLIC_PREFIXES } from '../../src/app.js';
+import { generateToken } from '../../src/domain/credentials.js';
+import * as portal from '../../src/domain/portal.service.js';
+import { mintAgent, type Agent } from '../support/agents.js';
+import { mintChild, revokeChild } from '../support/child-keys.js';
+import { ADMIN_TOKEN, addServiceKey, call, createTenant, createTestApp, errorCode, type CallResult, type Tenant, type TestApp } from '../support/harness.js';
+import { ROUTES, unlimitedRateLimits, type RouteSpec } from '../support/routes.js';
+
+/*
+ * The security matrix (issue 8, point 4): every authenticated route × every way a caller can be
+ * wrong, → the answer the contract gives (spec §2, §4, §6, §7), as one table. Every cell is declared:
+ * a new route in test/support/routes.ts fails here until its row is written. 'valid' is the control
+ * that shows the fixtures are right, so each rejection is the rejection and not a broken setup.
+ */
+
+const SCENARIOS = [
+  'valid',
+  'no credential',
+  'malformed',
+  'bad checksum',
+  'unknown',
+  'revoked',
+  'wrong tier',
+  "another service key's resource",
+  "another account's resource",
+  'other environment',
+] as const;
+type Scenario = (typeof SCENARIOS)[number];
+
+/** An expected answer: a status and, for errors, the envelope's code; or n/a where the scenario cannot apply. */
+type Expect = readonly [number, string?] | 'n/a';
+
+const UNAUTHORIZED = [401, 'unauthorized'] as const;
+const INVALID = [401, 'invalid_api_key'] as const;
+const NOT_FOUND = [404, 'not_found'] as const;
+/** The rejections every authenticated route shares: spec §2, one answer whatever is wrong. */
+const AUTH: Record<'no credential' | 'malformed' | 'bad checksum' | 'unknown' | 'revoked' | 'wrong tier', Expect> = {
+  'no credential': UNAUTHORIZED,
+  malformed: INVALID,
+  'bad checksum': INVALID,
+  unknown: INVALID,
+  revoked: INVALID,
+  'wrong tier': INVALID,
+};
+/** The operator's routes: one token, nothing to revoke, no tenants or environments to cross. */
+const OPERATOR = { ...AUTH, revoked: 'n/a', "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' } as const;
+
+const MATRIX: Record<string, Record<Scenario, Expect>> = {
+  'keys.mint': { valid: [201], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': [422, 'validation_error'] },
+  // A list shows only the caller's keys: the other service key's, account's or environment's are absent (checked below).
+  'keys.list': { valid: [200], ...AUTH, "another service key's resource": [200], "another account's resource": [200], 'other environment': [200] },
+  'keys.get': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  'keys.update': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  'keys.revoke': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  'keys.rotate': { valid: [201], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  // Spec §6: any key of the same account and environment may be read (so another service key's child is 200).
+  'audit.read': { valid: [200], ...AUTH, "another service key's resource": [200], "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  // Spec §7: a revoked key whose rotation secret matches is 403 agent_revoked; self-rotation names no other resource.
+  'agents.self_rotate': {
+    valid: [200],
+    ...AUTH,
+    revoked: [403, 'agent_revoked'],
+    "another service key's resource": 'n/a',
+    "another account's resource": 'n/a',
+    'other environment': 'n/a',
+  },
+  'admin.accounts.create': { valid: [201], ...OPERATOR },
+  'admin.service_keys.create': { valid: [201], ...OPERATOR },
+  'admin.service_keys.list': { valid: [200], ...OPERATOR },
+  'admin.service_keys.rotate': { valid: [201], ...OPERATOR },
+  'admin.service_keys.revoke': { valid: [200], ...OPERATOR },
+  'admin.api_keys.create': { valid: [201], ...OPERATOR },
+  'admin.api_keys.revoke': { valid: [200], ...OPERATOR },
+  'admin.bootstrap': { valid: [201], ...OPERATOR },
+  'admin.verify': { valid: [200], ...OPERATOR },
+};
+
+let t: TestApp;
+let a: Tenant;
+let b: Tenant;
+let sibling: { serviceKey: string; id: string };
+let live: { serviceKey: string; childId: string };
+let revoked: { service: string; api: string; agent: Agent };
+let agent: Agent;
+let uniq = 0;
+
+beforeAll(async () => {
+  t = await createTestApp({ rateLimit: unlimitedRateLimits() });
+  [a, b] = await Promise.all([createTenant(t), createTenant(t)]);
+  const sk2 = await addServiceKey(t, a.accountId);
+  sibling = { serviceKey: sk2.serviceKey, id: (await mintChild(t, { ...a, serviceKey: sk2.serviceKey, serviceKeyId: sk2.serviceKeyId })).id };
+  const liveSk = await addServiceKey(t, a.accountId, 'live');
+  live = { serviceKey: liveSk.serviceKey, childId: (await mintChild(t, { ...a, serviceKey: liveSk.serviceKey, serviceKeyId: liveSk.serviceKeyId })).id };
+  agent = await mintAgent(t, a.serviceKey, { selfRotation: true });
+  // Revoked credentials of each tier; the service key past its 60 s read grace (spec §2).
+  const doomedSvc = await addServiceKey(t, a.accountId);
+  await portal.revokeServiceKey(t.database.db, doomedSvc.serviceKeyId, {
+    actor: { kind: 'portal', keyId: null, keyPrefix: 'test' },
+    meta: { requestId: null, ip: null, userAgent: 'vitest' },
+    now: t.clock.now(),
+  });
+  const doomedApi = await mintChild(t, a);
+  await revokeChild(t, a, doomedApi.id);
+  const doomedAgent = await mintAgent(t, a.serviceKey, { selfRotation: true });
+  await revokeChild(t, a, doomedAgent.id);
+  revoked = { service: doomedSvc.serviceKey, api: doomedApi.plaintext, agent: doomedAgent };
+  t.clock.advance(61_000);
+}, 60_000);
+
+afterAll(() => t?.close());
+
+const flip = (token: string) => token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
+
+interface Built {
+  app: FastifyInstance;
+  method: string;
+  url: string;
+  token?: string;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** The request of one cell: the route, with the credential and target that the scenario calls for. */
+async function build(route: RouteSpec, scenario: Scenario, prefix: string): Promise<Built> {
+  const tier = route.credential;
+  const good = { service: a.serviceKey, api: a.apiKey, agent: agent.apiKey, operator: ADMIN_TOKEN, none: '' }[tier];
+  const token = (() => {
+    switch (scenario) {
+      case 'no credential':
+        return undefined;
+      case 'malformed':
+        return 'not-a-key';
+      case 'bad checksum':
+        return flip(good);
+      case 'unknown':
+        return tier === 'service' ? generateToken('service', 'test').plaintext : tier === 'operator' ? `${ADMIN_TOKEN}-unknown` : generateToken('api', 'test').plaintext;
+      case 'revoked':
+        return tier === 'service' ? revoked.service : tier === 'agent' ? revoked.agent.apiKey : revoked.api;
+      case 'wrong tier':
+        return tier === 'service' ? a.apiKey : a.serviceKey;
+      default:
+        return good;
+    }
+  })();
+  const idem = { 'idempotency-key': `matrix-${++uniq}` };
+  const publicApp = (path: string) => `${prefix}${path}`;
+  // The id a route acts on: a fresh key of the caller's own, or the scenario's foreign one.
+  const target = async () => {
+    if (scenario === "another service key's resource") return sibling.id;
+    if (scenario === "another account's resource") return (await mintChild(t, b)).id;
+    if (scenario === 'other environment') return live.childId;
+    return (await mintChild(t, a)).id;
+  };
+  const op = () => ({ actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: { requestId: null, ip: null, userAgent: 'vitest' }, now: t.clock.now() });
+  switch (route.name) {
+    case 'keys.mint':
+      return { app: t.app, method: 'POST', url: publicApp('/keys'), token, headers: idem, body: { name: 'm', ...(scenario === 'other environment' ? { environment: 'live' } : {}) } };
+    case 'keys.list':
+      return { app: t.app, method: 'GET', url: publicApp('/keys?limit=100'), token };
+    case 'keys.get':
+      return { app: t.app, method: 'GET', url: publicApp(`/keys/${await target()}`), token };
+    case 'keys.update':
+      return { app: t.app, method: 'PATCH', url: publicApp(`/keys/${await target()}`), token, body: { name: 'renamed' } };
+    case 'keys.revoke':
+      return { app: t.app, method: 'DELETE', url: publicApp(`/keys/${await target()}`), token };
+    case 'keys.rotate':
+      return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/rotate`), token, headers: idem };
+    case 'audit.read': {
+      const id = scenario === 'valid' || AUTH[scenario as keyof typeof AUTH] ? 'self' : await target();
+      return { app: t.app, method: 'GET', url: publicApp(`/audit?api_key_id=${id}`), token };
+    }
+    case 'agents.self_rotate': {
+      // A valid agent rotates away its key: mint a fresh one per cell.
+      const fresh = scenario === 'valid' ? await mintAgent(t, a.serviceKey, { selfRotation: true }) : agent;
+      const secret = scenario === 'revoked' ? revoked.agent.rotationSecret : fresh.rotationSecret;
+      return { app: t.app, method: 'POST', url: publicApp('/agents/self/rotate-key'), token: scenario === 'valid' ? fresh.apiKey : token, body: { rotationSecret: secret } };
+    }
+    case 'admin.accounts.create':
+      return { app: t.admin, method: 'POST', url: '/internal/v1/accounts', token, body: { name: 'acct' } };
+    case 'admin.service_keys.create':
+      return { app: t.admin, method: 'POST', url: `/internal/v1/accounts/${b.accountId}/service-keys`, token, body: {} };
+    case 'admin.service_keys.list':
+      return { app: t.admin, method: 'GET', url: `/internal/v1/accounts/${b.accountId}/service-keys`, token };
+    case 'admin.service_keys.rotate':
+    case 'admin.service_keys.revoke': {
+      const victim = await portal.createServiceKey(t.database.db, { accountId: b.accountId, environment: 'test', name: 'victim' }, op());
+      const rotate = route.name === 'admin.service_keys.rotate';
+      return { app: t.admin, method: rotate ? 'POST' : 'DELETE', url: `/internal/v1/service-keys/${victim.row.id}${rotate ? '/rotate' : ''}`, token };
+    }
+    case 'admin.api_keys.create':
+      return { app: t.admin, method: 'POST', url: `/internal/v1/accounts/${b.accountId}/api-keys`, token, body: {} };
+    case 'admin.api_keys.revoke': {
+      const victim = await portal.createPortalApiKey(t.database.db, { accountId: b.accountId, environment: 'test', name: 'victim' }, op());
+      return { app: t.admin, method: 'DELETE', url: `/internal/v1/api-keys/${victim.row.id}`, token };
+    }
+    case 'admin.bootstrap':
+      return { app: t.admin, method: 'POST', url: '/internal/v1/bootstrap', token, body: {} };
+    case 'admin.verify':
+      return { app: t.admin, method: 'POST', url: '/internal/v1/verify', token, body: { key: a.apiKey, verb: 'call' } };
+  }
+  throw new Error(`no request builder for ${route.name}: add one`);
+}
+
+const ROWS = ROUTES.filter((r) => r.credential !== 'none');
+const CELLS = ROWS.flatMap((route) => {
+  const prefixes = route.listener === 'public' ? [...PUBLIC_PREFIXES] : [''];
+  return prefixes.flatMap((prefix) => SCENARIOS.map((scenario) => ({ route, prefix, scenario })));
+}).filter(({ route, scenario }) => MATRIX[route.name]?.[scenario] !== 'n/a');
+
+describe('security matrix: every route × every wrong caller', () => {
+  it('declares every cell of every authenticated route', () => {
+    for (const route of ROWS) {
+      expect(MATRIX[route.name], `no matrix row for ${route.name}`).toBeDefined();
+      for (const s of SCENARIOS) expect(MATRIX[route.name]![s], `${route.name} × ${s}`).toBeDefined();
+    }
+  });
+
+  it.each(CELLS.map((c) => [`${c.prefix}${c.route.path}`, c.route.method, c.scenario, c] as const))('%s %s × %s', async (_p, _m, scenario, cell) => {
+    const req = await build(cell.route, scenario, cell.prefix);
+    const res: CallResult = await call(req.app, req.method, req.url, { token: req.token, body: req.body, headers: req.headers });
+    const [status, code] = MATRIX[cell.route.name]![scenario] as readonly [number, string?];
+    expect(res.status, res.raw.slice(0, 300)).toBe(status);
+    if (code) expect(errorCode(res)).toBe(code);
+    // One and the same message for every invalid credential: the answer never tells tier or state.
+    if (code === 'invalid_api_key' && cell.route.listener === 'public') expect(res.body.error.message).toBe('The API key is invalid or has been revoked.');
+    if (cell.route.name === 'keys.list' && res.status === 200) {
+      const ids = (res.body.keys as { id: string }[]).map((k) => k.id);
+      expect(ids).not.toContain(sibling.id);
+      expect(ids).not.toContain(live.childId);
+    }
+  });
+});
