@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { asyncCommitCte, flushWal } from '../db/durability.js';
 import { queryRows } from '../db/raw.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { newId } from './credentials.js';
@@ -94,9 +95,14 @@ export async function debit(db: Db, key: ApiKeyRow, requestId: string, cost: num
           { field: 'request_id', message: 'already used with a different cost_cents' },
         ]);
       }
+      // The prior debit may still be awaiting its flush in another request: answer once it is durable.
+      await flushWal(db);
       return { kind: 'replayed', row: key };
     }
     if (Number(r.inserted) === 1) {
+      // The statement committed asynchronously, releasing the key's row lock before its WAL flush;
+      // answer only once the debit is durable (see db/durability.ts). Concurrent debits share fsyncs.
+      await flushWal(db);
       return {
         kind: 'debited',
         row: {
@@ -159,14 +165,15 @@ function debitStatement(key: ApiKeyRow, requestId: string, cost: number, cycle: 
       INSERT INTO spend_ledger (id, account_id, api_key_id, request_id, cost_cents, cycle_start, created_at)
       SELECT ${newId()}::uuid, account_id, id, ${requestId}::text, ${cost}::int, spend_cycle_start, ${n}::timestamptz FROM upd
       RETURNING id
-    )
+    ),
+    ${asyncCommitCte}
     SELECT (SELECT cost_cents FROM prior) AS prior_cost,
            (SELECT count(*) FROM ins)::int AS inserted,
            upd.monthly_spend_cents, upd.spend_cycle_start, upd.last_used_at,
            snap.revoked_at AS snap_revoked_at, (CASE WHEN snap.spend_cycle_start >= ${c}::timestamptz THEN snap.monthly_spend_cents ELSE 0 END) AS snap_spent,
            snap.monthly_spend_cents AS snap_spend_stored, snap.monthly_cap_cents AS snap_cap,
            snap.spend_cycle_start AS snap_cycle_start
-    FROM api_keys AS snap LEFT JOIN upd ON true
+    FROM api_keys AS snap CROSS JOIN async_commit LEFT JOIN upd ON true
     WHERE snap.id = ${key.id}::uuid AND snap.account_id = ${key.accountId}::uuid`;
 }
 

@@ -131,6 +131,7 @@ export class RedisCounterStore implements CounterStore {
   private readonly fallback: MemoryCounterStore;
   private skipUntil = 0;
   private degraded = false;
+  private closing = false;
 
   private constructor(private readonly opts: RedisStoreOptions) {
     this.fallback = new MemoryCounterStore(opts.clock);
@@ -146,6 +147,11 @@ export class RedisCounterStore implements CounterStore {
     redis.defineCommand('keyplaneIncr', { numberOfKeys: 1, lua: INCR_LUA });
     redis.defineCommand('keyplaneRead', { numberOfKeys: 1, lua: READ_LUA });
     redis.on('error', (err: Error) => this.degrade(err));
+    // A Redis that dies closes the socket before any reconnect attempt fails with an error: the
+    // lost connection is itself the start of an outage (requests already fall back: not 'ready').
+    redis.on('close', () => {
+      if (!this.closing) this.degrade(new Error('connection to redis closed'));
+    });
     redis.on('ready', () => {
       if (this.degraded) opts.log.warn('redis is reachable again: rate limits are shared across instances');
       this.degraded = false;
@@ -199,6 +205,7 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
   }
