@@ -1,19 +1,7 @@
 import { z } from 'zod';
-import { errorResponses, isoTimestamp, issuedKeyObjectSchema } from './common.schemas.js';
+import { displayName, errorResponses, isoTimestamp, issuedKeyObjectSchema } from './common.schemas.js';
 
-const noControl = (s: string) => !/[\u0000-\u001f\u007f]/.test(s);
-/**
- * Well-formed Unicode only: a lone surrogate ("\\ud800" in the JSON) parses into a JS string, but
- * Postgres refuses it inside the event's jsonb, which made the write a 500 (found by test/fuzz).
- */
-// With the u flag a surrogate pair is one code point, so \p{Cs} matches only a lone surrogate.
-const wellFormed = (s: string) => !/\p{Cs}/u.test(s);
-export const nameSchema = z
-  .string()
-  .min(1)
-  .max(128)
-  .refine(noControl, 'must not contain control characters')
-  .refine(wellFormed, 'must be valid Unicode (no lone surrogates)');
+export const nameSchema = displayName;
 export const environmentSchema = z.enum(['test', 'live']);
 
 export const idParams = z.object({ id: z.uuid() });

@@ -1,9 +1,35 @@
 import { z } from 'zod';
 import { ERROR_STATUS } from '../domain/errors.js';
 import { PERMISSIONS } from '../db/schema.js';
+import { SECRET_PATTERN } from '../domain/credentials.js';
 import { errorSchemaByStatus, type ErrorStatus } from './error.schemas.js';
 
 /** Shared wire schemas. Response schemas are whitelists: a field not named here never leaves. */
+
+const noControl = (s: string) => !/[\u0000-\u001f\u007f-\u009f]/.test(s);
+/**
+ * Well-formed Unicode only: a lone surrogate ("\\ud800" in the JSON) parses into a JS string, but
+ * Postgres refuses it inside the event's jsonb, which made the write a 500 (found by test/fuzz).
+ * With the u flag a surrogate pair is one code point, so \p{Cs} matches only a lone surrogate.
+ */
+const wellFormed = (s: string) => !/\p{Cs}/u.test(s);
+// Without the g flag: a global regex's test() is stateful.
+const CREDENTIAL = new RegExp(SECRET_PATTERN.source);
+/**
+ * Names and labels are copied into compliance events, logs and responses: a key or rotation secret
+ * pasted into one would be stored and shown in plaintext, so such text is refused (found by test/fuzz).
+ */
+export const noCredential = (s: string) => !CREDENTIAL.test(s);
+export const NO_CREDENTIAL_MESSAGE = 'must not contain an API key or secret (names are recorded in the compliance log)';
+
+/** A name a human chose: 1–128 characters, no control characters, valid Unicode, no credential. */
+export const displayName = z
+  .string()
+  .min(1)
+  .max(128)
+  .refine(noControl, 'must not contain control characters or NUL')
+  .refine(wellFormed, 'must be valid Unicode (no lone surrogates)')
+  .refine(noCredential, NO_CREDENTIAL_MESSAGE);
 
 export const errorCodeSchema = z.enum(Object.keys(ERROR_STATUS) as [keyof typeof ERROR_STATUS, ...(keyof typeof ERROR_STATUS)[]]);
 

@@ -1,22 +1,13 @@
 import { z } from 'zod';
-import { errorResponses, issuedKeyObjectSchema, keyObjectSchema } from './common.schemas.js';
+import { displayName, errorResponses, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
 
 /** Wire schemas of /v1/keys (spec §3–§5). Request objects are strict: unknown fields → 422. */
 
-const noControl = (s: string) => !/[\u0000-\u001f\u007f-\u009f]/.test(s);
-/**
- * Well-formed Unicode only: a lone surrogate ("\\ud800" in the JSON) parses into a JS string, but
- * Postgres refuses it inside the event's jsonb, which made the write a 500 (found by test/fuzz).
- */
-// With the u flag a surrogate pair is one code point, so \p{Cs} matches only a lone surrogate.
-const wellFormed = (s: string) => !/\p{Cs}/u.test(s);
-export const keyName = z
+export const keyName = displayName;
+export const agentLabel = z
   .string()
-  .min(1)
-  .max(128)
-  .refine(noControl, 'must not contain control characters or NUL')
-  .refine(wellFormed, 'must be valid Unicode (no lone surrogates)');
-export const agentLabel = z.string().regex(/^[a-z0-9][a-z0-9:_.\-]{0,127}$/, 'must match ^[a-z0-9][a-z0-9:_.\\-]{0,127}$');
+  .regex(/^[a-z0-9][a-z0-9:_.\-]{0,127}$/, 'must match ^[a-z0-9][a-z0-9:_.\\-]{0,127}$')
+  .refine(noCredential, NO_CREDENTIAL_MESSAGE);
 export const settablePermission = z.enum(['full', 'call_only', 'sms_only', 'read_only'], {
   error: 'must be one of full, call_only, sms_only, read_only (legacy_full cannot be set)',
 });

@@ -100,6 +100,10 @@ describe('portal internal API (spec §9)', () => {
     expect((await admin('POST', '/internal/v1/accounts', { name: '' })).status).toBe(422);
     expect((await admin('POST', '/internal/v1/accounts', { name: 'a\u0000b' })).status).toBe(422);
     expect((await admin('POST', '/internal/v1/accounts', { name: 'a', extra: 1 })).status).toBe(422);
+    // A credential pasted into a name would be stored and echoed in plaintext (found by the fuzzer).
+    const pasted = await admin('POST', '/internal/v1/accounts', { name: `sk_svc_test_${'A'.repeat(49)}` });
+    expect(pasted.status).toBe(422);
+    expect(pasted.raw).not.toContain('A'.repeat(49));
     const badEnv = await admin('POST', `/internal/v1/accounts/${missing}/service-keys`, { environment: 'prod' });
     expect(badEnv.status).toBe(422);
     expect(errorCode(badEnv)).toBe('validation_error');

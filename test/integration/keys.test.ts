@@ -84,6 +84,9 @@ describe('POST /v1/keys (mint)', () => {
     ['self_rotation not boolean', { name: 'a', self_rotation: 'yes' }],
     ['bad environment', { name: 'a', environment: 'prod' }],
     ['unknown field', { name: 'a', owner: 'me' }],
+    ['a service key pasted into name', { name: `key sk_svc_test_${'A'.repeat(49)}` }],
+    ['an API key as agent_label', { name: 'a', agent_label: `sk_live_${'a1'.repeat(24)}b` }],
+    ['a rotation secret in name', { name: `rs_${'Z'.repeat(43)}` }],
     ['array body', [1, 2]],
   ])('422 validation_error: %s', async (_name, body) => {
     const res = await mint(tenant.serviceKey, body);
