@@ -5,6 +5,7 @@ import type { OpContext } from './domain/context.js';
 import { DomainError } from './domain/errors.js';
 import { toKeyObject, toServiceKeyObject } from './domain/key-view.js';
 import { accountIds, exportAccountEvents, verifyChains } from './domain/chain-verify.service.js';
+import { eventWireFields } from './domain/events.js';
 import * as portal from './domain/portal.service.js';
 import type { VerifyResult } from './domain/verify.service.js';
 import { isUuid } from './domain/child-keys.service.js';
@@ -225,25 +226,7 @@ export function buildCli(): Command {
         const ids = o.account ? [(await portal.getAccount(db.db, o.account)).id] : accountIds(db.db);
         for await (const id of ids) {
           for await (const e of exportAccountEvents(db.db, id, o.account ? Number(o.afterSeq) || 0 : 0)) {
-            const line = {
-              id: e.id,
-              account_id: e.accountId,
-              seq: e.seq,
-              prev_hash: e.prevHash,
-              hash: e.hash,
-              event_type: e.eventType,
-              environment: e.environment,
-              actor_kind: e.actorKind,
-              actor_key_id: e.actorKeyId,
-              actor_key_prefix: e.actorKeyPrefix,
-              subject_key_id: e.subjectKeyId,
-              related_key_id: e.relatedKeyId,
-              request_id: e.requestId,
-              ip: e.ip,
-              user_agent: e.userAgent,
-              data: e.data,
-              created_at: e.createdAt.toISOString(),
-            };
+            const line = { ...eventWireFields(e), seq: e.seq, prev_hash: e.prevHash, hash: e.hash };
             if (!process.stdout.write(`${JSON.stringify(line)}\n`)) await new Promise((r) => process.stdout.once('drain', r));
           }
         }

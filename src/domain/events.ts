@@ -82,8 +82,9 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-export function canonicalEvent(e: ChainedFields): string {
-  return canonicalJson({
+/** An event's chained fields in their wire (snake_case) form: what the hash covers and what exports show. */
+export function eventWireFields(e: ChainedFields) {
+  return {
     id: e.id,
     account_id: e.accountId,
     event_type: e.eventType,
@@ -98,10 +99,13 @@ export function canonicalEvent(e: ChainedFields): string {
     user_agent: e.userAgent,
     data: e.data,
     created_at: e.createdAt.toISOString(),
-  });
+  };
 }
 
-/** link(n) = sha256(link(n-1) | n | canonical(event n)), hex. Postgres computes the same in recordEvent. */
+export function canonicalEvent(e: ChainedFields): string {
+  return canonicalJson(eventWireFields(e));
+}
+
 export function chainHash(prevHash: string, seq: number, canonical: string): string {
   return createHash('sha256').update(`${prevHash}|${seq}|${canonical}`, 'utf8').digest('hex');
 }
