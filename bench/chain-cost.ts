@@ -5,8 +5,8 @@
  *
  * Creates a throwaway database, one busy account with 20 child keys, and runs N concurrent workers
  * for a fixed time in alternating rounds:
- *   - list read, chained:   listChildKeys (select page + count + recordEvent: the account row lock,
- *                           sha256 in SQL, insert), exactly what GET /v1/keys runs;
+ *   - list read, chained:   listChildKeys (select page + count + event insert, then a shared linking
+ *                           round for the account), exactly what GET /v1/keys runs;
  *   - list read, unchained: the same select + count + an INSERT of the same event with a sequence
  *                           number from a Postgres sequence, not touching the accounts row;
  *   - event write, chained / unchained: the event alone, the same two ways.
@@ -22,6 +22,7 @@ import { authenticate, type ServicePrincipal } from '../src/domain/auth.service.
 import { listChildKeys, mintChildKeyTx, prepareKeyMaterial } from '../src/domain/child-keys.service.js';
 import type { OpContext } from '../src/domain/context.js';
 import { newId } from '../src/domain/credentials.js';
+import { withEvents } from '../src/domain/event-linker.js';
 import { canonicalEvent, recordEvent, type EventInput } from '../src/domain/events.js';
 import * as portal from '../src/domain/portal.service.js';
 
@@ -102,7 +103,7 @@ async function main() {
     for (let i = 0; i < 20; i++) {
       const material = await prepareKeyMaterial('test', false);
       const input = { name: `agent ${i}`, agentLabel: null, lineId: null, permissions: 'full' as const, monthlyCapCents: null, selfRotation: false };
-      await db.transaction((tx) => mintChildKeyTx(tx, principal, input, material, svcCtx()));
+      await withEvents(db, (tx) => mintChildKeyTx(tx, principal, input, material, svcCtx()));
       firstKey ||= material.id;
     }
     const active = and(eq(apiKeys.accountId, principal.accountId), eq(apiKeys.createdByServiceKeyId, principal.id), isNull(apiKeys.revokedAt));
@@ -118,7 +119,7 @@ async function main() {
           const [n] = await tx.select({ n: count() }).from(apiKeys).where(active);
           await plainInsert(tx as unknown as Db, event({ count: rows.length, total: Number(n?.n ?? 0), limit: 50, offset: 0 }));
         }),
-      'event write, chained': () => db.transaction((tx) => recordEvent(tx, event({ count: 0 }))),
+      'event write, chained': () => withEvents(db, (tx) => recordEvent(tx, event({ count: 0 }))),
       'event write, unchained': () => db.transaction((tx) => plainInsert(tx as unknown as Db, event({ count: 0 }))),
     };
     process.stdout.write(`chain cost: ${concurrency} workers, ${seconds}s rounds, one account, Postgres ${dbName}\n`);

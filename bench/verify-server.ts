@@ -13,6 +13,7 @@ import { buildAdminApp } from '../src/app.js';
 import { openDatabase } from '../src/db/client.js';
 import { authenticate } from '../src/domain/auth.service.js';
 import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/child-keys.service.js';
+import { withEvents } from '../src/domain/event-linker.js';
 import * as portal from '../src/domain/portal.service.js';
 
 const url = process.env.BENCH_DB_URL!;
@@ -32,7 +33,7 @@ const keys: { id: string; plaintext: string }[] = [];
 for (let i = 0; i < keyCount; i++) {
   const material = await prepareKeyMaterial('test', false);
   const input = { name: `agent-${i}`, agentLabel: null, lineId: null, permissions: 'full' as const, monthlyCapCents: null, selfRotation: false };
-  const row = await database.db.transaction((tx) => mintChildKeyTx(tx, principal, input, material, ctx));
+  const row = await withEvents(database.db, (tx) => mintChildKeyTx(tx, principal, input, material, ctx));
   keys.push({ id: row.id, plaintext: material.token.plaintext });
 }
 

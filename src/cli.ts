@@ -5,6 +5,7 @@ import type { OpContext } from './domain/context.js';
 import { DomainError } from './domain/errors.js';
 import { toKeyObject, toServiceKeyObject } from './domain/key-view.js';
 import { accountIds, exportAccountEvents, verifyChains } from './domain/chain-verify.service.js';
+import { countUnlinkedEvents, linkPendingEvents } from './domain/event-linker.js';
 import { eventWireFields } from './domain/events.js';
 import * as portal from './domain/portal.service.js';
 import type { VerifyResult } from './domain/verify.service.js';
@@ -200,17 +201,22 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action(async (o: { account?: string; json?: boolean }) =>
       withDatabase(async (db) => {
+        // Events still waiting for their link (a crash between commit and linking) are linked
+        // first, as the server's sweeper would: they are committed facts, and verification covers them.
+        const waiting = await countUnlinkedEvents(db.db, o.account && isUuid(o.account) ? o.account : undefined);
+        if (waiting > 0) await linkPendingEvents(db.db);
         const v = await verifyChains(db.db, { accountId: o.account });
         const b = v.firstBreak;
         const out = {
           ok: b === null,
           accounts: v.accounts,
           events: v.events,
+          linked_first: waiting,
           first_break: b && { account_id: b.accountId, seq: b.seq, event_id: b.eventId, problem: b.problem, message: b.message },
         };
         const human = b
           ? `chain broken: account ${b.accountId}, seq ${b.seq}, event ${b.eventId ?? '(none)'}: ${b.problem}: ${b.message}`
-          : `ok: ${v.accounts} account(s), ${v.events} event(s), every chain intact`;
+          : `ok: ${v.accounts} account(s), ${v.events} event(s), every chain intact${waiting ? ` (${waiting} waiting event(s) linked first)` : ''}`;
         print(!!o.json, out, human);
         if (b) throw new CliExit(EXIT_CHAIN_BROKEN);
       }),

@@ -7,6 +7,7 @@ import {
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -117,18 +118,36 @@ export const apiKeys = pgTable(
 );
 
 /**
+ * How many active (unrevoked) child keys each service key has, so that GET /v1/keys reads its
+ * `total` from at most COUNT_SHARDS rows instead of counting every key. Kept by statement-level
+ * triggers on api_keys (migration 0002), so no write path can forget it. Each backend adds to the
+ * shard of its own pid: concurrent mints under one service key do not queue on one counter row.
+ */
+export const childKeyCounts = pgTable(
+  'child_key_counts',
+  {
+    serviceKeyId: uuid('service_key_id').notNull(),
+    shard: integer('shard').notNull(),
+    active: bigint('active', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.serviceKeyId, t.shard] })],
+);
+
+/**
  * Append-only compliance log. Each account's events form a hash chain: hash = sha256(prev_hash |
- * seq | canonical event), see domain/events.ts. A trigger (migration 0001) refuses UPDATE, DELETE
- * and TRUNCATE.
+ * seq | canonical event), see domain/events.ts. Triggers (migrations 0001, 0002) refuse DELETE,
+ * TRUNCATE and every UPDATE except the one that fills an unlinked event's link.
  */
 export const complianceEvents = pgTable(
   'compliance_events',
   {
     id: uuid('id').primaryKey(),
     accountId: uuid('account_id').notNull(),
-    seq: bigint('seq', { mode: 'number' }).notNull(),
-    prevHash: text('prev_hash').notNull(),
-    hash: text('hash').notNull(),
+    // The event's link in its account's chain: null from the insert (in the transaction of the change
+    // it records) until the linker fills all three once (domain/event-linker.ts, migration 0002).
+    seq: bigint('seq', { mode: 'number' }),
+    prevHash: text('prev_hash'),
+    hash: text('hash'),
     eventType: text('event_type').notNull(),
     environment: text('environment'),
     actorKind: text('actor_kind', { enum: ['service_key', 'api_key', 'portal'] }).notNull(),
@@ -145,6 +164,12 @@ export const complianceEvents = pgTable(
   },
   (t) => [
     uniqueIndex('compliance_events_chain_uq').on(t.accountId, t.seq),
+    // The linker's queue: events still waiting for their link, per account, oldest first.
+    index('compliance_events_unlinked_idx').on(t.accountId, t.createdAt, t.id).where(sql`${t.seq} is null`),
+    check(
+      'compliance_events_link_ck',
+      sql`(${t.seq} is null and ${t.prevHash} is null and ${t.hash} is null) or (${t.seq} is not null and ${t.prevHash} is not null and ${t.hash} is not null)`,
+    ),
     index('compliance_events_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_actor_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_subject_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),

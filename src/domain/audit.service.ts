@@ -6,6 +6,7 @@ import type { ApiPrincipal } from './auth.service.js';
 import { isUuid } from './child-keys.service.js';
 import type { OpContext } from './context.js';
 import { DomainError, notFound, validationError } from './errors.js';
+import { withEvents } from './event-linker.js';
 import { recordEvent } from './events.js';
 
 /*
@@ -154,7 +155,7 @@ export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: Audi
     throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
   }
   const wantsEvents = query.eventTypes === null || query.eventTypes.includes('compliance_event');
-  return db.transaction(async (tx) => {
+  return withEvents(db, async (tx) => {
     const target = await resolveTarget(tx, principal, query.apiKeyId);
     if (query.before) {
       const [exists] = await tx

@@ -150,7 +150,7 @@ export async function* exportAccountEvents(db: Db, accountId: string, afterSeq =
       .limit(EVENT_BATCH);
     yield* rows;
     if (rows.length < EVENT_BATCH) return;
-    last = rows[rows.length - 1]!.seq;
+    last = rows[rows.length - 1]!.seq!;
   }
 }
 

@@ -1,7 +1,7 @@
 import argon2 from 'argon2';
 import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
-import { asyncCommitCte, flushWal } from '../db/durability.js';
+import { asyncCommitCte } from '../db/durability.js';
 import { prepared } from '../db/prepared.js';
 import { queryRows } from '../db/raw.js';
 import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
@@ -9,7 +9,8 @@ import type { ServicePrincipal } from './auth.service.js';
 import type { OpContext } from './context.js';
 import { generateRotationSecret, generateToken, newId, type Environment, type NewToken } from './credentials.js';
 import { notFound } from './errors.js';
-import { chainedEventCtes, recordEvent, type EventType } from './events.js';
+import { linkEvents, withEvents } from './event-linker.js';
+import { eventInsertCte, recordEvent, type EventType } from './events.js';
 
 /*
  * Child API keys minted by a service key (spec §3–§4). A service key sees only the keys it minted;
@@ -154,9 +155,11 @@ function fromRaw(r: RawKeyRow): ApiKeyRow {
 
 /**
  * GET /v1/keys in ONE statement (one round trip, its own implicit transaction): the page, the
- * total, and the service_key_list_read event whose data (count, total) Postgres fills in, chained
- * to the account's log; committed asynchronously and flushed before returning (db/durability.ts).
- * Both reads use the partial index api_keys_creator_active_idx.
+ * total, and the service_key_list_read event whose data (count, total) Postgres fills in; committed
+ * asynchronously, then linked into the account's chain and flushed (shared with concurrent requests,
+ * domain/event-linker.ts) before returning. The page uses the partial index
+ * api_keys_creator_active_idx; the total sums the service key's child_key_counts shards (≤ 16 rows)
+ * instead of counting its keys, so it costs the same at 100,000 keys as at 10.
  */
 export async function listChildKeys(
   db: Db,
@@ -165,7 +168,7 @@ export async function listChildKeys(
   ctx: OpContext,
 ): Promise<{ rows: ApiKeyRow[]; total: number }> {
   const active = sql`account_id = ${principal.accountId} and created_by_service_key_id = ${principal.id} and revoked_at is null`;
-  const event = chainedEventCtes(
+  const event = eventInsertCte(
     'ev',
     {
       accountId: principal.accountId,
@@ -176,8 +179,7 @@ export async function listChildKeys(
       createdAt: ctx.now,
     },
     {
-      // canonicalJson order: count, limit, offset, total.
-      canonicalText: sql`'{"count":' || counts.page_count || ',"limit":' || ${page.limit}::int || ',"offset":' || ${page.offset}::int || ',"total":' || counts.total || '}'`,
+      json: sql`'{"count":' || counts.page_count || ',"limit":' || ${page.limit}::int || ',"offset":' || ${page.offset}::int || ',"total":' || counts.total || '}'`,
       from: sql`counts`,
     },
   );
@@ -189,7 +191,7 @@ export async function listChildKeys(
            limit ${page.limit} offset ${page.offset}),
         counts as (
           select (select count(*) from page)::int as page_count,
-                 (select count(*) from api_keys where ${active})::int as total),
+                 (select coalesce(sum(active), 0) from child_key_counts where service_key_id = ${principal.id})::int as total),
         ${event},
         ${asyncCommitCte}
         select p.*, p.id is not null as has_row, counts.total as total_count, (select count(*) from ev)::int as recorded
@@ -198,8 +200,8 @@ export async function listChildKeys(
   );
   const first = rows[0];
   if (!first || first.recorded !== 1) throw new Error(`account ${principal.accountId}: list event not recorded`);
-  // Durable before disclosed (see db/durability.ts).
-  await flushWal(db);
+  // Linked and durable before disclosed (see domain/event-linker.ts).
+  await linkEvents(db, principal.accountId);
   return { rows: rows.filter((r) => r.has_row).map(fromRaw), total: first.total_count };
 }
 
@@ -234,7 +236,7 @@ export async function updateChildKey(
   const changed = Object.entries(patch)
     .filter(([, v]) => v !== undefined)
     .map(([k]) => k);
-  return db.transaction(async (tx) => {
+  return withEvents(db, async (tx) => {
     const [row] = await tx
       .update(apiKeys)
       .set(patch)
@@ -259,7 +261,7 @@ const toSnake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)
 
 export async function revokeChildKey(db: Db, principal: ServicePrincipal, id: string, ctx: OpContext): Promise<ApiKeyRow> {
   if (!isUuid(id)) throw notFound();
-  return db.transaction(async (tx) => {
+  return withEvents(db, async (tx) => {
     const [row] = await tx
       .update(apiKeys)
       .set({ revokedAt: ctx.now })

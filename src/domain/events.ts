@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql, type SQL } from 'drizzle-orm';
 import type { Tx } from '../db/client.js';
-import { queryRows } from '../db/raw.js';
 import type { Environment } from './credentials.js';
 import { newId } from './credentials.js';
 
@@ -135,77 +134,56 @@ function chainedFields(input: Omit<EventInput, 'data'> & { data: unknown }): Cha
 }
 
 /**
- * Appends one event to its account's hash chain, inside the caller's transaction, in one statement:
- * the UPDATE of the account's chain head takes the row lock that orders concurrent writers (so the
- * sequence is gap-free), computes the new link from the old head, and the INSERT stores it.
- * Returns the event id, its sequence number and hash.
+ * Transactions that recorded events, and the accounts whose events they recorded: after such a
+ * transaction commits, its accounts' events must be linked and flushed before anything is answered
+ * (withEvents in event-linker.ts does both). recordEvent refuses a transaction not registered here,
+ * so no write path can record an event and forget its link.
  */
-export async function recordEvent(tx: Tx, input: EventInput): Promise<{ id: string; seq: number; hash: string }> {
-  const fields = chainedFields(input);
-  const canonical = canonicalEvent(fields);
-  const rows = await queryRows<{ seq: string; hash: string }>(tx, sql`
-    with head as (
-      update accounts
-         set chain_seq = chain_seq + 1,
-             chain_prev = chain_head,
-             chain_head = encode(sha256(convert_to(chain_head || '|' || (chain_seq + 1)::text || '|' || ${canonical}::text, 'UTF8')), 'hex')
-       where id = ${fields.accountId}
-       returning chain_seq, chain_prev, chain_head
-    )
-    insert into compliance_events
-      (id, account_id, seq, prev_hash, hash, event_type, environment, actor_kind, actor_key_id,
-       actor_key_prefix, subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
-    select ${fields.id}, ${fields.accountId}, head.chain_seq, head.chain_prev, head.chain_head,
-           ${fields.eventType}, ${fields.environment}, ${fields.actorKind}, ${fields.actorKeyId},
-           ${fields.actorKeyPrefix}, ${fields.subjectKeyId}, ${fields.relatedKeyId}, ${fields.requestId},
-           ${fields.ip}, ${fields.userAgent}, ${JSON.stringify(fields.data)}::jsonb, ${fields.createdAt.toISOString()}::timestamptz
-      from head
-    returning seq, hash`);
-  const row = rows[0];
-  if (!row) throw new Error(`account ${fields.accountId} does not exist; event not recorded`);
-  return { id: fields.id, seq: Number(row.seq), hash: row.hash };
-}
-
-/** Stands for the event's `data` while its canonical text is built; JSON-escaped, so no header value can forge it. */
-const DATA_SENTINEL = '\u0000keyplane-data\u0000';
+export const eventAccounts = new WeakMap<Tx, Set<string>>();
 
 /**
- * The same chained event as recordEvent, as two CTEs (`<name>_head`, `<name>`) to put in a larger
- * statement, for reads whose event facts (counts) are only known inside that statement: `data` is
- * given as SQL producing its canonical JSON text (keys sorted, as canonicalJson writes them), which
- * is also what is stored as jsonb. Postgres then builds the canonical event around the text and hashes it, so the read, its
- * event and the chain link commit together in one round trip, and the account row (which orders
- * the chain) is locked only for the statement itself. `from` names the CTEs the data refers to.
+ * Records one event inside the caller's transaction (the transaction of the change it describes),
+ * in one INSERT, without its link: seq, prev_hash and hash are filled in after the commit by the
+ * linker (event-linker.ts), which appends every waiting event of the account in one locked
+ * statement. So recording takes no lock shared with other requests; only linking is serial, and
+ * it is done in batches.
+ *
+ * The transaction commits asynchronously (synchronous_commit = off, set here): the linker's round
+ * ends with a WAL flush that makes the change, its event and the link durable together, and
+ * withEvents waits for that round before the caller answers. See db/durability.ts.
  */
-export function chainedEventCtes(
-  name: string,
-  input: Omit<EventInput, 'data'>,
-  data: { canonicalText: SQL; from: SQL },
-): SQL {
-  const fields = chainedFields({ ...input, data: DATA_SENTINEL });
-  const parts = canonicalEvent(fields).split(JSON.stringify(DATA_SENTINEL));
-  if (parts.length !== 2) throw new Error('event sentinel must occur exactly once');
-  const [before, after] = parts as [string, string];
-  const canonical = sql`(${before}::text || ${data.canonicalText} || ${after}::text)`;
-  const head = sql.raw(`${name}_head`);
-  return sql`${head} as (
-      update accounts
-         set chain_seq = chain_seq + 1,
-             chain_prev = chain_head,
-             chain_head = encode(sha256(convert_to(chain_head || '|' || (chain_seq + 1)::text || '|' || ${canonical}, 'UTF8')), 'hex')
-        from ${data.from}
-       where accounts.id = ${fields.accountId}
-       returning chain_seq, chain_prev, chain_head
-    ),
-    ${sql.raw(name)} as (
+export async function recordEvent(tx: Tx, input: EventInput): Promise<{ id: string }> {
+  const accounts = eventAccounts.get(tx);
+  if (!accounts) throw new Error('recordEvent needs a transaction opened by withEvents (its event must be linked after commit)');
+  accounts.add(input.accountId);
+  const f = chainedFields(input);
+  await tx.execute(sql`
+    insert into compliance_events
+      (id, account_id, event_type, environment, actor_kind, actor_key_id, actor_key_prefix,
+       subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
+    select ${f.id}, ${f.accountId}, ${f.eventType}, ${f.environment}, ${f.actorKind}, ${f.actorKeyId},
+           ${f.actorKeyPrefix}, ${f.subjectKeyId}, ${f.relatedKeyId}, ${f.requestId}, ${f.ip}, ${f.userAgent},
+           ${JSON.stringify(f.data)}::jsonb, ${f.createdAt.toISOString()}::timestamptz
+      from (select set_config('synchronous_commit', 'off', true)) async_commit`);
+  return { id: f.id };
+}
+
+/**
+ * The same unlinked event as recordEvent, as a CTE `name` to put in a larger statement, for reads
+ * whose event facts (counts) are only known inside that statement: `data` is SQL producing the
+ * event's JSON text, stored as jsonb. The read and its event then commit in one round trip; the
+ * caller links and flushes afterwards (linkEvents). `from` names the CTEs the data refers to.
+ */
+export function eventInsertCte(name: string, input: Omit<EventInput, 'data'>, data: { json: SQL; from: SQL }): SQL {
+  const f = chainedFields({ ...input, data: null });
+  return sql`${sql.raw(name)} as (
       insert into compliance_events
-        (id, account_id, seq, prev_hash, hash, event_type, environment, actor_kind, actor_key_id,
-         actor_key_prefix, subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
-      select ${fields.id}, ${fields.accountId}, ${head}.chain_seq, ${head}.chain_prev, ${head}.chain_head,
-             ${fields.eventType}, ${fields.environment}, ${fields.actorKind}, ${fields.actorKeyId},
-             ${fields.actorKeyPrefix}, ${fields.subjectKeyId}, ${fields.relatedKeyId}, ${fields.requestId},
-             ${fields.ip}, ${fields.userAgent}, (${data.canonicalText})::jsonb, ${fields.createdAt.toISOString()}::timestamptz
-        from ${head}, ${data.from}
-      returning seq
+        (id, account_id, event_type, environment, actor_kind, actor_key_id, actor_key_prefix,
+         subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
+      select ${f.id}, ${f.accountId}, ${f.eventType}, ${f.environment}, ${f.actorKind}, ${f.actorKeyId},
+             ${f.actorKeyPrefix}, ${f.subjectKeyId}, ${f.relatedKeyId}, ${f.requestId}, ${f.ip}, ${f.userAgent},
+             (${data.json})::jsonb, ${f.createdAt.toISOString()}::timestamptz
+        from ${data.from}
+      returning id
     )`;
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
-import { flushWal } from '../db/durability.js';
+import { withEvents } from './event-linker.js';
 import { queryRows } from '../db/raw.js';
 import { idempotencyKeys } from '../db/schema.js';
 import { newId } from './credentials.js';
@@ -178,15 +178,14 @@ export async function executeIdempotent<M>(
   const c = claimed.claim;
   try {
     const material = await op.prepare();
-    const response = await db.transaction(async (tx) => {
+    // Linked and durable before disclosed. If linking or the flush fails the effect may still be on
+    // disk: the record is complete (release below deletes only incomplete ones), so a retry replays it.
+    const response = await withEvents(db, async (tx) => {
       await assertClaimTx(tx, c);
       const r = await op.run(tx, material);
       await storeTx(tx, c, r, now);
       return r;
     });
-    // Durable before disclosed. If this fails the effect may still be on disk: the record is
-    // complete (release below deletes only incomplete ones), so a retry replays it.
-    await flushWal(db);
     return { ...response, replayed: false };
   } catch (err) {
     // No effect committed: free the key so the client may fix its request and retry. If this fails

@@ -4,6 +4,7 @@ import { accounts, apiKeys, serviceKeys, type AccountRow, type ApiKeyRow, type S
 import type { OpContext } from './context.js';
 import { generateToken, newId, type Environment } from './credentials.js';
 import { notFound } from './errors.js';
+import { withEvents } from './event-linker.js';
 import { recordEvent } from './events.js';
 
 /*
@@ -20,7 +21,7 @@ export interface Issued<T> {
 
 export async function createAccount(db: Db, name: string, ctx: OpContext): Promise<AccountRow> {
   const id = newId();
-  return db.transaction(async (tx) => {
+  return withEvents(db, async (tx) => {
     const [row] = await tx.insert(accounts).values({ id, name, createdAt: ctx.now }).returning();
     await recordEvent(tx, {
       accountId: id,
@@ -49,7 +50,7 @@ export async function createServiceKey(
   await getAccount(db, input.accountId);
   const token = generateToken('service', input.environment);
   const id = newId();
-  const row = await db.transaction(async (tx) => {
+  const row = await withEvents(db, async (tx) => {
     const [inserted] = await tx
       .insert(serviceKeys)
       .values({
@@ -97,7 +98,7 @@ export async function rotateServiceKey(db: Db, id: string, ctx: OpContext): Prom
   const current = await getServiceKey(db, id);
   const token = generateToken('service', current.environment);
   const newKeyId = newId();
-  const row = await db.transaction(async (tx) => {
+  const row = await withEvents(db, async (tx) => {
     const [old] = await tx
       .update(serviceKeys)
       .set({ revokedAt: ctx.now })
@@ -134,7 +135,7 @@ export async function rotateServiceKey(db: Db, id: string, ctx: OpContext): Prom
 }
 
 export async function revokeServiceKey(db: Db, id: string, ctx: OpContext): Promise<ServiceKeyRow> {
-  return db.transaction(async (tx) => {
+  return withEvents(db, async (tx) => {
     const [row] = await tx
       .update(serviceKeys)
       .set({ revokedAt: ctx.now })
@@ -164,7 +165,7 @@ export async function createPortalApiKey(
   await getAccount(db, input.accountId);
   const token = generateToken('api', input.environment);
   const id = newId();
-  const row = await db.transaction(async (tx) => {
+  const row = await withEvents(db, async (tx) => {
     const [inserted] = await tx
       .insert(apiKeys)
       .values({
@@ -196,7 +197,7 @@ export async function createPortalApiKey(
 }
 
 export async function revokePortalApiKey(db: Db, id: string, ctx: OpContext): Promise<ApiKeyRow> {
-  return db.transaction(async (tx) => {
+  return withEvents(db, async (tx) => {
     const [row] = await tx
       .update(apiKeys)
       .set({ revokedAt: ctx.now })

@@ -6,6 +6,7 @@ import { prepareKeyMaterial, rotateKeyTx } from './child-keys.service.js';
 import type { OpContext } from './context.js';
 import { parseToken } from './credentials.js';
 import { DomainError, invalidApiKey } from './errors.js';
+import { withEvents } from './event-linker.js';
 import type { RequestMeta } from './events.js';
 
 /*
@@ -49,7 +50,7 @@ export async function selfRotate(db: Db, token: string, rotationSecret: string, 
   const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
   let successor: ApiKeyRow;
   try {
-    ({ successor } = await db.transaction((tx) =>
+    ({ successor } = await withEvents(db, (tx) =>
       rotateKeyTx(tx, { accountId: row.accountId, keyId: row.id }, material, ctx, 'agent_key_self_rotated'),
     ));
   } catch (err) {

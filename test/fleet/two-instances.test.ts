@@ -136,7 +136,7 @@ describe('two instances, one Postgres, one Redis', () => {
     rows.forEach((row, i) => {
       expect(row.seq).toBe(i + 1);
       if (i > 0) expect(row.prevHash).toBe(rows[i - 1]!.hash);
-      expect(row.hash).toBe(chainHash(row.prevHash, row.seq, canonicalEvent(row)));
+      expect(row.hash).toBe(chainHash(row.prevHash!, row.seq!, canonicalEvent(row)));
     });
   });
 });

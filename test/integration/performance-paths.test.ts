@@ -28,8 +28,8 @@ async function verifyChain(accountId: string) {
   rows.forEach((r, i) => {
     expect(r.seq).toBe(i + 1);
     expect(r.prevHash).toBe(prev);
-    expect(chainHash(r.prevHash, r.seq, canonicalEvent(r))).toBe(r.hash);
-    prev = r.hash;
+    expect(chainHash(r.prevHash!, r.seq!, canonicalEvent(r))).toBe(r.hash);
+    prev = r.hash!;
   });
   return rows;
 }

@@ -90,9 +90,9 @@ beforeAll(async () => {
   t = await createTestApp({ rateLimit: unlimitedRateLimits() });
   [a, b] = await Promise.all([createTenant(t), createTenant(t)]);
   const sk2 = await addServiceKey(t, a.accountId);
-  sibling = { serviceKey: sk2.serviceKey, id: (await mintChild(t, { ...a, serviceKey: sk2.serviceKey, serviceKeyId: sk2.serviceKeyId })).id };
+  sibling = { serviceKey: sk2.serviceKey, id: (await mintChild(t, { serviceKey: sk2.serviceKey })).id };
   const liveSk = await addServiceKey(t, a.accountId, 'live');
-  live = { serviceKey: liveSk.serviceKey, childId: (await mintChild(t, { ...a, serviceKey: liveSk.serviceKey, serviceKeyId: liveSk.serviceKeyId })).id };
+  live = { serviceKey: liveSk.serviceKey, childId: (await mintChild(t, { serviceKey: liveSk.serviceKey })).id };
   agent = await mintAgent(t, a.serviceKey, { selfRotation: true });
   // Revoked credentials of each tier; the service key past its 60 s read grace (spec §2).
   const doomedSvc = await addServiceKey(t, a.accountId);

@@ -1,6 +1,7 @@
 import { actorOf, authenticate, type ServicePrincipal } from '../../src/domain/auth.service.js';
 import { mintChildKeyTx, prepareKeyMaterial, revokeChildKey, rotateKeyTx, type MintInput } from '../../src/domain/child-keys.service.js';
 import type { OpContext } from '../../src/domain/context.js';
+import { withEvents } from '../../src/domain/event-linker.js';
 import type { ApiKeyRow } from '../../src/db/schema.js';
 import { recordSecrets, type Tenant, type TestApp } from './harness.js';
 
@@ -9,7 +10,10 @@ import { recordSecrets, type Tenant, type TestApp } from './harness.js';
  * principal comes from authenticate() with the tenant's service key.
  */
 
-async function principalOf(t: TestApp, tenant: Tenant): Promise<ServicePrincipal> {
+/** What these helpers need of a tenant: its service key. */
+type WithServiceKey = Pick<Tenant, 'serviceKey'>;
+
+async function principalOf(t: TestApp, tenant: WithServiceKey): Promise<ServicePrincipal> {
   const p = await authenticate(t.database.db, tenant.serviceKey, 'service', { readOnly: false, now: t.clock.now() });
   if (p.tier !== 'service') throw new Error('not a service key');
   return p;
@@ -17,17 +21,19 @@ async function principalOf(t: TestApp, tenant: Tenant): Promise<ServicePrincipal
 
 const ctxOf = (t: TestApp, p: ServicePrincipal): OpContext => ({
   actor: actorOf(p),
-  meta: { requestId: null, ip: null, userAgent: 'vitest' },
+  meta: { requestId: null, ip: '127.0.0.1', userAgent: 'vitest' },
   now: t.clock.now(),
 });
 
 export interface ChildKey {
   id: string;
   plaintext: string;
+  /** Set when minted with selfRotation. */
+  rotationSecret: string | null;
   row: ApiKeyRow;
 }
 
-export async function mintChild(t: TestApp, tenant: Tenant, input: Partial<MintInput> = {}): Promise<ChildKey> {
+export async function mintChild(t: TestApp, tenant: WithServiceKey, input: Partial<MintInput> = {}): Promise<ChildKey> {
   const p = await principalOf(t, tenant);
   const full: MintInput = {
     name: 'agent',
@@ -39,22 +45,22 @@ export async function mintChild(t: TestApp, tenant: Tenant, input: Partial<MintI
     ...input,
   };
   const material = await prepareKeyMaterial(p.environment, full.selfRotation);
-  recordSecrets(material.token.plaintext);
-  const row = await t.database.db.transaction((tx) => mintChildKeyTx(tx, p, full, material, ctxOf(t, p)));
-  return { id: row.id, plaintext: material.token.plaintext, row };
+  recordSecrets(`${material.token.plaintext}\n${material.rotationSecret ?? ''}`);
+  const row = await withEvents(t.database.db, (tx) => mintChildKeyTx(tx, p, full, material, ctxOf(t, p)));
+  return { id: row.id, plaintext: material.token.plaintext, rotationSecret: material.rotationSecret, row };
 }
 
-export async function rotateChild(t: TestApp, tenant: Tenant, id: string): Promise<ChildKey> {
+export async function rotateChild(t: TestApp, tenant: WithServiceKey, id: string): Promise<ChildKey> {
   const p = await principalOf(t, tenant);
   const material = await prepareKeyMaterial(p.environment, false);
   recordSecrets(material.token.plaintext);
-  const { successor } = await t.database.db.transaction((tx) =>
+  const { successor } = await withEvents(t.database.db, (tx) =>
     rotateKeyTx(tx, { accountId: p.accountId, keyId: id, createdByServiceKeyId: p.id }, material, ctxOf(t, p)),
   );
-  return { id: successor.id, plaintext: material.token.plaintext, row: successor };
+  return { id: successor.id, plaintext: material.token.plaintext, rotationSecret: null, row: successor };
 }
 
-export async function revokeChild(t: TestApp, tenant: Tenant, id: string): Promise<ApiKeyRow> {
+export async function revokeChild(t: TestApp, tenant: WithServiceKey, id: string): Promise<ApiKeyRow> {
   const p = await principalOf(t, tenant);
   return revokeChildKey(t.database.db, p, id, ctxOf(t, p));
 }

@@ -1,0 +1,143 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows } from '../../src/db/raw.js';
+import { verifyAccountChain } from '../../src/domain/chain-verify.service.js';
+import { countUnlinkedEvents, linkEvents, linkPendingEvents, withEvents } from '../../src/domain/event-linker.js';
+import { eventAccounts, recordEvent, type EventInput } from '../../src/domain/events.js';
+import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
+import { addServiceKey, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(() => t.close());
+
+const event = (accountId: string, n: number): EventInput => ({
+  accountId,
+  eventType: 'audit_read',
+  environment: 'test',
+  actor: { kind: 'portal', keyId: null, keyPrefix: 'test' },
+  meta: { requestId: `linker-${n}`, ip: null, userAgent: 'vitest' },
+  data: { n, nested: { b: 1, a: [n, 'x'] } },
+  createdAt: new Date(t.clock.now().getTime() + n),
+});
+
+/** Commits events the way a request does but "crashes" before linking them: they stay waiting. */
+async function recordWithoutLinking(accountId: string, count: number): Promise<string[]> {
+  return t.database.db.transaction(async (tx) => {
+    eventAccounts.set(tx, new Set());
+    const ids: string[] = [];
+    for (let i = 0; i < count; i++) ids.push((await recordEvent(tx, event(accountId, i))).id);
+    return ids;
+  });
+}
+
+/** The database's reason for refusing a statement (drizzle wraps it as the error's cause). */
+async function refusal(statement: ReturnType<typeof sql>): Promise<string> {
+  try {
+    await t.database.db.execute(statement);
+  } catch (err) {
+    return String(((err as { cause?: Error }).cause ?? (err as Error)).message);
+  }
+  throw new Error('the statement was not refused');
+}
+
+const chainLength = async (accountId: string) =>
+  Number((await queryRows<{ n: string }>(t.database.db, sql`select chain_seq as n from accounts where id = ${accountId}`))[0]!.n);
+
+describe('linking compliance events into the hash chain', () => {
+  it('events a crash left waiting are linked by the sweep, in order, and the chain then verifies over them', async () => {
+    const tenant = await createTenant(t);
+    const db = t.database.db;
+    const linkedBefore = await chainLength(tenant.accountId);
+    const ids = await recordWithoutLinking(tenant.accountId, 5);
+    expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(5);
+    // Waiting events are not part of the chain yet: what is linked still verifies.
+    expect(await verifyAccountChain(db, tenant.accountId)).toMatchObject({ events: linkedBefore, firstBreak: null });
+
+    expect(await linkPendingEvents(db)).toBeGreaterThanOrEqual(1);
+    expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(0);
+    const linked = await queryRows<{ id: string; seq: string }>(
+      db,
+      sql`select id, seq from compliance_events where id in ${sql.raw(`('${ids.join("','")}')`)} order by seq`,
+    );
+    // Oldest first (created_at), right after what was linked before.
+    expect(linked.map((r) => r.id)).toEqual(ids);
+    expect(linked.map((r) => Number(r.seq))).toEqual([1, 2, 3, 4, 5].map((i) => linkedBefore + i));
+    expect(await verifyAccountChain(db, tenant.accountId)).toEqual({ accountId: tenant.accountId, events: linkedBefore + 5, firstBreak: null });
+  });
+
+  it('recordEvent refuses a transaction that would not link its event after commit', async () => {
+    const tenant = await createTenant(t);
+    await expect(t.database.db.transaction((tx) => recordEvent(tx, event(tenant.accountId, 0)))).rejects.toThrow(/withEvents/);
+    expect(await countUnlinkedEvents(t.database.db, tenant.accountId)).toBe(0);
+  });
+
+  it('a waiting event may only gain its link; a linked event cannot change at all', async () => {
+    const tenant = await createTenant(t);
+    const db = t.database.db;
+    const [waiting] = await recordWithoutLinking(tenant.accountId, 1);
+    const attempts = [
+      sql`update compliance_events set data = '{}'::jsonb where id = ${waiting}`,
+      sql`update compliance_events set seq = 999999, prev_hash = 'x', hash = 'y', request_id = 'forged' where id = ${waiting}`,
+      // The three link fields are set together or not at all.
+      sql`update compliance_events set seq = 999999 where id = ${waiting}`,
+    ];
+    for (const attempt of attempts) await expect(db.execute(attempt)).rejects.toThrow();
+    await linkEvents(db, tenant.accountId);
+    expect(await refusal(sql`update compliance_events set seq = seq, prev_hash = prev_hash, hash = hash where id = ${waiting}`)).toMatch(/append-only/);
+    expect(await refusal(sql`delete from compliance_events where id = ${waiting}`)).toMatch(/append-only/);
+    expect((await verifyAccountChain(db, tenant.accountId)).firstBreak).toBeNull();
+  });
+
+  it('200 concurrent event writers on one account share linking rounds and leave a gap-free chain', async () => {
+    const tenant = await createTenant(t);
+    const db = t.database.db;
+    const before = await chainLength(tenant.accountId);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => withEvents(db, (tx) => recordEvent(tx, event(tenant.accountId, i)))));
+    // Every write returned only after its event was linked.
+    expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(0);
+    expect(await chainLength(tenant.accountId)).toBe(before + 200);
+    expect(await verifyAccountChain(db, tenant.accountId)).toEqual({ accountId: tenant.accountId, events: before + 200, firstBreak: null });
+  });
+});
+
+describe('the active child-key count behind GET /v1/keys total', () => {
+  const counted = async (serviceKeyId: string) =>
+    Number((await queryRows<{ n: string }>(t.database.db, sql`select coalesce(sum(active), 0) as n from child_key_counts where service_key_id = ${serviceKeyId}`))[0]!.n);
+  const actual = async (serviceKeyId: string) =>
+    Number(
+      (await queryRows<{ n: string }>(t.database.db, sql`select count(*) as n from api_keys where created_by_service_key_id = ${serviceKeyId} and revoked_at is null`))[0]!.n,
+    );
+
+  it('follows mints, revocations and rotations, concurrent ones too, and answers total', async () => {
+    const tenant = await createTenant(t);
+    const other = await addServiceKey(t, tenant.accountId);
+    const keys = await Promise.all(Array.from({ length: 30 }, (_, i) => mintChild(t, tenant, { name: `k${i}` })));
+    await mintChild(t, other, { name: 'other' });
+    await Promise.all([
+      ...keys.slice(0, 10).map((k) => revokeChild(t, tenant, k.id)),
+      ...keys.slice(10, 15).map((k) => rotateChild(t, tenant, k.id)),
+    ]);
+    expect(await actual(tenant.serviceKeyId)).toBe(20);
+    expect(await counted(tenant.serviceKeyId)).toBe(20);
+    expect(await counted(other.serviceKeyId)).toBe(1);
+    const list = await call(t.app, 'GET', '/v1/keys?limit=5', { token: tenant.serviceKey });
+    expect(list.status).toBe(200);
+    expect(list.body.total).toBe(20);
+    expect(list.body.keys).toHaveLength(5);
+  });
+
+  it('counts bulk inserts (one statement, many rows) and ignores updates that do not revoke', async () => {
+    const tenant = await createTenant(t);
+    const [seed] = await Promise.all([mintChild(t, tenant, { name: 'seed' })]);
+    await t.database.db.execute(sql`
+      insert into api_keys (id, account_id, environment, name, permissions, key_prefix, token_hash, created_at, cycle_anchor, agent_id, created_by_service_key_id)
+      select gen_random_uuid(), account_id, environment, 'bulk', permissions, key_prefix, md5(random()::text) || g, created_at, cycle_anchor, agent_id, created_by_service_key_id
+        from api_keys, generate_series(1, 250) g where id = ${seed!.id}`);
+    await t.database.db.execute(sql`update api_keys set last_used_at = now() where created_by_service_key_id = ${tenant.serviceKeyId}`);
+    expect(await counted(tenant.serviceKeyId)).toBe(251);
+    expect(await actual(tenant.serviceKeyId)).toBe(251);
+  });
+});
