@@ -17,6 +17,16 @@ export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 /** A transaction handle. Steps that must run inside a transaction take this, never a Db. */
 export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
 
+/**
+ * Connections for the work that every writing request waits on: linking compliance events and the
+ * WAL flush after it (domain/event-linker.ts). In server mode that is a second, small pool, so that
+ * a linking round never queues behind the very requests waiting for it in the main pool (with 50
+ * requests on 10 connections it would wait twice per round). Embedded mode has one connection.
+ */
+const linkerDbs = new WeakMap<Db, Db>();
+export const LINKER_POOL_MAX = 2;
+export const linkerDb = (db: Db): Db => linkerDbs.get(db) ?? db;
+
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 
 export interface Database {
@@ -48,29 +58,10 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
 }
 
 function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.poolMax ?? 10,
-    // 2 s: a request waiting longer than that for a connection is better answered 503 (issue 8).
-    connectionTimeoutMillis: opts.connectionTimeoutMs ?? 2_000,
-    idleTimeoutMillis: 30_000,
-    // Statements are short; anything running 10 s is stuck on a lock or a dead server.
-    statement_timeout: 10_000,
-    query_timeout: 11_000,
-    application_name: 'keyplane',
-  });
-  // An idle client losing its server (restart, failover) emits here; without a listener it would
-  // crash the process. The pool drops the client and makes a new one on the next checkout.
-  pool.on('error', () => {});
-  // A client that is checked out (inside a transaction, between two statements) has no pool
-  // listener; when its server dies (`pg_ctl stop -m immediate`, failover) pg emits 'error' on the
-  // client itself, and an unhandled 'error' event kills the whole process (found by the outage test
-  // in test/system). The statement in flight, if any, rejects with the same error and the request
-  // answers 503; on release the pool sees the client is no longer queryable and discards it.
-  pool.on('connect', (client) => {
-    client.on('error', () => {});
-  });
+  const pool = newPool(url, opts, opts.poolMax ?? 10);
+  const linkerPool = newPool(url, opts, LINKER_POOL_MAX);
   const db = drizzlePg(pool, { schema }) as unknown as Db;
+  linkerDbs.set(db, drizzlePg(linkerPool, { schema }) as unknown as Db);
   return {
     kind: 'postgres',
     db,
@@ -92,9 +83,35 @@ function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
       await pool.query('select 1');
     },
     async close() {
-      await pool.end();
+      await Promise.all([pool.end(), linkerPool.end()]);
     },
   };
+}
+
+function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    // 2 s: a request waiting longer than that for a connection is better answered 503 (issue 8).
+    connectionTimeoutMillis: opts.connectionTimeoutMs ?? 2_000,
+    idleTimeoutMillis: 30_000,
+    // Statements are short; anything running 10 s is stuck on a lock or a dead server.
+    statement_timeout: 10_000,
+    query_timeout: 11_000,
+    application_name: 'keyplane',
+  });
+  // An idle client losing its server (restart, failover) emits here; without a listener it would
+  // crash the process. The pool drops the client and makes a new one on the next checkout.
+  pool.on('error', () => {});
+  // A client that is checked out (inside a transaction, between two statements) has no pool
+  // listener; when its server dies (`pg_ctl stop -m immediate`, failover) pg emits 'error' on the
+  // client itself, and an unhandled 'error' event kills the whole process (found by the outage test
+  // in test/system). The statement in flight, if any, rejects with the same error and the request
+  // answers 503; on release the pool sees the client is no longer queryable and discards it.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
+  return pool;
 }
 
 async function openPglite(dataDir: string | undefined): Promise<Database> {

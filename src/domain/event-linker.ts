@@ -1,5 +1,5 @@
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
-import type { Db, Tx } from '../db/client.js';
+import { linkerDb, type Db, type Tx } from '../db/client.js';
 import { flushWal } from '../db/durability.js';
 import { queryRows } from '../db/raw.js';
 import { complianceEvents } from '../db/schema.js';
@@ -141,7 +141,8 @@ export function linkEvents(db: Db, accountId: string): Promise<void> {
   if (!perAccount) rounds.set(db, (perAccount = new Map()));
   let account = perAccount.get(accountId);
   if (!account) {
-    const created = new AccountRounds(() => linkRound(db, accountId));
+    const connection = linkerDb(db);
+    const created = new AccountRounds(() => linkRound(connection, accountId));
     perAccount.set(accountId, (account = created));
   }
   const done = account.request();
