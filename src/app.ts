@@ -1,6 +1,6 @@
 import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Database } from './db/client.js';
 import type { Clock } from './domain/clock.js';
@@ -14,6 +14,7 @@ import { healthRoutes } from './http/health.routes.js';
 import { registerJsonParser } from './http/json-body.js';
 import { keysRoutes } from './http/keys.routes.js';
 import { internalOpenapi, publicOpenapi } from './http/openapi.js';
+import { compiledSerializerCompiler } from './http/serializer.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/rate-limit.js';
 import { selfRotationRoutes } from './http/self-rotation.routes.js';
 import { genRequestId } from './http/request-id.js';
@@ -55,7 +56,7 @@ function baseInstance(deps: AppDeps): FastifyInstance {
     frameworkErrors: frameworkErrorHandler,
   }) as unknown as FastifyInstance;
   app.setValidatorCompiler(validatorCompiler);
-  app.setSerializerCompiler(serializerCompiler);
+  app.setSerializerCompiler(compiledSerializerCompiler);
   registerJsonParser(app);
   registerErrorHandling(app);
   // Once close() starts, Fastify closes idle keep-alive connections, but a connection whose request

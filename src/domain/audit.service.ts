@@ -6,14 +6,15 @@ import type { ApiPrincipal } from './auth.service.js';
 import { isUuid } from './child-keys.service.js';
 import type { OpContext } from './context.js';
 import { DomainError, notFound, validationError } from './errors.js';
-import { withEvents } from './event-linker.js';
-import { recordEvent } from './events.js';
+import { asyncCommitCte } from '../db/durability.js';
+import { linkEvents } from './event-linker.js';
+import { eventInsertCte } from './events.js';
 
 /*
  * The audit feed of an API key (spec §6). A key's feed is every compliance event of its account in
  * which it is the actor, the subject, or the related key (a rotation's successor). Every read
- * records an audit_read event in the same transaction; the events read are returned only after
- * that transaction commits, so nothing is disclosed without its record.
+ * records an audit_read event in the same statement; the events read are returned only after
+ * it has committed and been linked and flushed, so nothing is disclosed without its record.
  */
 
 /** The item types of Saperly's feed; this plane produces compliance_event items only. */
@@ -38,7 +39,26 @@ export interface AuditItem {
   id: string;
   created_at: string;
   createdAt: string;
-  data: Record<string, unknown>;
+  data: AuditItemData;
+}
+
+/** A compliance event as the feed shows it: what its hash covers, and its link (null while waiting). */
+export interface AuditItemData {
+  event_type: string;
+  account_id: string;
+  environment: string | null;
+  actor_kind: string;
+  actor_key_id: string | null;
+  actor_key_prefix: string | null;
+  subject_key_id: string | null;
+  related_key_id: string | null;
+  request_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  details: Record<string, unknown>;
+  seq: number | null;
+  prev_hash: string | null;
+  hash: string | null;
 }
 
 export interface AuditPage {
@@ -51,9 +71,9 @@ export interface AuditPage {
 interface EventRow {
   id: string;
   account_id: string;
-  seq: string | number;
-  prev_hash: string;
-  hash: string;
+  seq: string | number | null;
+  prev_hash: string | null;
+  hash: string | null;
   event_type: string;
   environment: string | null;
   actor_kind: string;
@@ -73,7 +93,7 @@ interface EventRow {
  * key: not_found. A line-scoped key may read only its own rotation chain (same agent_id); any
  * other id is agent_scope_error, whether or not it exists, so the 403 is no existence oracle.
  */
-async function resolveTarget(tx: Tx, principal: ApiPrincipal, requested: string): Promise<string> {
+async function resolveTarget(tx: Db | Tx, principal: ApiPrincipal, requested: string): Promise<string> {
   if (requested === 'self' || requested === principal.id) return principal.id;
   const lineId = principal.key.lineId;
   const scopeError = () =>
@@ -98,25 +118,72 @@ async function resolveTarget(tx: Tx, principal: ApiPrincipal, requested: string)
   return row.id;
 }
 
-/** The feed query: one index-ordered branch per key column, merged; see README "Audit log". */
-async function feedRows(tx: Tx, accountId: string, keyId: string, limit: number, before: string | null): Promise<EventRow[]> {
-  const cursor = before
-    ? sql`and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c where c.account_id = ${accountId} and c.id = ${before})`
+/**
+ * The feed page and its audit_read event in ONE statement (its own implicit transaction, committed
+ * asynchronously; the caller links and flushes before answering): one index-ordered branch per key
+ * column, merged (see README "Audit log"), `limit + 1` rows to tell whether another page exists,
+ * and the event whose count Postgres fills in. If the event cannot be written the statement fails
+ * and no row is returned, so nothing is read without its record.
+ */
+async function readAndRecord(
+  db: Db,
+  principal: ApiPrincipal,
+  target: string,
+  query: AuditQuery,
+  ctx: OpContext,
+): Promise<EventRow[]> {
+  const accountId = principal.accountId;
+  const wantsEvents = query.eventTypes === null || query.eventTypes.includes('compliance_event');
+  // One row more than asked tells whether another page exists; no rows at all when the caller
+  // filtered compliance events out (this plane produces no other item type).
+  const fetch = wantsEvents ? query.limit + 1 : 0;
+  const cursor = query.before
+    ? sql`and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c where c.account_id = ${accountId} and c.id = ${query.before})`
     : sql``;
   const branch = (column: string) => sql`(
     select e.* from compliance_events e
-     where e.account_id = ${accountId} and e.${sql.raw(column)} = ${keyId} ${cursor}
+     where e.account_id = ${accountId} and e.${sql.raw(column)} = ${target} ${cursor}
      order by e.created_at desc, e.id desc
-     limit ${limit})`;
-  return queryRows<EventRow>(
-    tx,
-    sql`select id, account_id, seq, prev_hash, hash, event_type, environment, actor_kind, actor_key_id,
-               actor_key_prefix, subject_key_id, related_key_id, request_id, ip, user_agent, data,
-               to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at
-          from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) feed
-         order by feed.created_at desc, feed.id desc
-         limit ${limit}`,
+     limit ${fetch})`;
+  const event = eventInsertCte(
+    'ev',
+    {
+      accountId,
+      eventType: 'audit_read',
+      environment: principal.environment,
+      actor: ctx.actor,
+      meta: ctx.meta,
+      subjectKeyId: target,
+      createdAt: ctx.now,
+    },
+    {
+      json: sql`jsonb_build_object(
+        'count', counts.n, 'api_key_id', ${target}::text, 'limit', ${query.limit}::int,
+        'event_types', ${query.eventTypes === null ? null : JSON.stringify(query.eventTypes)}::jsonb,
+        'before', ${query.before}::text, 'ip', ${ctx.meta.ip}::text,
+        'user_agent', ${ctx.meta.userAgent?.slice(0, 512) ?? null}::text)::text`,
+      from: sql`counts`,
+    },
   );
+  const rows = await queryRows<EventRow & { has_row: boolean; recorded: number }>(
+    db,
+    sql`with feed as (
+          select * from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) merged
+           order by merged.created_at desc, merged.id desc
+           limit ${fetch}),
+        counts as (select least(count(*), ${query.limit})::int as n from feed),
+        ${event},
+        ${asyncCommitCte}
+        select f.id, f.account_id, f.seq, f.prev_hash, f.hash, f.event_type, f.environment, f.actor_kind,
+               f.actor_key_id, f.actor_key_prefix, f.subject_key_id, f.related_key_id, f.request_id, f.ip,
+               f.user_agent, f.data,
+               to_char(f.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
+               f.id is not null as has_row, (select count(*) from ev)::int as recorded
+          from counts cross join async_commit left join feed f on true
+         order by f.created_at desc, f.id desc`,
+  );
+  if (rows[0]?.recorded !== 1) throw new Error(`account ${accountId}: audit_read not recorded`);
+  return rows.filter((r) => r.has_row);
 }
 
 /**
@@ -142,8 +209,8 @@ function toItem(r: EventRow): AuditItem {
       request_id: r.request_id,
       ip: r.ip,
       user_agent: r.user_agent,
-      details: r.data,
-      seq: Number(r.seq),
+      details: r.data as Record<string, unknown>,
+      seq: r.seq === null ? null : Number(r.seq),
       prev_hash: r.prev_hash,
       hash: r.hash,
     },
@@ -154,48 +221,29 @@ export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: Audi
   if (query.before !== null && !isUuid(query.before)) {
     throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
   }
-  const wantsEvents = query.eventTypes === null || query.eventTypes.includes('compliance_event');
-  return withEvents(db, async (tx) => {
-    const target = await resolveTarget(tx, principal, query.apiKeyId);
-    if (query.before) {
-      const [exists] = await tx
-        .select({ id: complianceEvents.id })
-        .from(complianceEvents)
-        .where(and(eq(complianceEvents.accountId, principal.accountId), eq(complianceEvents.id, query.before)));
-      if (!exists) throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
-    }
-    // One row more than asked tells whether another page exists.
-    const rows = wantsEvents ? await feedRows(tx, principal.accountId, target, query.limit + 1, query.before) : [];
-    const page = rows.slice(0, query.limit);
-    const nextBefore = rows.length > query.limit ? page[page.length - 1]!.id : null;
-    try {
-      await recordEvent(tx, {
-        accountId: principal.accountId,
-        eventType: 'audit_read',
-        environment: principal.environment,
-        actor: ctx.actor,
-        meta: ctx.meta,
-        subjectKeyId: target,
-        data: {
-          count: page.length,
-          api_key_id: target,
-          limit: query.limit,
-          event_types: query.eventTypes,
-          before: query.before,
-          ip: ctx.meta.ip,
-          user_agent: ctx.meta.userAgent?.slice(0, 512) ?? null,
-        },
-        createdAt: ctx.now,
-      });
-    } catch {
-      // Nothing is disclosed without its record: the transaction rolls back and the read fails.
-      throw new DomainError(
-        'service_unavailable',
-        'The audit read could not be recorded, so nothing was returned; retry after the time given in Retry-After.',
-        [],
-        { 'retry-after': AUDIT_UNAVAILABLE_RETRY_AFTER_S },
-      );
-    }
-    return { events: page.map(toItem), limit: query.limit, apiKeyId: target, nextBefore };
-  });
+  const target = await resolveTarget(db, principal, query.apiKeyId);
+  if (query.before) {
+    const [exists] = await db
+      .select({ id: complianceEvents.id })
+      .from(complianceEvents)
+      .where(and(eq(complianceEvents.accountId, principal.accountId), eq(complianceEvents.id, query.before)));
+    if (!exists) throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
+  }
+  let rows: EventRow[];
+  try {
+    rows = await readAndRecord(db, principal, target, query, ctx);
+    // Linked and durable before disclosed (domain/event-linker.ts).
+    await linkEvents(db, principal.accountId);
+  } catch {
+    // Nothing is disclosed without its record: the statement wrote nothing and the read fails.
+    throw new DomainError(
+      'service_unavailable',
+      'The audit read could not be recorded, so nothing was returned; retry after the time given in Retry-After.',
+      [],
+      { 'retry-after': AUDIT_UNAVAILABLE_RETRY_AFTER_S },
+    );
+  }
+  const page = rows.slice(0, query.limit);
+  const nextBefore = rows.length > query.limit ? page[page.length - 1]!.id : null;
+  return { events: page.map(toItem), limit: query.limit, apiKeyId: target, nextBefore };
 }

@@ -26,6 +26,31 @@ const eventTypes = z
     return [...new Set(parts)] as AuditItemType[];
   });
 
+/**
+ * A compliance_event item's data: every field its hash covers (the event's own facts under
+ * `details`) and its link, so an agent can recompute the links of its slice. seq, prev_hash and
+ * hash are null only while the event waits for its link (milliseconds; see event-linker.ts).
+ */
+const complianceEventData = z
+  .object({
+    event_type: z.string(),
+    account_id: z.uuid(),
+    environment: z.string().nullable(),
+    actor_kind: z.string(),
+    actor_key_id: z.uuid().nullable(),
+    actor_key_prefix: z.string().nullable(),
+    subject_key_id: z.uuid().nullable(),
+    related_key_id: z.uuid().nullable(),
+    request_id: z.string().nullable(),
+    ip: z.string().nullable(),
+    user_agent: z.string().nullable(),
+    details: z.record(z.string(), z.unknown()),
+    seq: z.number().int().nullable(),
+    prev_hash: z.string().nullable(),
+    hash: z.string().nullable(),
+  })
+  .meta({ id: 'ComplianceEventData' });
+
 /** GET /v1/audit (spec §6) plus the `before` cursor extension. */
 export const auditQuery = z
   .object({
@@ -42,7 +67,7 @@ const auditItem = z
     id: z.uuid(),
     created_at: isoTimestamp,
     createdAt: isoTimestamp,
-    data: z.record(z.string(), z.unknown()),
+    data: complianceEventData,
   })
   .meta({ id: 'AuditEvent' });
 

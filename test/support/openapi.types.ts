@@ -212,9 +212,7 @@ export interface components {
             created_at: string;
             /** Format: date-time */
             createdAt: string;
-            data: {
-                [key: string]: unknown;
-            };
+            data: components["schemas"]["ComplianceEventData"];
             /** Format: uuid */
             id: string;
             /** @enum {string} */
@@ -228,6 +226,26 @@ export interface components {
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
+        };
+        ComplianceEventData: {
+            /** Format: uuid */
+            account_id: string;
+            actor_key_id: string | null;
+            actor_key_prefix: string | null;
+            actor_kind: string;
+            details: {
+                [key: string]: unknown;
+            };
+            environment: string | null;
+            event_type: string;
+            hash: string | null;
+            ip: string | null;
+            prev_hash: string | null;
+            related_key_id: string | null;
+            request_id: string | null;
+            seq: number | null;
+            subject_key_id: string | null;
+            user_agent: string | null;
         };
         /** @description 409: the Idempotency-Key was used for a different request, or its first request is still running (Retry-After). */
         ConflictError: {
@@ -920,8 +938,8 @@ export interface operations {
                      *         "message": "Invalid querystring.",
                      *         "details": [
                      *           {
-                     *             "field": "querystring.limit",
-                     *             "message": "Too small: expected number to be >=1"
+                     *             "message": "Too small: expected number to be >=1",
+                     *             "field": "querystring.limit"
                      *           }
                      *         ]
                      *       }
