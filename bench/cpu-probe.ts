@@ -60,6 +60,7 @@ async function main() {
       list: () => inj('GET', '/v1/keys?limit=50', sk.plaintext),
       list1: () => inj('GET', '/v1/keys?limit=1', sk.plaintext),
       audit: () => inj('GET', '/v1/audit?limit=100', keys[1]!.token),
+      audit10: () => inj('GET', '/v1/audit?limit=10', keys[1]!.token),
       mint: () => inj('POST', '/v1/keys', sk.plaintext, { name: 'x' }, { 'idempotency-key': `p-${Math.random()}` }),
     };
     for (const [name, f] of Object.entries(cases)) {
@@ -75,7 +76,8 @@ async function main() {
     await app.close();
   } finally {
     await database.close();
-    await admin(`drop database "${dbName}" with (force)`);
+    if (process.env.PROBE_KEEP) process.stdout.write(`kept database ${dbName}\n`);
+    else await admin(`drop database "${dbName}" with (force)`);
   }
 }
 await main();

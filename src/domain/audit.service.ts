@@ -140,8 +140,10 @@ async function readAndRecord(
   const cursor = query.before
     ? sql`and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c where c.account_id = ${accountId} and c.id = ${query.before})`
     : sql``;
+  // Each branch reads only (created_at, id) from its index; the union dedupes those (an event can
+  // name the key twice, as actor and subject), and only the page's rows are then fetched whole.
   const branch = (column: string) => sql`(
-    select e.* from compliance_events e
+    select e.created_at, e.id from compliance_events e
      where e.account_id = ${accountId} and e.${sql.raw(column)} = ${target} ${cursor}
      order by e.created_at desc, e.id desc
      limit ${fetch})`;
@@ -167,10 +169,11 @@ async function readAndRecord(
   );
   const rows = await queryRows<EventRow & { has_row: boolean; recorded: number }>(
     db,
-    sql`with feed as (
+    sql`with page as (
           select * from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) merged
            order by merged.created_at desc, merged.id desc
            limit ${fetch}),
+        feed as (select e.* from page join compliance_events e on e.id = page.id),
         counts as (select least(count(*), ${query.limit})::int as n from feed),
         ${event},
         ${asyncCommitCte}
