@@ -1,13 +1,10 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
 import { schema, type Schema } from './schema.js';
@@ -122,6 +119,13 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
     lock = acquireDataDirLock(dataDir);
   }
   try {
+    // Loaded only in embedded mode: importing PGlite costs ~44 MB of resident memory, which a
+    // server on Postgres should not carry (measured: 105 → 149 MB RSS at import).
+    const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
+      import('@electric-sql/pglite'),
+      import('drizzle-orm/pglite'),
+      import('drizzle-orm/pglite/migrator'),
+    ]);
     const client = new PGlite(dataDir ? path.join(dataDir, 'pgdata') : undefined);
     await client.waitReady;
     const db = drizzlePglite(client, { schema }) as unknown as Db;
