@@ -7,6 +7,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
+import { poolsByDb } from './raw.js';
 import { schema, type Schema } from './schema.js';
 
 /** Either driver's drizzle database: domain code is written once against this type. */
@@ -59,6 +60,7 @@ function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
   const linkerPool = newPool(url, opts, LINKER_POOL_MAX);
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   linkerDbs.set(db, drizzlePg(linkerPool, { schema }) as unknown as Db);
+  poolsByDb.set(db, pool);
   return {
     kind: 'postgres',
     db,

@@ -1,8 +1,32 @@
+import { createHash } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
+import { PgDialect } from 'drizzle-orm/pg-core';
+import type pg from 'pg';
 import type { Db, Tx } from './client.js';
 
 /** Runs raw SQL on either driver and returns its rows (both drivers' results carry `.rows`). */
 export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   const result = (await db.execute(query)) as unknown as { rows: T[] };
   return result.rows;
+}
+
+/** The pg pool behind a server-mode Db (registered by openDatabase); embedded mode has none. */
+export const poolsByDb = new WeakMap<Db, pg.Pool>();
+const dialect = new PgDialect();
+
+/**
+ * queryRows for the hot statements that drizzle's query builder cannot express (the list and audit
+ * reads with their event CTE): in server mode they run as named prepared statements, so Postgres
+ * parses and plans each one once per connection instead of on every request (EXPLAIN ANALYZE put
+ * planning at 0.6–0.9 ms against 0.6–1.1 ms of execution). The name is the hash of the SQL text,
+ * which varies only with the statement's shape, never with its values. Values come back with pg's
+ * default parsers (int8 as string, timestamptz as Date): callers accept both forms.
+ */
+export async function queryRowsPrepared<T>(db: Db, query: SQL): Promise<T[]> {
+  const pool = poolsByDb.get(db);
+  if (!pool) return queryRows<T>(db, query);
+  const { sql: text, params } = dialect.sqlToQuery(query);
+  const name = `kp_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+  const result = await pool.query({ name, text, values: params as unknown[] });
+  return result.rows as T[];
 }

@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
-import { queryRows } from '../db/raw.js';
+import { queryRowsPrepared } from '../db/raw.js';
 import { apiKeys, complianceEvents } from '../db/schema.js';
 import type { ApiPrincipal } from './auth.service.js';
 import { isUuid } from './child-keys.service.js';
@@ -167,7 +167,7 @@ async function readAndRecord(
       from: sql`counts`,
     },
   );
-  const rows = await queryRows<EventRow & { has_row: boolean; recorded: number }>(
+  const rows = await queryRowsPrepared<EventRow & { has_row: boolean; recorded: number }>(
     db,
     sql`with page as (
           select * from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) merged

@@ -3,7 +3,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { asyncCommitCte } from '../db/durability.js';
 import { prepared } from '../db/prepared.js';
-import { queryRows } from '../db/raw.js';
+import { queryRowsPrepared } from '../db/raw.js';
 import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
 import type { ServicePrincipal } from './auth.service.js';
 import type { OpContext } from './context.js';
@@ -183,7 +183,7 @@ export async function listChildKeys(
       from: sql`counts`,
     },
   );
-  const rows = await queryRows<RawKeyRow & { total_count: number; recorded: number; has_row: boolean }>(
+  const rows = await queryRowsPrepared<RawKeyRow & { total_count: number; recorded: number; has_row: boolean }>(
     db,
     sql`with page as (
           select * from api_keys where ${active}
