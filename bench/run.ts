@@ -113,7 +113,8 @@ async function main(): Promise<void> {
     const server = startChild(
       'keyplane',
       process.execPath,
-      [...nodeArgs, '--import', 'tsx', 'src/main.ts'],
+      // The same node flags as `npm start` (package.json): the heap limit is part of how keyplane runs.
+      [...nodeArgs, '--max-old-space-size=192', '--import', 'tsx', 'src/main.ts'],
       {
         ...process.env,
         ...HIGH_LIMITS,

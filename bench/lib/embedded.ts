@@ -40,7 +40,7 @@ export async function runEmbedded(
     // 2. GET /v1/keys/{id} vs the PGlite baseline, interleaved B S B.
     const kp = await freePort();
     const kpAdmin = await freePort();
-    const server = startChild('keyplane (embedded)', process.execPath, ['--import', 'tsx', 'src/main.ts'], { ...embeddedEnv(path.join(tmp, 'kp'), kp, kpAdmin), ...highLimits }, root);
+    const server = startChild('keyplane (embedded)', process.execPath, ['--max-old-space-size=192', '--import', 'tsx', 'src/main.ts'], { ...embeddedEnv(path.join(tmp, 'kp'), kp, kpAdmin), ...highLimits }, root);
     children.push(server);
     const bp = await freePort();
     const baseline = startChild('baseline (embedded)', process.execPath, ['--import', 'tsx', 'bench/baseline.server.ts'], { ...process.env, BASELINE_DATA_DIR: path.join(tmp, 'baseline'), BASELINE_PORT: String(bp) }, root);
