@@ -2,22 +2,23 @@ import { sql } from 'drizzle-orm';
 import type { Db } from './client.js';
 
 /*
- * Commit now, flush after the lock is gone.
+ * Commit now, flush after the lock is gone, and share the flush.
  *
- * Every event is chained through its account row (domain/events.ts), and a row lock is released only
- * when its transaction has committed, which with synchronous_commit = on includes the WAL fsync. So
- * the chain serialises each account's event writers on the disk's fsync latency (measured ~8 ms
- * here: at most ~120 chained events/s per account, however many connections wait).
+ * A commit with synchronous_commit = on waits for the WAL fsync (measured ~8 ms on this machine's
+ * disk), and a row lock is released only when its transaction has committed. So a transaction that
+ * holds a hot row (an account's chain head while linking events, a key's row while debiting its
+ * spend) would hold it across the fsync, serialising its writers on the disk's latency.
  *
- * Instead a transaction that writes an event commits asynchronously (SET LOCAL synchronous_commit =
- * off, through set_config inside one of its statements: the list read's CTE below, the idempotent
- * mint/rotate's claim check), which releases the account row as soon as the
- * commit record is in the WAL buffers, and then the caller waits for durability with flushWal()
- * before answering: a tiny synchronous commit whose flush covers every earlier commit record, ours
- * included (WAL is flushed in order). Nothing is disclosed before its record is on disk; a crash
- * before the flush loses the event and the response together. The flushes of concurrent requests
- * share fsyncs (group commit), outside any lock.
- * One visible difference: for those few milliseconds another session can already read the event.
+ * Instead those transactions commit asynchronously (SET LOCAL synchronous_commit = off, through
+ * set_config inside one of their statements: recordEvent's insert, the list and audit statements'
+ * CTE, the idempotency claim check, the linker's lock, the debit), which releases their locks as soon
+ * as the commit record is in the WAL buffers; then someone waits for durability with flushWal()
+ * before anything is answered: a tiny synchronous commit whose flush covers every earlier commit
+ * record (WAL is flushed in order). For events that is the end of the linking round the request
+ * waits for (domain/event-linker.ts), shared by every request of the round; for a debit, the debit's
+ * own flush. Nothing is disclosed before its record is on disk; a crash before the flush loses the
+ * change, the event and the response together. Concurrent flushes share fsyncs (group commit).
+ * One visible difference: for those few milliseconds another session can already read the change.
  */
 
 /** A CTE (reference it so it runs) making the statement's own implicit transaction commit asynchronously. */

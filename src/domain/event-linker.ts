@@ -3,6 +3,7 @@ import { linkerDb, type Db, type Tx } from '../db/client.js';
 import { flushWal } from '../db/durability.js';
 import { queryRows } from '../db/raw.js';
 import { complianceEvents } from '../db/schema.js';
+import { DomainError } from './errors.js';
 import { canonicalEvent, chainHash, eventAccounts } from './events.js';
 
 /*
@@ -85,14 +86,46 @@ async function linkBatch(db: Db, accountId: string): Promise<number> {
   });
 }
 
+/**
+ * A round that has not ended after this long is given up by its waiters (they answer 503 and may
+ * retry), so a connection stuck in an outage cannot hold an account's requests indefinitely. The
+ * round itself may still finish; a later round running beside it is safe, as both take the
+ * account row's lock in turn.
+ */
+export const LINK_ROUND_TIMEOUT_MS = 5_000;
+let roundTimeoutMs = LINK_ROUND_TIMEOUT_MS;
+/** Tests shorten the bound to make a round overrun it; returns a function restoring the default. */
+export function setLinkRoundTimeout(ms: number): () => void {
+  roundTimeoutMs = ms;
+  return () => {
+    roundTimeoutMs = LINK_ROUND_TIMEOUT_MS;
+  };
+}
+
 /** One round: link everything waiting, then flush (which also makes the callers' commits durable). */
 async function linkRound(db: Db, accountId: string): Promise<void> {
+  const work = (async () => {
+    try {
+      while ((await linkBatch(db, accountId)) === LINK_BATCH);
+    } catch (err) {
+      reportFailure(accountId, err);
+    }
+    await flushWal(db);
+  })();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DomainError('service_unavailable', undefined, [], { 'retry-after': '2' })),
+      roundTimeoutMs,
+    );
+    timer.unref();
+  });
+  work.catch(() => {});
   try {
-    while ((await linkBatch(db, accountId)) === LINK_BATCH);
-  } catch (err) {
-    reportFailure(accountId, err);
+    await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
-  await flushWal(db);
 }
 
 /** Per account, at most one round running and one queued; callers arriving meanwhile share the queued one. */

@@ -126,8 +126,8 @@ async function takeOver(db: Db, row: Row, scope: IdempotencyScope, now: Date, ex
 
 /** Inside the effect's transaction: the claim must still be ours (locks the record until commit). */
 async function assertClaimTx(tx: Tx, c: Claim): Promise<void> {
-  // The set_config makes this transaction commit asynchronously; executeIdempotent flushes the WAL
-  // before answering (db/durability.ts), so the account's chain row is not held across the fsync.
+  // The set_config makes this transaction commit asynchronously; withEvents waits for the linking
+  // round's WAL flush before answering (db/durability.ts), so no lock is held across an fsync.
   const rows = await queryRows<{ id: string }>(
     tx,
     sql`select id, set_config('synchronous_commit', 'off', true) from idempotency_keys

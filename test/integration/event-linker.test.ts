@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { queryRows } from '../../src/db/raw.js';
 import { verifyAccountChain } from '../../src/domain/chain-verify.service.js';
-import { countUnlinkedEvents, linkEvents, linkPendingEvents, withEvents } from '../../src/domain/event-linker.js';
+import { countUnlinkedEvents, linkEvents, linkPendingEvents, setLinkRoundTimeout, withEvents } from '../../src/domain/event-linker.js';
 import { eventAccounts, recordEvent, type EventInput } from '../../src/domain/events.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { addServiceKey, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
@@ -100,6 +100,36 @@ describe('linking compliance events into the hash chain', () => {
     expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(0);
     expect(await chainLength(tenant.accountId)).toBe(before + 200);
     expect(await verifyAccountChain(db, tenant.accountId)).toEqual({ accountId: tenant.accountId, events: before + 200, firstBreak: null });
+  });
+});
+
+describe('a linking round that does not end in time', () => {
+  it('gives its waiters 503 with Retry-After (nothing disclosed); the round still finishes and links the event', async () => {
+    const tenant = await createTenant(t);
+    const db = t.database.db;
+    const before = await chainLength(tenant.accountId);
+    // No round can finish within 1 ms: the bound (5 s in production) is what is under test.
+    const restore = setLinkRoundTimeout(1);
+    let res;
+    try {
+      res = await call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey });
+    } finally {
+      restore();
+    }
+    if (inject('databaseUrl')) {
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('service_unavailable');
+      expect(res.headers['retry-after']).toBe('2');
+      expect(res.raw).not.toContain('"keys"');
+    } else {
+      // Embedded: PGlite answers in-process, so a whole round runs before any timer can fire; a
+      // round there cannot be stuck behind another connection, which is what the bound is for.
+      expect(res.status).toBe(200);
+    }
+    // The read's event was committed with the read; the overrun round (or the next) links it.
+    await linkEvents(db, tenant.accountId);
+    expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(0);
+    expect(await verifyAccountChain(db, tenant.accountId)).toEqual({ accountId: tenant.accountId, events: before + 1, firstBreak: null });
   });
 });
 
