@@ -14,7 +14,7 @@
  * BENCH_SECONDS (default 5) per round, BENCH_CONCURRENCY (default 16), 2 rounds per mode.
  */
 import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
-import pg from 'pg';
+import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
 import { openDatabase, type Db } from '../src/db/client.js';
 import { queryRows } from '../src/db/raw.js';
 import { apiKeys } from '../src/db/schema.js';
@@ -26,20 +26,10 @@ import { withEvents } from '../src/domain/event-linker.js';
 import { canonicalEvent, recordEvent, type EventInput } from '../src/domain/events.js';
 import * as portal from '../src/domain/portal.service.js';
 
-const serverUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const dbName = `keyplane_bench_${Date.now().toString(36)}`;
 
-async function admin(q: string) {
-  const c = new pg.Client({ connectionString: serverUrl });
-  await c.connect();
-  try {
-    await c.query(q);
-  } finally {
-    await c.end();
-  }
-}
 
 /** The same event recordEvent writes, inserted without the chain: seq from a sequence, no account row. */
 async function plainInsert(db: Db, input: EventInput): Promise<void> {
@@ -89,7 +79,7 @@ async function measure(name: string, op: () => Promise<unknown>) {
 
 async function main() {
   await admin(`create database "${dbName}"`);
-  const database = await openDatabase({ databaseUrl: serverUrl.replace(/\/[^/]*$/, `/${dbName}`), poolMax: concurrency });
+  const database = await openDatabase({ databaseUrl: databaseUrlFor(dbName), poolMax: concurrency });
   try {
     await database.migrate();
     const db = database.db;

@@ -3,7 +3,6 @@
  * throwaway Postgres database: for profiling a route with `node --cpu-prof --import tsx bench/cpu-probe.ts`.
  *   BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), PROBE_N (default 2000)
  */
-import pg from 'pg';
 import pino from 'pino';
 import { buildApp } from '../src/app.js';
 import { openDatabase } from '../src/db/client.js';
@@ -13,30 +12,21 @@ import { authenticate, type ServicePrincipal } from '../src/domain/auth.service.
 import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/child-keys.service.js';
 import * as portal from '../src/domain/portal.service.js';
 import { LIMIT_NAMES } from '../src/http/limits.js';
+import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
 
 const unlimited = () => {
   const rule = { max: 1_000_000_000, windowSeconds: 1 };
   return { limits: Object.fromEntries(LIMIT_NAMES.map((l) => [l, rule])), authFailures: rule };
 };
 
-const serverUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const n = Number(process.env.PROBE_N ?? 2000);
 const only = process.env.PROBE_ONLY?.split(',');
 const dbName = `keyplane_probe_${Date.now().toString(36)}`;
 
-async function admin(q: string) {
-  const c = new pg.Client({ connectionString: serverUrl });
-  await c.connect();
-  try {
-    await c.query(q);
-  } finally {
-    await c.end();
-  }
-}
 
 async function main() {
   await admin(`create database "${dbName}"`);
-  const database = await openDatabase({ databaseUrl: serverUrl.replace(/\/[^/]*$/, `/${dbName}`), poolMax: 10 });
+  const database = await openDatabase({ databaseUrl: databaseUrlFor(dbName), poolMax: 10 });
   try {
     await database.migrate();
     const db = database.db;

@@ -15,9 +15,9 @@ import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import { openDatabase } from '../src/db/client.js';
 import { runEmbedded } from './lib/embedded.js';
+import { adminQuery as adminSql, databaseUrlFor } from './lib/admin-db.js';
 import { CONNECTIONS, drive, once, type Measured, type Recipe } from './lib/load.js';
 import { cpuSecondsOf, freePort, memoryOf, startChild, waitForOk, type Child } from './lib/proc.js';
 import { writeResults, type Results, type ScenarioResult } from './lib/report.js';
@@ -54,28 +54,13 @@ const HIGH_LIMITS: NodeJS.ProcessEnv = Object.fromEntries(
 
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 
-async function adminSql(q: string): Promise<void> {
-  const c = new pg.Client({ connectionString: SERVER_URL });
-  await c.connect();
-  try {
-    await c.query(q);
-  } finally {
-    await c.end();
-  }
-}
-
-function databaseUrl(name: string): string {
-  const u = new URL(SERVER_URL);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
 
 async function main(): Promise<void> {
   const loadBefore = os.loadavg();
   const dbName = `keyplane_bench_${Date.now().toString(36)}_${process.pid}`;
-  const url = databaseUrl(dbName);
+  const url = databaseUrlFor(dbName, SERVER_URL);
   const children: Child[] = [];
-  await adminSql(`create database ${dbName}`);
+  await adminSql(`create database ${dbName}`, SERVER_URL);
   try {
     // ---- the world -------------------------------------------------------------------------
     const seedStart = performance.now();
@@ -214,7 +199,7 @@ async function main(): Promise<void> {
     log(`wrote ${dir}/results.{json,md,svg,png}`);
   } finally {
     for (const ch of children) await ch.stop();
-    await adminSql(`drop database if exists ${dbName} with (force)`).catch((err) => log(`could not drop ${dbName}: ${err.message}`));
+    await adminSql(`drop database if exists ${dbName} with (force)`, SERVER_URL).catch((err) => log(`could not drop ${dbName}: ${err.message}`));
   }
 }
 

@@ -7,33 +7,23 @@
  *   BENCH_EVENTS=1000000 npx tsx bench/verify-scale.ts
  */
 import { sql } from 'drizzle-orm';
-import pg from 'pg';
 import { openDatabase } from '../src/db/client.js';
 import { queryRows } from '../src/db/raw.js';
 import { verifyChains } from '../src/domain/chain-verify.service.js';
 import { newId } from '../src/domain/credentials.js';
 import { canonicalEvent, chainHash, type ChainedFields } from '../src/domain/events.js';
 import * as portal from '../src/domain/portal.service.js';
+import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
 
-const serverUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const total = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const dbName = `keyplane_verify_${Date.now().toString(36)}`;
 /** Rows per INSERT: 17 parameters a row stays under Postgres's 65,535-parameter limit. */
 const INSERT_BATCH = 2_000;
 
-async function admin(q: string) {
-  const c = new pg.Client({ connectionString: serverUrl });
-  await c.connect();
-  try {
-    await c.query(q);
-  } finally {
-    await c.end();
-  }
-}
 
 async function main() {
   await admin(`create database "${dbName}"`);
-  const database = await openDatabase({ databaseUrl: serverUrl.replace(/\/[^/]*$/, `/${dbName}`), poolMax: 2 });
+  const database = await openDatabase({ databaseUrl: databaseUrlFor(dbName), poolMax: 2 });
   try {
     await database.migrate();
     const db = database.db;

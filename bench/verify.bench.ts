@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import pg from 'pg';
+import { adminQuery, databaseUrlFor } from './lib/admin-db.js';
 
 const serverUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
@@ -25,20 +25,7 @@ const keyCount = Number(process.env.BENCH_KEYS ?? 50);
 const poolMax = Number(process.env.BENCH_POOL_MAX ?? 10);
 
 const dbName = `keyplane_bench_${Date.now().toString(36)}_${process.pid}`;
-async function adminQuery(text: string) {
-  const c = new pg.Client({ connectionString: serverUrl });
-  await c.connect();
-  try {
-    await c.query(text);
-  } finally {
-    await c.end();
-  }
-}
-const benchUrl = (() => {
-  const u = new URL(serverUrl);
-  u.pathname = `/${dbName}`;
-  return u.toString();
-})();
+const benchUrl = databaseUrlFor(dbName, serverUrl);
 
 interface Ready {
   adminPort: number;
@@ -92,7 +79,7 @@ function run(ready: Ready, scenario: Scenario, duration: number): Promise<Sample
 }
 
 const adminToken = randomBytes(24).toString('hex');
-await adminQuery(`create database "${dbName}"`);
+await adminQuery(`create database "${dbName}"`, serverUrl);
 const child = fork(path.join(path.dirname(fileURLToPath(import.meta.url)), 'verify-server.ts'), {
   execArgv: ['--import', 'tsx'],
   env: { ...process.env, BENCH_DB_URL: benchUrl, BENCH_ADMIN_TOKEN: adminToken, BENCH_KEYS: String(keyCount), BENCH_POOL_MAX: String(poolMax) },
@@ -126,5 +113,5 @@ try {
 } finally {
   child.send('stop');
   await new Promise((r) => child.once('exit', r));
-  await adminQuery(`drop database if exists "${dbName}" with (force)`);
+  await adminQuery(`drop database if exists "${dbName}" with (force)`, serverUrl);
 }

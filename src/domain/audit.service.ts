@@ -68,22 +68,11 @@ export interface AuditPage {
   nextBefore: string | null;
 }
 
-interface EventRow {
+/** A stored event as the feed statement returns it: the wire fields, plus its raw seq, data and time. */
+interface EventRow extends Omit<AuditItemData, 'details' | 'seq'> {
   id: string;
-  account_id: string;
+  /** int8 comes back as a string from pg, as a number from PGlite. */
   seq: string | number | null;
-  prev_hash: string | null;
-  hash: string | null;
-  event_type: string;
-  environment: string | null;
-  actor_kind: string;
-  actor_key_id: string | null;
-  actor_key_prefix: string | null;
-  subject_key_id: string | null;
-  related_key_id: string | null;
-  request_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
   data: unknown;
   created_at: string;
 }
