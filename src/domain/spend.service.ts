@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { asyncCommitCte, flushWal } from '../db/durability.js';
-import { queryRows } from '../db/raw.js';
+import { queryRows, queryRowsPrepared } from '../db/raw.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { newId } from './credentials.js';
 import { DomainError } from './errors.js';
@@ -80,7 +80,8 @@ export async function debit(db: Db, key: ApiKeyRow, requestId: string, cost: num
   for (let attempt = 1; ; attempt++) {
     let r: DebitRow;
     try {
-      const rows = await queryRows<DebitRow>(db, debitStatement(key, requestId, cost, cycle, now));
+      // A named prepared statement in server mode: the recursive CTE is planned once per connection.
+      const rows = await queryRowsPrepared<DebitRow>(db, debitStatement(key, requestId, cost, cycle, now));
       if (!rows[0]) return { kind: 'revoked' }; // rows are never deleted; defensive
       r = rows[0];
     } catch (err) {
