@@ -3,6 +3,7 @@ import type { Db } from './db/client.js';
 import type { Clock } from './domain/clock.js';
 import { linkPendingEvents, onLinkFailure } from './domain/event-linker.js';
 import { sweepIdempotencyKeys } from './domain/idempotency.service.js';
+import { driverError } from './db/driver-error.js';
 
 /**
  * Deletes idempotency records past their 12 hours. Every instance runs it; the DELETE uses
@@ -37,15 +38,16 @@ function every(intervalMs: number, runNow: boolean, work: () => Promise<void>): 
 }
 
 export function startSweeper(db: Db, clock: Clock, logger: Logger, intervalMs = SWEEP_INTERVAL_MS): () => void {
+  // driverError: drizzle's wrapper message carries the SQL and its parameters; log the driver's own.
   onLinkFailure((accountId, err) =>
-    logger.warn({ accountId, err: { message: (err as Error).message } }, 'linking compliance events failed; they stay waiting and are retried'),
+    logger.warn({ accountId, err: driverError(err) }, 'linking compliance events failed; they stay waiting and are retried'),
   );
   const stopIdempotency = every(intervalMs, false, async () => {
     try {
       const deleted = await sweepIdempotencyKeys(db, clock.now());
       if (deleted > 0) logger.info({ deleted }, 'swept expired idempotency records');
     } catch (err) {
-      logger.warn({ err: { message: (err as Error).message } }, 'idempotency sweep failed; will retry');
+      logger.warn({ err: driverError(err) }, 'idempotency sweep failed; will retry');
     }
   });
   const stopLinking = every(LINK_SWEEP_INTERVAL_MS, true, async () => {
@@ -53,7 +55,7 @@ export function startSweeper(db: Db, clock: Clock, logger: Logger, intervalMs = 
       const accounts = await linkPendingEvents(db);
       if (accounts > 0) logger.debug({ accounts }, 'linked waiting compliance events');
     } catch (err) {
-      logger.warn({ err: { message: (err as Error).message } }, 'linking waiting compliance events failed; will retry');
+      logger.warn({ err: driverError(err) }, 'linking waiting compliance events failed; will retry');
     }
   });
   return () => {

@@ -1,5 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
+import { isDriverError } from '../db/driver-error.js';
 import { queryRowsPrepared } from '../db/raw.js';
 import { apiKeys, complianceEvents } from '../db/schema.js';
 import type { ApiPrincipal } from './auth.service.js';
@@ -23,6 +24,14 @@ export type AuditItemType = (typeof AUDIT_ITEM_TYPES)[number];
 
 /** Seconds a client should wait when the audit record could not be written. */
 const AUDIT_UNAVAILABLE_RETRY_AFTER_S = '2';
+
+const unrecorded = () =>
+  new DomainError(
+    'service_unavailable',
+    'The audit read could not be recorded, so nothing was returned; retry after the time given in Retry-After.',
+    [],
+    { 'retry-after': AUDIT_UNAVAILABLE_RETRY_AFTER_S },
+  );
 
 export interface AuditQuery {
   /** 'self' or a key id. */
@@ -174,7 +183,7 @@ async function readAndRecord(
           from counts cross join async_commit left join feed f on true
          order by f.created_at desc, f.id desc`,
   );
-  if (rows[0]?.recorded !== 1) throw new Error(`account ${accountId}: audit_read not recorded`);
+  if (rows[0]?.recorded !== 1) throw unrecorded();
   return rows.filter((r) => r.has_row);
 }
 
@@ -226,14 +235,11 @@ export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: Audi
     rows = await readAndRecord(db, principal, target, query, ctx);
     // Linked and durable before disclosed (domain/event-linker.ts).
     await linkEvents(db, principal.accountId);
-  } catch {
-    // Nothing is disclosed without its record: the statement wrote nothing and the read fails.
-    throw new DomainError(
-      'service_unavailable',
-      'The audit read could not be recorded, so nothing was returned; retry after the time given in Retry-After.',
-      [],
-      { 'retry-after': AUDIT_UNAVAILABLE_RETRY_AFTER_S },
-    );
+  } catch (err) {
+    // Nothing is disclosed without its record. A database failure (or the linker's own 503) is
+    // this route's 503; anything else is a bug and goes on to the error handler (500, logged).
+    if (err instanceof DomainError || isDriverError(err)) throw unrecorded();
+    throw err;
   }
   const page = rows.slice(0, query.limit);
   const nextBefore = rows.length > query.limit ? page[page.length - 1]!.id : null;

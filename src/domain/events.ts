@@ -127,8 +127,8 @@ function chainedFields(input: Omit<EventInput, 'data'> & { data: unknown }): Cha
     requestId: clean(input.meta.requestId, 128),
     ip: clean(input.meta.ip, 64),
     userAgent: clean(input.meta.userAgent, 512),
-    // Round-trip through JSON so what is hashed is exactly what jsonb will hand back.
-    data: JSON.parse(JSON.stringify(input.data)),
+    // Stored as jsonb and hashed later from the stored row (event-linker.ts), so no normalising here.
+    data: input.data,
     createdAt: input.createdAt,
   };
 }

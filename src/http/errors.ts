@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { driverError } from '../db/driver-error.js';
 import { SECRET_PATTERN } from '../domain/credentials.js';
 import { DomainError, defaultMessage, type ErrorCode, type ErrorDetail } from '../domain/errors.js';
 
@@ -30,12 +31,6 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
 }
 
-/** The innermost cause's code and message (drizzle wraps driver errors as "Failed query: <sql> params: …"). */
-function driverError(err: unknown): { code?: string; message?: string } {
-  let e = err as { code?: string; message?: string; cause?: unknown };
-  for (let depth = 0; e.cause && e.cause !== e && depth < 5; depth++) e = e.cause as typeof e;
-  return { code: e.code, message: e.message };
-}
 
 /** Longest echo of client input in a validation message (zod names unknown fields in its message). */
 const MAX_DETAIL_CHARS = 200;

@@ -55,9 +55,8 @@ export const compiledSerializerCompiler: FastifySerializerCompiler<z.ZodType> = 
       const json = z.toJSONSchema(zodSchema, { io: 'output', target: 'draft-7', unrepresentable: 'throw' });
       const stringify = fastJson(forSerialization(json) as Parameters<typeof fastJson>[0]) as Serializer;
       return stringify;
-    } catch (err) {
+    } catch {
       // Fall through: the zod serializer handles anything zod can encode.
-      if (process.env.KEYPLANE_DEBUG_SERIALIZER) console.error(route.method, route.url, (err as Error).message);
     }
   }
   return zodSerializerCompiler(route as never) as Serializer;
