@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { SQL } from 'drizzle-orm';
+import { fillPlaceholders, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
 import type pg from 'pg';
 import type { Db, Tx } from './client.js';
@@ -29,4 +29,23 @@ export async function queryRowsPrepared<T>(db: Db, query: SQL): Promise<T[]> {
   const name = `kp_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
   const result = await pool.query({ name, text, values: params as unknown[] });
   return result.rows as T[];
+}
+
+type PgliteClient = { query<T>(text: string, params: unknown[]): Promise<{ rows: T[] }> };
+
+/**
+ * A raw statement whose SQL text is built once, at module load, with its values as
+ * `sql.placeholder(name)`: for the hottest reads, where even building the text per request showed
+ * in the profile (drizzle's sqlToQuery, the name's hash). Server mode runs it as a named prepared
+ * statement like queryRowsPrepared; embedded mode passes the text and values to PGlite.
+ */
+export function preparedQuery<T>(query: SQL): (db: Db, values: Record<string, unknown>) => Promise<T[]> {
+  const { sql: text, params } = dialect.sqlToQuery(query);
+  const name = `kp_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+  return async (db, values) => {
+    const filled = fillPlaceholders(params, values);
+    const pool = poolsByDb.get(db);
+    if (pool) return (await pool.query({ name, text, values: filled })).rows as T[];
+    return (await (db as unknown as { $client: PgliteClient }).$client.query<T>(text, filled)).rows;
+  };
 }

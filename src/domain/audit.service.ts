@@ -1,6 +1,7 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { isDriverError } from '../db/driver-error.js';
+import { isoText, jsonNumber, jsonText, jsonUuid } from '../db/json-sql.js';
 import { queryRowsPrepared } from '../db/raw.js';
 import { apiKeys, complianceEvents } from '../db/schema.js';
 import type { ApiPrincipal } from './auth.service.js';
@@ -43,48 +44,52 @@ export interface AuditQuery {
   before: string | null;
 }
 
-export interface AuditItem {
-  type: 'compliance_event';
-  id: string;
-  created_at: string;
-  createdAt: string;
-  data: AuditItemData;
-}
-
-/** A compliance event as the feed shows it: what its hash covers, and its link (null while waiting). */
-export interface AuditItemData {
-  event_type: string;
-  account_id: string;
-  environment: string | null;
-  actor_kind: string;
-  actor_key_id: string | null;
-  actor_key_prefix: string | null;
-  subject_key_id: string | null;
-  related_key_id: string | null;
-  request_id: string | null;
-  ip: string | null;
-  user_agent: string | null;
-  details: Record<string, unknown>;
-  seq: number | null;
-  prev_hash: string | null;
-  hash: string | null;
-}
-
 export interface AuditPage {
-  events: AuditItem[];
+  /** The page's items, already JSON: the elements of the `events` array, comma-separated. */
+  eventsJson: string;
   limit: number;
   apiKeyId: string;
   nextBefore: string | null;
 }
 
-/** A stored event as the feed statement returns it: the wire fields, plus its raw seq, data and time. */
-interface EventRow extends Omit<AuditItemData, 'details' | 'seq'> {
-  id: string;
-  /** int8 comes back as a string from pg, as a number from PGlite. */
-  seq: string | number | null;
-  data: unknown;
-  created_at: string;
+/** What the feed statement returns: its record, how many rows it fetched, and the page as JSON. */
+interface FeedResult {
+  recorded: number;
+  fetched: number;
+  items: string | null;
+  last_id: string | null;
 }
+
+/**
+ * One feed item as JSON text, built by Postgres from the stored row of `f` (with its ISO time `ts`),
+ * field by field in the order of the wire schema (http/audit.schemas.ts: AuditEvent): `data` carries
+ * every field the event's hash covers (the event's own facts under `details`), plus seq, prev_hash
+ * and hash, so an agent can recompute each link of its slice (domain/events.ts). Built here rather
+ * than in Node because the profile put ~37 µs of keyplane CPU on each item (row parsing, objects,
+ * their garbage, serialisation): a 100-item page cost 4.1 ms of CPU against 0.8 ms for 10 items.
+ * Still a whitelist: only the fields named here are written. The suite validates every audit
+ * response against the OpenAPI document, which is generated from that schema.
+ */
+const t = (c: string) => jsonText(`f.${c}`);
+const u = (c: string) => jsonUuid(`f.${c}`);
+const ITEM_JSON = sql.raw(`'{"type":"compliance_event","id":"' || f.id::text
+  || '","created_at":"' || f.ts || '","createdAt":"' || f.ts
+  || '","data":{"event_type":' || ${t('event_type')}
+  || ',"account_id":"' || f.account_id::text
+  || '","environment":' || ${t('environment')}
+  || ',"actor_kind":' || ${t('actor_kind')}
+  || ',"actor_key_id":' || ${u('actor_key_id')}
+  || ',"actor_key_prefix":' || ${t('actor_key_prefix')}
+  || ',"subject_key_id":' || ${u('subject_key_id')}
+  || ',"related_key_id":' || ${u('related_key_id')}
+  || ',"request_id":' || ${t('request_id')}
+  || ',"ip":' || ${t('ip')}
+  || ',"user_agent":' || ${t('user_agent')}
+  || ',"details":' || f.data::text
+  || ',"seq":' || ${jsonNumber('f.seq')}
+  || ',"prev_hash":' || ${t('prev_hash')}
+  || ',"hash":' || ${t('hash')}
+  || '}}'`);
 
 /**
  * Which key's feed the caller may read. Not a uuid, another account's or another environment's
@@ -129,7 +134,7 @@ async function readAndRecord(
   target: string,
   query: AuditQuery,
   ctx: OpContext,
-): Promise<EventRow[]> {
+): Promise<FeedResult> {
   const accountId = principal.accountId;
   const wantsEvents = query.eventTypes === null || query.eventTypes.includes('compliance_event');
   // One row more than asked tells whether another page exists; no rows at all when the caller
@@ -165,57 +170,27 @@ async function readAndRecord(
       from: sql`counts`,
     },
   );
-  const rows = await queryRowsPrepared<EventRow & { has_row: boolean; recorded: number }>(
+  const [result] = await queryRowsPrepared<FeedResult>(
     db,
     sql`with page as (
           select * from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) merged
            order by merged.created_at desc, merged.id desc
            limit ${fetch}),
-        feed as (select e.* from page join compliance_events e on e.id = page.id),
+        feed as (
+          select e.*, row_number() over (order by e.created_at desc, e.id desc) as rn,
+                 ${sql.raw(isoText('e.created_at'))} as ts
+            from page join compliance_events e on e.id = page.id),
         counts as (select least(count(*), ${query.limit})::int as n from feed),
         ${event},
         ${asyncCommitCte}
-        select f.id, f.account_id, f.seq, f.prev_hash, f.hash, f.event_type, f.environment, f.actor_kind,
-               f.actor_key_id, f.actor_key_prefix, f.subject_key_id, f.related_key_id, f.request_id, f.ip,
-               f.user_agent, f.data,
-               to_char(f.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') as created_at,
-               f.id is not null as has_row, (select count(*) from ev)::int as recorded
-          from counts cross join async_commit left join feed f on true
-         order by f.created_at desc, f.id desc`,
+        select (select count(*) from ev)::int as recorded,
+               (select count(*) from feed)::int as fetched,
+               (select string_agg(${ITEM_JSON}, ',' order by f.rn) from feed f where f.rn <= ${query.limit}) as items,
+               (select f.id from feed f where f.rn = ${query.limit}) as last_id
+          from async_commit`,
   );
-  if (rows[0]?.recorded !== 1) throw unrecorded();
-  return rows.filter((r) => r.has_row);
-}
-
-/**
- * The wire item. `data` carries every field the event's hash covers (the event's own facts under
- * `details`), plus seq, prev_hash and hash, so that an agent can recompute each link of its slice:
- * hash = sha256(prev_hash | seq | canonical event), see domain/events.ts.
- */
-function toItem(r: EventRow): AuditItem {
-  return {
-    type: 'compliance_event',
-    id: r.id,
-    created_at: r.created_at,
-    createdAt: r.created_at,
-    data: {
-      event_type: r.event_type,
-      account_id: r.account_id,
-      environment: r.environment,
-      actor_kind: r.actor_kind,
-      actor_key_id: r.actor_key_id,
-      actor_key_prefix: r.actor_key_prefix,
-      subject_key_id: r.subject_key_id,
-      related_key_id: r.related_key_id,
-      request_id: r.request_id,
-      ip: r.ip,
-      user_agent: r.user_agent,
-      details: r.data as Record<string, unknown>,
-      seq: r.seq === null ? null : Number(r.seq),
-      prev_hash: r.prev_hash,
-      hash: r.hash,
-    },
-  };
+  if (result?.recorded !== 1) throw unrecorded();
+  return result;
 }
 
 export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
@@ -230,9 +205,9 @@ export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: Audi
       .where(and(eq(complianceEvents.accountId, principal.accountId), eq(complianceEvents.id, query.before)));
     if (!exists) throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
   }
-  let rows: EventRow[];
+  let result: FeedResult;
   try {
-    rows = await readAndRecord(db, principal, target, query, ctx);
+    result = await readAndRecord(db, principal, target, query, ctx);
     // Linked and durable before disclosed (domain/event-linker.ts).
     await linkEvents(db, principal.accountId);
   } catch (err) {
@@ -241,7 +216,6 @@ export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: Audi
     if (err instanceof DomainError || isDriverError(err)) throw unrecorded();
     throw err;
   }
-  const page = rows.slice(0, query.limit);
-  const nextBefore = rows.length > query.limit ? page[page.length - 1]!.id : null;
-  return { events: page.map(toItem), limit: query.limit, apiKeyId: target, nextBefore };
+  const nextBefore = result.fetched > query.limit ? result.last_id : null;
+  return { eventsJson: result.items ?? '', limit: query.limit, apiKeyId: target, nextBefore };
 }

@@ -3,7 +3,7 @@ import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { asyncCommitCte } from '../db/durability.js';
 import { prepared } from '../db/prepared.js';
-import { queryRowsPrepared } from '../db/raw.js';
+import { preparedQuery, queryRowsPrepared } from '../db/raw.js';
 import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
 import type { ServicePrincipal } from './auth.service.js';
 import type { OpContext } from './context.js';
@@ -11,6 +11,7 @@ import { generateRotationSecret, generateToken, newId, type Environment, type Ne
 import { notFound } from './errors.js';
 import { linkEvents, withEvents } from './event-linker.js';
 import { eventInsertCte, recordEvent, type EventType } from './events.js';
+import { keyObjectJson } from './key-view.js';
 
 /*
  * Child API keys minted by a service key (spec §3–§4). A service key sees only the keys it minted;
@@ -99,74 +100,21 @@ export const isUuid = (v: string) => UUID_RE.test(v);
 const ownedBy = (p: ServicePrincipal, id: string) =>
   and(eq(apiKeys.id, id), eq(apiKeys.accountId, p.accountId), eq(apiKeys.createdByServiceKeyId, p.id));
 
-interface RawKeyRow {
-  id: string;
-  account_id: string;
-  environment: ApiKeyRow['environment'];
-  name: string;
-  agent_label: string | null;
-  line_id: string | null;
-  permissions: ApiKeyRow['permissions'];
-  monthly_cap_cents: number | null;
-  monthly_spend_cents: string | number;
-  spend_cycle_start: Date | string | null;
-  cycle_anchor: Date | string;
-  key_prefix: string;
-  token_hash: string;
-  created_at: Date | string;
-  revoked_at: Date | string | null;
-  last_used_at: Date | string | null;
-  rotated_from: string | null;
-  agent_id: string;
-  created_by_service_key_id: string | null;
-  self_rotation: boolean;
-  rotation_secret_hash: string | null;
-}
-
-const date = (v: Date | string) => (v instanceof Date ? v : new Date(v));
-const dateOrNull = (v: Date | string | null) => (v === null ? null : date(v));
-
-/** A raw api_keys row (both drivers) as drizzle would have mapped it. */
-function fromRaw(r: RawKeyRow): ApiKeyRow {
-  return {
-    id: r.id,
-    accountId: r.account_id,
-    environment: r.environment,
-    name: r.name,
-    agentLabel: r.agent_label,
-    lineId: r.line_id,
-    permissions: r.permissions,
-    monthlyCapCents: r.monthly_cap_cents,
-    monthlySpendCents: Number(r.monthly_spend_cents),
-    spendCycleStart: dateOrNull(r.spend_cycle_start),
-    cycleAnchor: date(r.cycle_anchor),
-    keyPrefix: r.key_prefix,
-    tokenHash: r.token_hash,
-    createdAt: date(r.created_at),
-    revokedAt: dateOrNull(r.revoked_at),
-    lastUsedAt: dateOrNull(r.last_used_at),
-    rotatedFrom: r.rotated_from,
-    agentId: r.agent_id,
-    createdByServiceKeyId: r.created_by_service_key_id,
-    selfRotation: r.self_rotation,
-    rotationSecretHash: r.rotation_secret_hash,
-  };
-}
-
 /**
  * GET /v1/keys in ONE statement (one round trip, its own implicit transaction): the page, the
  * total, and the service_key_list_read event whose data (count, total) Postgres fills in; committed
  * asynchronously, then linked into the account's chain and flushed (shared with concurrent requests,
  * domain/event-linker.ts) before returning. The page uses the partial index
  * api_keys_creator_active_idx; the total sums the service key's child_key_counts shards (≤ 16 rows)
- * instead of counting its keys, so it costs the same at 100,000 keys as at 10.
+ * instead of counting its keys, so it costs the same at 100,000 keys as at 10. The page comes back
+ * as JSON text built by Postgres (key-view.ts: keyObjectJson), the elements of the `keys` array.
  */
 export async function listChildKeys(
   db: Db,
   principal: ServicePrincipal,
   page: { limit: number; offset: number },
   ctx: OpContext,
-): Promise<{ rows: ApiKeyRow[]; total: number }> {
+): Promise<{ keysJson: string; total: number }> {
   const active = sql`account_id = ${principal.accountId} and created_by_service_key_id = ${principal.id} and revoked_at is null`;
   const event = eventInsertCte(
     'ev',
@@ -183,7 +131,7 @@ export async function listChildKeys(
       from: sql`counts`,
     },
   );
-  const rows = await queryRowsPrepared<RawKeyRow & { total_count: number; recorded: number; has_row: boolean }>(
+  const [result] = await queryRowsPrepared<{ total: number; recorded: number; items: string | null }>(
     db,
     sql`with page as (
           select * from api_keys where ${active}
@@ -194,16 +142,33 @@ export async function listChildKeys(
                  (select coalesce(sum(active), 0) from child_key_counts where service_key_id = ${principal.id})::int as total),
         ${event},
         ${asyncCommitCte}
-        select p.*, p.id is not null as has_row, counts.total as total_count, (select count(*) from ev)::int as recorded
-          from counts cross join async_commit left join page p on true
-         order by p.created_at desc, p.id desc`,
+        select counts.total, (select count(*) from ev)::int as recorded,
+               (select string_agg(${keyObjectJson('p', ctx.now)}, ',' order by p.created_at desc, p.id desc) from page p) as items
+          from counts cross join async_commit`,
   );
-  const first = rows[0];
-  if (!first || first.recorded !== 1) throw new Error(`account ${principal.accountId}: list event not recorded`);
+  if (!result || result.recorded !== 1) throw new Error(`account ${principal.accountId}: list event not recorded`);
   // Linked and durable before disclosed (see domain/event-linker.ts).
   await linkEvents(db, principal.accountId);
-  return { rows: rows.filter((r) => r.has_row).map(fromRaw), total: first.total_count };
+  return { keysJson: result.items ?? '', total: result.total };
 }
+
+/**
+ * GET /v1/keys/{id}: the key object as JSON built by Postgres (key-view.ts: keyObjectJson), one
+ * prepared statement by primary key with the ownership check. Any state, revoked too; not a uuid,
+ * someone else's or unknown → not_found.
+ */
+export async function getChildKeyJson(db: Db, principal: ServicePrincipal, id: string, now: Date): Promise<string> {
+  if (!isUuid(id)) throw notFound();
+  const [row] = await childKeyJsonById(db, { id, accountId: principal.accountId, serviceKeyId: principal.id, now: now.toISOString() });
+  if (!row) throw notFound();
+  return row.key;
+}
+
+const childKeyJsonById = preparedQuery<{ key: string }>(
+  sql`select ${keyObjectJson('k', sql.placeholder('now'))} as key from api_keys k
+       where k.id = ${sql.placeholder('id')} and k.account_id = ${sql.placeholder('accountId')}
+         and k.created_by_service_key_id = ${sql.placeholder('serviceKeyId')}`,
+);
 
 /** Any state, revoked too; not a uuid, someone else's or unknown → not_found. */
 export async function getChildKey(db: Db | Tx, principal: ServicePrincipal, id: string): Promise<ApiKeyRow> {

@@ -1,3 +1,5 @@
+import { sql, type Placeholder, type SQL } from 'drizzle-orm';
+import { isoText, jsonIso, jsonNumber, jsonText, jsonUuid } from '../db/json-sql.js';
 import type { ApiKeyRow, ServiceKeyRow } from '../db/schema.js';
 
 /** The 14-field key object of spec §3, in its order; null where empty, timestamps ISO-8601 UTC. */
@@ -37,6 +39,41 @@ export function toKeyObject(row: ApiKeyRow, now?: Date): KeyObject {
     rotated_from: row.rotatedFrom,
     created_by_service_key_id: row.createdByServiceKeyId,
   };
+}
+
+/**
+ * toKeyObject in SQL: the key object of the api_keys row aliased `k`, as JSON text in the same
+ * field order, built by Postgres for the list and GET routes (see db/json-sql.ts for why). The
+ * spend is currentSpend's rule: cycles of SPEND_CYCLE_MS from cycle_anchor, both instants taken at
+ * millisecond precision as the JavaScript rule sees them; the stored spend counts only while its
+ * cycle is the current one at `now`. test/integration/json-sql.test.ts checks both against each other.
+ */
+export function keyObjectJson(k: string, now: Date | Placeholder): SQL {
+  const col = (c: string) => `${k}.${c}`;
+  const at = now instanceof Date ? now.toISOString() : now;
+  const anchor = sql.raw(`date_trunc('milliseconds', ${col('cycle_anchor')})`);
+  const cycleSeconds = SPEND_CYCLE_MS / 1000;
+  const cycles = sql`floor(greatest(0, extract(epoch from (${at}::timestamptz - ${anchor}))) / ${sql.raw(String(cycleSeconds))})`;
+  const cycleStart = sql`(${anchor} + make_interval(secs => (${cycles} * ${sql.raw(String(cycleSeconds))})::float8))`;
+  const spend = sql`(case when ${sql.raw(col('spend_cycle_start'))} is null
+      or date_trunc('milliseconds', ${sql.raw(col('spend_cycle_start'))}) = ${cycleStart}
+    then ${sql.raw(col('monthly_spend_cents'))} else 0 end)`;
+  const raw = (s: string) => sql.raw(s);
+  return sql`('{"id":"' || ${raw(col('id'))}::text
+    || '","key_prefix":' || ${raw(jsonText(col('key_prefix')))}
+    || ',"environment":' || ${raw(jsonText(col('environment')))}
+    || ',"name":' || ${raw(jsonText(col('name')))}
+    || ',"agent_label":' || ${raw(jsonText(col('agent_label')))}
+    || ',"line_id":' || ${raw(jsonUuid(col('line_id')))}
+    || ',"permissions":' || ${raw(jsonText(col('permissions')))}
+    || ',"monthly_cap_cents":' || ${raw(jsonNumber(col('monthly_cap_cents')))}
+    || ',"monthly_spend_cents":' || ${spend}::text
+    || ',"created_at":"' || ${raw(isoText(col('created_at')))}
+    || '","revoked_at":' || ${raw(jsonIso(col('revoked_at')))}
+    || ',"last_used_at":' || ${raw(jsonIso(col('last_used_at')))}
+    || ',"rotated_from":' || ${raw(jsonUuid(col('rotated_from')))}
+    || ',"created_by_service_key_id":' || ${raw(jsonUuid(col('created_by_service_key_id')))}
+    || '}')`;
 }
 
 /** Spend cycles are 30 days long, counted from the agent's first key's creation (cycle_anchor). */

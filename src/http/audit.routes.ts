@@ -5,6 +5,7 @@ import type { Clock } from '../domain/clock.js';
 import type { Db } from '../db/client.js';
 import { apiPrincipal, opContext } from './auth.js';
 import { auditQuery, auditResponse } from './audit.schemas.js';
+import { sendJson } from './prebuilt-json.js';
 import './limits.js';
 
 export interface AuditRoutesOptions {
@@ -18,7 +19,7 @@ export async function auditRoutes(app: FastifyInstance, opts: AuditRoutesOptions
   r.get(
     '/audit',
     { config: { auth: 'api', limit: 'audit.read' }, schema: { querystring: auditQuery, response: auditResponse } },
-    async (request) => {
+    async (request, reply) => {
       const principal = apiPrincipal(request);
       const ctx = opContext(request, opts.clock);
       const q = request.query;
@@ -28,7 +29,10 @@ export async function auditRoutes(app: FastifyInstance, opts: AuditRoutesOptions
         { apiKeyId: q.api_key_id, limit: q.limit, eventTypes: q.event_types ?? null, before: q.before ?? null },
         ctx,
       );
-      return { events: page.events, limit: page.limit, api_key_id: page.apiKeyId, next_before: page.nextBefore };
+      // The items come as JSON from Postgres (audit.service.ts: ITEM_JSON); ids are uuids (no escaping).
+      const nextBefore = page.nextBefore === null ? 'null' : `"${page.nextBefore}"`;
+      const body = `{"events":[${page.eventsJson}],"limit":${page.limit},"api_key_id":"${page.apiKeyId}","next_before":${nextBefore}}`;
+      return sendJson(reply, body);
     },
   );
 }

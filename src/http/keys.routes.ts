@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import {
   getChildKey,
+  getChildKeyJson,
   listChildKeys,
   mintChildKeyTx,
   prepareKeyMaterial,
@@ -17,6 +18,7 @@ import type { Db } from '../db/client.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { opContext, servicePrincipal } from './auth.js';
 import { sendIdempotent } from './idempotency.js';
+import { sendJson } from './prebuilt-json.js';
 import {
   getKeyResponse,
   idempotencyHeaders,
@@ -93,19 +95,19 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
   r.get(
     '/keys',
     { config: { auth: 'service', limit: 'keys.list' }, schema: { querystring: listKeysQuery, response: listKeysResponse } },
-    async (request) => {
+    async (request, reply) => {
       const ctx = opContext(request, clock);
-      const { rows, total } = await listChildKeys(db, servicePrincipal(request), request.query, ctx);
-      return { keys: rows.map((row) => toKeyObject(row, ctx.now)), total };
+      const { keysJson, total } = await listChildKeys(db, servicePrincipal(request), request.query, ctx);
+      return sendJson(reply, `{"keys":[${keysJson}],"total":${total}}`);
     },
   );
 
   r.get(
     '/keys/:id',
     { config: { auth: 'service', limit: 'keys.get' }, schema: { params: keyIdParams, response: getKeyResponse } },
-    async (request) => {
-      const row = await getChildKey(db, servicePrincipal(request), request.params.id);
-      return { key: toKeyObject(row, clock.now()) };
+    async (request, reply) => {
+      const key = await getChildKeyJson(db, servicePrincipal(request), request.params.id, clock.now());
+      return sendJson(reply, `{"key":${key}}`);
     },
   );
 

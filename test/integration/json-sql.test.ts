@@ -1,0 +1,164 @@
+import { eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queryRows } from '../../src/db/raw.js';
+import { apiKeys, complianceEvents } from '../../src/db/schema.js';
+import { keyObjectJson, SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/key-view.js';
+import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
+import { call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
+
+/*
+ * The JSON that Postgres builds for the key list, GET /v1/keys/{id} and the audit feed
+ * (db/json-sql.ts) against the JavaScript it stands in for: toKeyObject for keys (byte for byte,
+ * spend cycle boundaries included), the stored event row for audit items; strings that need JSON
+ * escaping survive the round trip exactly.
+ */
+
+let t: TestApp;
+let tenant: Tenant;
+beforeAll(async () => {
+  t = await createTestApp();
+  tenant = await createTenant(t);
+});
+afterAll(() => t.close());
+
+/** Every character class JSON must escape, and some it must not. */
+const AWKWARD = 'q"uote\\back\nnew\r\t\b\f\u0001\u001f\u007f é ✓ 🔑 </script> \u2028';
+const DAY = 24 * 3600 * 1000;
+
+async function keyJson(id: string, now: Date): Promise<string> {
+  const [row] = await queryRows<{ j: string }>(t.database.db, sql`select ${keyObjectJson('k', now)} as j from api_keys k where k.id = ${id}`);
+  return row!.j;
+}
+
+async function keyRow(id: string) {
+  const [row] = await t.database.db.select().from(apiKeys).where(eq(apiKeys.id, id));
+  return row!;
+}
+
+describe('keyObjectJson (SQL) equals toKeyObject (JavaScript)', () => {
+  it('byte for byte, over key states and spend cycle boundaries', async () => {
+    const plain = await mintChild(t, tenant);
+    const capped = await mintChild(t, tenant, { monthlyCapCents: 500, lineId: crypto.randomUUID(), agentLabel: 'fleet:a-1' });
+    const old = await mintChild(t, tenant);
+    const successor = await rotateChild(t, tenant, old.id);
+    const revoked = await mintChild(t, tenant);
+    await revokeChild(t, tenant, revoked.id);
+    const anchor = new Date('2026-01-10T08:00:00.123Z');
+    // Microseconds that JavaScript never sees, an awkward name and label, spend in various cycles.
+    await t.database.db.execute(sql`
+      update api_keys set name = ${AWKWARD}, agent_label = ${AWKWARD},
+             cycle_anchor = ${anchor.toISOString()}::timestamptz + interval '456 microseconds',
+             last_used_at = '2026-02-01T00:00:00.999999Z', monthly_spend_cents = 120,
+             spend_cycle_start = ${anchor.toISOString()}::timestamptz + interval '30 days'
+       where id = ${capped.id}`);
+    await t.database.db.execute(sql`
+      update api_keys set monthly_spend_cents = 70, spend_cycle_start = null where id = ${plain.id}`);
+    await t.database.db.execute(sql`
+      update api_keys set cycle_anchor = ${anchor.toISOString()}::timestamptz, monthly_spend_cents = 42,
+             spend_cycle_start = ${anchor.toISOString()}::timestamptz where id = ${successor.id}`);
+
+    const instants = [
+      new Date(anchor.getTime() - DAY), // before the anchor: cycle 0
+      anchor,
+      new Date(anchor.getTime() + SPEND_CYCLE_MS - 1), // last millisecond of cycle 0
+      new Date(anchor.getTime() + SPEND_CYCLE_MS), // first of cycle 1
+      new Date(anchor.getTime() + SPEND_CYCLE_MS + 1),
+      new Date(anchor.getTime() + 2 * SPEND_CYCLE_MS - 1),
+      new Date(anchor.getTime() + 2 * SPEND_CYCLE_MS),
+      new Date('2026-03-29T01:30:00.000Z'), // around a European DST change: cycles are fixed-length
+      new Date(),
+    ];
+    let nonZeroSpends = 0;
+    let zeroSpends = 0;
+    for (const id of [plain.id, capped.id, old.id, successor.id, revoked.id]) {
+      const row = await keyRow(id);
+      for (const now of instants) {
+        const expected = toKeyObject(row, now);
+        expect(await keyJson(id, now), `${id} at ${now.toISOString()}`).toBe(JSON.stringify(expected));
+        if (expected.monthly_spend_cents > 0) nonZeroSpends++;
+        else zeroSpends++;
+      }
+    }
+    // The instants cover both sides of the rule: spend in its cycle, and spend of a past cycle.
+    expect(nonZeroSpends).toBeGreaterThan(5);
+    expect(zeroSpends).toBeGreaterThan(5);
+    expect(JSON.parse(await keyJson(capped.id, new Date())).name).toBe(AWKWARD);
+  });
+
+  it('what the routes send is that JSON: GET and list agree with PATCH (built in JavaScript)', async () => {
+    const k = await mintChild(t, tenant, { monthlyCapCents: 900 });
+    const patched = await call(t.app, 'PATCH', `/v1/keys/${k.id}`, { token: tenant.serviceKey, body: { agent_label: 'agent:x', name: 'renamed' } });
+    expect(patched.status).toBe(200);
+    const got = await call(t.app, 'GET', `/v1/keys/${k.id}`, { token: tenant.serviceKey });
+    expect(got.status).toBe(200);
+    expect(got.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(got.body).toEqual(patched.body);
+    const list = await call(t.app, 'GET', '/v1/keys?limit=100', { token: tenant.serviceKey });
+    expect(list.status).toBe(200);
+    expect(list.body.keys.find((x: { id: string }) => x.id === k.id)).toEqual(patched.body.key);
+    expect(Object.keys(list.body)).toEqual(['keys', 'total']);
+  });
+});
+
+describe('audit items built by Postgres', () => {
+  it('carry every stored field of the event, awkward strings exactly', async () => {
+    const k = await mintChild(t, tenant);
+    // The audit read records the caller's user agent: an awkward one (as far as HTTP allows).
+    const ua = 'agent "q" \\ é ✓ 🔑 </script>';
+    const first = await call(t.app, 'GET', '/v1/audit', { token: k.plaintext, headers: { 'user-agent': ua } });
+    expect(first.status).toBe(200);
+    const feed = await call(t.app, 'GET', '/v1/audit?limit=500', { token: k.plaintext });
+    expect(feed.status).toBe(200);
+    expect(feed.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(Object.keys(feed.body)).toEqual(['events', 'limit', 'api_key_id', 'next_before']);
+    const items = feed.body.events as { id: string; created_at: string; createdAt: string; data: Record<string, unknown> }[];
+    expect(items).toHaveLength(2); // the mint and the first read (a read's own record shows from the next read on)
+    const stored = await t.database.db.select().from(complianceEvents).where(eq(complianceEvents.accountId, tenant.accountId));
+    const byId = new Map(stored.map((e) => [e.id, e]));
+    for (const item of items) {
+      const e = byId.get(item.id)!;
+      expect(item).toEqual({
+        type: 'compliance_event',
+        id: e.id,
+        created_at: e.createdAt.toISOString(),
+        createdAt: e.createdAt.toISOString(),
+        data: {
+          event_type: e.eventType,
+          account_id: e.accountId,
+          environment: e.environment,
+          actor_kind: e.actorKind,
+          actor_key_id: e.actorKeyId,
+          actor_key_prefix: e.actorKeyPrefix,
+          subject_key_id: e.subjectKeyId,
+          related_key_id: e.relatedKeyId,
+          request_id: e.requestId,
+          ip: e.ip,
+          user_agent: e.userAgent,
+          details: e.data,
+          seq: e.seq,
+          prev_hash: e.prevHash,
+          hash: e.hash,
+        },
+      });
+    }
+    const read = items.find((i) => i.data.event_type === 'audit_read' && i.data.user_agent === ua);
+    expect(read).toBeDefined();
+    expect((read!.data.details as { user_agent: string }).user_agent).toBe(ua);
+  });
+
+  it('pages with next_before exactly as before: the last item of a full page, null on the last page', async () => {
+    const k = await mintChild(t, tenant);
+    for (let i = 0; i < 4; i++) expect((await call(t.app, 'GET', '/v1/audit?limit=1', { token: k.plaintext })).status).toBe(200);
+    const all = await call(t.app, 'GET', '/v1/audit?limit=500', { token: k.plaintext });
+    const ids = (all.body.events as { id: string }[]).map((e) => e.id);
+    const page1 = await call(t.app, 'GET', '/v1/audit?limit=2', { token: k.plaintext });
+    // page1 sees one more event (the previous read's record) at its head
+    expect(page1.body.events).toHaveLength(2);
+    expect(page1.body.next_before).toBe(page1.body.events[1].id);
+    const rest = await call(t.app, 'GET', `/v1/audit?limit=500&before=${page1.body.next_before}`, { token: k.plaintext });
+    expect(rest.body.next_before).toBeNull();
+    expect([...page1.body.events.map((e: { id: string }) => e.id), ...rest.body.events.map((e: { id: string }) => e.id)].slice(1)).toEqual(ids);
+    const none = await call(t.app, 'GET', '/v1/audit?event_types=call', { token: k.plaintext });
+    expect(none.body).toEqual({ events: [], limit: 100, api_key_id: k.id, next_before: null });
+  });
+});
