@@ -19,8 +19,8 @@ import { openDatabase } from '../src/db/client.js';
 import { runEmbedded } from './lib/embedded.js';
 import { adminQuery as adminSql, databaseUrlFor } from './lib/admin-db.js';
 import { CONNECTIONS, drive, once, type Measured, type Recipe } from './lib/load.js';
-import { cpuSecondsOf, freePort, memoryOf, startChild, waitForOk, type Child } from './lib/proc.js';
-import { writeResults, type Results, type ScenarioResult } from './lib/report.js';
+import { cpuSecondsOf, freePort, memoryOf, postgresCpuSeconds, startChild, waitForOk, type Child } from './lib/proc.js';
+import { writeResults, type CpuPerRequest, type Results, type ScenarioResult } from './lib/report.js';
 import { scenarios, type World } from './lib/scenarios.js';
 import { makeTenant, seedChildKeys, seedClient, seedEvents, verifyChainSlice } from './lib/seed.js';
 
@@ -139,11 +139,18 @@ async function main(): Promise<void> {
     const baseRecipe: Recipe = { method: 'GET', path: `/baseline/keys/${world.readKeyId}`, headers: {}, expect: 200 };
 
     // ---- interleaved runs ------------------------------------------------------------------
-    const measure = async (o: string, r: Recipe): Promise<Measured> => {
+    // Each measured run also records the CPU its server process and Postgres used, per request:
+    // where a scenario's cost goes, against the baseline's.
+    const measure = async (o: string, r: Recipe, pid: number): Promise<Measured & CpuPerRequest> => {
       if (WARMUP > 0) await drive(o, r, WARMUP);
-      return drive(o, r, SECONDS);
+      const server0 = cpuSecondsOf(pid);
+      const db0 = postgresCpuSeconds();
+      const m = await drive(o, r, SECONDS);
+      const perRequest = (s: number) => (m.requests > 0 ? (s * 1e6) / m.requests : 0);
+      const serverSeconds = cpuSecondsOf(pid) - server0;
+      return { ...m, serverCpu: serverSeconds / SECONDS, serverUsPerRequest: perRequest(serverSeconds), dbUsPerRequest: perRequest(postgresCpuSeconds() - db0) };
     };
-    const baselineRuns: Measured[] = [await measure(bOrigin, baseRecipe)];
+    const baselineRuns = [await measure(bOrigin, baseRecipe, baseline.pid)];
     log(`baseline: ${baselineRuns[0]!.rps.toFixed(0)} req/s`);
     const results: ScenarioResult[] = [];
     for (const s of all) {
@@ -154,18 +161,18 @@ async function main(): Promise<void> {
         log(`${s.id}: not available (404)`);
         continue;
       }
-      if (WARMUP > 0) await drive(o, s.recipe, WARMUP);
-      const cpuStart = cpuSecondsOf(server.pid);
-      const m = await drive(o, s.recipe, SECONDS);
-      const serverCpu = (cpuSecondsOf(server.pid) - cpuStart) / SECONDS;
+      const m = await measure(o, s.recipe, server.pid);
       const before = baselineRuns[baselineRuns.length - 1]!;
-      const after = await measure(bOrigin, baseRecipe);
+      const after = await measure(bOrigin, baseRecipe, baseline.pid);
       baselineRuns.push(after);
       const baselineRps = (before.rps + after.rps) / 2;
-      results.push({ id: s.id, label: s.label, group: s.group, available: true, ...m, baselineRps, ratio: m.rps / baselineRps, target: s.target, serverCpu });
+      results.push({ id: s.id, label: s.label, group: s.group, available: true, ...m, baselineRps, ratio: m.rps / baselineRps, target: s.target });
       // A 5xx is a bug, not a number: show what the server logged about it.
       if (Object.keys(m.statusCounts).some((code) => code.startsWith('5'))) log(`${s.id} answered 5xx; server log tail:\n${server.output().slice(-3000)}`);
-      log(`${s.id}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}, ratio ${(m.rps / baselineRps).toFixed(2)} (baseline ${baselineRps.toFixed(0)})`);
+      log(
+        `${s.id}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}, ratio ${(m.rps / baselineRps).toFixed(2)} (baseline ${baselineRps.toFixed(0)}); ` +
+          `CPU µs/request keyplane ${m.serverUsPerRequest.toFixed(0)}, Postgres ${m.dbUsPerRequest.toFixed(0)} (baseline ${after.serverUsPerRequest.toFixed(0)} + ${after.dbUsPerRequest.toFixed(0)})`,
+      );
     }
     const serverMem = memoryOf(server.pid);
     const baselineMem = memoryOf(baseline.pid);
@@ -187,7 +194,7 @@ async function main(): Promise<void> {
         loadAverageAfter: os.loadavg(),
         seed: { smallKeys: SMALL_KEYS, scaleKeys: scale ? SCALE_KEYS : 0, scaleEvents: scale ? SCALE_EVENTS : 0, seedSeconds },
       },
-      baselineRuns: baselineRuns.map(({ rps, p50, p99, errors }) => ({ rps, p50, p99, errors })),
+      baselineRuns: baselineRuns.map(({ rps, p50, p99, errors, serverCpu, serverUsPerRequest, dbUsPerRequest }) => ({ rps, p50, p99, errors, serverCpu, serverUsPerRequest, dbUsPerRequest })),
       scenarios: results,
       server: { peakRssMb: serverMem.peakMb, baselinePeakRssMb: baselineMem.peakMb },
       embedded,

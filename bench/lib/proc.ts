@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 
 /*
@@ -92,9 +92,30 @@ export function memoryOf(pid: number): { peakMb: number; rssMb: number } {
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 export function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return ticksOf(readFileSync(`/proc/${pid}/stat`, 'utf8')) / 100; // USER_HZ is 100 on Linux.
+}
+
+function ticksOf(stat: string): number {
   // Fields after the parenthesised command name; utime and stime are the 14th and 15th overall.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
-  return ticks / 100; // USER_HZ is 100 on Linux.
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+/**
+ * CPU seconds used so far by every process named `postgres` (the postmaster and its backends, the
+ * WAL writer, the checkpointer): over a run, the database's share of the machine. Backends that
+ * exit during the run take their ticks with them; the bench's pools keep theirs open.
+ */
+export function postgresCpuSeconds(): number {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'postgres') ticks += ticksOf(stat);
+    } catch {
+      // The process ended between the listing and the read.
+    }
+  }
+  return ticks / 100;
 }

@@ -19,10 +19,21 @@ export interface ScenarioResult {
   baselineRps?: number;
   ratio?: number;
   target: number | null;
-  /** keyplane's CPU use during the measured run, in cores (1.0 = one core busy). */
-  serverCpu?: number;
   /** The load generator's CPU during the run, in cores. */
   loadGenCpu?: number;
+  serverCpu?: number;
+  serverUsPerRequest?: number;
+  dbUsPerRequest?: number;
+}
+
+/** Where a run's CPU went: its server process, and every Postgres process. */
+export interface CpuPerRequest {
+  /** The server process's CPU during the measured run, in cores (1.0 = one core busy). */
+  serverCpu: number;
+  /** The server process's CPU per request, µs. */
+  serverUsPerRequest: number;
+  /** Postgres' CPU (all its processes) per request, µs. */
+  dbUsPerRequest: number;
 }
 
 export interface EmbeddedResult {
@@ -45,7 +56,7 @@ export interface Results {
     loadAverageAfter: number[];
     seed: { smallKeys: number; scaleKeys: number; scaleEvents: number; seedSeconds: number };
   };
-  baselineRuns: { rps: number; p50: number; p99: number; errors: number }[];
+  baselineRuns: ({ rps: number; p50: number; p99: number; errors: number } & Partial<CpuPerRequest>)[];
   scenarios: ScenarioResult[];
   server: { peakRssMb: number; baselinePeakRssMb: number };
   embedded?: EmbeddedResult;
@@ -70,16 +81,25 @@ export function markdown(r: Results): string {
       `load average ${r.meta.loadAverageBefore.map((l) => l.toFixed(1)).join(' / ')} before, ` +
       `${r.meta.loadAverageAfter.map((l) => l.toFixed(1)).join(' / ')} after${r.meta.smoke ? ' — **smoke run, numbers meaningless**' : ''}.`,
     '',
-    '| scenario | req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | target | keyplane CPU | autocannon CPU |',
-    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|',
+    '| scenario | req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | target | keyplane CPU | keyplane µs/req | Postgres µs/req | autocannon CPU |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|',
   ];
   for (const s of r.scenarios) {
     if (!s.available) {
-      lines.push(`| ${s.label} | not available | | | | | | ${s.note ?? ''} | | |`);
+      lines.push(`| ${s.label} | not available | | | | | | ${s.note ?? ''} | | | | |`);
       continue;
     }
     lines.push(
-      `| ${s.label} | ${f0(s.rps)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f0(s.errors)} | ${f0(s.baselineRps)} | **${f2(s.ratio)}** | ${verdict(s)} | ${f2(s.serverCpu)} | ${f2(s.loadGenCpu)} |`,
+      `| ${s.label} | ${f0(s.rps)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f0(s.errors)} | ${f0(s.baselineRps)} | **${f2(s.ratio)}** | ${verdict(s)} | ${f2(s.serverCpu)} | ${f0(s.serverUsPerRequest)} | ${f0(s.dbUsPerRequest)} | ${f2(s.loadGenCpu)} |`,
+    );
+  }
+  const base = r.baselineRuns.filter((b) => b.serverUsPerRequest !== undefined);
+  if (base.length) {
+    const mean = (f: (b: (typeof base)[number]) => number) => base.reduce((a, b) => a + f(b), 0) / base.length;
+    lines.push(
+      '',
+      `The baseline (mean of its ${base.length} runs): ${f0(mean((b) => b.rps))} req/s, ${f2(mean((b) => b.serverCpu!))} cores, ` +
+        `CPU per request ${f0(mean((b) => b.serverUsPerRequest!))} µs in its process + ${f0(mean((b) => b.dbUsPerRequest!))} µs in Postgres.`,
     );
   }
   const scale = r.scenarios.filter((s) => s.group === 'scale' && s.available);
