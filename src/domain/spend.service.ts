@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { asyncCommitCte, flushWal } from '../db/durability.js';
+import { asyncCommitCte, flushWalShared } from '../db/durability.js';
 import { queryRows, queryRowsPrepared } from '../db/raw.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { newId } from './credentials.js';
@@ -97,13 +97,13 @@ export async function debit(db: Db, key: ApiKeyRow, requestId: string, cost: num
         ]);
       }
       // The prior debit may still be awaiting its flush in another request: answer once it is durable.
-      await flushWal(db);
+      await flushWalShared(db);
       return { kind: 'replayed', row: key };
     }
     if (Number(r.inserted) === 1) {
       // The statement committed asynchronously, releasing the key's row lock before its WAL flush;
-      // answer only once the debit is durable (see db/durability.ts). Concurrent debits share fsyncs.
-      await flushWal(db);
+      // answer only once the debit is durable (see db/durability.ts). Concurrent debits share one flush.
+      await flushWalShared(db);
       return {
         kind: 'debited',
         row: {

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { withLastCharChanged } from '../support/tokens.js';
 
 /*
  * Hostile request parts for the fuzzer: every generator yields something a client could put on the
@@ -108,7 +109,7 @@ export const headerValue = fc.oneof(
 
 /** The Authorization header: valid tokens of each tier, near misses, junk, or none. */
 export function authorization(valid: { service: string; api: string; operator: string }, own: string | undefined) {
-  const flip = (t: string) => t.slice(0, -1) + (t.endsWith('A') ? 'B' : 'A');
+  const flip = withLastCharChanged;
   return fc.oneof(
     // Mostly the route's own credential, so most requests get past auth to the body and the params.
     { weight: own ? 10 : 0, arbitrary: fc.constantFrom(`Bearer ${own}`, `bearer    ${own}`) },

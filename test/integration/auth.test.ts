@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/domain/credentials.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { withLastCharChanged } from '../support/tokens.js';
 
 let t: TestApp;
 let tenant: Tenant;
@@ -29,7 +30,7 @@ describe('authentication on /v1/keys (spec §2)', () => {
 
   it('every bad credential → 401 invalid_api_key with one and the same message', async () => {
     const svc = tenant.serviceKey;
-    const wrongChecksum = svc.slice(0, -1) + (svc.endsWith('A') ? 'B' : 'A');
+    const wrongChecksum = withLastCharChanged(svc);
     const cases = {
       'portal API key (wrong tier)': tenant.apiKey,
       mangled: `${svc.slice(0, 20)}zz${svc.slice(22)}`,

@@ -7,6 +7,7 @@ import { mintAgent, type Agent } from '../support/agents.js';
 import { mintChild, revokeChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, addServiceKey, call, createTenant, createTestApp, errorCode, type CallResult, type Tenant, type TestApp } from '../support/harness.js';
 import { ROUTES, unlimitedRateLimits, type RouteSpec } from '../support/routes.js';
+import { withLastCharChanged } from '../support/tokens.js';
 
 /*
  * The security matrix (issue 8, point 4): every authenticated route × every way a caller can be
@@ -111,7 +112,7 @@ beforeAll(async () => {
 
 afterAll(() => t?.close());
 
-const flip = (token: string) => token.slice(0, -1) + (token.endsWith('A') ? 'B' : 'A');
+const flip = withLastCharChanged;
 
 interface Built {
   app: FastifyInstance;

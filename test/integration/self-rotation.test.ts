@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/raw.js';
 import { mintAgent } from '../support/agents.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { withLastCharChanged } from '../support/tokens.js';
 
 let t: TestApp;
 let tenant: Tenant;
@@ -133,7 +134,7 @@ describe('POST /v1/agents/self/rotate-key (spec §7)', () => {
     const wrong = await rotate(agent.apiKey, { rotationSecret: `rs_${'x'.repeat(43)}` });
     expect(wrong.status).toBe(401);
     expect(wrong.body.error).toMatchObject({ code: 'invalid_api_key', message: INVALID });
-    for (const token of [tenant.serviceKey, 'garbage', `${agent.apiKey.slice(0, -1)}0`]) {
+    for (const token of [tenant.serviceKey, 'garbage', withLastCharChanged(agent.apiKey)]) {
       const res = await rotate(token, { rotationSecret: agent.rotationSecret });
       expect(res.status).toBe(401);
       expect(res.body.error).toMatchObject({ code: 'invalid_api_key', message: INVALID });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { runCli } from '../../src/cli.js';
 import { recordSecrets } from '../support/harness.js';
+import { withLastCharChanged } from '../support/tokens.js';
 
 /*
  * `keyplane verify`: most cases run the CLI in-process through runCli (the same entry point the
@@ -77,7 +78,7 @@ describe('keyplane verify', () => {
     expect(again.code).toBe(0);
     expect(again.stdout).toContain('debited 25 cents (already debited: not again)');
 
-    const mangled = await cli(['verify', `${key.slice(0, -1)}x`, '--verb', 'read', '--json']);
+    const mangled = await cli(['verify', withLastCharChanged(key), '--verb', 'read', '--json']);
     expect(mangled.code).toBe(1);
     expect(JSON.parse(mangled.stdout)).toEqual({
       valid: false,

@@ -3,6 +3,7 @@ import { base62Checksum } from '../../src/domain/credentials.js';
 import { TIER_VERBS, VERBS } from '../../src/domain/verify.service.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { withLastCharChanged } from '../support/tokens.js';
 
 let t: TestApp;
 let tenant: Tenant;
@@ -152,7 +153,7 @@ describe('POST /internal/v1/verify', () => {
   it('unknown, malformed, bad-checksum and service keys are all the same invalid_api_key', async () => {
     const k = await mintChild(t, tenant);
     const body = k.plaintext.slice(0, -6);
-    const flipped = body.slice(0, -1) + (body.endsWith('A') ? 'B' : 'A');
+    const flipped = withLastCharChanged(body);
     const unknown = flipped + base62Checksum(flipped);
     const badChecksum = body + (k.plaintext.endsWith('000000') ? '111111' : '000000');
     for (const key of [unknown, badChecksum, k.plaintext.slice(0, -1), '', 'not a key', tenant.serviceKey, `${k.plaintext} `]) {
