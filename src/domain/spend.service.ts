@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { asyncCommitCte, flushWalShared } from '../db/durability.js';
+import { flushWalShared } from '../db/durability.js';
 import { queryRows, queryRowsPrepared } from '../db/raw.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { newId } from './credentials.js';
@@ -10,12 +10,11 @@ import { cycleStartFor, SPEND_CYCLE_MS } from './key-view.js';
 /*
  * Monthly spend for data-plane debits (issue 9).
  *
- * A debit is ONE SQL statement, so it is atomic without an explicit transaction (no BEGIN/COMMIT
- * round trips): the UPDATE of the key row takes the row lock, and under READ COMMITTED Postgres
- * re-evaluates its WHERE clause (revoked_at, the cap check) against the latest committed version of
- * the row after waiting for that lock. So of N concurrent debits, each sees the spend the previous
- * one committed, and the cap can never be overrun. The ledger row is inserted by the same statement,
- * from the UPDATE's RETURNING, so spend and ledger commit together or not at all.
+ * Debits are applied by ONE SQL statement per batch (keyplane_debit_batch, migration 0003), so they
+ * are atomic without an explicit transaction (no BEGIN/COMMIT round trips): the function takes the
+ * key row with FOR UPDATE, so it sees the latest committed spend, revocation and cap, and decides
+ * each debit in order against the spend left by the ones before it, so the cap can never be
+ * overrun. Ledger rows and spend are written by the same statement and commit together or not at all.
  *
  * The ledger is keyed by (api_key_id, request_id), but spend follows the agent across rotations
  * (rotateKeyTx copies monthly_spend_cents and spend_cycle_start to the successor). So:
@@ -43,139 +42,149 @@ export type DebitOutcome =
   | { kind: 'cap_exceeded'; row: ApiKeyRow; spent: number; cap: number; cycleResetAt: Date }
   | { kind: 'revoked' };
 
-interface DebitRow {
-  prior_cost: number | string | null;
-  inserted: number | string;
-  monthly_spend_cents: number | string | null;
-  spend_cycle_start: Date | string | null;
-  last_used_at: Date | string | null;
-  snap_revoked_at: Date | string | null;
-  snap_spent: number | string;
-  snap_spend_stored: number | string;
-  snap_cap: number | string | null;
-  snap_cycle_start: Date | string | null;
+/** One row of keyplane_debit_batch (migration 0003): an item's outcome and what it saw. */
+interface BatchRow {
+  o_ord: number;
+  o_outcome: 'replayed' | 'revoked' | 'cap_exceeded' | 'debited';
+  o_prior_cost: number | null;
+  o_spent: number | string | null;
+  o_cap: number | null;
+  o_spend_stored: number | string | null;
+  o_cycle_start: Date | string | null;
+  o_monthly_spend_cents: number | string | null;
+  o_spend_cycle_start: Date | string | null;
+  o_last_used_at: Date | string | null;
 }
 
 const toDate = (v: Date | string | null): Date | null => (v === null ? null : v instanceof Date ? v : new Date(v));
 const isoParam = (d: Date) => d.toISOString();
 
-/** How many times a debit is re-tried after losing a race (a unique violation, a cap raised meanwhile). */
-const DEBIT_ATTEMPTS = 3;
-
-function isUniqueViolation(err: unknown): boolean {
-  for (let e = err as { code?: string; cause?: unknown } | undefined, i = 0; e && i < 4; e = e.cause as typeof e, i++) {
-    if (e.code === '23505') return true;
-  }
-  return false;
+/** A debit waiting for its key's next batch. */
+interface PendingDebit {
+  key: ApiKeyRow;
+  requestId: string;
+  cost: number;
+  now: Date;
+  resolve: (outcome: DebitOutcome) => void;
+  reject: (err: unknown) => void;
 }
+
+interface KeyQueue {
+  running: boolean;
+  waiting: PendingDebit[];
+}
+
+/** The most debits one statement applies; more wait for the next. */
+const MAX_BATCH = 200;
+const queuesByDb = new WeakMap<Db, Map<string, KeyQueue>>();
 
 /**
  * Checks the cap and debits cost cents from the key's current cycle in one atomic step, recording
  * the debit in the ledger under requestId. A request_id already in the chain's ledger debits nothing
  * and answers 'replayed' (a different cost for the same request_id is a caller bug: 409).
+ *
+ * Group commit, as the event linker does for events: the debits of one key are applied by one
+ * statement at a time per instance (keyplane_debit_batch, migration 0003), which takes the key's
+ * row lock once and decides every waiting debit in arrival order, exactly as it would have been
+ * decided alone. Debits arriving meanwhile wait for the next statement. Before, every debit of a
+ * hot key was a statement of its own queueing on that row lock, plus a flush. Across instances the
+ * row lock still orders the batches.
  */
-export async function debit(db: Db, key: ApiKeyRow, requestId: string, cost: number, now: Date): Promise<DebitOutcome> {
-  const cycle = cycleStartFor(key.cycleAnchor, now);
-  const cycleResetAt = new Date(cycle.getTime() + SPEND_CYCLE_MS);
-  for (let attempt = 1; ; attempt++) {
-    let r: DebitRow;
-    try {
-      // A named prepared statement in server mode: the recursive CTE is planned once per connection.
-      const rows = await queryRowsPrepared<DebitRow>(db, debitStatement(key, requestId, cost, cycle, now));
-      if (!rows[0]) return { kind: 'revoked' }; // rows are never deleted; defensive
-      r = rows[0];
-    } catch (err) {
-      // A concurrent debit with the same (key, request_id) committed after our snapshot: retry,
-      // and the fresh snapshot finds it as the prior debit.
-      if (isUniqueViolation(err) && attempt < DEBIT_ATTEMPTS) continue;
-      throw err;
-    }
-    if (r.prior_cost !== null) {
-      if (Number(r.prior_cost) !== cost) {
-        throw new DomainError('idempotency_key_reused', 'This request_id was already debited with a different cost_cents.', [
-          { field: 'request_id', message: 'already used with a different cost_cents' },
-        ]);
+export function debit(db: Db, key: ApiKeyRow, requestId: string, cost: number, now: Date): Promise<DebitOutcome> {
+  let byKey = queuesByDb.get(db);
+  if (!byKey) {
+    byKey = new Map();
+    queuesByDb.set(db, byKey);
+  }
+  let queue = byKey.get(key.id);
+  if (!queue) {
+    queue = { running: false, waiting: [] };
+    byKey.set(key.id, queue);
+  }
+  const q = queue;
+  const done = new Promise<DebitOutcome>((resolve, reject) => q.waiting.push({ key, requestId, cost, now, resolve, reject }));
+  if (!q.running) void drain(db, byKey, key.id, q);
+  return done;
+}
+
+async function drain(db: Db, byKey: Map<string, KeyQueue>, keyId: string, q: KeyQueue): Promise<void> {
+  q.running = true;
+  try {
+    while (q.waiting.length > 0) {
+      const batch = q.waiting.splice(0, MAX_BATCH);
+      let outcomes: (DebitOutcome | Error)[];
+      try {
+        outcomes = await applyBatch(db, batch);
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+        continue;
       }
-      // The prior debit may still be awaiting its flush in another request: answer once it is durable.
-      await flushWalShared(db);
-      return { kind: 'replayed', row: key };
+      // The statement committed asynchronously, releasing the row lock: the next batch may start
+      // now, while this one waits for its flush. Nothing is answered before it is durable.
+      flushWalShared(db).then(
+        () => batch.forEach((p, i) => (outcomes[i] instanceof Error ? p.reject(outcomes[i]) : p.resolve(outcomes[i] as DebitOutcome))),
+        (err: unknown) => batch.forEach((p) => p.reject(err)),
+      );
     }
-    if (Number(r.inserted) === 1) {
-      // The statement committed asynchronously, releasing the key's row lock before its WAL flush;
-      // answer only once the debit is durable (see db/durability.ts). Concurrent debits share one flush.
-      await flushWalShared(db);
-      return {
-        kind: 'debited',
-        row: {
-          ...key,
-          monthlySpendCents: Number(r.monthly_spend_cents),
-          spendCycleStart: toDate(r.spend_cycle_start),
-          lastUsedAt: toDate(r.last_used_at),
-        },
-      };
-    }
-    // Nothing debited. The statement's snapshot says why, consistently: spend and ledger commit
-    // together, so a snapshot that shows the spend also shows any prior debit of this request.
-    if (r.snap_revoked_at !== null) return { kind: 'revoked' };
-    const spent = Number(r.snap_spent);
-    const cap = r.snap_cap === null ? null : Number(r.snap_cap);
-    if (cap !== null && spent + cost > cap) {
-      const row: ApiKeyRow = { ...key, monthlyCapCents: cap, monthlySpendCents: Number(r.snap_spend_stored), spendCycleStart: toDate(r.snap_cycle_start) };
-      return { kind: 'cap_exceeded', row, spent, cap, cycleResetAt };
-    }
-    // The snapshot says it fits, yet the UPDATE (which re-reads the row after waiting for its lock)
-    // refused: another debit, revocation or PATCH committed meanwhile. Look again with a fresh
-    // snapshot. Losing that race three times running means the row is churning: retry shortly.
-    if (attempt >= DEBIT_ATTEMPTS) throw new DomainError('service_unavailable', undefined, [], { 'retry-after': '1' });
+  } finally {
+    q.running = false;
+    if (q.waiting.length === 0) byKey.delete(keyId);
+    else void drain(db, byKey, keyId, q);
   }
 }
 
-/*
- * spend_cycle_start >= $cycle keeps the stored spend when the row's cycle is current (or, with an
- * instance whose clock runs slightly behind, newer); anything older is a past cycle and counts 0.
- * GREATEST never moves the stored cycle backwards. GREATEST(NULL, x) = x in Postgres.
- */
-function debitStatement(key: ApiKeyRow, requestId: string, cost: number, cycle: Date, now: Date) {
-  const c = isoParam(cycle);
-  const n = isoParam(now);
-  const staleBefore = isoParam(new Date(now.getTime() - LAST_USED_RESOLUTION_MS));
-  const spendInCycle = sql`(CASE WHEN spend_cycle_start >= ${c}::timestamptz THEN monthly_spend_cents ELSE 0 END)`;
-  return sql`
-    WITH RECURSIVE chain(id, rotated_from) AS (
-      SELECT id, rotated_from FROM api_keys WHERE id = ${key.id}::uuid AND account_id = ${key.accountId}::uuid
-      UNION ALL
-      SELECT a.id, a.rotated_from FROM api_keys a JOIN chain ON a.id = chain.rotated_from
-    ),
-    prior AS (
-      SELECT l.cost_cents FROM spend_ledger l
-      WHERE l.request_id = ${requestId}::text AND l.api_key_id IN (SELECT id FROM chain)
-      LIMIT 1
-    ),
-    upd AS (
-      UPDATE api_keys SET
-        monthly_spend_cents = ${spendInCycle} + ${cost}::int,
-        spend_cycle_start = GREATEST(spend_cycle_start, ${c}::timestamptz),
-        last_used_at = CASE WHEN last_used_at IS NULL OR last_used_at < ${staleBefore}::timestamptz
-                            THEN ${n}::timestamptz ELSE last_used_at END
-      WHERE id = ${key.id}::uuid AND account_id = ${key.accountId}::uuid AND revoked_at IS NULL
-        AND NOT EXISTS (SELECT 1 FROM prior)
-        AND (monthly_cap_cents IS NULL OR ${spendInCycle} + ${cost}::int <= monthly_cap_cents)
-      RETURNING id, account_id, monthly_spend_cents, spend_cycle_start, last_used_at
-    ),
-    ins AS (
-      INSERT INTO spend_ledger (id, account_id, api_key_id, request_id, cost_cents, cycle_start, created_at)
-      SELECT ${newId()}::uuid, account_id, id, ${requestId}::text, ${cost}::int, spend_cycle_start, ${n}::timestamptz FROM upd
-      RETURNING id
-    ),
-    ${asyncCommitCte}
-    SELECT (SELECT cost_cents FROM prior) AS prior_cost,
-           (SELECT count(*) FROM ins)::int AS inserted,
-           upd.monthly_spend_cents, upd.spend_cycle_start, upd.last_used_at,
-           snap.revoked_at AS snap_revoked_at, (CASE WHEN snap.spend_cycle_start >= ${c}::timestamptz THEN snap.monthly_spend_cents ELSE 0 END) AS snap_spent,
-           snap.monthly_spend_cents AS snap_spend_stored, snap.monthly_cap_cents AS snap_cap,
-           snap.spend_cycle_start AS snap_cycle_start
-    FROM api_keys AS snap CROSS JOIN async_commit LEFT JOIN upd ON true
-    WHERE snap.id = ${key.id}::uuid AND snap.account_id = ${key.accountId}::uuid`;
+async function applyBatch(db: Db, batch: PendingDebit[]): Promise<(DebitOutcome | Error)[]> {
+  const key = batch[0]!.key;
+  const items = batch.map((p, ord) => ({
+    ord,
+    id: newId(),
+    request_id: p.requestId,
+    cost: p.cost,
+    cycle: isoParam(cycleStartFor(p.key.cycleAnchor, p.now)),
+    at: isoParam(p.now),
+    stale_before: isoParam(new Date(p.now.getTime() - LAST_USED_RESOLUTION_MS)),
+  }));
+  const rows = await queryRowsPrepared<BatchRow>(
+    db,
+    sql`select * from keyplane_debit_batch(${key.id}::uuid, ${key.accountId}::uuid, ${JSON.stringify(items)}::jsonb)`,
+  );
+  const byOrd = new Map(rows.map((r) => [Number(r.o_ord), r]));
+  return batch.map((p, ord) => {
+    const r = byOrd.get(ord);
+    // No row: the key row is gone (rows are never deleted; defensive).
+    if (!r) return { kind: 'revoked' };
+    return outcomeOf(p, r);
+  });
+}
+
+function outcomeOf(p: PendingDebit, r: BatchRow): DebitOutcome | Error {
+  switch (r.o_outcome) {
+    case 'replayed':
+      if (Number(r.o_prior_cost) !== p.cost) {
+        return new DomainError('idempotency_key_reused', 'This request_id was already debited with a different cost_cents.', [
+          { field: 'request_id', message: 'already used with a different cost_cents' },
+        ]);
+      }
+      return { kind: 'replayed', row: p.key };
+    case 'revoked':
+      return { kind: 'revoked' };
+    case 'cap_exceeded': {
+      const cap = Number(r.o_cap);
+      const cycle = cycleStartFor(p.key.cycleAnchor, p.now);
+      const row: ApiKeyRow = { ...p.key, monthlyCapCents: cap, monthlySpendCents: Number(r.o_spend_stored), spendCycleStart: toDate(r.o_cycle_start) };
+      return { kind: 'cap_exceeded', row, spent: Number(r.o_spent), cap, cycleResetAt: new Date(cycle.getTime() + SPEND_CYCLE_MS) };
+    }
+    case 'debited':
+      return {
+        kind: 'debited',
+        row: {
+          ...p.key,
+          monthlySpendCents: Number(r.o_monthly_spend_cents),
+          spendCycleStart: toDate(r.o_spend_cycle_start),
+          lastUsedAt: toDate(r.o_last_used_at),
+        },
+      };
+  }
 }
 
 /**

@@ -114,6 +114,20 @@ describe('monthly caps and exact spend', () => {
     expect(await ledgerOfKey(t, k.id)).toEqual({ total: 20, rows: 2 });
   });
 
+  it('in one burst, a request_id sent with two costs debits once; the other cost is refused 409', async () => {
+    const k = await mintChild(t, tenant);
+    const res = await Promise.all([10, 20, 10, 20, 10, 20].map((c) => verify({ key: k.plaintext, verb: 'call', cost_cents: c, request_id: 'dup-1' })));
+    const fresh = res.filter((r) => r.status === 200 && r.body.debit.replayed === false);
+    expect(fresh).toHaveLength(1);
+    const cost = fresh[0]!.body.debit.cost_cents as number;
+    for (const r of res) {
+      if (r.status === 200) expect(r.body.debit.cost_cents).toBe(cost);
+      else expect(errorCode(r)).toBe('idempotency_key_reused');
+    }
+    expect(res.filter((r) => r.status === 200)).toHaveLength(3);
+    await expectSpendMatchesLedger(t, k.id, cost);
+  });
+
   it('request ids are per agent: another key may use the same request_id', async () => {
     const a = await mintChild(t, tenant);
     const b = await mintChild(t, tenant);

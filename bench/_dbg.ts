@@ -1,0 +1,15 @@
+import { randomUUID } from 'node:crypto';
+import { openDatabase } from '../src/db/client.js';
+import { apiKeys } from '../src/db/schema.js';
+import { debit } from '../src/domain/spend.service.js';
+import { eq } from 'drizzle-orm';
+import { prepared } from '../src/db/prepared.js';
+import { readFileSync, readdirSync } from 'node:fs';
+const pgCpu = () => { let t = 0; for (const e of readdirSync('/proc')) { if (!/^\d+$/.test(e)) continue; try { const s = readFileSync(`/proc/${e}/stat`, 'utf8'); if (s.includes('(postgres)')) { const f = s.slice(s.lastIndexOf(')') + 2).split(' '); t += Number(f[11]) + Number(f[12]); } } catch {} } return t / 100; };
+const database = await openDatabase({ databaseUrl: `postgres://postgres@127.0.0.1:5432/${process.env.DB}`, poolMax: 10 });
+const [key] = await database.db.select().from(apiKeys).where(eq(apiKeys.id, process.env.K!));
+let n = 0; const t0 = performance.now(); const c0 = pgCpu(); const n0 = process.cpuUsage();
+await Promise.all(Array.from({ length: 50 }, async () => { while (performance.now() - t0 < 5000) { if (process.env.LOOKUP) await prepared(database.db).apiKeyByHash.execute({ hash: key!.tokenHash }); await debit(database.db, key!, randomUUID(), 1, new Date()); n++; } }));
+const w = (performance.now() - t0) / 1000; const nc = process.cpuUsage(n0);
+console.log(`${Math.round(n / w)} debits/s, pg cpu us/debit ${Math.round((pgCpu() - c0) * 1e6 / n)}, node cpu us/debit ${Math.round((nc.user + nc.system) / n)}`);
+await database.close();
