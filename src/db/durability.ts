@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from './client.js';
+import { CoalescedRun } from './coalesced-run.js';
 
 /*
  * Commit now, flush after the lock is gone, and share the flush.
@@ -15,9 +16,9 @@ import type { Db } from './client.js';
  * as the commit record is in the WAL buffers; then someone waits for durability with flushWal()
  * before anything is answered: a tiny synchronous commit whose flush covers every earlier commit
  * record (WAL is flushed in order). For events that is the end of the linking round the request
- * waits for (domain/event-linker.ts), shared by every request of the round; for a debit, the debit's
- * own flush. Nothing is disclosed before its record is on disk; a crash before the flush loses the
- * change, the event and the response together. Concurrent flushes share fsyncs (group commit).
+ * waits for (domain/event-linker.ts), shared by every request of the round; for debits, their
+ * batch's flush, shared with concurrent batches (flushWalShared). Nothing is disclosed before its
+ * record is on disk; a crash before the flush loses the change, the event and the response together. Concurrent flushes share fsyncs (group commit).
  * One visible difference: for those few milliseconds another session can already read the change.
  */
 
@@ -32,42 +33,15 @@ export async function flushWal(db: Db): Promise<void> {
   await db.execute(sql`select txid_current()`);
 }
 
-interface FlushState {
-  running: Promise<void> | null;
-  queued: Promise<void> | null;
-}
-const flushStates = new WeakMap<Db, FlushState>();
+const flushes = new WeakMap<Db, CoalescedRun>();
 
 /**
- * flushWal for many concurrent callers (the debits of a hot key): one flush in flight per database
- * handle, and at most one queued behind it, which every caller arriving meanwhile shares. A caller
- * may join only a flush that starts after its own commit: the running one may have started before
- * it, so late callers share the queued one, which starts when the running one ends. So N concurrent
- * debits cost N statements plus a few flushes, instead of 2N statements.
+ * flushWal for many concurrent callers (the debit batches of hot keys): one flush in flight per
+ * database handle and one queued, shared by every caller arriving meanwhile (CoalescedRun: a caller
+ * only joins a flush that starts after its call, so its own commit is covered).
  */
 export function flushWalShared(db: Db): Promise<void> {
-  let state = flushStates.get(db);
-  if (!state) {
-    state = { running: null, queued: null };
-    flushStates.set(db, state);
-  }
-  const s = state;
-  const start = (): Promise<void> => {
-    const flush = flushWal(db).finally(() => {
-      if (s.running === flush) s.running = null;
-    });
-    s.running = flush;
-    return flush;
-  };
-  if (!s.running) return start();
-  if (!s.queued) {
-    const queued = s.running
-      .catch(() => {})
-      .then(() => {
-        s.queued = null;
-        return start();
-      });
-    s.queued = queued;
-  }
-  return s.queued;
+  let flush = flushes.get(db);
+  if (!flush) flushes.set(db, (flush = new CoalescedRun(() => flushWal(db))));
+  return flush.request();
 }

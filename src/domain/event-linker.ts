@@ -1,5 +1,6 @@
 import { and, asc, eq, isNull, sql } from 'drizzle-orm';
 import { linkerDb, type Db, type Tx } from '../db/client.js';
+import { CoalescedRun } from '../db/coalesced-run.js';
 import { flushWal } from '../db/durability.js';
 import { queryRows } from '../db/raw.js';
 import { complianceEvents } from '../db/schema.js';
@@ -128,42 +129,8 @@ async function linkRound(db: Db, accountId: string): Promise<void> {
   }
 }
 
-/** Per account, at most one round running and one queued; callers arriving meanwhile share the queued one. */
-class AccountRounds {
-  private running: Promise<void> | null = null;
-  private queued: Promise<void> | null = null;
-
-  constructor(private readonly round: () => Promise<void>) {}
-
-  get idle(): boolean {
-    return this.running === null && this.queued === null;
-  }
-
-  /** A round that starts after this call (so it sees the caller's committed events). */
-  request(): Promise<void> {
-    if (this.queued) return this.queued;
-    if (!this.running) return this.start();
-    const queued = this.running
-      .then(noop, noop)
-      .then(() => {
-        this.queued = null;
-        return this.start();
-      });
-    this.queued = queued;
-    return queued;
-  }
-
-  private start(): Promise<void> {
-    const running = this.round().finally(() => {
-      if (this.running === running) this.running = null;
-    });
-    this.running = running;
-    return running;
-  }
-}
-
-const noop = () => {};
-const rounds = new WeakMap<Db, Map<string, AccountRounds>>();
+/** Per account, at most one round running and one queued (CoalescedRun). */
+const rounds = new WeakMap<Db, Map<string, CoalescedRun>>();
 
 /**
  * Resolves when every event of the account committed before this call is linked (unless linking
@@ -175,7 +142,7 @@ export function linkEvents(db: Db, accountId: string): Promise<void> {
   let account = perAccount.get(accountId);
   if (!account) {
     const connection = linkerDb(db);
-    const created = new AccountRounds(() => linkRound(connection, accountId));
+    const created = new CoalescedRun(() => linkRound(connection, accountId));
     perAccount.set(accountId, (account = created));
   }
   const done = account.request();

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { flushWalShared } from '../db/durability.js';
-import { queryRows, queryRowsPrepared } from '../db/raw.js';
+import { preparedQuery, queryRows } from '../db/raw.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { newId } from './credentials.js';
 import { DomainError } from './errors.js';
@@ -133,6 +133,10 @@ async function drain(db: Db, byKey: Map<string, KeyQueue>, keyId: string, q: Key
   }
 }
 
+const debitBatch = preparedQuery<BatchRow>(
+  sql`select * from keyplane_debit_batch(${sql.placeholder('keyId')}::uuid, ${sql.placeholder('accountId')}::uuid, ${sql.placeholder('items')}::jsonb)`,
+);
+
 async function applyBatch(db: Db, batch: PendingDebit[]): Promise<(DebitOutcome | Error)[]> {
   const key = batch[0]!.key;
   const items = batch.map((p, ord) => ({
@@ -144,10 +148,7 @@ async function applyBatch(db: Db, batch: PendingDebit[]): Promise<(DebitOutcome 
     at: isoParam(p.now),
     stale_before: isoParam(new Date(p.now.getTime() - LAST_USED_RESOLUTION_MS)),
   }));
-  const rows = await queryRowsPrepared<BatchRow>(
-    db,
-    sql`select * from keyplane_debit_batch(${key.id}::uuid, ${key.accountId}::uuid, ${JSON.stringify(items)}::jsonb)`,
-  );
+  const rows = await debitBatch(db, { keyId: key.id, accountId: key.accountId, items: JSON.stringify(items) });
   const byOrd = new Map(rows.map((r) => [Number(r.o_ord), r]));
   return batch.map((p, ord) => {
     const r = byOrd.get(ord);
