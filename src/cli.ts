@@ -8,8 +8,8 @@ import { accountIds, exportAccountEvents, verifyChains } from './domain/chain-ve
 import { countUnlinkedEvents, linkPendingEvents } from './domain/event-linker.js';
 import { eventWireFields } from './domain/events.js';
 import * as portal from './domain/portal.service.js';
-import type { VerifyResult } from './domain/verify.service.js';
 import { isUuid } from './domain/child-keys.service.js';
+import type { VerifyAnswer } from './http/verify.schemas.js';
 import { openConfiguredDatabase, serveForever } from './server.js';
 
 /*
@@ -55,7 +55,7 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8').trim();
 }
 
-function describeVerify(r: VerifyResult): string {
+function describeVerify(r: VerifyAnswer): string {
   const k = r.key;
   const spend = k ? `spend ${k.monthly_spend_cents}${k.monthly_cap_cents === null ? '' : `/${k.monthly_cap_cents}`} cents this cycle` : '';
   if (r.valid) {
@@ -250,7 +250,7 @@ export function buildCli(): Command {
     .option('--json', 'print JSON')
     .action(async (key: string, o: { verb: string; lineId?: string; costCents?: string; requestId?: string; json?: boolean }, cmd: Command) => {
       // Loaded here, not at the top: every other command starts without them.
-      const [{ verifyKey }, { verifyBody }] = await Promise.all([import('./domain/verify.service.js'), import('./http/verify.schemas.js')]);
+      const [{ verifyKey, verifyResultJson }, { verifyBody }] = await Promise.all([import('./domain/verify.service.js'), import('./http/verify.schemas.js')]);
       const parsed = verifyBody.safeParse({
         key: key === '-' ? await readStdin() : key,
         verb: o.verb,
@@ -266,7 +266,9 @@ export function buildCli(): Command {
       const result = await withDatabase((db) =>
         verifyKey(db.db, { key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id }, new Date()),
       );
-      print(!!o.json, result, describeVerify(result));
+      // The same JSON as POST /internal/v1/verify answers.
+      const answer = JSON.parse(verifyResultJson(result)) as VerifyAnswer;
+      print(!!o.json, answer, describeVerify(answer));
       if (!result.valid) throw new CliExit(1);
     });
 

@@ -47,8 +47,9 @@ export function toKeyObject(row: ApiKeyRow, now?: Date): KeyObject {
  * spend is currentSpend's rule: cycles of SPEND_CYCLE_MS from cycle_anchor, both instants taken at
  * millisecond precision as the JavaScript rule sees them; the stored spend counts only while its
  * cycle is the current one at `now`. test/integration/json-sql.test.ts checks both against each other.
+ * withAccountId appends the account_id field, as verify's key object carries it.
  */
-export function keyObjectJson(k: string, now: Date | Placeholder): SQL {
+export function keyObjectJson(k: string, now: Date | Placeholder, opts: { withAccountId?: boolean } = {}): SQL {
   const col = (c: string) => `${k}.${c}`;
   const at = now instanceof Date ? now.toISOString() : now;
   const anchor = sql.raw(`date_trunc('milliseconds', ${col('cycle_anchor')})`);
@@ -73,6 +74,7 @@ export function keyObjectJson(k: string, now: Date | Placeholder): SQL {
     || ',"last_used_at":' || ${raw(jsonIso(col('last_used_at')))}
     || ',"rotated_from":' || ${raw(jsonUuid(col('rotated_from')))}
     || ',"created_by_service_key_id":' || ${raw(jsonUuid(col('created_by_service_key_id')))}
+    ${raw(opts.withAccountId ? `|| ',"account_id":"' || ${col('account_id')}::text || '"'` : '')}
     || '}')`;
 }
 

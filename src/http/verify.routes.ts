@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Clock } from '../domain/clock.js';
-import { verifyKey } from '../domain/verify.service.js';
+import { verifyKey, verifyResultJson } from '../domain/verify.service.js';
+import { sendJson } from './prebuilt-json.js';
 import type { Db } from '../db/client.js';
 import { verifyBody, verifyResponses } from './verify.schemas.js';
 
@@ -19,12 +20,13 @@ export interface VerifyRoutesOptions {
  */
 export async function verifyRoutes(app: FastifyInstance, opts: VerifyRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.post('/verify', { schema: { body: verifyBody, response: verifyResponses } }, async (request) => {
+  r.post('/verify', { schema: { body: verifyBody, response: verifyResponses } }, async (request, reply) => {
     const b = request.body;
-    return verifyKey(
+    const result = await verifyKey(
       opts.db,
       { key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id },
       opts.clock.now(),
     );
+    return sendJson(reply, verifyResultJson(result));
   });
 }

@@ -45,4 +45,7 @@ export const verifyResultSchema = z
   })
   .meta({ id: 'VerifyResult' });
 
+/** An answer of POST /internal/v1/verify as the wire carries it. */
+export type VerifyAnswer = z.infer<typeof verifyResultSchema>;
+
 export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 413, 422, 503] as const) };

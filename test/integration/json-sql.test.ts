@@ -4,7 +4,7 @@ import { queryRows } from '../../src/db/raw.js';
 import { apiKeys, complianceEvents } from '../../src/db/schema.js';
 import { keyObjectJson, SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/key-view.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
-import { call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
 
 /*
  * The JSON that Postgres builds for the key list, GET /v1/keys/{id} and the audit feed
@@ -25,8 +25,8 @@ afterAll(() => t.close());
 const AWKWARD = 'q"uote\\back\nnew\r\t\b\f\u0001\u001f\u007f é ✓ 🔑 </script> \u2028';
 const DAY = 24 * 3600 * 1000;
 
-async function keyJson(id: string, now: Date): Promise<string> {
-  const [row] = await queryRows<{ j: string }>(t.database.db, sql`select ${keyObjectJson('k', now)} as j from api_keys k where k.id = ${id}`);
+async function keyJson(id: string, now: Date, withAccountId = false): Promise<string> {
+  const [row] = await queryRows<{ j: string }>(t.database.db, sql`select ${keyObjectJson('k', now, { withAccountId })} as j from api_keys k where k.id = ${id}`);
   return row!.j;
 }
 
@@ -75,6 +75,8 @@ describe('keyObjectJson (SQL) equals toKeyObject (JavaScript)', () => {
       for (const now of instants) {
         const expected = toKeyObject(row, now);
         expect(await keyJson(id, now), `${id} at ${now.toISOString()}`).toBe(JSON.stringify(expected));
+        // Verify's key object: the same, then account_id.
+        expect(await keyJson(id, now, true)).toBe(JSON.stringify({ ...expected, account_id: row.accountId }));
         if (expected.monthly_spend_cents > 0) nonZeroSpends++;
         else zeroSpends++;
       }
@@ -97,6 +99,25 @@ describe('keyObjectJson (SQL) equals toKeyObject (JavaScript)', () => {
     expect(list.status).toBe(200);
     expect(list.body.keys.find((x: { id: string }) => x.id === k.id)).toEqual(patched.body.key);
     expect(Object.keys(list.body)).toEqual(['keys', 'total']);
+  });
+
+  it('verify answers the same key object whether Postgres built it (no cost) or JavaScript did (debit)', async () => {
+    const line = crypto.randomUUID();
+    const k = await mintChild(t, tenant, { monthlyCapCents: 900, agentLabel: AWKWARD, lineId: line });
+    const verify = (body: unknown) => call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body });
+    // The test clock stands still: last_used_at, set by the debit, stays fresh, so no answer below writes it.
+    const debited = await verify({ key: k.plaintext, verb: 'call', line_id: line, cost_cents: 7, request_id: 'json-twin' });
+    expect(debited.body).toMatchObject({ valid: true, debit: { replayed: false } });
+    const plain = await verify({ key: k.plaintext, verb: 'call', line_id: line });
+    expect(plain.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(plain.body).toEqual({ valid: true, code: 'valid', key: debited.body.key });
+    expect(plain.body.key.monthly_spend_cents).toBe(7);
+    expect(plain.body.key.agent_label).toBe(AWKWARD);
+    // Refusals carry the key too: the cost path's (JavaScript) and the plain path's (Postgres) agree.
+    const refusedWithCost = await verify({ key: k.plaintext, verb: 'call', cost_cents: 1, request_id: 'json-twin-2' });
+    const refused = await verify({ key: k.plaintext, verb: 'call' });
+    expect(refused.body).toMatchObject({ valid: false, code: 'agent_scope_error', key: debited.body.key });
+    expect(refusedWithCost.body).toEqual(refused.body);
   });
 });
 

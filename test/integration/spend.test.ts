@@ -65,6 +65,51 @@ describe('monthly caps and exact spend', () => {
     expect(await ledgerOfKey(t, k.id)).toEqual({ total: 500, rows: 50 });
   });
 
+  it('debits of many keys at once (they share batch statements): each key keeps its own cap, order and replays', async () => {
+    // Five keys, 30 debits each, interleaved and all in flight together: the statements that apply
+    // them carry several keys each. Caps of 200: exactly 20 per key fit. Every fifth request repeats
+    // an earlier request_id of the same key (a retry): it must replay, never debit twice.
+    const keys = await Promise.all(Array.from({ length: 5 }, () => mintChild(t, tenant, { monthlyCapCents: 200 })));
+    const calls = Array.from({ length: 150 }, (_, i) => {
+      const k = i % 5;
+      const n = Math.floor(i / 5);
+      return { k, n, body: { key: keys[k]!.plaintext, verb: 'call', cost_cents: 10, request_id: `multi-${k}-${n % 5 === 4 ? n - 1 : n}` } };
+    });
+    const results = await Promise.all(calls.map((c) => verify(c.body)));
+    expect(results.every((r) => r.status === 200)).toBe(true);
+    for (let k = 0; k < 5; k++) {
+      const mine = results.filter((_, i) => calls[i]!.k === k);
+      const debited = mine.filter((r) => r.body.valid && !r.body.debit.replayed);
+      // 24 distinct request_ids per key, 20 fit under the cap.
+      expect(debited).toHaveLength(20);
+      expect(debited.map((r) => r.body.key.monthly_spend_cents).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => (i + 1) * 10));
+      for (const r of mine.filter((x) => !x.body.valid)) expect(r.body.code).toBe('agent_cap_exceeded');
+      await expectSpendMatchesLedger(t, keys[k]!.id, 200);
+      expect(await ledgerOfKey(t, keys[k]!.id)).toEqual({ total: 200, rows: 20 });
+    }
+  });
+
+  it("the previous release's per-key statement (rolling deploy) still debits, by the same rules", async () => {
+    const k = await mintChild(t, tenant, { monthlyCapCents: 25 });
+    const now = t.clock.now();
+    const item = (ord: number, requestId: string) => ({
+      ord,
+      id: crypto.randomUUID(),
+      request_id: requestId,
+      cost: 10,
+      cycle: cycleStartFor(k.row.cycleAnchor, now).toISOString(),
+      at: now.toISOString(),
+      stale_before: new Date(now.getTime() - 1000).toISOString(),
+    });
+    const items = [item(0, 'old-a'), item(1, 'old-b'), item(2, 'old-a'), item(3, 'old-c')];
+    const rows = await queryRows<{ o_ord: number; o_outcome: string }>(
+      t.database.db,
+      sql`select o_ord, o_outcome from keyplane_debit_batch(${k.id}::uuid, ${k.row.accountId}::uuid, ${JSON.stringify(items)}::jsonb) order by o_ord`,
+    );
+    expect(rows.map((r) => r.o_outcome)).toEqual(['debited', 'debited', 'replayed', 'cap_exceeded']);
+    await expectSpendMatchesLedger(t, k.id, 20);
+  });
+
   it('a cost that does not fit is refused with the details and debits nothing; a smaller one still fits', async () => {
     const k = await mintChild(t, tenant, { monthlyCapCents: 100 });
     expect((await verify({ key: k.plaintext, verb: 'call', cost_cents: 70, request_id: rid() })).body.valid).toBe(true);
