@@ -1,4 +1,4 @@
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { hash, randomBytes, randomUUID } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 /**
@@ -42,8 +42,9 @@ export function base62Checksum(body: string): string {
   return out;
 }
 
+/** One-shot hash: half the cost of a createHash object, on every authenticated request. */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex');
+  return hash('sha256', value, 'hex');
 }
 
 export interface NewToken {
