@@ -19,7 +19,7 @@ import { openDatabase } from '../src/db/client.js';
 import { runEmbedded } from './lib/embedded.js';
 import { adminQuery as adminSql, databaseUrlFor } from './lib/admin-db.js';
 import { CONNECTIONS, drive, once, type Measured, type Recipe } from './lib/load.js';
-import { cpuSecondsOf, freePort, memoryOf, postgresCpuSeconds, startChild, waitForOk, type Child } from './lib/proc.js';
+import { cpuSecondsOf, freePort, memoryOf, postgresCpu, postgresCpuSecondsSince, startChild, waitForOk, type Child } from './lib/proc.js';
 import { writeResults, type CpuPerRequest, type Results, type ScenarioResult } from './lib/report.js';
 import { scenarios, type World } from './lib/scenarios.js';
 import { makeTenant, seedChildKeys, seedClient, seedEvents, verifyChainSlice } from './lib/seed.js';
@@ -144,11 +144,11 @@ async function main(): Promise<void> {
     const measure = async (o: string, r: Recipe, pid: number): Promise<Measured & CpuPerRequest> => {
       if (WARMUP > 0) await drive(o, r, WARMUP);
       const server0 = cpuSecondsOf(pid);
-      const db0 = postgresCpuSeconds();
+      const db0 = postgresCpu();
       const m = await drive(o, r, SECONDS);
       const perRequest = (s: number) => (m.requests > 0 ? (s * 1e6) / m.requests : 0);
       const serverSeconds = cpuSecondsOf(pid) - server0;
-      return { ...m, serverCpu: serverSeconds / SECONDS, serverUsPerRequest: perRequest(serverSeconds), dbUsPerRequest: perRequest(postgresCpuSeconds() - db0) };
+      return { ...m, serverCpu: serverSeconds / SECONDS, serverUsPerRequest: perRequest(serverSeconds), dbUsPerRequest: perRequest(postgresCpuSecondsSince(db0)) };
     };
     const baselineRuns = [await measure(bOrigin, baseRecipe, baseline.pid)];
     log(`baseline: ${baselineRuns[0]!.rps.toFixed(0)} req/s`);

@@ -101,21 +101,34 @@ function ticksOf(stat: string): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
+/** CPU ticks so far of each process named `postgres`, by pid. */
+export type PostgresCpu = Map<number, number>;
+
 /**
- * CPU seconds used so far by every process named `postgres` (the postmaster and its backends, the
- * WAL writer, the checkpointer): over a run, the database's share of the machine. Backends that
- * exit during the run take their ticks with them; the bench's pools keep theirs open.
+ * The CPU ticks of every process named `postgres` (the postmaster and its backends, the WAL writer,
+ * the checkpointer, autovacuum workers): over a run, the database's share of the machine.
  */
-export function postgresCpuSeconds(): number {
-  let ticks = 0;
+export function postgresCpu(): PostgresCpu {
+  const ticks: PostgresCpu = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'postgres') ticks += ticksOf(stat);
+      if (stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) === 'postgres') ticks.set(Number(entry), ticksOf(stat));
     } catch {
       // The process ended between the listing and the read.
     }
   }
+  return ticks;
+}
+
+/**
+ * CPU seconds the Postgres processes used since `before`, per process: one that started meanwhile
+ * counts in full; one that exited meanwhile (an autovacuum worker, a closed backend) is missing
+ * from both ends rather than subtracted, which a difference of two totals did (a negative figure).
+ */
+export function postgresCpuSecondsSince(before: PostgresCpu): number {
+  let ticks = 0;
+  for (const [pid, now] of postgresCpu()) ticks += now - (before.get(pid) ?? 0);
   return ticks / 100;
 }
