@@ -1,9 +1,10 @@
-import { eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
+import { prepared } from '../db/prepared.js';
+import { preparedQuery } from '../db/raw.js';
+import type { ApiKeyRow, Permission } from '../db/schema.js';
 import { parseToken } from './credentials.js';
 import { defaultMessage, type ErrorCode, type ErrorDetail } from './errors.js';
-import { preparedQuery } from '../db/raw.js';
 import { keyObjectJson, toKeyObject, type KeyObject } from './key-view.js';
 import { debit, LAST_USED_RESOLUTION_MS, touchLastUsed } from './spend.service.js';
 
@@ -14,8 +15,9 @@ import { debit, LAST_USED_RESOLUTION_MS, touchLastUsed } from './spend.service.j
  *
  * Round trips: the token's shape, checksum and SHA-256 are computed before any database work. A
  * verify without cost is one SELECT by token_hash (unique index) that also builds the answer's key
- * object, plus an UPDATE of last_used_at at most once per second per key. A verify with cost is that SELECT plus one atomic debit statement
- * (spend.service.ts); no explicit transaction, so no BEGIN/COMMIT round trips.
+ * object, plus an UPDATE of last_used_at at most once per second per key. A verify with cost reads
+ * the row by token_hash and runs one atomic debit statement (spend.service.ts); no explicit
+ * transaction, so no BEGIN/COMMIT round trips.
  */
 
 export const VERBS = ['read', 'call', 'sms', 'admin'] as const;
@@ -120,21 +122,6 @@ const keyFactsByHash = preparedQuery<KeyFacts>(
       from api_keys k where k.token_hash = ${sql.placeholder('hash')}`,
 );
 
-/**
- * The read of a verify with cost: the whole row, which the debit works from. A named prepared
- * statement: Postgres parses and plans it once per pooled connection, and drizzle builds its SQL
- * once per database handle instead of per request.
- */
-function keyByHashQuery(db: Db) {
-  return db.select().from(apiKeys).where(eq(apiKeys.tokenHash, sql.placeholder('hash'))).prepare('keyplane_verify_key_by_hash');
-}
-const preparedByDb = new WeakMap<Db, ReturnType<typeof keyByHashQuery>>();
-function keyByHash(db: Db, hash: string): Promise<ApiKeyRow[]> {
-  let q = preparedByDb.get(db);
-  if (!q) preparedByDb.set(db, (q = keyByHashQuery(db)));
-  return q.execute({ hash });
-}
-
 /** The JavaScript twin of keyFactsByHash's key (json-sql.test.ts checks them byte for byte). */
 const keyJsonOf = (row: ApiKeyRow, now: Date): string => JSON.stringify({ ...toKeyObject(row, now), account_id: row.accountId } satisfies VerifiedKey);
 
@@ -187,7 +174,8 @@ async function verifyOnly(db: Db, tokenHash: string, input: VerifyInput, now: Da
 }
 
 async function verifyAndDebit(db: Db, tokenHash: string, input: VerifyInput, costCents: number, now: Date): Promise<VerifyResult> {
-  const [row] = await keyByHash(db, tokenHash);
+  // The whole row, which the debit works from: the same prepared statement as API-key authentication.
+  const [row] = await prepared(db).apiKeyByHash.execute({ hash: tokenHash });
   if (!row || row.revokedAt) return invalid();
   const refusal = refusalFor(row, input);
   if (refusal) return refuse(refusal.code, refusal.details, keyJsonOf(row, now));
