@@ -17,28 +17,16 @@ const dialect = new PgDialect();
 /** A prepared statement's name: the hash of its text, which varies with its shape, never its values. */
 const statementName = (text: string) => `kp_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
 
-/**
- * queryRows for the hot statements that drizzle's query builder cannot express (the list and audit
- * reads with their event CTE): in server mode they run as named prepared statements, so Postgres
- * parses and plans each one once per connection instead of on every request (EXPLAIN ANALYZE put
- * planning at 0.6–0.9 ms against 0.6–1.1 ms of execution). Values come back with pg's
- * default parsers (int8 as string, timestamptz as Date): callers accept both forms.
- */
-export async function queryRowsPrepared<T>(db: Db, query: SQL): Promise<T[]> {
-  const pool = poolsByDb.get(db);
-  if (!pool) return queryRows<T>(db, query);
-  const { sql: text, params } = dialect.sqlToQuery(query);
-  const result = await pool.query({ name: statementName(text), text, values: params as unknown[] });
-  return result.rows as T[];
-}
-
 type PgliteClient = { query<T>(text: string, params: unknown[]): Promise<{ rows: T[] }> };
 
 /**
  * A raw statement whose SQL text is built once, at module load, with its values as
- * `sql.placeholder(name)`: for the hottest reads, where even building the text per request showed
- * in the profile (drizzle's sqlToQuery, the name's hash). Server mode runs it as a named prepared
- * statement like queryRowsPrepared; embedded mode passes the text and values to PGlite.
+ * `sql.placeholder(name)`: for the hot statements that drizzle's query builder cannot express (the
+ * mint, list and audit statements with their event CTE) and the hottest reads. Building the text
+ * per request showed in the profile (drizzle's sqlToQuery: half of a mint's handler CPU). Server
+ * mode runs it as a named prepared statement, so Postgres parses and plans it once per connection
+ * (EXPLAIN ANALYZE had put planning of the list and audit statements at 0.6–0.9 ms against
+ * 0.6–1.1 ms of execution); embedded mode passes the text and values to PGlite.
  */
 export function preparedQuery<T>(query: SQL): (db: Db, values: Record<string, unknown>) => Promise<T[]> {
   const { sql: text, params } = dialect.sqlToQuery(query);

@@ -2,7 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { isDriverError } from '../db/driver-error.js';
 import { isoText, jsonNumber, jsonText, jsonUuid } from '../db/json-sql.js';
-import { queryRowsPrepared } from '../db/raw.js';
+import { preparedQuery } from '../db/raw.js';
 import { apiKeys, complianceEvents } from '../db/schema.js';
 import type { ApiPrincipal } from './auth.service.js';
 import { isUuid } from './child-keys.service.js';
@@ -10,7 +10,7 @@ import type { OpContext } from './context.js';
 import { DomainError, notFound, validationError } from './errors.js';
 import { asyncCommitCte } from '../db/durability.js';
 import { linkEvents } from './event-linker.js';
-import { eventInsertCte } from './events.js';
+import { eventInsertCte, eventValues } from './events.js';
 
 /*
  * The audit feed of an API key (spec §6). A key's feed is every compliance event of its account in
@@ -132,63 +132,73 @@ async function readAndRecord(
   query: AuditQuery,
   ctx: OpContext,
 ): Promise<FeedResult> {
-  const accountId = principal.accountId;
   const wantsEvents = query.eventTypes === null || query.eventTypes.includes('compliance_event');
-  // One row more than asked tells whether another page exists; no rows at all when the caller
-  // filtered compliance events out (this plane produces no other item type).
-  const fetch = wantsEvents ? query.limit + 1 : 0;
-  const cursor = query.before
-    ? sql`and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c where c.account_id = ${accountId} and c.id = ${query.before})`
-    : sql``;
-  // Each branch reads only (created_at, id) from its index; the union dedupes those (an event can
-  // name the key twice, as actor and subject), and only the page's rows are then fetched whole.
-  const branch = (column: string) => sql`(
-    select e.created_at, e.id from compliance_events e
-     where e.account_id = ${accountId} and e.${sql.raw(column)} = ${target} ${cursor}
-     order by e.created_at desc, e.id desc
-     limit ${fetch})`;
-  const event = eventInsertCte(
-    'ev',
-    {
-      accountId,
+  const statement = query.before ? feedAfterCursor : feedFromNewest;
+  const [result] = await statement(db, {
+    account_id: principal.accountId,
+    target,
+    limit: query.limit,
+    // One row more than asked tells whether another page exists; no rows at all when the caller
+    // filtered compliance events out (this plane produces no other item type).
+    fetch: wantsEvents ? query.limit + 1 : 0,
+    before: query.before,
+    event_types: query.eventTypes === null ? null : JSON.stringify(query.eventTypes),
+    ...eventValues({
+      accountId: principal.accountId,
       eventType: 'audit_read',
       environment: principal.environment,
       actor: ctx.actor,
       meta: ctx.meta,
       subjectKeyId: target,
       createdAt: ctx.now,
-    },
-    {
-      json: sql`jsonb_build_object(
-        'count', counts.n, 'api_key_id', ${target}::text, 'limit', ${query.limit}::int,
-        'event_types', ${query.eventTypes === null ? null : JSON.stringify(query.eventTypes)}::jsonb,
-        'before', ${query.before}::text, 'ip', ${ctx.meta.ip}::text,
-        'user_agent', ${ctx.meta.userAgent?.slice(0, 512) ?? null}::text)::text`,
-      from: sql`counts`,
-    },
-  );
-  const [result] = await queryRowsPrepared<FeedResult>(
-    db,
+    }),
+  });
+  if (result?.recorded !== 1) throw unrecorded();
+  return result;
+}
+
+/** The feed statement, with or without the `before` cursor; built once (db/raw.ts: preparedQuery). */
+function feedStatement(withCursor: boolean) {
+  const p = (name: string) => sql.placeholder(name);
+  const cursor = withCursor
+    ? sql`and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c
+                                        where c.account_id = ${p('account_id')} and c.id = ${p('before')}::uuid)`
+    : sql``;
+  // Each branch reads only (created_at, id) from its index; the union dedupes those (an event can
+  // name the key twice, as actor and subject), and only the page's rows are then fetched whole.
+  const branch = (column: string) => sql`(
+    select e.created_at, e.id from compliance_events e
+     where e.account_id = ${p('account_id')} and e.${sql.raw(column)} = ${p('target')}::uuid ${cursor}
+     order by e.created_at desc, e.id desc
+     limit ${p('fetch')})`;
+  const event = eventInsertCte('ev', {
+    json: sql`jsonb_build_object(
+        'count', counts.n, 'api_key_id', ${p('target')}::text, 'limit', ${p('limit')}::int,
+        'event_types', ${p('event_types')}::jsonb, 'before', ${p('before')}::text, 'ip', ${p('ev_ip')}::text,
+        'user_agent', ${p('ev_user_agent')}::text)::text`,
+    from: sql`counts`,
+  });
+  return preparedQuery<FeedResult>(
     sql`with page as (
           select * from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) merged
            order by merged.created_at desc, merged.id desc
-           limit ${fetch}),
+           limit ${p('fetch')}),
         feed as (
           select e.*, row_number() over (order by e.created_at desc, e.id desc) as rn,
                  ${sql.raw(isoText('e.created_at'))} as ts
             from page join compliance_events e on e.id = page.id),
-        counts as (select least(count(*), ${query.limit})::int as n from feed),
+        counts as (select least(count(*), ${p('limit')}::int)::int as n from feed),
         ${event},
         ${asyncCommitCte}
         select (select count(*) from ev)::int as recorded,
                (select count(*) from feed)::int as fetched,
-               (select string_agg(${ITEM_JSON}, ',' order by f.rn) from feed f where f.rn <= ${query.limit}) as items,
-               (select f.id from feed f where f.rn = ${query.limit}) as last_id
+               (select string_agg(${ITEM_JSON}, ',' order by f.rn) from feed f where f.rn <= ${p('limit')}::int) as items,
+               (select f.id from feed f where f.rn = ${p('limit')}::int) as last_id
           from async_commit`,
   );
-  if (result?.recorded !== 1) throw unrecorded();
-  return result;
 }
+const feedFromNewest = feedStatement(false);
+const feedAfterCursor = feedStatement(true);
 
 export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
   if (query.before !== null && !isUuid(query.before)) {

@@ -1,16 +1,18 @@
 import argon2 from 'argon2';
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { asyncCommitCte } from '../db/durability.js';
 import { prepared } from '../db/prepared.js';
-import { preparedQuery, queryRowsPrepared } from '../db/raw.js';
+import { insertSelectFrom, insertSelectValues } from '../db/insert-select.js';
+import { preparedQuery } from '../db/raw.js';
 import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
 import type { ServicePrincipal } from './auth.service.js';
 import type { OpContext } from './context.js';
 import { generateRotationSecret, generateToken, newId, type Environment, type NewToken } from './credentials.js';
 import { notFound } from './errors.js';
 import { linkEvents, withEvents } from './event-linker.js';
-import { eventInsertCte, recordEvent, type EventType } from './events.js';
+import { eventInsertCte, eventValues, recordEvent, type EventType } from './events.js';
+import { COMPLETED_CLAIM_CTE, completedRecordCte, UNCLAIMED } from './idempotency.service.js';
 import { keyObjectJson } from './key-view.js';
 
 /*
@@ -47,37 +49,33 @@ export interface MintInput {
   selfRotation: boolean;
 }
 
-export async function mintChildKeyTx(
-  tx: Tx,
-  principal: ServicePrincipal,
-  input: MintInput,
-  material: KeyMaterial,
-  ctx: OpContext,
-): Promise<ApiKeyRow> {
-  const [row] = await tx
-    .insert(apiKeys)
-    .values({
-      id: material.id,
-      accountId: principal.accountId,
-      environment: principal.environment,
-      name: input.name,
-      agentLabel: input.agentLabel,
-      lineId: input.lineId,
-      permissions: input.permissions,
-      monthlyCapCents: input.monthlyCapCents,
-      keyPrefix: material.token.keyPrefix,
-      tokenHash: material.token.tokenHash,
-      createdAt: ctx.now,
-      cycleAnchor: ctx.now,
-      agentId: material.id,
-      createdByServiceKeyId: principal.id,
-      selfRotation: input.selfRotation,
-      rotationSecretHash: material.rotationSecretHash,
-    })
-    .returning();
-  await recordEvent(tx, {
+/** The row of a new child key, as drizzle's insert takes it. */
+function mintValues(principal: ServicePrincipal, input: MintInput, material: KeyMaterial, now: Date) {
+  return {
+    id: material.id,
     accountId: principal.accountId,
-    eventType: 'agent_key_created',
+    environment: principal.environment,
+    name: input.name,
+    agentLabel: input.agentLabel,
+    lineId: input.lineId,
+    permissions: input.permissions,
+    monthlyCapCents: input.monthlyCapCents,
+    keyPrefix: material.token.keyPrefix,
+    tokenHash: material.token.tokenHash,
+    createdAt: now,
+    cycleAnchor: now,
+    agentId: material.id,
+    createdByServiceKeyId: principal.id,
+    selfRotation: input.selfRotation,
+    rotationSecretHash: material.rotationSecretHash,
+  } satisfies typeof apiKeys.$inferInsert;
+}
+
+/** The agent_key_created event of a mint. */
+function mintEvent(principal: ServicePrincipal, input: MintInput, material: KeyMaterial, ctx: OpContext) {
+  return {
+    accountId: principal.accountId,
+    eventType: 'agent_key_created' as const,
     environment: principal.environment,
     actor: ctx.actor,
     meta: ctx.meta,
@@ -89,8 +87,76 @@ export async function mintChildKeyTx(
       self_rotation: input.selfRotation,
     },
     createdAt: ctx.now,
-  });
+  };
+}
+
+export async function mintChildKeyTx(
+  tx: Tx,
+  principal: ServicePrincipal,
+  input: MintInput,
+  material: KeyMaterial,
+  ctx: OpContext,
+): Promise<ApiKeyRow> {
+  const [row] = await tx.insert(apiKeys).values(mintValues(principal, input, material, ctx.now)).returning();
+  await recordEvent(tx, mintEvent(principal, input, material, ctx));
   return row!;
+}
+
+/**
+ * A mint in ONE statement, gated on its idempotency claim (idempotency.service.ts: runOnce): `claim`
+ * inserts the completed idempotency record unless the key is taken, and the key and its
+ * agent_key_created event are inserted only if it did, in the statement's own implicit transaction
+ * (committed asynchronously; the caller links and flushes). So a first mint is one round trip
+ * instead of seven. Returns the row as stored, or null when the claim found the key taken and
+ * nothing was written.
+ *
+ * The response is stored in the same statement, so it is made before the row exists, from the
+ * values inserted plus the table's defaults (mintedRow); test/integration/keys.test.ts checks it
+ * against the stored row.
+ */
+export async function mintChildKeyOnce(
+  db: Db,
+  principal: ServicePrincipal,
+  input: MintInput,
+  material: KeyMaterial,
+  ctx: OpContext,
+  claim: (row: ApiKeyRow) => Record<string, unknown>,
+): Promise<ApiKeyRow | null> {
+  const values = mintValues(principal, input, material, ctx.now);
+  const row = mintedRow(values);
+  const { data, ...event } = mintEvent(principal, input, material, ctx);
+  const [result] = await mintStatement(db, {
+    ...claim(row),
+    ...insertSelectValues(values, 'key_'),
+    ...eventValues(event),
+    ev_data: JSON.stringify(data),
+  });
+  return result?.recorded === 1 ? row : null;
+}
+
+const MINT_FIELDS = [
+  'id', 'accountId', 'environment', 'name', 'agentLabel', 'lineId', 'permissions', 'monthlyCapCents', 'keyPrefix',
+  'tokenHash', 'createdAt', 'cycleAnchor', 'agentId', 'createdByServiceKeyId', 'selfRotation', 'rotationSecretHash',
+] as const satisfies readonly (keyof ReturnType<typeof mintValues>)[];
+
+const mintStatement = preparedQuery<{ recorded: number }>(
+  sql`with ${COMPLETED_CLAIM_CTE},
+      created as (${insertSelectFrom(apiKeys, MINT_FIELDS, 'claim', 'key_')} returning id),
+      ${eventInsertCte('ev', { json: sql`${sql.placeholder('ev_data')}::text`, from: sql`created` })},
+      ${asyncCommitCte}
+      select (select count(*) from ev)::int as recorded from async_commit`,
+);
+
+/** A new key's row as Postgres stores it: the values inserted, the other columns at their defaults. */
+function mintedRow(values: ReturnType<typeof mintValues>): ApiKeyRow {
+  return {
+    monthlySpendCents: 0,
+    spendCycleStart: null,
+    revokedAt: null,
+    lastUsedAt: null,
+    rotatedFrom: null,
+    ...values,
+  };
 }
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -115,42 +181,48 @@ export async function listChildKeys(
   page: { limit: number; offset: number },
   ctx: OpContext,
 ): Promise<{ keysJson: string; total: number }> {
-  const active = sql`account_id = ${principal.accountId} and created_by_service_key_id = ${principal.id} and revoked_at is null`;
-  const event = eventInsertCte(
-    'ev',
-    {
+  const [result] = await listStatement(db, {
+    account_id: principal.accountId,
+    service_key_id: principal.id,
+    limit: page.limit,
+    offset: page.offset,
+    now: ctx.now.toISOString(),
+    ...eventValues({
       accountId: principal.accountId,
       eventType: 'service_key_list_read',
       environment: principal.environment,
       actor: ctx.actor,
       meta: ctx.meta,
       createdAt: ctx.now,
-    },
-    {
-      json: sql`'{"count":' || counts.page_count || ',"limit":' || ${page.limit}::int || ',"offset":' || ${page.offset}::int || ',"total":' || counts.total || '}'`,
-      from: sql`counts`,
-    },
-  );
-  const [result] = await queryRowsPrepared<{ total: number; recorded: number; items: string | null }>(
-    db,
-    sql`with page as (
-          select * from api_keys where ${active}
-           order by created_at desc, id desc
-           limit ${page.limit} offset ${page.offset}),
-        counts as (
-          select (select count(*) from page)::int as page_count,
-                 (select coalesce(sum(active), 0) from child_key_counts where service_key_id = ${principal.id})::int as total),
-        ${event},
-        ${asyncCommitCte}
-        select counts.total, (select count(*) from ev)::int as recorded,
-               (select string_agg(${keyObjectJson('p', ctx.now)}, ',' order by p.created_at desc, p.id desc) from page p) as items
-          from counts cross join async_commit`,
-  );
+    }),
+  });
   if (!result || result.recorded !== 1) throw new Error(`account ${principal.accountId}: list event not recorded`);
   // Linked and durable before disclosed (see domain/event-linker.ts).
   await linkEvents(db, principal.accountId);
   return { keysJson: result.items ?? '', total: result.total };
 }
+
+const listStatement = (() => {
+  const p = (name: string) => sql.placeholder(name);
+  return preparedQuery<{ total: number; recorded: number; items: string | null }>(
+    sql`with page as (
+          select * from api_keys
+           where account_id = ${p('account_id')} and created_by_service_key_id = ${p('service_key_id')} and revoked_at is null
+           order by created_at desc, id desc
+           limit ${p('limit')} offset ${p('offset')}),
+        counts as (
+          select (select count(*) from page)::int as page_count,
+                 (select coalesce(sum(active), 0) from child_key_counts where service_key_id = ${p('service_key_id')})::int as total),
+        ${eventInsertCte('ev', {
+          json: sql`'{"count":' || counts.page_count || ',"limit":' || ${p('limit')}::int || ',"offset":' || ${p('offset')}::int || ',"total":' || counts.total || '}'`,
+          from: sql`counts`,
+        })},
+        ${asyncCommitCte}
+        select counts.total, (select count(*) from ev)::int as recorded,
+               (select string_agg(${keyObjectJson('p', p('now'))}, ',' order by p.created_at desc, p.id desc) from page p) as items
+          from counts cross join async_commit`,
+  );
+})();
 
 /**
  * GET /v1/keys/{id}: the key object as JSON built by Postgres (key-view.ts: keyObjectJson), one
@@ -316,3 +388,80 @@ export async function rotateKeyTx(
   });
   return { old: old!, successor: successor! };
 }
+
+/**
+ * rotateKeyTx in ONE statement with its idempotency record (idempotency.service.ts: runOnce, the
+ * record made by the statement): revoke the old row if it is still active and the request's key
+ * unclaimed, insert the successor from that locked row, store the response built from the
+ * successor, record the event; its own implicit transaction, committed asynchronously (the caller
+ * links and flushes). Of concurrent rotations of one key the first to lock the row wins; the others
+ * re-check `revoked_at is null` after its commit, write nothing and return null, and so does a
+ * retry of a finished rotation (its old key is revoked): the general path then answers them
+ * (replay or not_found). Returns the successor's key object as JSON text.
+ */
+export async function rotateChildKeyOnce(
+  db: Db,
+  target: RotationTarget & { createdByServiceKeyId: string },
+  current: ApiKeyRow,
+  material: KeyMaterial,
+  ctx: OpContext,
+  claim: Record<string, unknown>,
+): Promise<string | null> {
+  const [result] = await rotateStatement(db, {
+    ...claim,
+    id: current.id,
+    account_id: target.accountId,
+    service_key_id: target.createdByServiceKeyId,
+    now: ctx.now.toISOString(),
+    new_id: material.id,
+    new_prefix: material.token.keyPrefix,
+    new_token_hash: material.token.tokenHash,
+    new_rotation_secret_hash: material.rotationSecretHash,
+    ...eventValues({
+      accountId: target.accountId,
+      eventType: 'agent_key_rotated',
+      environment: current.environment,
+      actor: ctx.actor,
+      meta: ctx.meta,
+      subjectKeyId: current.id,
+      relatedKeyId: material.id,
+      createdAt: ctx.now,
+    }),
+  });
+  return result?.key ?? null;
+}
+
+const rotateStatement = (() => {
+  const p = (name: string) => sql.placeholder(name);
+  return preparedQuery<{ key: string | null }>(
+    sql`with old as (
+          update api_keys set revoked_at = ${p('now')}::timestamptz
+           where id = ${p('id')}::uuid and account_id = ${p('account_id')}::uuid
+             and created_by_service_key_id = ${p('service_key_id')}::uuid and revoked_at is null
+             and ${UNCLAIMED}
+          returning *),
+        successor as (
+          insert into api_keys
+            (id, account_id, environment, name, agent_label, line_id, permissions, monthly_cap_cents,
+             monthly_spend_cents, spend_cycle_start, cycle_anchor, key_prefix, token_hash, created_at,
+             rotated_from, agent_id, created_by_service_key_id, self_rotation, rotation_secret_hash)
+          select ${p('new_id')}::uuid, o.account_id, o.environment, o.name, o.agent_label, o.line_id, o.permissions,
+                 o.monthly_cap_cents,
+                 -- Spend follows the agent: a rotation must not reset the monthly cap.
+                 o.monthly_spend_cents, o.spend_cycle_start, o.cycle_anchor,
+                 ${p('new_prefix')}::text, ${p('new_token_hash')}::text, ${p('now')}::timestamptz,
+                 o.id, o.agent_id, o.created_by_service_key_id, o.self_rotation,
+                 case when o.self_rotation then ${p('new_rotation_secret_hash')}::text end
+            from old o
+          returning *),
+        issued as (select ${keyObjectJson('s', p('now'))} as key from successor s),
+        ${completedRecordCte('record', sql`jsonb_build_object('key', issued.key::jsonb)`, sql`issued`)},
+        ${eventInsertCte('ev', {
+          json: sql`jsonb_build_object('key_prefix', old.key_prefix, 'new_key_id', ${p('new_id')}::text,
+                                       'new_key_prefix', ${p('new_prefix')}::text)::text`,
+          from: sql`old`,
+        })},
+        ${asyncCommitCte}
+        select issued.key from issued cross join async_commit`,
+  );
+})();

@@ -169,21 +169,47 @@ export async function recordEvent(tx: Tx, input: EventInput): Promise<{ id: stri
 }
 
 /**
- * The same unlinked event as recordEvent, as a CTE `name` to put in a larger statement, for reads
- * whose event facts (counts) are only known inside that statement: `data` is SQL producing the
- * event's JSON text, stored as jsonb. The read and its event then commit in one round trip; the
- * caller links and flushes afterwards (linkEvents). `from` names the CTEs the data refers to.
+ * The same unlinked event as recordEvent, as a CTE `name` to put in a larger statement, for writes
+ * and reads whose event commits in their own statement (a mint, the list and audit reads, whose
+ * event facts such as counts are only known inside it): `data.json` is SQL producing the event's
+ * JSON text, stored as jsonb; `data.from` names the CTEs it refers to (one event per row of it).
+ * The caller links and flushes afterwards (linkEvents).
+ *
+ * The event's values are placeholders (ev_*), so that a statement holding this CTE is built once
+ * at module load (db/raw.ts: preparedQuery) rather than on every request; fill them with
+ * eventValues(input).
  */
-export function eventInsertCte(name: string, input: Omit<EventInput, 'data'>, data: { json: SQL; from: SQL }): SQL {
-  const f = chainedFields({ ...input, data: null });
+export function eventInsertCte(name: string, data: { json: SQL; from: SQL }): SQL {
+  const p = (field: string) => sql.placeholder(`ev_${field}`);
   return sql`${sql.raw(name)} as (
       insert into compliance_events
         (id, account_id, event_type, environment, actor_kind, actor_key_id, actor_key_prefix,
          subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
-      select ${f.id}, ${f.accountId}, ${f.eventType}, ${f.environment}, ${f.actorKind}, ${f.actorKeyId},
-             ${f.actorKeyPrefix}, ${f.subjectKeyId}, ${f.relatedKeyId}, ${f.requestId}, ${f.ip}, ${f.userAgent},
-             (${data.json})::jsonb, ${f.createdAt.toISOString()}::timestamptz
+      select ${p('id')}::uuid, ${p('account_id')}::uuid, ${p('event_type')}::text, ${p('environment')}::text,
+             ${p('actor_kind')}::text, ${p('actor_key_id')}::uuid, ${p('actor_key_prefix')}::text,
+             ${p('subject_key_id')}::uuid, ${p('related_key_id')}::uuid, ${p('request_id')}::text,
+             ${p('ip')}::text, ${p('user_agent')}::text, (${data.json})::jsonb, ${p('created_at')}::timestamptz
         from ${data.from}
       returning id
     )`;
+}
+
+/** The values of eventInsertCte's placeholders for one event (its data comes from the statement). */
+export function eventValues(input: Omit<EventInput, 'data'>): Record<string, unknown> {
+  const f = chainedFields({ ...input, data: null });
+  return {
+    ev_id: f.id,
+    ev_account_id: f.accountId,
+    ev_event_type: f.eventType,
+    ev_environment: f.environment,
+    ev_actor_kind: f.actorKind,
+    ev_actor_key_id: f.actorKeyId,
+    ev_actor_key_prefix: f.actorKeyPrefix,
+    ev_subject_key_id: f.subjectKeyId,
+    ev_related_key_id: f.relatedKeyId,
+    ev_request_id: f.requestId,
+    ev_ip: f.ip,
+    ev_user_agent: f.userAgent,
+    ev_created_at: f.createdAt.toISOString(),
+  };
 }

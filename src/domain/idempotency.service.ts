@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, sql, type SQL } from 'drizzle-orm';
+import { driverError } from '../db/driver-error.js';
 import type { Db, Tx } from '../db/client.js';
-import { withEvents } from './event-linker.js';
+import { linkEvents, withEvents } from './event-linker.js';
 import { queryRows } from '../db/raw.js';
 import { idempotencyKeys } from '../db/schema.js';
 import { newId } from './credentials.js';
@@ -18,6 +19,9 @@ import { canonicalJson } from './events.js';
  *      no effect and the client may retry with the same key.
  * A process that dies between 1 and 2 leaves a locked row with no effect; its lock expires after
  * LOCK_TIMEOUT_MS and the next request with that key takes it over.
+ * An effect that fits in one statement (a mint) folds 1–2 into it: the record is inserted already
+ * completed, gated by the unique index, together with the effect (executeIdempotent, runOnce); only
+ * a request that finds its key taken goes through the steps above.
  */
 
 /** Records older than this are ignored and swept (spec §5: kept 12 hours). */
@@ -162,16 +166,116 @@ export interface IdempotentOperation<M> {
   prepare: () => Promise<M>;
   /** The effect and its compliance event, inside the transaction; returns the full response. */
   run: (tx: Tx, material: M) => Promise<StoredResponse>;
+  /**
+   * Optional: the same effect in ONE statement with its record (see executeIdempotent), given the
+   * values of the claim_* placeholders of this module's CTEs. Either its statement starts
+   * `with ${COMPLETED_CLAIM_CTE}` (the response is known before the effect: pass it to `claim`) and
+   * the effect's CTEs select from `claim`; or the effect is gated on UNCLAIMED and the record is
+   * inserted by completedRecordCte from the effect's rows (the response is made by the statement).
+   * Returns the response if it wrote, null if it wrote nothing; it does its own preparation.
+   */
+  runOnce?: (claim: (response?: StoredResponse) => Record<string, unknown>) => Promise<StoredResponse | null>;
 }
 
 export type IdempotentOutcome = StoredResponse & { replayed: boolean };
 
+const p = (name: string) => sql.placeholder(name);
+const RECORD_COLUMNS = sql.raw(
+  'id, account_id, service_key_id, idempotency_key, fingerprint, created_at, completed_at, response_status, response_body',
+);
+const recordValues = (body: SQL) =>
+  sql`${p('claim_id')}::uuid, ${p('claim_account_id')}::uuid, ${p('claim_service_key_id')}::uuid, ${p('claim_key')}::text,
+      ${p('claim_fingerprint')}::text, ${p('claim_at')}::timestamptz, ${p('claim_at')}::timestamptz,
+      ${p('claim_status')}::int, ${body}`;
+
+/**
+ * The record of a request whose response is known before its effect (a mint), inserted completed in
+ * the effect's statement, or not at all if the scope's key is taken (by a finished request, a live
+ * claim, an expired record, or a concurrent insert, which this waits for): `ON CONFLICT DO NOTHING`
+ * on the unique (service key, Idempotency-Key) index is the whole claim.
+ */
+export const COMPLETED_CLAIM_CTE = sql`claim as (
+    insert into idempotency_keys (${RECORD_COLUMNS})
+    values (${recordValues(sql`${p('claim_body')}::jsonb`)})
+    on conflict (service_key_id, idempotency_key) do nothing
+    returning id)`;
+
+/** True while the scope's key has no record (committed before the statement began). */
+export const UNCLAIMED = sql`not exists (select 1 from idempotency_keys
+    where service_key_id = ${p('claim_service_key_id')}::uuid and idempotency_key = ${p('claim_key')}::text)`;
+
+/**
+ * The record of a request whose response the statement itself makes (a rotation, from the locked
+ * row): one completed record per row of `from`, with `body` (SQL of the redacted response as
+ * jsonb). The effect is gated on UNCLAIMED; a concurrent request with the same key that got past
+ * that check too makes this insert fail on the unique index, which aborts the whole statement.
+ */
+export function completedRecordCte(name: string, body: SQL, from: SQL): SQL {
+  return sql`${sql.raw(name)} as (
+    insert into idempotency_keys (${RECORD_COLUMNS})
+    select ${recordValues(body)} from ${from}
+    returning id)`;
+}
+
+function claimValues(scope: IdempotencyScope, now: Date, response?: StoredResponse): Record<string, unknown> {
+  return {
+    claim_id: newId(),
+    claim_account_id: scope.accountId,
+    claim_service_key_id: scope.serviceKeyId,
+    claim_key: scope.key,
+    claim_fingerprint: scope.fingerprint,
+    claim_at: now.toISOString(),
+    claim_status: response?.status ?? 201,
+    claim_body: response ? JSON.stringify(redactSecrets(response.body)) : null,
+  };
+}
+
+/** The unique (service key, Idempotency-Key) index refused a record: another request has this key. */
+const isKeyTaken = (err: unknown) => {
+  const e = driverError(err);
+  return e.code === '23505' && (e.message ?? '').includes('idempotency_keys_scope_uq');
+};
+
+/**
+ * Runs an operation once per (service key, Idempotency-Key). With `runOnce`, a first request is one
+ * statement: effect, event and completed record commit together, then the event is linked and
+ * flushed (a mint is one round trip plus its share of a linking round instead of seven). Whenever
+ * that statement writes nothing (the key is taken, or the effect found nothing to act on, such as
+ * an already rotated key that a retry names) the general path below decides: it replays a
+ * finished request, refuses a reused key or a live claim, takes over a dead or expired one, and
+ * answers errors.
+ */
 export async function executeIdempotent<M>(
   db: Db,
   scope: IdempotencyScope,
   now: Date,
   op: IdempotentOperation<M>,
   opts: IdempotencyOptions = {},
+): Promise<IdempotentOutcome> {
+  if (op.runOnce) {
+    let response: StoredResponse | null;
+    try {
+      response = await op.runOnce((r) => claimValues(scope, now, r));
+    } catch (err) {
+      if (!isKeyTaken(err)) throw err;
+      response = null;
+    }
+    if (response !== null) {
+      // Linked and durable before disclosed (domain/event-linker.ts).
+      await linkEvents(db, scope.accountId);
+      return { ...response, replayed: false };
+    }
+  }
+  return claimThenRun(db, scope, now, op, opts);
+}
+
+/** The general path: claim the key, make the effect in a transaction that completes the claim. */
+async function claimThenRun<M>(
+  db: Db,
+  scope: IdempotencyScope,
+  now: Date,
+  op: IdempotentOperation<M>,
+  opts: IdempotencyOptions,
 ): Promise<IdempotentOutcome> {
   const claimed = await claim(db, scope, now, opts.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
   if ('replay' in claimed) return { ...claimed.replay, replayed: true };

@@ -4,6 +4,9 @@ import {
   getChildKey,
   getChildKeyJson,
   listChildKeys,
+  mintChildKeyOnce,
+  rotateChildKeyOnce,
+  type KeyMaterial,
   mintChildKeyTx,
   prepareKeyMaterial,
   revokeChildKey,
@@ -13,7 +16,7 @@ import {
 } from '../domain/child-keys.service.js';
 import type { Clock } from '../domain/clock.js';
 import { DomainError } from '../domain/errors.js';
-import { toKeyObject } from '../domain/key-view.js';
+import { toKeyObject, type KeyObject } from '../domain/key-view.js';
 import type { Db } from '../db/client.js';
 import type { ApiKeyRow } from '../db/schema.js';
 import { opContext, servicePrincipal } from './auth.js';
@@ -43,13 +46,10 @@ export interface KeysRoutesOptions {
 }
 
 /** The first answer of a mint or rotate: the key, its plaintext, and a rotation secret if one was made. */
-function issuedKey(row: ApiKeyRow, plaintext: string, rotationSecret: string | null, now: Date) {
+function issuedKey(key: KeyObject, m: KeyMaterial) {
   return {
-    key: {
-      ...toKeyObject(row, now),
-      plaintext_key: plaintext,
-      ...(rotationSecret ? { rotation_secret: rotationSecret } : {}),
-    },
+    status: 201,
+    body: { key: { ...key, plaintext_key: m.token.plaintext, ...(m.rotationSecret ? { rotation_secret: m.rotationSecret } : {}) } },
   };
 }
 
@@ -82,11 +82,17 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         monthlyCapCents: body.monthly_cap_cents ?? null,
         selfRotation: body.self_rotation,
       };
+      // Made once: a request whose one-statement mint found its key taken reuses it on the general path.
+      let material: Promise<KeyMaterial> | undefined;
+      const prepare = () => (material ??= prepareKeyMaterial(principal.environment, input.selfRotation));
       return sendIdempotent(request, reply, db, principal, ctx.now, {
-        prepare: () => prepareKeyMaterial(principal.environment, input.selfRotation),
-        run: async (tx, material) => {
-          const row = await mintChildKeyTx(tx, principal, input, material, ctx);
-          return { status: 201, body: issuedKey(row, material.token.plaintext, material.rotationSecret, ctx.now) };
+        prepare,
+        run: async (tx, m) => issuedKey(toKeyObject(await mintChildKeyTx(tx, principal, input, m, ctx), ctx.now), m),
+        runOnce: async (claim) => {
+          const m = await prepare();
+          const answer = (row: ApiKeyRow) => issuedKey(toKeyObject(row, ctx.now), m);
+          const row = await mintChildKeyOnce(db, principal, input, m, ctx, (r) => claim(answer(r)));
+          return row ? answer(row) : null;
         },
       }, idem);
     },
@@ -161,9 +167,18 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
           if (current.revokedAt) throw new DomainError('not_found');
           return prepareKeyMaterial(principal.environment, current.selfRotation);
         },
-        run: async (tx, material) => {
-          const { successor } = await rotateKeyTx(tx, target, material, ctx);
-          return { status: 201, body: issuedKey(successor, material.token.plaintext, material.rotationSecret, ctx.now) };
+        run: async (tx, m) => {
+          const { successor } = await rotateKeyTx(tx, target, m, ctx);
+          return issuedKey(toKeyObject(successor, ctx.now), m);
+        },
+        // Before any claim: an unknown key is not_found either way; a revoked one may be this
+        // request's own finished rotation, so the general path (claim first) answers it.
+        runOnce: async (claim) => {
+          const current = await getChildKey(db, principal, request.params.id);
+          if (current.revokedAt) return null;
+          const m = await prepareKeyMaterial(principal.environment, current.selfRotation);
+          const keyJson = await rotateChildKeyOnce(db, target, current, m, ctx, claim());
+          return keyJson === null ? null : issuedKey(JSON.parse(keyJson) as KeyObject, m);
         },
       }, idem);
     },

@@ -55,6 +55,51 @@ describe('races (real concurrency on the database)', () => {
   });
 });
 
+describe('races of the one-statement rotation', () => {
+  it(`${N} concurrent rotations of one key with ONE Idempotency-Key → one rotation; the rest replay it or are told it is in progress`, async () => {
+    const own = await createTenant(t);
+    const key = (await call(t.app, 'POST', '/v1/keys', { token: own.serviceKey, body: { name: 'once' }, headers: { 'idempotency-key': `m-${Math.random()}` } })).body.key;
+    const idem = `rot-once-${Math.random()}`;
+    const results = await Promise.all(
+      Array.from({ length: N }, () => call(t.app, 'POST', `/v1/keys/${key.id}/rotate`, { token: own.serviceKey, headers: { 'idempotency-key': idem } })),
+    );
+    const fresh = results.filter((r) => r.status === 201 && r.body.key.plaintext_key);
+    const replays = results.filter((r) => r.status === 201 && !r.body.key.plaintext_key);
+    const busy = results.filter((r) => r.status === 409 && r.body.error.code === 'idempotency_in_progress');
+    console.log(`[race] ${N} concurrent rotations, one Idempotency-Key: ${fresh.length} fresh, ${replays.length} replays, ${busy.length}×409`);
+    expect(fresh).toHaveLength(1);
+    expect(fresh.length + replays.length + busy.length).toBe(N);
+    for (const r of replays) expect(r.body.key.id).toBe(fresh[0]!.body.key.id);
+    const successors = await t.database.db.select().from(apiKeys).where(eq(apiKeys.rotatedFrom, key.id));
+    expect(successors).toHaveLength(1);
+  });
+
+  it(`one Idempotency-Key on ${N} concurrent rotations of ${N} different keys → one rotates, the others are refused and their keys untouched`, async () => {
+    const own = await createTenant(t);
+    const keys = [];
+    for (let i = 0; i < N; i++) {
+      keys.push((await call(t.app, 'POST', '/v1/keys', { token: own.serviceKey, body: { name: `k${i}` }, headers: { 'idempotency-key': `m-${i}-${Math.random()}` } })).body.key);
+    }
+    const idem = `rot-shared-${Math.random()}`;
+    const results = await Promise.all(
+      keys.map((k) => call(t.app, 'POST', `/v1/keys/${k.id}/rotate`, { token: own.serviceKey, headers: { 'idempotency-key': idem } })),
+    );
+    const rotated = results.filter((r) => r.status === 201);
+    const refused = results.filter((r) => r.status === 409);
+    console.log(`[race] one Idempotency-Key on ${N} keys: ${rotated.length}×201, ${refused.length}×409 (${[...new Set(refused.map((r) => r.body.error.code))].join(', ')})`);
+    expect(rotated).toHaveLength(1);
+    expect(refused).toHaveLength(N - 1);
+    for (const r of refused) expect(['idempotency_key_reused', 'idempotency_in_progress']).toContain(r.body.error.code);
+    // Exactly one old key revoked and one successor; every refused request left its key active.
+    const rows = await t.database.db.select().from(apiKeys).where(eq(apiKeys.createdByServiceKeyId, own.serviceKeyId));
+    expect(rows.filter((r) => r.revokedAt !== null)).toHaveLength(1);
+    expect(rows.filter((r) => r.rotatedFrom !== null)).toHaveLength(1);
+    expect(rows).toHaveLength(N + 1);
+    const records = await t.database.db.select().from(idempotencyKeys).where(eq(idempotencyKeys.idempotencyKey, idem));
+    expect(records).toHaveLength(1);
+  });
+});
+
 describe('atomicity', () => {
   it('a rotation whose compliance event cannot be written leaves the old key active, no successor, no idempotency row', async () => {
     const own = await createTenant(t);

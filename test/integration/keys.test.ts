@@ -213,6 +213,40 @@ describe('GET/PATCH/DELETE /v1/keys/{id}', () => {
   });
 });
 
+describe('mint and rotate in one statement answer exactly what they stored', () => {
+  const secretFree = (key: Record<string, unknown>) => {
+    const { plaintext_key: _p, rotation_secret: _r, ...rest } = key;
+    return rest;
+  };
+
+  it('the response of a mint and of a rotation equals the key read back, and its replay, field for field', async () => {
+    const idem = `stored-${Math.random()}`;
+    const minted = await mint(tenant.serviceKey, {
+      name: 'stored "as" answered', agent_label: 'fleet:stored.1', line_id: '44444444-4444-4444-8444-444444444444', permissions: 'read_only',
+      monthly_cap_cents: 123, self_rotation: true,
+    }, `${idem}-mint`);
+    expect(minted.status).toBe(201);
+    const got = await call(t.app, 'GET', `/v1/keys/${minted.body.key.id}`, { token: tenant.serviceKey });
+    expect(got.body.key).toEqual(secretFree(minted.body.key));
+    const mintReplay = await mint(tenant.serviceKey, {
+      name: 'stored "as" answered', agent_label: 'fleet:stored.1', line_id: '44444444-4444-4444-8444-444444444444', permissions: 'read_only',
+      monthly_cap_cents: 123, self_rotation: true,
+    }, `${idem}-mint`);
+    expect(mintReplay.headers['idempotent-replayed']).toBe('true');
+    expect(mintReplay.body.key).toEqual(got.body.key);
+
+    const rotated = await call(t.app, 'POST', `/v1/keys/${minted.body.key.id}/rotate`, { token: tenant.serviceKey, headers: { 'idempotency-key': `${idem}-rotate` } });
+    expect(rotated.status).toBe(201);
+    expect(rotated.body.key.rotation_secret).toMatch(/^rs_/);
+    const successor = await call(t.app, 'GET', `/v1/keys/${rotated.body.key.id}`, { token: tenant.serviceKey });
+    expect(successor.body.key).toEqual(secretFree(rotated.body.key));
+    const rotateReplay = await call(t.app, 'POST', `/v1/keys/${minted.body.key.id}/rotate`, { token: tenant.serviceKey, headers: { 'idempotency-key': `${idem}-rotate` } });
+    expect(rotateReplay.status).toBe(201);
+    expect(rotateReplay.headers['idempotent-replayed']).toBe('true');
+    expect(rotateReplay.body.key).toEqual(successor.body.key);
+  });
+});
+
 describe('POST /v1/keys/{id}/rotate', () => {
   it('201 with a successor that inherits settings, rotated_from = old id; the old key is revoked', async () => {
     const old = (await mint(tenant.serviceKey, {
