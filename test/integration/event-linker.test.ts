@@ -91,6 +91,38 @@ describe('linking compliance events into the hash chain', () => {
     expect((await verifyAccountChain(db, tenant.accountId)).firstBreak).toBeNull();
   });
 
+  it('linking cannot change any other column: each column of the table, forged while linking, is refused', async () => {
+    const tenant = await createTenant(t);
+    const [waiting] = await recordWithoutLinking(tenant.accountId, 1);
+    const columns = await queryRows<{ column_name: string; data_type: string }>(
+      t.database.db,
+      sql`select column_name, data_type from information_schema.columns
+           where table_schema = current_schema() and table_name = 'compliance_events'
+             and column_name not in ('seq', 'prev_hash', 'hash')
+           order by ordinal_position`,
+    );
+    // A different value of each column's type, also where the column is null. A new column of a
+    // type not listed here fails this test until it is listed (and checked by the trigger).
+    const forged: Record<string, (c: string) => string> = {
+      uuid: () => 'gen_random_uuid()',
+      text: (c) => `coalesce(${c}, '') || 'forged'`,
+      jsonb: (c) => `${c} || '{"forged": true}'::jsonb`,
+      'timestamp with time zone': (c) => `${c} + interval '1 millisecond'`,
+    };
+    expect(columns.length).toBeGreaterThanOrEqual(14);
+    for (const { column_name: c, data_type: type } of columns) {
+      expect(forged[type], `no forged value for ${c} (${type})`).toBeDefined();
+      const attempt = sql.raw(
+        `update compliance_events set seq = 999999, prev_hash = 'x', hash = 'y', ${c} = ${forged[type]!(c)} where id = '${waiting}'`,
+      );
+      expect(await refusal(attempt), c).toMatch(/append-only/);
+    }
+    // Linking itself (the three link fields, nothing else) is still allowed.
+    await linkEvents(t.database.db, tenant.accountId);
+    expect(await countUnlinkedEvents(t.database.db, tenant.accountId)).toBe(0);
+    expect((await verifyAccountChain(t.database.db, tenant.accountId)).firstBreak).toBeNull();
+  });
+
   it('200 concurrent event writers on one account share linking rounds and leave a gap-free chain', async () => {
     const tenant = await createTenant(t);
     const db = t.database.db;
