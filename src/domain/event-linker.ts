@@ -40,11 +40,15 @@ export function onLinkFailure(fn: (accountId: string, err: unknown) => void): vo
 async function linkBatch(db: Db, accountId: string): Promise<number> {
   return db.transaction(async (tx) => {
     // The lock comes first and the events are read in a later statement, so (read committed) they
-    // are read after any other linker's commit that this lock waited for.
+    // are read after any other linker's commit that this lock waited for. FOR NO KEY UPDATE: it
+    // serialises linkers, and unlike FOR UPDATE it does not conflict with the FOR KEY SHARE that
+    // every insert referencing the account (a key, through its foreign key) takes, so mints do not
+    // queue behind a linking round (pg_stat_statements: that foreign-key check averaged 587 µs of
+    // waiting per mint under FOR UPDATE; mint 611–636 → 754–1,183 req/s in alternating runs).
     const [head] = await queryRows<{ chain_seq: string | number; chain_head: string }>(
       tx,
       sql`select chain_seq, chain_head, set_config('synchronous_commit', 'off', true) as async_commit
-            from accounts where id = ${accountId} for update`,
+            from accounts where id = ${accountId} for no key update`,
     );
     if (!head) return 0;
     const waiting = await tx
