@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExtractTablesWithRelations } from 'drizzle-orm';
@@ -7,6 +7,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { acquireDataDirLock, type DataDirLock } from './data-dir-lock.js';
+import { readTemplate } from './pglite-template.js';
 import { poolsByDb } from './raw.js';
 import { schema, type Schema } from './schema.js';
 
@@ -128,7 +129,11 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       import('drizzle-orm/pglite'),
       import('drizzle-orm/pglite/migrator'),
     ]);
-    const client = new PGlite(dataDir ? path.join(dataDir, 'pgdata') : undefined);
+    // A new data directory (or an in-memory database) starts from the migrated template when
+    // `npm ci` built one (db/pglite-template.ts): loading it takes 0.9 s, initdb 3.5 s.
+    const pgdata = dataDir ? path.join(dataDir, 'pgdata') : undefined;
+    const template = pgdata && existsSync(pgdata) ? undefined : readTemplate();
+    const client = new PGlite(pgdata, template ? { loadDataDir: template } : undefined);
     await client.waitReady;
     const db = drizzlePglite(client, { schema }) as unknown as Db;
     return {

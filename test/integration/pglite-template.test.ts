@@ -1,0 +1,80 @@
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { sql } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/pglite';
+import { migrate } from 'drizzle-orm/pglite/migrator';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MIGRATIONS_DIR, openDatabase, type Database } from '../../src/db/client.js';
+import { buildTemplate, readTemplate, templatePath } from '../../src/db/pglite-template.js';
+import { queryRows } from '../../src/db/raw.js';
+
+/*
+ * The embedded database's template (src/db/pglite-template.ts): a new data directory starts from a
+ * migrated data directory dumped by `npm ci` instead of running initdb. It must be the same database
+ * that initdb plus the migrations would have made, and a directory started from it must be an
+ * ordinary, durable data directory. (Runs in both suites: it uses PGlite directly.)
+ */
+
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'keyplane-template-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** What a schema is made of, in a form two databases can be compared by. */
+const SCHEMA_FACTS = sql`
+  select 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') as fact
+    from information_schema.columns where table_schema in ('public', 'drizzle')
+  union all select 'index ' || indexdef from pg_indexes where schemaname in ('public', 'drizzle')
+  union all select 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+    from pg_constraint where connamespace = 'public'::regnamespace
+  union all select 'trigger ' || tgrelid::regclass || ' ' || pg_get_triggerdef(oid) from pg_trigger where not tgisinternal
+  union all select 'function ' || proname || ' ' || md5(prosrc) from pg_proc where pronamespace = 'public'::regnamespace
+  union all select 'migration ' || hash from drizzle.__drizzle_migrations
+  order by fact`;
+
+async function facts(db: Database['db']): Promise<string[]> {
+  return (await queryRows<{ fact: string }>(db, SCHEMA_FACTS)).map((r) => r.fact);
+}
+
+describe('the embedded database template', () => {
+  it('is built for this PGlite and these migrations, and a new data directory from it is the database initdb + migrations make', async () => {
+    const built = await buildTemplate();
+    expect(built.file).toBe(templatePath());
+    expect(path.basename(built.file)).toMatch(/^pglite-\d+\.\d+\.\d+-[0-9a-f]{16}\.tar\.gz$/);
+    expect(statSync(built.file).size).toBe(built.bytes);
+    expect(readTemplate()).toBeDefined();
+
+    // Reference: initdb, then every migration.
+    const reference = new PGlite();
+    const referenceDb = drizzle(reference);
+    await migrate(referenceDb, { migrationsFolder: MIGRATIONS_DIR });
+    const expected = await facts(referenceDb as unknown as Database['db']);
+    await reference.close();
+    expect(expected.length).toBeGreaterThan(100);
+
+    const dataDir = path.join(tmp, 'from-template');
+    const started = performance.now();
+    const fromTemplate = await openDatabase({ dataDir });
+    const openMs = performance.now() - started;
+    try {
+      // Nothing is pending: the template already holds every migration.
+      await fromTemplate.migrate();
+      expect(await facts(fromTemplate.db)).toEqual(expected);
+      console.log(`[template] ${(built.bytes / 1e6).toFixed(1)} MB; a new data directory opened from it in ${openMs.toFixed(0)} ms`);
+      await fromTemplate.db.execute(sql`insert into accounts (id, name, created_at) values ('00000000-0000-4000-8000-00000000abcd', 'kept', now())`);
+    } finally {
+      await fromTemplate.close();
+    }
+
+    // An ordinary data directory: reopened (no template this time), its data is there.
+    expect(existsSync(path.join(dataDir, 'pgdata'))).toBe(true);
+    const reopened = await openDatabase({ dataDir });
+    try {
+      await reopened.migrate();
+      const rows = await queryRows<{ name: string }>(reopened.db, sql`select name from accounts where id = '00000000-0000-4000-8000-00000000abcd'`);
+      expect(rows).toEqual([{ name: 'kept' }]);
+    } finally {
+      await reopened.close();
+    }
+  }, 60_000);
+});
