@@ -2,7 +2,7 @@
  * The baseline of the bench: a bare Fastify app, on the same database client keyplane uses (the pg
  * pool that openDatabase builds, or an in-process PGlite), whose one route runs one SELECT of one
  * key row by primary key and returns it as JSON. No auth, no schema, no event: the cost of the
- * database work alone. keyplane's throughput is reported as a ratio to this, measured in the same
+ * database work alone. It can also answer a stored page instead of the row (the response-size floor below). keyplane's throughput is reported as a ratio to this, measured in the same
  * run, so that machine load hits both.
  *
  *   BASELINE_DATABASE_URL=postgres://…  or  BASELINE_DATA_DIR=/tmp/…   (PGlite)
@@ -47,6 +47,22 @@ app.get<{ Params: { id: string } }>('/baseline/keys/:id', async (request, reply)
   return { key: rows[0] };
 });
 app.get('/healthz', async () => ({ status: 'ok' }));
+
+// The response-size floor (bench/run.ts): a body keyplane answered, stored here once, then sent
+// instead of the row by the baseline's own route (the same one SELECT), so that the cost of moving
+// that many bytes through HTTP (Node's writes, the load generator's parsing) is measured on top of
+// the baseline and apart from the work behind the page.
+const pages = new Map<string, string>();
+app.put<{ Params: { name: string }; Body: string }>('/baseline/pages/:name', { bodyLimit: 16 * 1024 * 1024 }, async (request, reply) => {
+  pages.set(request.params.name, request.body);
+  return reply.code(204).send();
+});
+app.get<{ Params: { name: string; id: string } }>('/baseline/pages/:name/:id', async (request, reply) => {
+  const page = pages.get(request.params.name);
+  const { rows } = await select(request.params.id);
+  if (page === undefined || rows.length === 0) return reply.code(404).send({ error: 'not found' });
+  return reply.type('application/json; charset=utf-8').send(page);
+});
 
 await app.listen({ host: '127.0.0.1', port });
 const stop = async () => {

@@ -7,7 +7,9 @@
  * here), and a baseline (bench/baseline.server.ts: bare Fastify + one SELECT by primary key on the
  * same pool settings), each in its own child process. Every scenario run is preceded and followed
  * by a baseline run (B S1 B S2 B …), so machine drift hits both; a scenario's ratio is its req/s
- * over the mean of its two neighbouring baseline runs. Then the embedded-mode measurements.
+ * over the mean of its two neighbouring baseline runs. For the large pages (list, audit) it also
+ * measures the response-size floor: the baseline's route (its one SELECT) answering the page
+ * keyplane answered instead of its row, between two baseline runs. Then the embedded-mode measurements.
  * Writes bench/results.{json,md,svg,png}.
  */
 import { execSync } from 'node:child_process';
@@ -167,6 +169,20 @@ async function main(): Promise<void> {
       baselineRuns.push(after);
       const baselineRps = (before.rps + after.rps) / 2;
       results.push({ id: s.id, label: s.label, group: s.group, available: true, ...m, baselineRps, ratio: m.rps / baselineRps, target: s.target });
+      if (s.floor) {
+        // A page as the run left it (the audit feed has grown to a full page), answered by the
+        // baseline's route instead of its row, between two baseline runs (the second is the next
+        // scenario's "before").
+        const page = await once(o, s.recipe.method, s.recipe.path, s.recipe.headers);
+        const stored = await once(bOrigin, 'PUT', `/baseline/pages/${s.id}`, { 'content-type': 'text/plain' }, page.text);
+        if (page.status !== 200 || stored.status !== 204) throw new Error(`page for the floor: ${page.status}, stored ${stored.status}`);
+        const f = await measure(bOrigin, { method: 'GET', path: `/baseline/pages/${s.id}/${world.readKeyId}`, headers: {}, expect: 200 }, baseline.pid);
+        const next = await measure(bOrigin, baseRecipe, baseline.pid);
+        baselineRuns.push(next);
+        const floorRatio = f.rps / ((after.rps + next.rps) / 2);
+        results[results.length - 1]!.floor = { bytes: Buffer.byteLength(page.text), rps: f.rps, p99: f.p99, ratio: floorRatio, serverUsPerRequest: f.serverUsPerRequest };
+        log(`${s.id} floor (the baseline answering its ${Buffer.byteLength(page.text)}-byte body): ${f.rps.toFixed(0)} req/s, ratio ${floorRatio.toFixed(2)}`);
+      }
       // A 5xx is a bug, not a number: show what the server logged about it.
       if (Object.keys(m.statusCounts).some((code) => code.startsWith('5'))) log(`${s.id} answered 5xx; server log tail:\n${server.output().slice(-3000)}`);
       log(

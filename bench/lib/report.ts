@@ -24,6 +24,18 @@ export interface ScenarioResult {
   serverCpu?: number;
   serverUsPerRequest?: number;
   dbUsPerRequest?: number;
+  /** The baseline's route answering this scenario's response body (bench/run.ts: the floor). */
+  floor?: PageFloor;
+}
+
+/** What a response of this size costs on top of the baseline: its route answering the page instead of the row. */
+export interface PageFloor {
+  bytes: number;
+  rps: number;
+  p99: number;
+  /** floor req/s over the baseline's (runs before and after it): what the route could reach at best. */
+  ratio: number;
+  serverUsPerRequest: number;
 }
 
 /** Where a run's CPU went: its server process, and every Postgres process. */
@@ -101,6 +113,20 @@ export function markdown(r: Results): string {
       `The baseline (mean of its ${base.length} runs): ${f0(mean((b) => b.rps))} req/s, ${f2(mean((b) => b.serverCpu!))} cores, ` +
         `CPU per request ${f0(mean((b) => b.serverUsPerRequest!))} µs in its process + ${f0(mean((b) => b.dbUsPerRequest!))} µs in Postgres.`,
     );
+  }
+  const floors = r.scenarios.filter((s) => s.available && s.floor);
+  if (floors.length) {
+    lines.push(
+      '',
+      "The response-size floor: the baseline's route (its one SELECT) answering the page each route answered instead of its row, in the same run. Its ratio is what the route could reach if everything else keyplane and Postgres do for it (auth, the page's query and JSON, its event) cost nothing.",
+      '',
+      '| scenario | body bytes | req/s | p99 ms | ratio (floor) | keyplane ratio | target | baseline app µs/req |',
+      '|---|---:|---:|---:|---:|---:|---|---:|',
+    );
+    for (const s of floors) {
+      const f = s.floor!;
+      lines.push(`| ${s.label} | ${f0(f.bytes)} | ${f0(f.rps)} | ${f1(f.p99)} | **${f2(f.ratio)}** | ${f2(s.ratio)} | ${s.target === null ? '–' : `≥ ${s.target}`} | ${f0(f.serverUsPerRequest)} |`);
+    }
   }
   const scale = r.scenarios.filter((s) => s.group === 'scale' && s.available);
   if (scale.length) {

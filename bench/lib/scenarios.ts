@@ -17,6 +17,11 @@ export interface Scenario {
   listener: 'public' | 'admin';
   recipe: Recipe;
   target: number | null;
+  /**
+   * Also measure the response-size floor: the body this scenario answered, served from memory by
+   * the baseline app (no auth, no database), for the scenarios whose responses are large pages.
+   */
+  floor?: boolean;
 }
 
 const json = { 'content-type': 'application/json' };
@@ -52,6 +57,7 @@ function reads(group: Group, t: Tenant, keyId: string): Scenario[] {
       listener: 'public',
       recipe: { method: 'GET', path: '/v1/keys?limit=50', headers: bearer(t.serviceKey), expect: 200 },
       target: 0.45,
+      floor: group === 'small',
     },
     {
       id: `${group}.audit`,
@@ -60,6 +66,7 @@ function reads(group: Group, t: Tenant, keyId: string): Scenario[] {
       listener: 'public',
       recipe: { method: 'GET', path: '/v1/audit?limit=100', headers: bearer(t.apiKey), expect: 200 },
       target: 0.4,
+      floor: group === 'small',
     },
   ];
 }
