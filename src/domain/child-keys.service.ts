@@ -1,5 +1,5 @@
 import argon2 from 'argon2';
-import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { asyncCommitCte } from '../db/durability.js';
 import { prepared } from '../db/prepared.js';
