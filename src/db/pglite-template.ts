@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+// A cycle (client.ts imports readTemplate): MIGRATIONS_DIR is only read inside functions, after both loaded.
+import { MIGRATIONS_DIR } from './client.js';
 
 /*
  * A template of the embedded database: a PGlite data directory already initialised and migrated,
@@ -21,7 +23,6 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CACHE_DIR = path.join(ROOT, 'node_modules', '.cache', 'keyplane');
-const MIGRATIONS = path.join(ROOT, 'migrations');
 
 /** What the template was made from: PGlite's version and every migration file (names and contents). */
 function templateKey(): string {
@@ -29,7 +30,7 @@ function templateKey(): string {
   const manifest = path.join(ROOT, 'node_modules', '@electric-sql', 'pglite', 'package.json');
   const pglite = (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
   const hash = createHash('sha256').update(`pglite ${pglite}\n`);
-  const files = [path.join(MIGRATIONS, 'meta', '_journal.json'), ...readdirSync(MIGRATIONS).filter((f) => f.endsWith('.sql')).sort().map((f) => path.join(MIGRATIONS, f))];
+  const files = [path.join(MIGRATIONS_DIR, 'meta', '_journal.json'), ...readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort().map((f) => path.join(MIGRATIONS_DIR, f))];
   for (const file of files) hash.update(`${path.basename(file)}\n`).update(readFileSync(file));
   return `pglite-${pglite}-${hash.digest('hex').slice(0, 16)}`;
 }
@@ -61,7 +62,7 @@ export async function buildTemplate(): Promise<{ file: string; bytes: number }> 
   // From initdb, never from an older template: the template is what a new directory would be.
   const client = new PGlite();
   try {
-    await migrate(drizzle(client), { migrationsFolder: MIGRATIONS });
+    await migrate(drizzle(client), { migrationsFolder: MIGRATIONS_DIR });
     const bytes = Buffer.from(await (await client.dumpDataDir('gzip')).arrayBuffer());
     mkdirSync(CACHE_DIR, { recursive: true });
     const file = templatePath();

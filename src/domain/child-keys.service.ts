@@ -12,7 +12,7 @@ import { generateRotationSecret, generateToken, newId, type Environment, type Ne
 import { notFound } from './errors.js';
 import { linkEvents, withEvents } from './event-linker.js';
 import { eventInsertCte, eventValues, recordEvent, type EventType } from './events.js';
-import { COMPLETED_CLAIM_CTE, completedRecordCte, UNCLAIMED } from './idempotency.service.js';
+import { COMPLETED_CLAIM_CTE, completedRecordCte, UNCLAIMED, type StoredResponse } from './idempotency.service.js';
 import { keyObjectJson } from './key-view.js';
 
 /*
@@ -107,8 +107,8 @@ export async function mintChildKeyTx(
  * inserts the completed idempotency record unless the key is taken, and the key and its
  * agent_key_created event are inserted only if it did, in the statement's own implicit transaction
  * (committed asynchronously; the caller links and flushes). So a first mint is one round trip
- * instead of seven. Returns the row as stored, or null when the claim found the key taken and
- * nothing was written.
+ * instead of seven. Returns the response `respond` made of the row, or null when the claim found
+ * the key taken and nothing was written.
  *
  * The response is stored in the same statement, so it is made before the row exists, from the
  * values inserted plus the table's defaults (mintedRow); test/integration/keys.test.ts checks it
@@ -120,18 +120,19 @@ export async function mintChildKeyOnce(
   input: MintInput,
   material: KeyMaterial,
   ctx: OpContext,
-  claim: (row: ApiKeyRow) => Record<string, unknown>,
-): Promise<ApiKeyRow | null> {
+  respond: (row: ApiKeyRow) => StoredResponse,
+  claim: (status: number, body: unknown) => Record<string, unknown>,
+): Promise<StoredResponse | null> {
   const values = mintValues(principal, input, material, ctx.now);
-  const row = mintedRow(values);
+  const response = respond(mintedRow(values));
   const { data, ...event } = mintEvent(principal, input, material, ctx);
   const [result] = await mintStatement(db, {
-    ...claim(row),
+    ...claim(response.status, response.body),
     ...insertSelectValues(values, 'key_'),
     ...eventValues(event),
     ev_data: JSON.stringify(data),
   });
-  return result?.recorded === 1 ? row : null;
+  return result?.recorded === 1 ? response : null;
 }
 
 const MINT_FIELDS = [

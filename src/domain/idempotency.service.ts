@@ -167,14 +167,14 @@ export interface IdempotentOperation<M> {
   /** The effect and its compliance event, inside the transaction; returns the full response. */
   run: (tx: Tx, material: M) => Promise<StoredResponse>;
   /**
-   * Optional: the same effect in ONE statement with its record (see executeIdempotent), given the
-   * values of the claim_* placeholders of this module's CTEs. Either its statement starts
-   * `with ${COMPLETED_CLAIM_CTE}` (the response is known before the effect: pass it to `claim`) and
-   * the effect's CTEs select from `claim`; or the effect is gated on UNCLAIMED and the record is
-   * inserted by completedRecordCte from the effect's rows (the response is made by the statement).
+   * Optional: the same effect in ONE statement with its record (see executeIdempotent), given
+   * `claim(status, body?)`, the values of the claim_* placeholders of this module's CTEs. Either its
+   * statement starts `with ${COMPLETED_CLAIM_CTE}` (the response is known before the effect: pass
+   * its body) and the effect's CTEs select from `claim`; or the effect is gated on UNCLAIMED and the
+   * record is inserted by completedRecordCte, whose body the statement makes from the effect's rows.
    * Returns the response if it wrote, null if it wrote nothing; it does its own preparation.
    */
-  runOnce?: (claim: (response?: StoredResponse) => Record<string, unknown>) => Promise<StoredResponse | null>;
+  runOnce?: (claim: (status: number, body?: unknown) => Record<string, unknown>) => Promise<StoredResponse | null>;
 }
 
 export type IdempotentOutcome = StoredResponse & { replayed: boolean };
@@ -217,7 +217,8 @@ export function completedRecordCte(name: string, body: SQL, from: SQL): SQL {
     returning id)`;
 }
 
-function claimValues(scope: IdempotencyScope, now: Date, response?: StoredResponse): Record<string, unknown> {
+/** The claim_* values of one request; without a body, the statement makes the stored body itself. */
+function claimValues(scope: IdempotencyScope, now: Date, status: number, body?: unknown): Record<string, unknown> {
   return {
     claim_id: newId(),
     claim_account_id: scope.accountId,
@@ -225,8 +226,8 @@ function claimValues(scope: IdempotencyScope, now: Date, response?: StoredRespon
     claim_key: scope.key,
     claim_fingerprint: scope.fingerprint,
     claim_at: now.toISOString(),
-    claim_status: response?.status ?? 201,
-    claim_body: response ? JSON.stringify(redactSecrets(response.body)) : null,
+    claim_status: status,
+    claim_body: body === undefined ? null : JSON.stringify(redactSecrets(body)),
   };
 }
 
@@ -255,7 +256,7 @@ export async function executeIdempotent<M>(
   if (op.runOnce) {
     let response: StoredResponse | null;
     try {
-      response = await op.runOnce((r) => claimValues(scope, now, r));
+      response = await op.runOnce((status, body) => claimValues(scope, now, status, body));
     } catch (err) {
       if (!isKeyTaken(err)) throw err;
       response = null;

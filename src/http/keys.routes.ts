@@ -18,7 +18,6 @@ import type { Clock } from '../domain/clock.js';
 import { DomainError } from '../domain/errors.js';
 import { toKeyObject, type KeyObject } from '../domain/key-view.js';
 import type { Db } from '../db/client.js';
-import type { ApiKeyRow } from '../db/schema.js';
 import { opContext, servicePrincipal } from './auth.js';
 import { sendIdempotent } from './idempotency.js';
 import { sendJson } from './prebuilt-json.js';
@@ -90,9 +89,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         run: async (tx, m) => issuedKey(toKeyObject(await mintChildKeyTx(tx, principal, input, m, ctx), ctx.now), m),
         runOnce: async (claim) => {
           const m = await prepare();
-          const answer = (row: ApiKeyRow) => issuedKey(toKeyObject(row, ctx.now), m);
-          const row = await mintChildKeyOnce(db, principal, input, m, ctx, (r) => claim(answer(r)));
-          return row ? answer(row) : null;
+          return mintChildKeyOnce(db, principal, input, m, ctx, (row) => issuedKey(toKeyObject(row, ctx.now), m), claim);
         },
       }, idem);
     },
@@ -177,7 +174,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
           const current = await getChildKey(db, principal, request.params.id);
           if (current.revokedAt) return null;
           const m = await prepareKeyMaterial(principal.environment, current.selfRotation);
-          const keyJson = await rotateChildKeyOnce(db, target, current, m, ctx, claim());
+          const keyJson = await rotateChildKeyOnce(db, target, current, m, ctx, claim(201));
           return keyJson === null ? null : issuedKey(JSON.parse(keyJson) as KeyObject, m);
         },
       }, idem);
