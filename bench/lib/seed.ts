@@ -122,13 +122,19 @@ export async function seedEvents(c: pg.Client, t: Tenant, n: number): Promise<vo
            from chain c
            cross join lateral pg_temp.bench_event($1, c.i + 1, c.t0, $3, $4, $5, $6) e
           where c.i < $2
+       ),
+       linked as (
+         select id, $1::uuid as account_id, seq, prev as prev_hash, hash, event_type, 'test'::text as environment,
+                actor_kind, actor_key_id, actor_key_prefix, subject_key_id, null::uuid as related_key_id,
+                'bench-' || i as request_id, '127.0.0.1'::text as ip, 'keyplane-bench'::text as user_agent,
+                data::jsonb as data, created_at
+           from chain where i > 0
        )
+       -- Each event with its feed item printed, as linking prints it (migration 0006).
        insert into compliance_events (id, account_id, seq, prev_hash, hash, event_type, environment, actor_kind,
                                       actor_key_id, actor_key_prefix, subject_key_id, related_key_id, request_id,
-                                      ip, user_agent, data, created_at)
-       select id, $1, seq, prev, hash, event_type, 'test', actor_kind, actor_key_id, actor_key_prefix,
-              subject_key_id, null, 'bench-' || i, '127.0.0.1', 'keyplane-bench', data::jsonb, created_at
-         from chain where i > 0`,
+                                      ip, user_agent, data, created_at, item_json)
+       select l.*, keyplane_audit_item(row(l.*, null)::compliance_events) from linked l`,
       [t.accountId, n, t.apiKeyId, t.serviceKeyId, t.apiKeyPrefix, t.serviceKeyPrefix],
     );
     await c.query(

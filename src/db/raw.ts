@@ -28,13 +28,25 @@ type PgliteClient = { query<T>(text: string, params: unknown[]): Promise<{ rows:
  * (EXPLAIN ANALYZE had put planning of the list and audit statements at 0.6–0.9 ms against
  * 0.6–1.1 ms of execution); embedded mode passes the text and values to PGlite.
  */
-export function preparedQuery<T>(query: SQL): (db: Db, values: Record<string, unknown>) => Promise<T[]> {
+export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
   const { sql: text, params } = dialect.sqlToQuery(query);
   const name = statementName(text);
-  return async (db, values) => {
+  const run = async <R>(db: Db, statement: { name?: string; text: string }, values: Record<string, unknown>) => {
     const filled = fillPlaceholders(params, values);
     const pool = poolsByDb.get(db);
-    if (pool) return (await pool.query({ name, text, values: filled })).rows as T[];
-    return (await (db as unknown as { $client: PgliteClient }).$client.query<T>(text, filled)).rows;
+    if (pool) return (await pool.query({ ...statement, values: filled })).rows as R[];
+    return (await (db as unknown as { $client: PgliteClient }).$client.query<R>(statement.text, filled)).rows;
   };
+  const execute = (db: Db, values: Record<string, unknown>) => run<T>(db, { name, text }, values);
+  execute.explain = async (db: Db, values: Record<string, unknown>) => {
+    const rows = await run<{ 'QUERY PLAN': string }>(db, { text: `explain ${text}` }, values);
+    return rows.map((r) => r['QUERY PLAN']).join('\n');
+  };
+  return execute;
+}
+
+export interface PreparedQuery<T> {
+  (db: Db, values: Record<string, unknown>): Promise<T[]>;
+  /** The plan of the statement with these values, as EXPLAIN prints it (nothing runs): for tests that pin a plan's shape. */
+  explain(db: Db, values: Record<string, unknown>): Promise<string>;
 }

@@ -1,4 +1,4 @@
-import { sql } from 'drizzle-orm';
+import { getTableColumns, sql } from 'drizzle-orm';
 import {
   bigint,
   boolean,
@@ -161,6 +161,14 @@ export const complianceEvents = pgTable(
     userAgent: text('user_agent'),
     data: jsonb('data').notNull(),
     createdAt: ts('created_at').notNull(),
+    /**
+     * The event's audit feed item as JSON text, written by the link-once trigger when the event is
+     * linked (migration 0006: keyplane_audit_item) and never by keyplane: an event is read in many
+     * feed pages, so its item is printed once instead of on every read. Not part of the event (its
+     * hash does not cover it, exports leave it out); null until linked, and for events linked
+     * before 0006, where the feed prints the item from the row.
+     */
+    itemJson: text('item_json'),
   },
   (t) => [
     uniqueIndex('compliance_events_chain_uq').on(t.accountId, t.seq),
@@ -170,6 +178,8 @@ export const complianceEvents = pgTable(
       'compliance_events_link_ck',
       sql`(${t.seq} is null and ${t.prevHash} is null and ${t.hash} is null) or (${t.seq} is not null and ${t.prevHash} is not null and ${t.hash} is not null)`,
     ),
+    // An item is printed when its event is linked, never before (migration 0006).
+    check('compliance_events_item_ck', sql`${t.itemJson} is null or ${t.seq} is not null`),
     index('compliance_events_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_actor_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_subject_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
@@ -229,4 +239,8 @@ export type Schema = typeof schema;
 export type AccountRow = typeof accounts.$inferSelect;
 export type ServiceKeyRow = typeof serviceKeys.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
-export type ComplianceEventRow = typeof complianceEvents.$inferSelect;
+/** An event as stored, without its printed feed item (which is not part of the event). */
+const { itemJson: _printedItem, ...eventColumnSet } = getTableColumns(complianceEvents);
+/** The columns of ComplianceEventRow, for `db.select(eventColumns)`. */
+export const eventColumns = eventColumnSet;
+export type ComplianceEventRow = Omit<typeof complianceEvents.$inferSelect, 'itemJson'>;

@@ -1,7 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db, Tx } from '../db/client.js';
 import { isDriverError } from '../db/driver-error.js';
-import { isoText, jsonNumber, jsonText, jsonUuid } from '../db/json-sql.js';
 import { preparedQuery } from '../db/raw.js';
 import { apiKeys, complianceEvents } from '../db/schema.js';
 import type { ApiPrincipal } from './auth.service.js';
@@ -61,34 +60,6 @@ interface FeedResult {
 }
 
 /**
- * One feed item as JSON text, built by Postgres from the stored row of `f` (with its ISO time `ts`),
- * field by field in the order of the wire schema (http/audit.schemas.ts: AuditEvent): `data` carries
- * every field the event's hash covers (the event's own facts under `details`), plus seq, prev_hash
- * and hash, so an agent can recompute each link of its slice (domain/events.ts). Why Postgres builds
- * it, and how it stays a whitelist: db/json-sql.ts.
- */
-const t = (c: string) => jsonText(`f.${c}`);
-const u = (c: string) => jsonUuid(`f.${c}`);
-const ITEM_JSON = sql.raw(`'{"type":"compliance_event","id":"' || f.id::text
-  || '","created_at":"' || f.ts || '","createdAt":"' || f.ts
-  || '","data":{"event_type":' || ${t('event_type')}
-  || ',"account_id":"' || f.account_id::text
-  || '","environment":' || ${t('environment')}
-  || ',"actor_kind":' || ${t('actor_kind')}
-  || ',"actor_key_id":' || ${u('actor_key_id')}
-  || ',"actor_key_prefix":' || ${t('actor_key_prefix')}
-  || ',"subject_key_id":' || ${u('subject_key_id')}
-  || ',"related_key_id":' || ${u('related_key_id')}
-  || ',"request_id":' || ${t('request_id')}
-  || ',"ip":' || ${t('ip')}
-  || ',"user_agent":' || ${t('user_agent')}
-  || ',"details":' || f.data::text
-  || ',"seq":' || ${jsonNumber('f.seq')}
-  || ',"prev_hash":' || ${t('prev_hash')}
-  || ',"hash":' || ${t('hash')}
-  || '}}'`);
-
-/**
  * Which key's feed the caller may read. Not a uuid, another account's or another environment's
  * key: not_found. A line-scoped key may read only its own rotation chain (same agent_id); any
  * other id is agent_scope_error, whether or not it exists, so the 403 is no existence oracle.
@@ -132,9 +103,17 @@ async function readAndRecord(
   query: AuditQuery,
   ctx: OpContext,
 ): Promise<FeedResult> {
+  const { statement, values } = feedCall(principal, target, query, ctx);
+  const [result] = await statement(db, values);
+  if (result?.recorded !== 1) throw unrecorded();
+  return result;
+}
+
+/** The feed statement a read runs, and its values. */
+function feedCall(principal: ApiPrincipal, target: string, query: AuditQuery, ctx: OpContext) {
   const wantsEvents = query.eventTypes === null || query.eventTypes.includes('compliance_event');
   const statement = query.before ? feedAfterCursor : feedFromNewest;
-  const [result] = await statement(db, {
+  const values = {
     account_id: principal.accountId,
     target,
     limit: query.limit,
@@ -152,12 +131,22 @@ async function readAndRecord(
       subjectKeyId: target,
       createdAt: ctx.now,
     }),
-  });
-  if (result?.recorded !== 1) throw unrecorded();
-  return result;
+  };
+  return { statement, values };
 }
 
-/** The feed statement, with or without the `before` cursor; built once (db/raw.ts: preparedQuery). */
+/** The plan of the read's statement for the caller's own feed (EXPLAIN; nothing is read or recorded). */
+export function explainAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<string> {
+  const { statement, values } = feedCall(principal, principal.id, query, ctx);
+  return statement.explain(db, values);
+}
+
+/**
+ * The feed statement, with or without the `before` cursor; built once (db/raw.ts: preparedQuery).
+ * Each item is the JSON its event's link printed (item_json, migration 0006: keyplane_audit_item);
+ * an event not linked yet (its round failed and is retried) or linked before 0006 is printed here
+ * by the same function.
+ */
 function feedStatement(withCursor: boolean) {
   const p = (name: string) => sql.placeholder(name);
   const cursor = withCursor
@@ -165,7 +154,9 @@ function feedStatement(withCursor: boolean) {
                                         where c.account_id = ${p('account_id')} and c.id = ${p('before')}::uuid)`
     : sql``;
   // Each branch reads only (created_at, id) from its index; the union dedupes those (an event can
-  // name the key twice, as actor and subject), and only the page's rows are then fetched whole.
+  // name the key twice, as actor and subject), and only the page's items are then fetched, one
+  // primary-key probe each: the LATERAL … LIMIT 1 keeps it a probe (as a plain join the planner
+  // hashed the whole table while it was small, a sequential scan that grew with every event).
   const branch = (column: string) => sql`(
     select e.created_at, e.id from compliance_events e
      where e.account_id = ${p('account_id')} and e.${sql.raw(column)} = ${p('target')}::uuid ${cursor}
@@ -180,20 +171,22 @@ function feedStatement(withCursor: boolean) {
   });
   return preparedQuery<FeedResult>(
     sql`with page as (
-          select * from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) merged
+          select merged.id, row_number() over (order by merged.created_at desc, merged.id desc) as rn
+            from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) merged
            order by merged.created_at desc, merged.id desc
            limit ${p('fetch')}),
-        feed as (
-          select e.*, row_number() over (order by e.created_at desc, e.id desc) as rn,
-                 ${sql.raw(isoText('e.created_at'))} as ts
-            from page join compliance_events e on e.id = page.id),
-        counts as (select least(count(*), ${p('limit')}::int)::int as n from feed),
+        counts as (select least(count(*), ${p('limit')}::int)::int as n from page),
         ${event},
         ${asyncCommitCte}
         select (select count(*) from ev)::int as recorded,
-               (select count(*) from feed)::int as fetched,
-               (select string_agg(${ITEM_JSON}, ',' order by f.rn) from feed f where f.rn <= ${p('limit')}::int) as items,
-               (select f.id from feed f where f.rn = ${p('limit')}::int) as last_id
+               (select count(*) from page)::int as fetched,
+               (select string_agg(item.json, ',' order by p.rn)
+                  from page p
+                 cross join lateral (
+                       select coalesce(e.item_json, keyplane_audit_item(e)) as json
+                         from compliance_events e where e.id = p.id limit 1) item
+                 where p.rn <= ${p('limit')}::int) as items,
+               (select p.id from page p where p.rn = ${p('limit')}::int) as last_id
           from async_commit`,
   );
 }

@@ -1,6 +1,6 @@
 import { and, asc, eq, gt, lte } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { accounts, complianceEvents, GENESIS_HASH, type ComplianceEventRow } from '../db/schema.js';
+import { accounts, complianceEvents, eventColumns, GENESIS_HASH, type ComplianceEventRow } from '../db/schema.js';
 import { isUuid } from './child-keys.service.js';
 import { notFound } from './errors.js';
 import { canonicalEvent, chainHash } from './events.js';
@@ -60,7 +60,7 @@ async function verifyFromHead(db: Db, head: Head): Promise<AccountVerification> 
   let lastId: string | null = null;
   for (;;) {
     const rows: ComplianceEventRow[] = await db
-      .select()
+      .select(eventColumns)
       .from(complianceEvents)
       .where(
         and(
@@ -143,7 +143,7 @@ export async function* exportAccountEvents(db: Db, accountId: string, afterSeq =
   let last = afterSeq;
   for (;;) {
     const rows = await db
-      .select()
+      .select(eventColumns)
       .from(complianceEvents)
       .where(and(eq(complianceEvents.accountId, accountId), gt(complianceEvents.seq, last)))
       .orderBy(asc(complianceEvents.seq))

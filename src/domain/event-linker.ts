@@ -3,7 +3,7 @@ import { linkerDb, type Db, type Tx } from '../db/client.js';
 import { CoalescedRun } from '../db/coalesced-run.js';
 import { flushWal } from '../db/durability.js';
 import { queryRows } from '../db/raw.js';
-import { complianceEvents } from '../db/schema.js';
+import { complianceEvents, eventColumns } from '../db/schema.js';
 import { DomainError } from './errors.js';
 import { canonicalEvent, chainHash, eventAccounts } from './events.js';
 
@@ -52,7 +52,7 @@ async function linkBatch(db: Db, accountId: string): Promise<number> {
     );
     if (!head) return 0;
     const waiting = await tx
-      .select()
+      .select(eventColumns)
       .from(complianceEvents)
       .where(and(eq(complianceEvents.accountId, accountId), isNull(complianceEvents.seq)))
       .orderBy(asc(complianceEvents.createdAt), asc(complianceEvents.id))

@@ -29,7 +29,7 @@ export async function auditRoutes(app: FastifyInstance, opts: AuditRoutesOptions
         { apiKeyId: q.api_key_id, limit: q.limit, eventTypes: q.event_types ?? null, before: q.before ?? null },
         ctx,
       );
-      // The items come as JSON from Postgres (audit.service.ts: ITEM_JSON); ids are uuids (no escaping).
+      // The items come as JSON from Postgres (migration 0006: keyplane_audit_item); ids are uuids (no escaping).
       const nextBefore = page.nextBefore === null ? 'null' : `"${page.nextBefore}"`;
       const body = `{"events":[${page.eventsJson}],"limit":${page.limit},"api_key_id":"${page.apiKeyId}","next_before":${nextBefore}}`;
       return sendJson(reply, body);

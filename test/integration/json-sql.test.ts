@@ -2,6 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/raw.js';
 import { apiKeys, complianceEvents } from '../../src/db/schema.js';
+import { eventAccounts, recordEvent } from '../../src/domain/events.js';
 import { keyObjectJson, SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/key-view.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
@@ -165,6 +166,98 @@ describe('audit items built by Postgres', () => {
     const read = items.find((i) => i.data.event_type === 'audit_read' && i.data.user_agent === ua);
     expect(read).toBeDefined();
     expect((read!.data.details as { user_agent: string }).user_agent).toBe(ua);
+  });
+
+  it('prints each item once, when its event is linked, and answers with that text as stored', async () => {
+    const k = await mintChild(t, tenant);
+    expect((await call(t.app, 'GET', '/v1/audit', { token: k.plaintext, headers: { 'user-agent': AWKWARD.replace(/[\u0000-\u001f\u007f]/g, '') } })).status).toBe(200);
+    const feed = await call(t.app, 'GET', '/v1/audit?limit=500', { token: k.plaintext });
+    expect(feed.status).toBe(200);
+    const rows = await queryRows<{ id: string; seq: string | null; item_json: string | null; printed: string }>(
+      t.database.db,
+      sql`select e.id, e.seq, e.item_json, keyplane_audit_item(e) as printed from compliance_events e
+           where e.account_id = ${tenant.accountId} and (e.actor_key_id = ${k.id} or e.subject_key_id = ${k.id})`,
+    );
+    // The mint, the first read and the second read: every one linked, so every one printed.
+    expect(rows).toHaveLength(3);
+    for (const row of rows) {
+      expect(row.seq).not.toBeNull();
+      expect(row.item_json).toBe(row.printed);
+    }
+    const items = feed.body.events as { id: string }[];
+    expect(items).toHaveLength(2);
+    // The body carries the stored text byte for byte, items in feed order.
+    const stored = new Map(rows.map((r) => [r.id, r.item_json!]));
+    expect(feed.raw).toContain(`{"events":[${items.map((i) => stored.get(i.id)).join(',')}],`);
+  });
+
+  it('prints from the row a linked event that has no printed item (as linked before migration 0006)', async () => {
+    const k = await mintChild(t, tenant);
+    expect((await call(t.app, 'GET', '/v1/audit', { token: k.plaintext })).status).toBe(200);
+    const ofKey = sql`account_id = ${tenant.accountId} and (actor_key_id = ${k.id} or subject_key_id = ${k.id})`;
+    const before = await queryRows<{ item_json: string }>(
+      t.database.db,
+      sql`select item_json from compliance_events where ${ofKey} order by created_at desc, id desc`,
+    );
+    expect(before).toHaveLength(2);
+    // As a database migrated from 0005 holds them: linked, item_json null. The link-once trigger
+    // refuses this UPDATE, so it runs with triggers off (replica role, this transaction only).
+    await t.database.db.transaction(async (tx) => {
+      await tx.execute(sql`set local session_replication_role = replica`);
+      await tx.execute(sql`update compliance_events set item_json = null where ${ofKey}`);
+    });
+    const feed = await call(t.app, 'GET', '/v1/audit?limit=500', { token: k.plaintext });
+    expect(feed.status).toBe(200);
+    // The newest item is the first read's record, then the same items printed from their rows:
+    // byte for byte the text the link printed.
+    expect(feed.body.events).toHaveLength(2);
+    expect(feed.raw).toContain(`{"events":[${before.map((r) => r.item_json).join(',')}],`);
+  });
+
+  it('prints from the row an event read before it is linked (seq, prev_hash and hash null)', async () => {
+    const k = await mintChild(t, tenant);
+    // Committed the way a request commits its event, but not linked (as when its round failed);
+    // the next read's statement reads the page before that read links anything.
+    const { id } = await t.database.db.transaction(async (tx) => {
+      eventAccounts.set(tx, new Set());
+      return recordEvent(tx, {
+        accountId: tenant.accountId,
+        eventType: 'agent_key_updated',
+        environment: 'test',
+        actor: { kind: 'portal', keyId: null, keyPrefix: 'portal' },
+        meta: { requestId: 'unlinked', ip: null, userAgent: AWKWARD },
+        subjectKeyId: k.id,
+        data: { changed: ['name'], note: AWKWARD },
+        createdAt: new Date(),
+      });
+    });
+    const [waiting] = await queryRows<{ seq: string | null; printed: string }>(
+      t.database.db,
+      sql`select seq, keyplane_audit_item(e) as printed from compliance_events e where id = ${id}`,
+    );
+    expect(waiting!.seq).toBeNull();
+    const feed = await call(t.app, 'GET', '/v1/audit?limit=500', { token: k.plaintext });
+    expect(feed.status).toBe(200);
+    expect(feed.raw).toContain(`{"events":[${waiting!.printed},`);
+    expect(feed.body.events[0]).toMatchObject({ id, data: { seq: null, prev_hash: null, hash: null, details: { note: AWKWARD } } });
+    // That read's round linked it, and printed it then with its link.
+    const [linked] = await queryRows<{ seq: string | null; item_json: string | null; printed: string }>(
+      t.database.db,
+      sql`select seq, item_json, keyplane_audit_item(e) as printed from compliance_events e where id = ${id}`,
+    );
+    expect(linked!.seq).not.toBeNull();
+    expect(linked!.item_json).toBe(linked!.printed);
+    expect(JSON.parse(linked!.item_json!).data.hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('refuses a printed item on an event that is not linked', async () => {
+    const attempt = sql`insert into compliance_events (id, account_id, event_type, environment, actor_kind, data, created_at, item_json)
+                        values (gen_random_uuid(), ${tenant.accountId}, 'audit_read', 'test', 'portal', '{}'::jsonb, now(), '{"forged":true}')`;
+    const refusal = await t.database.db.execute(attempt).then(
+      () => 'accepted',
+      (err: { cause?: Error; message: string }) => (err.cause ?? err).message,
+    );
+    expect(refusal).toMatch(/compliance_events_item_ck/);
   });
 
   it('pages with next_before exactly as before: the last item of a full page, null on the last page', async () => {
