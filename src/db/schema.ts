@@ -180,7 +180,8 @@ export const complianceEvents = pgTable(
     ),
     // An item is printed when its event is linked, never before (migration 0006).
     check('compliance_events_item_ck', sql`${t.itemJson} is null or ${t.seq} is not null`),
-    index('compliance_events_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    // The feed's three paths to a key's events. No account-wide time index: nothing reads one, and
+    // every index is written twice per event (insert, then link; migration 0007 dropped it).
     index('compliance_events_actor_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_subject_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_related_idx')
