@@ -99,6 +99,15 @@ function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
     statement_timeout: 10_000,
     query_timeout: 11_000,
     application_name: 'keyplane',
+    // Every hot statement is a named prepared statement (db/raw.ts, db/prepared.ts), but Postgres's
+    // default (plan_cache_mode = auto) plans a statement with its values on each of its first five
+    // runs, and after that whenever the generic plan's estimated cost is above the custom plans'
+    // average. On the bench's tables the CTE statements stayed there: `perf` on the list scenario
+    // put planning at a third of Postgres's CPU per request (GetCachedPlan → pg_plan_queries, most of
+    // it under SS_process_ctes). keyplane's statements look rows up by key and walk indexes in their
+    // own order, so no plan depends on the values: plan once per connection, then only execute
+    // (test/system/plan-cache.test.ts).
+    options: '-c plan_cache_mode=force_generic_plan',
   });
   // An idle client losing its server (restart, failover) emits here; without a listener it would
   // crash the process. The pool drops the client and makes a new one on the next checkout.

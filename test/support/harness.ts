@@ -93,7 +93,7 @@ function failOnViolations(violations: Violation[]): void {
 }
 
 export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<TestApp> {
-  const database = await testDatabase();
+  const database = overrides.database ?? (await testDatabase());
   const clock = new ManualClock();
   const deps: AppDeps = { database, logger: testLogger(), clock, ...overrides };
   const app = await buildApp(deps);
