@@ -105,8 +105,9 @@ function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
     // average. On the bench's tables the CTE statements stayed there: `perf` on the list scenario
     // put planning at a third of Postgres's CPU per request (GetCachedPlan → pg_plan_queries, most of
     // it under SS_process_ctes). keyplane's statements look rows up by key and walk indexes in their
-    // own order, so no plan depends on the values: plan once per connection, then only execute
-    // (test/system/plan-cache.test.ts).
+    // own order, so their plans do not depend on the values: plan once per connection, then only
+    // execute (test/system/plan-cache.test.ts). The one exception is keyplane_debit_batch, whose
+    // ledger probe needs its values' plan and which sets auto for itself (migration 0008).
     options: '-c plan_cache_mode=force_generic_plan',
   });
   // An idle client losing its server (restart, failover) emits here; without a listener it would
