@@ -106,9 +106,19 @@ function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
     // put planning at a third of Postgres's CPU per request (GetCachedPlan → pg_plan_queries, most of
     // it under SS_process_ctes). keyplane's statements look rows up by key and walk indexes in their
     // own order, so their plans do not depend on the values: plan once per connection, then only
-    // execute (test/system/plan-cache.test.ts). The one exception is keyplane_debit_batch, whose
-    // ledger probe needs its values' plan and which sets auto for itself (migration 0008).
-    options: '-c plan_cache_mode=force_generic_plan',
+    // execute (test/system/plan-cache.test.ts).
+    //
+    // A plan made once must also hold as the tables grow. Made while a table fits in a page or two
+    // (a new deployment, the bench's freshly seeded world), the cheapest plan for a key lookup is a
+    // sequential scan, and Postgres keeps that plan until an ANALYZE of the table invalidates it
+    // (autovacuum: up to a minute away, longer when it lags): the audit feed, planned so, read the
+    // whole events table three times plus once per item, 100 items a page, and fell from 1,380 to
+    // 131 reads a second within the bench's 13 seconds. Every statement keyplane sends has an
+    // index that matches it, so its sessions never choose a sequential scan (enable_seqscan = off
+    // only prices them out; a statement with no other path still runs one). JIT is off: an OLTP
+    // statement never repays a compile, and a priced-out scan's cost (10^10) is over any JIT
+    // threshold.
+    options: '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off',
   });
   // An idle client losing its server (restart, failover) emits here; without a listener it would
   // crash the process. The pool drops the client and makes a new one on the next checkout.

@@ -229,8 +229,12 @@ export const spendLedger = pgTable(
     createdAt: ts('created_at').notNull(),
   },
   (t) => [
+    // The debit's probe for an earlier debit of a request_id (keyplane_debit_batch).
     uniqueIndex('spend_ledger_request_uq').on(t.apiKeyId, t.requestId),
-    index('spend_ledger_cycle_idx').on(t.accountId, t.apiKeyId, t.cycleStart),
+    // A cycle's debits in an account (agentLedgerSum). It names no key column: a plan made while the
+    // ledger was tiny chose an index with api_key_id in it (then 0009's probe walked the whole index
+    // and filtered request_id) as readily as the one that matches, so now only one can serve the probe.
+    index('spend_ledger_account_cycle_idx').on(t.accountId, t.cycleStart),
     check('spend_ledger_cost_ck', sql`${t.costCents} >= 0`),
   ],
 );
