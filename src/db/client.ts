@@ -113,12 +113,13 @@ function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
     // sequential scan, and Postgres keeps that plan until an ANALYZE of the table invalidates it
     // (autovacuum: up to a minute away, longer when it lags): the audit feed, planned so, read the
     // whole events table three times plus once per item, 100 items a page, and fell from 1,380 to
-    // 131 reads a second within the bench's 13 seconds. Every statement keyplane sends has an
-    // index that matches it, so its sessions never choose a sequential scan (enable_seqscan = off
-    // only prices them out; a statement with no other path still runs one). JIT is off: an OLTP
-    // statement never repays a compile, and a priced-out scan's cost (10^10) is over any JIT
-    // threshold.
-    options: '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off',
+    // 131 reads a second within the bench's 13 seconds. A bitmap scan is the same trap: on a tiny
+    // table the feed's branches were planned as a bitmap scan of another key's index on the account
+    // alone, then a sort. Every statement keyplane sends has an index that matches it and walks it
+    // in its own order, so its sessions choose neither (enable_seqscan/enable_bitmapscan = off only
+    // price them out; a statement with no other path still runs one). JIT is off: an OLTP statement
+    // never repays a compile, and a priced-out scan's cost (10^10) is over any JIT threshold.
+    options: '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_bitmapscan=off -c jit=off',
   });
   // An idle client losing its server (restart, failover) emits here; without a listener it would
   // crash the process. The pool drops the client and makes a new one on the next checkout.

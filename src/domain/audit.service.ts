@@ -153,12 +153,14 @@ function feedStatement(withCursor: boolean) {
     ? sql`and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c
                                         where c.account_id = ${p('account_id')} and c.id = ${p('before')}::uuid)`
     : sql``;
-  // Each branch reads only (created_at, id) from its index; the union dedupes those (an event can
-  // name the key twice, as actor and subject), and only the page's items are then fetched, one
-  // primary-key probe each: the LATERAL … LIMIT 1 keeps it a probe (as a plain join the planner
-  // hashed the whole table while it was small, a sequential scan that grew with every event).
+  // One walk of each key column's index, newest first, reading each event's item as it goes; the
+  // three walks are merged in that same order (Merge Append) and an event named twice (as actor and
+  // subject, as every audit_read of one's own feed is) is kept once (DISTINCT ON, adjacent in the
+  // merge). No sort of events and no second visit to any row: the previous form took the ids from
+  // the indexes, deduplicated them by hashing, sorted them, then fetched each item by primary key
+  // (EXPLAIN ANALYZE on the bench's feed: 1.03 ms and 575 buffers, against 0.19 ms and 256).
   const branch = (column: string) => sql`(
-    select e.created_at, e.id from compliance_events e
+    select e.created_at, e.id, coalesce(e.item_json, keyplane_audit_item(e)) as json from compliance_events e
      where e.account_id = ${p('account_id')} and e.${sql.raw(column)} = ${p('target')}::uuid ${cursor}
      order by e.created_at desc, e.id desc
      limit ${p('fetch')})`;
@@ -171,21 +173,17 @@ function feedStatement(withCursor: boolean) {
   });
   return preparedQuery<FeedResult>(
     sql`with page as (
-          select merged.id, row_number() over (order by merged.created_at desc, merged.id desc) as rn
-            from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) merged
-           order by merged.created_at desc, merged.id desc
-           limit ${p('fetch')}),
+          select m.id, m.json, row_number() over (order by m.created_at desc, m.id desc) as rn
+            from (select distinct on (u.created_at, u.id) u.created_at, u.id, u.json
+                    from (${branch('actor_key_id')} union all ${branch('subject_key_id')} union all ${branch('related_key_id')}) u
+                   order by u.created_at desc, u.id desc
+                   limit ${p('fetch')}) m),
         counts as (select least(count(*), ${p('limit')}::int)::int as n from page),
         ${event},
         ${asyncCommitCte}
         select (select count(*) from ev)::int as recorded,
                (select count(*) from page)::int as fetched,
-               (select string_agg(item.json, ',' order by p.rn)
-                  from page p
-                 cross join lateral (
-                       select coalesce(e.item_json, keyplane_audit_item(e)) as json
-                         from compliance_events e where e.id = p.id limit 1) item
-                 where p.rn <= ${p('limit')}::int) as items,
+               (select string_agg(p.json, ',' order by p.rn) from page p where p.rn <= ${p('limit')}::int) as items,
                (select p.id from page p where p.rn = ${p('limit')}::int) as last_id
           from async_commit`,
   );
