@@ -159,6 +159,10 @@ function feedStatement(withCursor: boolean) {
   // merge). No sort of events and no second visit to any row: the previous form took the ids from
   // the indexes, deduplicated them by hashing, sorted them, then fetched each item by primary key
   // (EXPLAIN ANALYZE on the bench's feed: 1.03 ms and 575 buffers, against 0.19 ms and 256).
+  // The price: an event without item_json (not linked yet, or linked before 0006) is printed in
+  // every walk that reaches it, up to three walks of `fetch` rows, before the merge keeps a page of
+  // them. Such events are the few in flight at the head of a feed, or a history older than 0006;
+  // fetching them again by id after the merge would put the probe back on every page.
   const branch = (column: string) => sql`(
     select e.created_at, e.id, coalesce(e.item_json, keyplane_audit_item(e)) as json from compliance_events e
      where e.account_id = ${p('account_id')} and e.${sql.raw(column)} = ${p('target')}::uuid ${cursor}
