@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -7,7 +7,7 @@ import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR, openDatabase, type Database } from '../../src/db/client.js';
-import { buildTemplate, readTemplate, templatePath } from '../../src/db/pglite-template.js';
+import { buildTemplate, copyTemplateDir, readTemplate, templateDirPath, templatePath } from '../../src/db/pglite-template.js';
 import { queryRows } from '../../src/db/raw.js';
 
 /*
@@ -43,6 +43,10 @@ describe('the embedded database template', () => {
     expect(path.basename(built.file)).toMatch(/^pglite-\d+\.\d+\.\d+-[0-9a-f]{16}\.tar\.gz$/);
     expect(statSync(built.file).size).toBe(built.bytes);
     expect(readTemplate()).toBeDefined();
+    // And unpacked, the form a new data directory on disk is copied from.
+    expect(built.dir).toBe(templateDirPath());
+    expect(existsSync(path.join(built.dir, 'PG_VERSION'))).toBe(true);
+    expect(readdirSync(path.dirname(built.dir)).filter((f) => f.includes('.partial'))).toEqual([]);
 
     // Reference: initdb, then every migration.
     const reference = new PGlite();
@@ -66,6 +70,11 @@ describe('the embedded database template', () => {
       await fromTemplate.close();
     }
 
+    // It was copied from the unpacked template (PGlite changes files as it runs, so compare names).
+    const files = (dir: string) => readdirSync(dir, { recursive: true }).map(String).sort();
+    expect(files(path.join(dataDir, 'pgdata'))).toEqual(expect.arrayContaining(files(built.dir).filter((f) => !f.startsWith('pg_stat'))));
+    expect(readdirSync(dataDir).filter((f) => f.includes('.partial'))).toEqual([]);
+
     // An ordinary data directory: reopened (no template this time), its data is there.
     expect(existsSync(path.join(dataDir, 'pgdata'))).toBe(true);
     const reopened = await openDatabase({ dataDir });
@@ -75,6 +84,26 @@ describe('the embedded database template', () => {
       expect(rows).toEqual([{ name: 'kept' }]);
     } finally {
       await reopened.close();
+    }
+  }, 60_000);
+
+  it('copies into a new directory only: never over an existing one, and never leaves a partial copy', async () => {
+    if (!existsSync(templateDirPath())) await buildTemplate();
+    const target = path.join(tmp, 'copy', 'pgdata');
+    expect(copyTemplateDir(target)).toBe(true);
+    expect(existsSync(path.join(target, 'PG_VERSION'))).toBe(true);
+    // The destination exists now: a second copy fails (rename onto a non-empty directory) and
+    // leaves it as it was, with no partial copy beside it.
+    expect(copyTemplateDir(target)).toBe(false);
+    expect(existsSync(path.join(target, 'PG_VERSION'))).toBe(true);
+    expect(readdirSync(path.dirname(target))).toEqual(['pgdata']);
+    // The copy is a database.
+    const copied = new PGlite(target);
+    try {
+      const rows = (await copied.query<{ n: number }>(`select count(*)::int as n from drizzle.__drizzle_migrations`)).rows;
+      expect(rows[0]!.n).toBeGreaterThan(0);
+    } finally {
+      await copied.close();
     }
   }, 60_000);
 });
