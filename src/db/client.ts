@@ -154,8 +154,9 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
     // `npm ci` built one (db/pglite-template.ts): loading it takes 0.9 s, initdb 3.5 s. On disk,
     // a copy of the unpacked template is quicker still than loading the tarball.
     const pgdata = dataDir ? path.join(dataDir, 'pgdata') : undefined;
-    const fresh = pgdata === undefined || !existsSync(pgdata);
-    const template = fresh && !(pgdata !== undefined && copyTemplateDir(pgdata)) ? readTemplate() : undefined;
+    let template: Blob | undefined;
+    if (pgdata === undefined) template = readTemplate();
+    else if (!existsSync(pgdata) && !copyTemplateDir(pgdata)) template = readTemplate();
     const client = new PGlite(pgdata, template ? { loadDataDir: template } : undefined);
     await client.waitReady;
     const db = drizzlePglite(client, { schema }) as unknown as Db;
