@@ -100,7 +100,7 @@ async function main(): Promise<void> {
     const port = await freePort();
     const adminPort = await freePort();
     const bport = await freePort();
-    const nodeArgs = flag('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/profiles')}`] : [];
+    const nodeArgs = flag('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/profiles')}`] : flag('perf') ? ['--perf-basic-prof'] : [];
     const server = startChild(
       'keyplane',
       process.execPath,
@@ -172,7 +172,8 @@ async function main(): Promise<void> {
       const after = await measure(bOrigin, baseRecipe, baseline.pid);
       baselineRuns.push(after);
       const baselineRps = (before.rps + after.rps) / 2;
-      results.push({ id: s.id, label: s.label, group: s.group, available: true, ...m, baselineRps, ratio: m.rps / baselineRps, target: s.target });
+      const baselineDbUsPerRequest = (before.dbUsPerRequest + after.dbUsPerRequest) / 2;
+      results.push({ id: s.id, label: s.label, group: s.group, available: true, ...m, baselineRps, baselineDbUsPerRequest, ratio: m.rps / baselineRps, target: s.target, p99TargetMs: s.p99TargetMs });
       if (s.floor) {
         // A page as the run left it (the audit feed has grown to a full page), answered by the
         // baseline's route instead of its row, between two baseline runs (the second is the next
