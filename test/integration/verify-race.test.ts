@@ -38,15 +38,28 @@ interface Sample {
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Launches n verifications, one every ~1 ms, alternating instances; runs `act` after the kth launch. */
+/** Launches after the commit, at least: so that the race always has both sides to check. */
+const MIN_AFTER_COMMIT = 5;
+/** A bound on the launches, should the action never be seen to commit. */
+const MAX_LAUNCHES = 5_000;
+
+/**
+ * Launches n verifications, one every ~1 ms, alternating instances, and runs `act` after the kth
+ * launch. On a busy machine the action's commit can be observed only after the nth launch, so it
+ * goes on launching until MIN_AFTER_COMMIT have started after the commit.
+ */
 async function raceAgainst(key: string, n: number, k: number, act: () => Promise<void>) {
   const samples: Promise<Sample>[] = [];
   let committedAt = Number.NaN;
   let actStartedAt = Number.NaN;
   let acting: Promise<void> | undefined;
-  for (let i = 0; i < n; i++) {
+  let launchedAfterCommit = 0;
+  for (let i = 0; i < n || launchedAfterCommit < MIN_AFTER_COMMIT; i++) {
+    if (i >= MAX_LAUNCHES) throw new Error(`the action was not seen to commit within ${MAX_LAUNCHES} launches`);
     const app = i % 2 === 0 ? t.admin : other;
     const startedAt = performance.now();
+    // NaN (not committed yet) compares false.
+    if (startedAt > committedAt) launchedAfterCommit++;
     samples.push(
       call(app, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: { key, verb: 'call' } }).then((res) => {
         expect(res.status).toBe(200);
@@ -76,7 +89,7 @@ describe('revocation race', () => {
       expect(Number.isFinite(committedAt)).toBe(true);
       const after = samples.filter((s) => s.startedAt > committedAt);
       // The race was real: verifications ran on both sides of the commit (a valid answer read the
-      // row before the revocation committed).
+      // row before the revocation committed; raceAgainst launches until some start after it).
       expect(after.length).toBeGreaterThan(0);
       expect(samples.some((s) => s.valid)).toBe(true);
       // Whatever finished before the revocation began saw the key live.
