@@ -100,7 +100,12 @@ async function main(): Promise<void> {
     const port = await freePort();
     const adminPort = await freePort();
     const bport = await freePort();
-    const nodeArgs = flag('profile') ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/profiles')}`] : flag('perf') ? ['--perf-basic-prof'] : [];
+    const nodeArgs = flag('profile')
+      ? ['--cpu-prof', `--cpu-prof-dir=${path.join(ROOT, 'bench/profiles')}`]
+      : flag('perf')
+        ? // --perf-basic-prof also makes V8 write a log of its heap: keep it out of the checkout.
+          ['--perf-basic-prof', '--no-logfile-per-isolate', `--logfile=${path.join(os.tmpdir(), 'keyplane-bench-v8.log')}`]
+        : [];
     const server = startChild(
       'keyplane',
       process.execPath,
