@@ -93,6 +93,9 @@ function verdict(s: ScenarioResult): string {
   return parts.join(' · ');
 }
 
+/** The small-table run of a scale scenario (the same route and page). */
+const smallTwin = (r: Results, s: ScenarioResult) => r.scenarios.find((x) => x.id === s.id.replace('scale.', 'small.'));
+
 export function markdown(r: Results): string {
   const lines = [
     `Measured ${r.meta.date} (commit ${r.meta.commit}), Node ${r.meta.node}, ${r.meta.cpus} cores, ` +
@@ -113,8 +116,8 @@ export function markdown(r: Results): string {
     );
   }
   const base = r.baselineRuns.filter((b) => b.serverUsPerRequest !== undefined);
+  const mean = (f: (b: (typeof base)[number]) => number) => (base.length ? base.reduce((a, b) => a + f(b), 0) / base.length : 0);
   if (base.length) {
-    const mean = (f: (b: (typeof base)[number]) => number) => base.reduce((a, b) => a + f(b), 0) / base.length;
     lines.push(
       '',
       `The baseline (mean of its ${base.length} runs): ${f0(mean((b) => b.rps))} req/s, ${f2(mean((b) => b.serverCpu!))} cores, ` +
@@ -135,7 +138,7 @@ export function markdown(r: Results): string {
       lines.push(`| ${s.label} | ${f0(f.bytes)} | ${f0(f.rps)} | ${f1(f.p99)} | **${f2(f.ratio)}** | ${f2(s.ratio)} | ${s.target === null ? '–' : `≥ ${s.target}`} | ${f0(f.serverUsPerRequest)} |`);
     }
   }
-  const meanBaselineDb = base.length ? base.reduce((a, b) => a + b.dbUsPerRequest!, 0) / base.length : 0;
+  const meanBaselineDb = mean((b) => b.dbUsPerRequest!);
   // The model's premise is a scenario that asks at least the baseline's work of Postgres (the 401 asks none).
   const bounded = r.scenarios.filter(
     (s) => s.available && s.target !== null && s.baselineRps && s.dbUsPerRequest !== undefined && s.dbUsPerRequest >= (s.baselineDbUsPerRequest ?? meanBaselineDb),
@@ -151,7 +154,7 @@ export function markdown(r: Results): string {
     for (const s of bounded) {
       const baselineDbUs = s.baselineDbUsPerRequest ?? meanBaselineDb;
       // At scale a route answers the same page as on the small tables, whose run measured its floor.
-      const floor = s.floor ?? r.scenarios.find((x) => x.id === s.id.replace('scale.', 'small.'))?.floor;
+      const floor = s.floor ?? smallTwin(r, s)?.floor;
       const c = postgresBoundCeiling({ cores: r.meta.cpus, baselineRps: s.baselineRps!, baselineDbUs, scenarioDbUs: s.dbUsPerRequest!, floorRatio: floor?.ratio, target: s.target! });
       const mark = c.ratio >= s.target! ? '✅' : '❌';
       lines.push(`| ${s.label} | ${f2(s.ratio)} | ≥ ${s.target} | **${f2(c.ratio)}** ${mark} | ${f0(s.dbUsPerRequest)} | ${f0(baselineDbUs)} | ${c.dbUsForTarget > 0 ? f0(c.dbUsForTarget) : 'none'} |`);
@@ -161,7 +164,7 @@ export function markdown(r: Results): string {
   if (scale.length) {
     lines.push('', '| at scale vs small tables | small p50 / p99 ms | scale p50 / p99 ms | p50 factor (target ≤ 1.5) |', '|---|---:|---:|---:|');
     for (const s of scale) {
-      const small = r.scenarios.find((x) => x.id === s.id.replace('scale.', 'small.'));
+      const small = smallTwin(r, s);
       if (!small?.available) continue;
       const factor = (s.p50 ?? 0) / Math.max(small.p50 ?? 1, 0.001);
       lines.push(`| ${small.label} | ${f1(small.p50)} / ${f1(small.p99)} | ${f1(s.p50)} / ${f1(s.p99)} | ${f2(factor)} ${factor <= 1.5 ? '✅' : '❌'} |`);
