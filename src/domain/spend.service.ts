@@ -184,10 +184,22 @@ function outcomeOf(p: PendingDebit, r: BatchRow): DebitOutcome | Error {
  * null when nothing was written. Callers skip this entirely when the row they read is already
  * fresh, so the common case costs no statement at all.
  */
-export async function touchLastUsed(db: Db, keyId: string, accountId: string, now: Date): Promise<string | null> {
-  const [row] = await touchStatement(db, { id: keyId, accountId, now: isoParam(now), staleBefore: isoParam(new Date(now.getTime() - LAST_USED_RESOLUTION_MS)) });
-  return row?.key ?? null;
+export function touchLastUsed(db: Db, keyId: string, accountId: string, now: Date): Promise<string | null> {
+  // Verifies of a hot key read its row together (batched), so once a second dozens of them find it
+  // stale at once: they share the one write already in flight for the key instead of each sending
+  // an UPDATE that would find nothing left to do.
+  let inFlight = touchesInFlight.get(db);
+  if (!inFlight) touchesInFlight.set(db, (inFlight = new Map()));
+  const pending = inFlight.get(keyId);
+  if (pending) return pending;
+  const flights = inFlight;
+  const touch = touchStatement(db, { id: keyId, accountId, now: isoParam(now), staleBefore: isoParam(new Date(now.getTime() - LAST_USED_RESOLUTION_MS)) })
+    .then(([row]) => row?.key ?? null)
+    .finally(() => flights.delete(keyId));
+  flights.set(keyId, touch);
+  return touch;
 }
+const touchesInFlight = new WeakMap<Db, Map<string, Promise<string | null>>>();
 
 // Committed asynchronously (no wait for the WAL fsync, ~8 ms on this machine's disk): last_used_at
 // is a once-a-second hint, and a crash that loses the last few hundred milliseconds of it loses

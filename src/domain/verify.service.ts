@@ -1,8 +1,8 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
-import { prepared } from '../db/prepared.js';
+import { BatchedLookup, perDatabase } from '../db/batched-lookup.js';
 import { preparedQuery } from '../db/raw.js';
-import type { ApiKeyRow, Permission } from '../db/schema.js';
+import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
 import { parseToken } from './credentials.js';
 import { defaultMessage, type ErrorCode, type ErrorDetail } from './errors.js';
 import { keyObjectJson, toKeyObject, type KeyObject } from './key-view.js';
@@ -17,7 +17,8 @@ import { debit, LAST_USED_RESOLUTION_MS, touchLastUsed } from './spend.service.j
  * verify without cost is one SELECT by token_hash (unique index) that also builds the answer's key
  * object, plus an UPDATE of last_used_at at most once per second per key. A verify with cost reads
  * the row by token_hash and runs one atomic debit statement (spend.service.ts); no explicit
- * transaction, so no BEGIN/COMMIT round trips.
+ * transaction, so no BEGIN/COMMIT round trips. The reads of concurrent verifies share one SELECT
+ * (db/batched-lookup.ts), started after each of them arrived, as their debits share one statement.
  */
 
 export const VERBS = ['read', 'call', 'sms', 'admin'] as const;
@@ -101,11 +102,20 @@ export function verifyResultJson(r: VerifyResult): string {
 }
 
 /**
- * The read of a verify without cost, as a prepared statement: what the decision needs, and the key
- * object as JSON built by Postgres (key-view.ts: keyObjectJson). Against reading the whole row and
- * mapping and serialising it in JavaScript, this took keyplane's CPU per verify from 281 to 202 µs.
+ * The read of a verify without cost: what the decision needs, and the key object as JSON built by
+ * Postgres (key-view.ts: keyObjectJson). Against reading the whole row and mapping and serialising
+ * it in JavaScript, this took keyplane's CPU per verify from 281 to 202 µs. Concurrent verifies share
+ * one statement (BatchedLookup), answered as of the latest `now` among them: the one instant the
+ * answer depends on `now` for is whether last_used_at is a second old (and, once in 30 days, which
+ * spend cycle it is), and the batch's requests all arrived within one statement's time.
+ *
+ * `token_hash = any(…)`, not a join with the unnested array: cached while api_keys held a few rows,
+ * the join's generic plan hashed the whole table (measured: Hash Join over a full index scan), and
+ * a cached plan outlives the table's growth until the next ANALYZE; this form is an index probe per
+ * hash on a table of any size.
  */
 interface KeyFacts {
+  token_hash: string;
   id: string;
   account_id: string;
   permissions: Permission;
@@ -115,14 +125,46 @@ interface KeyFacts {
   fresh: boolean;
   key: string;
 }
-const keyFactsByHash = preparedQuery<KeyFacts>(
-  sql`select k.id, k.account_id, k.permissions, k.line_id, k.revoked_at is null as live,
+const keyFactsByHashes = preparedQuery<KeyFacts>(
+  sql`select k.token_hash, k.id, k.account_id, k.permissions, k.line_id, k.revoked_at is null as live,
         coalesce(k.last_used_at > ${sql.placeholder('now')}::timestamptz - ${sql.raw(`interval '${LAST_USED_RESOLUTION_MS} milliseconds'`)}, false) as fresh,
         ${keyObjectJson('k', sql.placeholder('now'), { withAccountId: true })} as key
-      from api_keys k where k.token_hash = ${sql.placeholder('hash')}`,
+      from api_keys k where k.token_hash = any(${sql.placeholder('hashes')}::text[])`,
 );
 
-/** The JavaScript twin of keyFactsByHash's key (json-sql.test.ts checks them byte for byte). */
+interface FactsLookup {
+  hash: string;
+  now: Date;
+}
+const factsLoader = perDatabase(
+  (db: Db) =>
+    new BatchedLookup<FactsLookup, KeyFacts | undefined>(async (items) => {
+      const now = items.reduce((latest, i) => (i.now > latest ? i.now : latest), items[0]!.now);
+      const rows = await keyFactsByHashes(db, { hashes: [...new Set(items.map((i) => i.hash))], now: now.toISOString() });
+      const byHash = new Map(rows.map((r) => [r.token_hash, r]));
+      return items.map((i) => byHash.get(i.hash));
+    }),
+);
+
+/**
+ * The read of a verify with cost: the whole row, which the debit works from (as API-key
+ * authentication reads it), batched like the read above. A token hash names at most one row
+ * (unique index), and the row does not depend on `now`, so duplicates in a batch share it.
+ */
+const rowLoader = perDatabase((db: Db) => {
+  const byHashes = db
+    .select()
+    .from(apiKeys)
+    .where(sql`${apiKeys.tokenHash} = any(${sql.placeholder('hashes')}::text[])`)
+    .prepare('kp_api_keys_by_hashes');
+  return new BatchedLookup<string, ApiKeyRow | undefined>(async (hashes) => {
+    const rows = await byHashes.execute({ hashes: [...new Set(hashes)] });
+    const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
+    return hashes.map((h) => byHash.get(h));
+  });
+});
+
+/** The JavaScript twin of keyFactsByHashes' key (json-sql.test.ts checks them byte for byte). */
 const keyJsonOf = (row: ApiKeyRow, now: Date): string => JSON.stringify({ ...toKeyObject(row, now), account_id: row.accountId } satisfies VerifiedKey);
 
 type Refusal = { code: 'agent_permission_denied' | 'agent_scope_error'; details: ErrorDetail[] };
@@ -165,7 +207,7 @@ export async function verifyKey(db: Db, input: VerifyInput, now: Date): Promise<
 }
 
 async function verifyOnly(db: Db, tokenHash: string, input: VerifyInput, now: Date): Promise<VerifyResult> {
-  const [facts] = await keyFactsByHash(db, { hash: tokenHash, now: now.toISOString() });
+  const facts = await factsLoader(db).lookup({ hash: tokenHash, now });
   if (!facts || !facts.live) return invalid();
   const refusal = refusalFor({ permissions: facts.permissions, lineId: facts.line_id }, input);
   if (refusal) return refuse(refusal.code, refusal.details, facts.key);
@@ -174,8 +216,7 @@ async function verifyOnly(db: Db, tokenHash: string, input: VerifyInput, now: Da
 }
 
 async function verifyAndDebit(db: Db, tokenHash: string, input: VerifyInput, costCents: number, now: Date): Promise<VerifyResult> {
-  // The whole row, which the debit works from: the same prepared statement as API-key authentication.
-  const [row] = await prepared(db).apiKeyByHash.execute({ hash: tokenHash });
+  const row = await rowLoader(db).lookup(tokenHash);
   if (!row || row.revokedAt) return invalid();
   const refusal = refusalFor(row, input);
   if (refusal) return refuse(refusal.code, refusal.details, keyJsonOf(row, now));

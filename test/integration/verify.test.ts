@@ -161,6 +161,30 @@ describe('POST /internal/v1/verify', () => {
     }
   });
 
+  it('concurrent verifications of many keys, which share statements, each get their own key\'s answer', async () => {
+    const keys = await Promise.all(
+      (['read_only', 'call_only', 'sms_only', 'full', 'full'] as const).map((permissions, i) => mintChild(t, tenant, { permissions, name: `batch-${i}` })),
+    );
+    await revokeChild(t, tenant, keys[4]!.id);
+    const unknown = withLastCharChanged(keys[0]!.plaintext);
+    const cases = Array.from({ length: 80 }, (_, i) => ({ k: i % 6, verb: VERBS[Math.floor(i / 6) % VERBS.length]! }));
+    // With costs too: their rows are read by a batched statement of their own.
+    const answers = await Promise.all(
+      cases.map(({ k, verb }, i) =>
+        verify(k === 5 ? { key: unknown, verb } : i % 4 === 0 ? { key: keys[k]!.plaintext, verb, cost_cents: 1, request_id: `batch-${i}` } : { key: keys[k]!.plaintext, verb }),
+      ),
+    );
+    const tiers = ['read_only', 'call_only', 'sms_only', 'full'] as const;
+    answers.forEach((res, i) => {
+      const { k, verb } = cases[i]!;
+      expect(res.status).toBe(200);
+      if (k >= 4) return expectInvalidKey(res);
+      expect(res.body.key.id).toBe(keys[k]!.id);
+      const allowed = TIER_VERBS[tiers[k]!].includes(verb);
+      expect([res.body.valid, res.body.code]).toEqual(allowed ? [true, 'valid'] : [false, 'agent_permission_denied']);
+    });
+  });
+
   it('updates last_used_at, at most once per second per key', async () => {
     const k = await mintChild(t, tenant, { permissions: 'read_only' });
     expect(k.row.lastUsedAt).toBeNull();

@@ -56,6 +56,18 @@ describe('database outage under load', () => {
       ['mint', () => http(server!.base, 'POST', '/v1/keys', { token, body: { name: `o${++n}` }, headers: { 'idempotency-key': `outage-${n}-${Math.random()}` }, timeoutMs: 8_000 })],
       ['patch', () => http(server!.base, 'PATCH', `/v1/keys/${keyId}`, { token, body: { name: `p${++n}` }, timeoutMs: 8_000 })],
       ['audit', () => http(server!.base, 'GET', '/v1/audit?limit=5', { token: tenant.apiKey, timeoutMs: 8_000 })],
+      // Verify's reads and debits go out in shared statements (batched): a failed one must fail each
+      // request that waited for it with a 503, and the next must work again.
+      ['verify', () => http(server!.adminBase, 'POST', '/internal/v1/verify', { token: server!.adminToken, body: { key: tenant.apiKey, verb: 'read' }, timeoutMs: 8_000 })],
+      [
+        'debit',
+        () =>
+          http(server!.adminBase, 'POST', '/internal/v1/verify', {
+            token: server!.adminToken,
+            body: { key: tenant.apiKey, verb: 'call', cost_cents: 1, request_id: `outage-${++n}-${Math.random()}` },
+            timeoutMs: 8_000,
+          }),
+      ],
     ];
     const stop = { now: false };
     const worker = async (w: number) => {

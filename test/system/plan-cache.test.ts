@@ -113,6 +113,12 @@ it('plans made while the tables were tiny walk indexes in order, never a whole t
       const res = await call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: debit });
       expect(res.body.valid).toBe(true);
     }
+    // Verifies read their keys in batches (db/batched-lookup.ts): a few at once, so both reads are
+    // planned for an array of hashes.
+    const reads = await Promise.all(
+      ['read', 'call', 'sms'].map((verb) => call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: { key: tenant.apiKey, verb } })),
+    );
+    expect(reads.map((r) => r.body.valid)).toEqual([true, true, true]);
   } finally {
     const again = await pool.connect();
     again.removeAllListeners('notice');
@@ -124,6 +130,13 @@ it('plans made while the tables were tiny walk indexes in order, never a whole t
   expect(plans.some((p) => p.includes('Index Scan using api_keys_pkey'))).toBe(true);
 
   expect(plans.some((p) => p.includes('spend_ledger_request_uq'))).toBe(true);
+  // Verify's batched reads: an index probe per hash, never a join that hashes the whole table.
+  const batched = plans.filter((p) => p.includes('token_hash = ANY'));
+  expect(batched.length).toBeGreaterThanOrEqual(2);
+  for (const p of batched) {
+    expect(p).toContain('Index Scan using api_keys_token_hash_uq');
+    expect(p).not.toMatch(/Hash Join|Merge Join/);
+  }
   const scans = plans.filter((p) => /Seq Scan|Bitmap Heap Scan/.test(p));
   expect(scans, scans.join('\n\n')).toEqual([]);
 });
