@@ -255,7 +255,8 @@ export function buildCli(): Command {
         key: key === '-' ? await readStdin() : key,
         verb: o.verb,
         line_id: o.lineId,
-        cost_cents: o.costCents === undefined ? undefined : Number(o.costCents),
+        // Decimal digits only: Number() would also take '0x10', '1e1' or ' 5 '.
+        cost_cents: o.costCents === undefined ? undefined : /^[0-9]+$/.test(o.costCents) ? Number(o.costCents) : o.costCents,
         request_id: o.requestId,
       });
       if (!parsed.success) {
@@ -286,7 +287,9 @@ export async function runCli(argv: string[]): Promise<number> {
     const e = err as { code?: string; exitCode?: number; message?: string };
     if (e.code?.startsWith('commander.')) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
-      return e.exitCode ?? 2;
+      // Every other commander error is bad usage (a missing argument or option, an unknown one, too
+      // many arguments): exit 2, as documented, never 1, which means "done, and the answer is no".
+      return 2;
     }
     const code = err instanceof DomainError ? err.code : 'error';
     const message = err instanceof DomainError && err.code === 'not_found' ? 'not found' : (e.message ?? String(err));

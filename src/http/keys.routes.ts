@@ -76,7 +76,8 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
       const input = {
         name: body.name,
         agentLabel: body.agent_label ?? null,
-        lineId: body.line_id ?? null,
+        // A uuid is stored in its canonical (lowercase) form; answer and record it the same way.
+        lineId: body.line_id?.toLowerCase() ?? null,
         permissions: body.permissions,
         monthlyCapCents: body.monthly_cap_cents ?? null,
         selfRotation: body.self_rotation,
@@ -125,7 +126,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
       const patch: KeyPatch = {
         name: b.name,
         agentLabel: b.agent_label,
-        lineId: b.line_id,
+        lineId: typeof b.line_id === 'string' ? b.line_id.toLowerCase() : b.line_id,
         permissions: b.permissions,
         monthlyCapCents: b.monthly_cap_cents,
       };

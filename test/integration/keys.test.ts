@@ -56,6 +56,20 @@ describe('POST /v1/keys (mint)', () => {
     expect(sr.body.key.line_id).toBe('11111111-1111-4111-8111-111111111111');
   });
 
+  it('a line_id sent in upper case is answered, stored and recorded in its canonical lower case', async () => {
+    const upper = '7B0C5A52-3F0E-4A57-9D0C-7B1C2D3E4F50';
+    const minted = await mint(tenant.serviceKey, { name: 'lined', line_id: upper });
+    expect(minted.status).toBe(201);
+    expect(minted.body.key.line_id).toBe(upper.toLowerCase());
+    const got = await call(t.app, 'GET', `/v1/keys/${minted.body.key.id}`, { token: tenant.serviceKey });
+    expect(got.body.key.line_id).toBe(upper.toLowerCase());
+    const other = 'AAAAAAAA-3F0E-4A57-9D0C-7B1C2D3E4F50';
+    const patched = await call(t.app, 'PATCH', `/v1/keys/${minted.body.key.id}`, { token: tenant.serviceKey, body: { line_id: other } });
+    expect(patched.body.key.line_id).toBe(other.toLowerCase());
+    const created = (await events(tenant.accountId, 'agent_key_created')).find((e) => e.subjectKeyId === minted.body.key.id)!;
+    expect(JSON.stringify(created.data)).not.toContain(upper);
+  });
+
   it('a live service key mints live keys; environment must match the service key', async () => {
     const live = await createTenant(t, 'live');
     const ok = await mint(live.serviceKey, { name: 'l', environment: 'live' });

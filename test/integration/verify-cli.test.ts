@@ -92,6 +92,15 @@ describe('keyplane verify', () => {
       ['--verb', 'write'],
       ['--verb', 'call', '--cost-cents', 'ten', '--request-id', 'r'],
       ['--verb', 'call', '--line-id', 'line-1'],
+      ['--verb', 'call', '--cost-cents', '0x10', '--request-id', 'r'],
+      ['--verb', 'call', '--cost-cents', '1e1', '--request-id', 'r'],
+      ['--verb', 'call', '--cost-cents', ' 5', '--request-id', 'r'],
+      // Errors of commander's own parsing: a missing mandatory option, an unknown option, a missing
+      // option value, an extra argument.
+      [],
+      ['--verb', 'read', '--bogus'],
+      ['--verb', 'read', '--line-id'],
+      ['extra', '--verb', 'read'],
     ]) {
       const usage = await cli(['verify', key, ...args]);
       expect(usage.code, args.join(' ')).toBe(2);
