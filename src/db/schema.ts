@@ -51,6 +51,12 @@ export const serviceKeys = pgTable(
     revokedAt: ts('revoked_at'),
     lastUsedAt: ts('last_used_at'),
     rotatedFrom: uuid('rotated_from'),
+    /**
+     * The first key of this key's rotation chain (its own id when it was created, not rotated): the
+     * owner of the child keys that any key of the chain mints, so that a successor manages the
+     * fleet its predecessors minted (api_keys.created_by_service_key_id holds it).
+     */
+    lineageId: uuid('lineage_id').notNull(),
   },
   (t) => [
     uniqueIndex('service_keys_token_hash_uq').on(t.tokenHash),

@@ -11,6 +11,12 @@ export type Tier = 'service' | 'api';
 export interface ServicePrincipal {
   tier: 'service';
   id: string;
+  /**
+   * Whose child keys this key manages: its rotation chain's first key (service_keys.lineage_id), so
+   * that rotating a service key hands its fleet to the successor. Children store it as
+   * created_by_service_key_id.
+   */
+  ownerId: string;
   accountId: string;
   environment: Environment;
   keyPrefix: string;
@@ -59,7 +65,7 @@ export async function authenticate(
       const inGrace = opts.now.getTime() - row.revokedAt.getTime() < SERVICE_KEY_READ_GRACE_MS;
       if (!opts.readOnly || !inGrace) throw invalidApiKey();
     }
-    return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix };
+    return { tier, id: row.id, ownerId: row.lineageId, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix };
   }
   const [row] = await prepared(db).apiKeyByHash.execute({ hash: parsed.tokenHash });
   if (!row || row.revokedAt) throw invalidApiKey();

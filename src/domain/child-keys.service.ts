@@ -65,7 +65,7 @@ function mintValues(principal: ServicePrincipal, input: MintInput, material: Key
     createdAt: now,
     cycleAnchor: now,
     agentId: material.id,
-    createdByServiceKeyId: principal.id,
+    createdByServiceKeyId: principal.ownerId,
     selfRotation: input.selfRotation,
     rotationSecretHash: material.rotationSecretHash,
   } satisfies typeof apiKeys.$inferInsert;
@@ -163,9 +163,9 @@ function mintedRow(values: ReturnType<typeof mintValues>): ApiKeyRow {
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (v: string) => UUID_RE.test(v);
 
-/** The scope a service key may act in: its account and the keys it minted. */
+/** The scope a service key may act in: its account and the keys its rotation chain minted. */
 const ownedBy = (p: ServicePrincipal, id: string) =>
-  and(eq(apiKeys.id, id), eq(apiKeys.accountId, p.accountId), eq(apiKeys.createdByServiceKeyId, p.id));
+  and(eq(apiKeys.id, id), eq(apiKeys.accountId, p.accountId), eq(apiKeys.createdByServiceKeyId, p.ownerId));
 
 /**
  * GET /v1/keys in ONE statement (one round trip, its own implicit transaction): the page, the
@@ -184,7 +184,7 @@ export async function listChildKeys(
 ): Promise<{ keysJson: string; total: number }> {
   const [result] = await listStatement(db, {
     account_id: principal.accountId,
-    service_key_id: principal.id,
+    service_key_id: principal.ownerId,
     limit: page.limit,
     offset: page.offset,
     now: ctx.now.toISOString(),
@@ -232,7 +232,7 @@ const listStatement = (() => {
  */
 export async function getChildKeyJson(db: Db, principal: ServicePrincipal, id: string, now: Date): Promise<string> {
   if (!isUuid(id)) throw notFound();
-  const [row] = await childKeyJsonById(db, { id, accountId: principal.accountId, serviceKeyId: principal.id, now: now.toISOString() });
+  const [row] = await childKeyJsonById(db, { id, accountId: principal.accountId, serviceKeyId: principal.ownerId, now: now.toISOString() });
   if (!row) throw notFound();
   return row.key;
 }
@@ -250,7 +250,7 @@ export async function getChildKey(db: Db | Tx, principal: ServicePrincipal, id: 
   const [row] =
     'rollback' in db
       ? await db.select().from(apiKeys).where(ownedBy(principal, id))
-      : await prepared(db).childKeyById.execute({ id, accountId: principal.accountId, serviceKeyId: principal.id });
+      : await prepared(db).childKeyById.execute({ id, accountId: principal.accountId, serviceKeyId: principal.ownerId });
   if (!row) throw notFound();
   return row;
 }

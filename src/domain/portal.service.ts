@@ -61,6 +61,7 @@ export async function createServiceKey(
         keyPrefix: token.keyPrefix,
         tokenHash: token.tokenHash,
         createdAt: ctx.now,
+        lineageId: id,
       })
       .returning();
     await recordEvent(tx, {
@@ -116,6 +117,8 @@ export async function rotateServiceKey(db: Db, id: string, ctx: OpContext): Prom
         tokenHash: token.tokenHash,
         createdAt: ctx.now,
         rotatedFrom: old.id,
+        // The successor manages the child keys of the whole chain (auth.service.ts: ownerId).
+        lineageId: old.lineageId,
       })
       .returning();
     await recordEvent(tx, {

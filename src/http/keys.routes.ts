@@ -155,7 +155,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
     async (request, reply) => {
       const principal = servicePrincipal(request);
       const ctx = opContext(request, clock);
-      const target = { accountId: principal.accountId, keyId: request.params.id, createdByServiceKeyId: principal.id };
+      const target = { accountId: principal.accountId, keyId: request.params.id, createdByServiceKeyId: principal.ownerId };
       return sendIdempotent(request, reply, db, principal, ctx.now, {
         // After the claim (so a retry of a finished rotation replays instead of finding the old key
         // revoked) and before the transaction: whether the successor needs a rotation secret

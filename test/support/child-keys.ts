@@ -55,7 +55,7 @@ export async function rotateChild(t: TestApp, tenant: WithServiceKey, id: string
   const material = await prepareKeyMaterial(p.environment, false);
   recordSecrets(material.token.plaintext);
   const { successor } = await withEvents(t.database.db, (tx) =>
-    rotateKeyTx(tx, { accountId: p.accountId, keyId: id, createdByServiceKeyId: p.id }, material, ctxOf(t, p)),
+    rotateKeyTx(tx, { accountId: p.accountId, keyId: id, createdByServiceKeyId: p.ownerId }, material, ctxOf(t, p)),
   );
   return { id: successor.id, plaintext: material.token.plaintext, rotationSecret: null, row: successor };
 }
