@@ -1,10 +1,14 @@
+import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { asyncCommitCte } from '../db/durability.js';
 import { prepared } from '../db/prepared.js';
-import type { ApiKeyRow } from '../db/schema.js';
+import { preparedQuery } from '../db/raw.js';
+import type { ApiKeyRow, ServiceKeyRow } from '../db/schema.js';
 import { parseToken, type Environment } from './credentials.js';
 import { invalidApiKey } from './errors.js';
 import type { Actor } from './events.js';
 import type { ServiceKeyReadCache } from './service-key-cache.js';
+import { LAST_USED_RESOLUTION_MS, touchLastUsed } from './spend.service.js';
 
 export type Tier = 'service' | 'api';
 
@@ -64,13 +68,47 @@ export async function authenticate(
     if (row.revokedAt) {
       const inGrace = opts.now.getTime() - row.revokedAt.getTime() < SERVICE_KEY_READ_GRACE_MS;
       if (!opts.readOnly || !inGrace) throw invalidApiKey();
+    } else {
+      await noteServiceKeyUse(db, row, opts.now);
     }
     return { tier, id: row.id, ownerId: row.lineageId, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix };
   }
   const [row] = await prepared(db).apiKeyByHash.execute({ hash: parsed.tokenHash });
   if (!row || row.revokedAt) throw invalidApiKey();
+  // last_used_at, as verify keeps it: at most one write per second per key (spend.service.ts).
+  if (!row.lastUsedAt || opts.now.getTime() - row.lastUsedAt.getTime() >= LAST_USED_RESOLUTION_MS) await touchLastUsed(db, row.id, row.accountId, opts.now);
   return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix, key: row };
 }
+
+/**
+ * A service key's last_used_at: at most one write per second per key and instance. Reads may be
+ * served from the 5-second row cache, whose last_used_at is stale, so the instance remembers when it
+ * last wrote each key (bounded), rather than sending a no-op UPDATE on every request. Committed
+ * asynchronously, as verify's: a once-a-second hint.
+ */
+async function noteServiceKeyUse(db: Db, row: ServiceKeyRow, now: Date): Promise<void> {
+  let written = serviceKeyWrites.get(db);
+  if (!written) serviceKeyWrites.set(db, (written = new Map()));
+  const last = written.get(row.id) ?? row.lastUsedAt?.getTime() ?? Number.NEGATIVE_INFINITY;
+  if (now.getTime() - last < LAST_USED_RESOLUTION_MS && now.getTime() >= last) return;
+  written.delete(row.id);
+  if (written.size >= SERVICE_KEY_WRITES_MAX) written.delete(written.keys().next().value!);
+  written.set(row.id, now.getTime());
+  await touchServiceKey(db, {
+    id: row.id,
+    now: now.toISOString(),
+    staleBefore: new Date(now.getTime() - LAST_USED_RESOLUTION_MS).toISOString(),
+  });
+}
+const serviceKeyWrites = new WeakMap<Db, Map<string, number>>();
+const SERVICE_KEY_WRITES_MAX = 10_000;
+const touchServiceKey = preparedQuery(
+  sql`WITH ${asyncCommitCte}
+      UPDATE service_keys SET last_used_at = ${sql.placeholder('now')}::timestamptz
+      FROM async_commit
+      WHERE id = ${sql.placeholder('id')}::uuid AND revoked_at IS NULL
+        AND (last_used_at IS NULL OR last_used_at < ${sql.placeholder('staleBefore')}::timestamptz)`,
+);
 
 export function actorOf(p: Principal): Actor {
   return { kind: p.tier === 'service' ? 'service_key' : 'api_key', keyId: p.id, keyPrefix: p.keyPrefix };

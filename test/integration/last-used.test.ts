@@ -1,0 +1,63 @@
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { LAST_USED_RESOLUTION_MS } from '../../src/domain/spend.service.js';
+import { mintChild } from '../support/child-keys.js';
+import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+
+/*
+ * last_used_at records every use of a key, not only verifications: an API key's audit reads, a
+ * service key's requests. At most one write per second per key, as verify does.
+ */
+
+let t: TestApp;
+beforeAll(async () => {
+  t = await createTestApp();
+});
+afterAll(() => t.close());
+
+it("an API key's audit reads set its last_used_at, at most once per second", async () => {
+  const tenant = await createTenant(t);
+  const k = await mintChild(t, tenant, { name: 'reader' });
+  const lastUsed = async () => (await call(t.app, 'GET', `/v1/keys/${k.id}`, { token: tenant.serviceKey })).body.key.last_used_at as string | null;
+  expect(await lastUsed()).toBeNull();
+  t.clock.freeze();
+  try {
+    expect((await call(t.app, 'GET', '/v1/audit', { token: k.plaintext })).status).toBe(200);
+    const first = await lastUsed();
+    expect(first).toBe(t.clock.now().toISOString());
+    t.clock.advance(LAST_USED_RESOLUTION_MS - 1);
+    expect((await call(t.app, 'GET', '/v1/audit', { token: k.plaintext })).status).toBe(200);
+    expect(await lastUsed()).toBe(first);
+    t.clock.advance(2);
+    expect((await call(t.app, 'GET', '/v1/audit', { token: k.plaintext })).status).toBe(200);
+    expect(await lastUsed()).toBe(t.clock.now().toISOString());
+  } finally {
+    t.clock.unfreeze();
+  }
+});
+
+it("a service key's requests set its last_used_at, reads served from the row cache included", async () => {
+  const tenant = await createTenant(t);
+  const serviceKey = async () => {
+    const res = await call(t.admin, 'GET', `/internal/v1/accounts/${tenant.accountId}/service-keys`, { token: ADMIN_TOKEN });
+    expect(res.status).toBe(200);
+    const key = (res.body.service_keys as { id: string; last_used_at: string | null }[]).find((k) => k.id === tenant.serviceKeyId)!;
+    return key.last_used_at;
+  };
+  expect(await serviceKey()).toBeNull();
+  t.clock.freeze();
+  try {
+    expect((await call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey })).status).toBe(200);
+    const first = await serviceKey();
+    expect(first).toBe(t.clock.now().toISOString());
+    // Within the second: no write, also for the read served from the cache.
+    t.clock.advance(500);
+    expect((await call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey })).status).toBe(200);
+    expect(await serviceKey()).toBe(first);
+    // A second later, a cached read writes it again.
+    t.clock.advance(LAST_USED_RESOLUTION_MS);
+    expect((await call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey })).status).toBe(200);
+    expect(await serviceKey()).toBe(t.clock.now().toISOString());
+  } finally {
+    t.clock.unfreeze();
+  }
+});
