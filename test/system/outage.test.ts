@@ -101,15 +101,22 @@ describe('database outage under load', () => {
       const upAt = Date.now();
       // Recovery: the first list that succeeds after the cluster accepts connections again.
       let recoveredAt = 0;
+      // What the probes saw, for the failure message: a hang and a steady 503 have different causes.
+      const probes: string[] = [];
       while (Date.now() - upAt < 10_000) {
-        const r = await http(server.base, 'GET', '/v1/keys?limit=1', { token, timeoutMs: 5_000 }).catch(() => undefined);
+        const at = Date.now() - upAt;
+        const r = await http(server.base, 'GET', '/v1/keys?limit=1', { token, timeoutMs: 5_000 }).catch((err: Error) => {
+          probes.push(`+${at} ms: ${err.name}`);
+          return undefined;
+        });
         if (r?.status === 200) {
           recoveredAt = Date.now();
           break;
         }
+        if (r) probes.push(`+${at} ms: ${r.status} in ${Math.round(r.ms)} ms ${r.raw.slice(0, 160)}`);
         await new Promise((res) => setTimeout(res, 50));
       }
-      expect(recoveredAt, 'keyplane did not recover within 10 s').toBeGreaterThan(0);
+      expect(recoveredAt, `keyplane did not recover within 10 s (outage ${outage + 1}); probes:\n${probes.slice(-8).join('\n')}`).toBeGreaterThan(0);
       recoveries.push(recoveredAt - upAt);
       phase = 'after';
       const readyAgain = await http(server.base, 'GET', '/readyz');
