@@ -1,5 +1,6 @@
 /**
- * Coalesces concurrent lookups into one statement per round, as group commit coalesces flushes:
+ * Coalesces concurrent lookups (or writes: the debits) into one statement per round, as group
+ * commit coalesces flushes:
  * at most one statement in flight; lookups that arrive meanwhile wait and all go out together in the
  * next one, which starts as soon as the running one ends. An idle loader sends a lookup at once, so
  * under light load nothing waits.
@@ -17,11 +18,13 @@ export class BatchedLookup<I, O> {
   private running = false;
 
   /**
-   * @param load answers a batch of inputs, one output per input, in the same order.
+   * @param load answers a batch of inputs, one output per input, in the same order. An output may
+   *   itself be a promise: the lookup settles with it, while the next statement already runs (the
+   *   debits answer after a shared WAL flush that way).
    * @param maxBatch the most inputs one statement carries; more wait for the next.
    */
   constructor(
-    private readonly load: (inputs: I[]) => Promise<O[]>,
+    private readonly load: (inputs: I[]) => Promise<(O | PromiseLike<O>)[]>,
     private readonly maxBatch = 256,
   ) {}
 
@@ -52,7 +55,7 @@ export class BatchedLookup<I, O> {
 
 interface Pending<I, O> {
   input: I;
-  resolve: (output: O) => void;
+  resolve: (output: O | PromiseLike<O>) => void;
   reject: (err: unknown) => void;
 }
 

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { perDatabase } from '../db/batched-lookup.js';
 import { asyncCommitCte } from '../db/durability.js';
 import { prepared } from '../db/prepared.js';
 import { preparedQuery } from '../db/raw.js';
@@ -87,8 +88,7 @@ export async function authenticate(
  * asynchronously, as verify's: a once-a-second hint.
  */
 async function noteServiceKeyUse(db: Db, row: ServiceKeyRow, now: Date): Promise<void> {
-  let written = serviceKeyWrites.get(db);
-  if (!written) serviceKeyWrites.set(db, (written = new Map()));
+  const written = serviceKeyWrites(db);
   const last = written.get(row.id) ?? row.lastUsedAt?.getTime() ?? Number.NEGATIVE_INFINITY;
   if (now.getTime() - last < LAST_USED_RESOLUTION_MS && now.getTime() >= last) return;
   written.delete(row.id);
@@ -100,7 +100,7 @@ async function noteServiceKeyUse(db: Db, row: ServiceKeyRow, now: Date): Promise
     staleBefore: new Date(now.getTime() - LAST_USED_RESOLUTION_MS).toISOString(),
   });
 }
-const serviceKeyWrites = new WeakMap<Db, Map<string, number>>();
+const serviceKeyWrites = perDatabase((_db: Db) => new Map<string, number>());
 const SERVICE_KEY_WRITES_MAX = 10_000;
 const touchServiceKey = preparedQuery(
   sql`WITH ${asyncCommitCte}

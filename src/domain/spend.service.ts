@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
+import { BatchedLookup, perDatabase } from '../db/batched-lookup.js';
 import { asyncCommitCte, flushWalShared } from '../db/durability.js';
 import { preparedQuery, queryRows } from '../db/raw.js';
 import type { ApiKeyRow } from '../db/schema.js';
@@ -59,24 +60,16 @@ interface BatchRow {
 const toDate = (v: Date | string | null): Date | null => (v === null ? null : v instanceof Date ? v : new Date(v));
 const isoParam = (d: Date) => d.toISOString();
 
-/** A debit waiting for its key's next batch. */
+/** A debit waiting for its batch. */
 interface PendingDebit {
   key: ApiKeyRow;
   requestId: string;
   cost: number;
   now: Date;
-  resolve: (outcome: DebitOutcome) => void;
-  reject: (err: unknown) => void;
-}
-
-interface DebitQueue {
-  running: boolean;
-  waiting: PendingDebit[];
 }
 
 /** The most debits one statement applies; more wait for the next. */
 const MAX_BATCH = 200;
-const queues = new WeakMap<Db, DebitQueue>();
 
 /**
  * Checks the cap and debits cost cents from the key's current cycle in one atomic step, recording
@@ -84,45 +77,32 @@ const queues = new WeakMap<Db, DebitQueue>();
  * and answers 'replayed' (a different cost for the same request_id is a caller bug: 409).
  *
  * Group commit, as the event linker does for events: an instance applies its debits one statement
- * at a time (keyplane_debit_batch, migration 0004), whatever their keys; debits arriving meanwhile
- * wait for the next statement. That statement takes each key's row lock once, in key order, and
- * decides the key's waiting debits in arrival order, exactly as each would have been decided alone.
- * Across instances the row locks order the statements. Before (0003) the batches were per key: with
- * the load spread over many keys most statements carried one debit, each with its own round trip,
- * call, plan and commit.
+ * at a time (keyplane_debit_batch, migration 0004; the batching is db/batched-lookup.ts, as for
+ * verify's reads), whatever their keys; debits arriving meanwhile wait for the next statement. That
+ * statement takes each key's row lock once, in key order, and decides the key's waiting debits in
+ * arrival order, exactly as each would have been decided alone. Across instances the row locks
+ * order the statements. Before (0003) the batches were per key: with the load spread over many keys
+ * most statements carried one debit, each with its own round trip, call, plan and commit.
  */
 export function debit(db: Db, key: ApiKeyRow, requestId: string, cost: number, now: Date): Promise<DebitOutcome> {
-  let queue = queues.get(db);
-  if (!queue) queues.set(db, (queue = { running: false, waiting: [] }));
-  const q = queue;
-  const done = new Promise<DebitOutcome>((resolve, reject) => q.waiting.push({ key, requestId, cost, now, resolve, reject }));
-  if (!q.running) void drain(db, q);
-  return done;
+  return debitBatches(db).lookup({ key, requestId, cost, now });
 }
 
-async function drain(db: Db, q: DebitQueue): Promise<void> {
-  q.running = true;
-  try {
-    while (q.waiting.length > 0) {
-      const batch = q.waiting.splice(0, MAX_BATCH);
-      let outcomes: (DebitOutcome | Error)[];
-      try {
-        outcomes = await applyBatch(db, batch);
-      } catch (err) {
-        for (const p of batch) p.reject(err);
-        continue;
-      }
+const debitBatches = perDatabase(
+  (db: Db) =>
+    new BatchedLookup<PendingDebit, DebitOutcome>(async (batch) => {
+      const outcomes = await applyBatch(db, batch);
       // The statement committed asynchronously, releasing the row locks: the next batch may start
       // now, while this one waits for its flush. Nothing is answered before it is durable.
-      flushWalShared(db).then(
-        () => batch.forEach((p, i) => (outcomes[i] instanceof Error ? p.reject(outcomes[i]) : p.resolve(outcomes[i] as DebitOutcome))),
-        (err: unknown) => batch.forEach((p) => p.reject(err)),
+      const durable = flushWalShared(db);
+      return outcomes.map((o) =>
+        durable.then(() => {
+          if (o instanceof Error) throw o;
+          return o;
+        }),
       );
-    }
-  } finally {
-    q.running = false;
-  }
-}
+    }, MAX_BATCH),
+);
 
 const debitBatch = preparedQuery<BatchRow>(sql`select * from keyplane_debit_batch(${sql.placeholder('items')}::jsonb)`);
 
@@ -188,18 +168,16 @@ export function touchLastUsed(db: Db, keyId: string, accountId: string, now: Dat
   // Verifies of a hot key read its row together (batched), so once a second dozens of them find it
   // stale at once: they share the one write already in flight for the key instead of each sending
   // an UPDATE that would find nothing left to do.
-  let inFlight = touchesInFlight.get(db);
-  if (!inFlight) touchesInFlight.set(db, (inFlight = new Map()));
-  const pending = inFlight.get(keyId);
+  const flights = touchesInFlight(db);
+  const pending = flights.get(keyId);
   if (pending) return pending;
-  const flights = inFlight;
   const touch = touchStatement(db, { id: keyId, accountId, now: isoParam(now), staleBefore: isoParam(new Date(now.getTime() - LAST_USED_RESOLUTION_MS)) })
     .then(([row]) => row?.key ?? null)
     .finally(() => flights.delete(keyId));
   flights.set(keyId, touch);
   return touch;
 }
-const touchesInFlight = new WeakMap<Db, Map<string, Promise<string | null>>>();
+const touchesInFlight = perDatabase((_db: Db) => new Map<string, Promise<string | null>>());
 
 // Committed asynchronously (no wait for the WAL fsync, ~8 ms on this machine's disk): last_used_at
 // is a once-a-second hint, and a crash that loses the last few hundred milliseconds of it loses

@@ -2,7 +2,8 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { BatchedLookup, perDatabase } from '../db/batched-lookup.js';
 import { preparedQuery } from '../db/raw.js';
-import { apiKeys, type ApiKeyRow, type Permission } from '../db/schema.js';
+import { prepared } from '../db/prepared.js';
+import type { ApiKeyRow, Permission } from '../db/schema.js';
 import { parseToken } from './credentials.js';
 import { defaultMessage, type ErrorCode, type ErrorDetail } from './errors.js';
 import { keyObjectJson, toKeyObject, type KeyObject } from './key-view.js';
@@ -151,18 +152,14 @@ const factsLoader = perDatabase(
  * authentication reads it), batched like the read above. A token hash names at most one row
  * (unique index), and the row does not depend on `now`, so duplicates in a batch share it.
  */
-const rowLoader = perDatabase((db: Db) => {
-  const byHashes = db
-    .select()
-    .from(apiKeys)
-    .where(sql`${apiKeys.tokenHash} = any(${sql.placeholder('hashes')}::text[])`)
-    .prepare('kp_api_keys_by_hashes');
-  return new BatchedLookup<string, ApiKeyRow | undefined>(async (hashes) => {
-    const rows = await byHashes.execute({ hashes: [...new Set(hashes)] });
-    const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
-    return hashes.map((h) => byHash.get(h));
-  });
-});
+const rowLoader = perDatabase(
+  (db: Db) =>
+    new BatchedLookup<string, ApiKeyRow | undefined>(async (hashes) => {
+      const rows = await prepared(db).apiKeysByHashes.execute({ hashes: [...new Set(hashes)] });
+      const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
+      return hashes.map((h) => byHash.get(h));
+    }),
+);
 
 /** The JavaScript twin of keyFactsByHashes' key (json-sql.test.ts checks them byte for byte). */
 const keyJsonOf = (row: ApiKeyRow, now: Date): string => JSON.stringify({ ...toKeyObject(row, now), account_id: row.accountId } satisfies VerifiedKey);
