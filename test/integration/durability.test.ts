@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database, Db } from '../../src/db/client.js';
-import { flushWalShared } from '../../src/db/durability.js';
+import { flushWal, flushWalShared } from '../../src/db/durability.js';
+import { queryRows } from '../../src/db/raw.js';
+import { sql } from 'drizzle-orm';
 import { testDatabase } from '../support/harness.js';
 
 /*
@@ -66,5 +68,24 @@ describe('flushWalShared', () => {
     await expect(Promise.all([flushWalShared(flaky), flushWalShared(flaky)])).rejects.toThrow('connection lost');
     fail = false;
     await expect(flushWalShared(flaky)).resolves.toBeUndefined();
+  });
+});
+
+describe('flushWal', () => {
+  it('makes every commit before it durable, asynchronous ones included', async () => {
+    const db = database.db;
+    // An asynchronous commit that wrote WAL, as recordEvent's and the linker's transactions do (its
+    // commit record written, not flushed), then the WAL position after that record.
+    let behind = 0;
+    for (let i = 0; i < 50; i++) {
+      await db.execute(sql`with async_commit as (select set_config('synchronous_commit', 'off', true))
+        select pg_logical_emit_message(true, 'keyplane.test', 'async') from async_commit`);
+      const [inserted] = await queryRows<{ lsn: string }>(db, sql`select pg_current_wal_insert_lsn()::text as lsn`);
+      await flushWal(db);
+      const [flushed] = await queryRows<{ durable: boolean }>(db, sql`select pg_current_wal_flush_lsn() >= ${inserted!.lsn}::pg_lsn as durable`);
+      if (!flushed!.durable) behind++;
+    }
+    // `select txid_current()`, the flush this replaced, left the WAL behind the commit every time.
+    expect(behind).toBe(0);
   });
 });
