@@ -1,25 +1,28 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from './client.js';
-import { CoalescedRun } from './coalesced-run.js';
 
 /*
  * Commit now, flush after the lock is gone, and share the flush.
  *
  * A commit with synchronous_commit = on waits for the WAL fsync (measured ~8 ms on this machine's
  * disk), and a row lock is released only when its transaction has committed. So a transaction that
- * holds a hot row (an account's chain head while linking events, a key's row while debiting its
- * spend) would hold it across the fsync, serialising its writers on the disk's latency.
+ * holds a hot row (an account's chain head while linking events) would hold it across the fsync,
+ * serialising its writers on the disk's latency.
  *
  * Instead those transactions commit asynchronously (SET LOCAL synchronous_commit = off, through
  * set_config inside one of their statements: recordEvent's insert, the list and audit statements'
- * CTE, the idempotency claim check, the linker's lock, the debit), which releases their locks as soon
+ * CTE, the idempotency claim check, the linker's lock), which releases their locks as soon
  * as the commit record is in the WAL buffers; then someone waits for durability with flushWal()
  * before anything is answered: a tiny synchronous commit whose flush covers every earlier commit
  * record (WAL is flushed in order). For events that is the end of the linking round the request
- * waits for (domain/event-linker.ts), shared by every request of the round; for debits, their
- * batch's flush, shared with concurrent batches (flushWalShared). Nothing is disclosed before its
- * record is on disk; a crash before the flush loses the change, the event and the response together. Concurrent flushes share fsyncs (group commit).
- * One visible difference: for those few milliseconds another session can already read the change.
+ * waits for (domain/event-linker.ts), shared by every request of the round. Nothing is disclosed
+ * before its record is on disk; a crash before the flush loses the change, the event and the
+ * response together. Concurrent flushes share fsyncs (group commit). One visible difference: for
+ * those few milliseconds another session can already read the change.
+ *
+ * The debits no longer do this (migration 0013): an instance runs one debit statement at a time, so
+ * its next batch waits for the answer anyway, and a synchronous commit spares a flush statement
+ * per batch.
  */
 
 /** A CTE (reference it so it runs) making the statement's own implicit transaction commit asynchronously. */
@@ -38,17 +41,4 @@ export const asyncCommitCte = sql`async_commit as (select set_config('synchronou
  */
 export async function flushWal(db: Db): Promise<void> {
   await db.execute(sql`select pg_logical_emit_message(true, 'keyplane.flush', '')`);
-}
-
-const flushes = new WeakMap<Db, CoalescedRun>();
-
-/**
- * flushWal for many concurrent callers (the debit batches of hot keys): one flush in flight per
- * database handle and one queued, shared by every caller arriving meanwhile (CoalescedRun: a caller
- * only joins a flush that starts after its call, so its own commit is covered).
- */
-export function flushWalShared(db: Db): Promise<void> {
-  let flush = flushes.get(db);
-  if (!flush) flushes.set(db, (flush = new CoalescedRun(() => flushWal(db))));
-  return flush.request();
 }

@@ -18,12 +18,6 @@ function build(db: Db) {
       .prepare('kp_service_key_by_hash'),
     /** Authentication of an API key: unique index api_keys_token_hash_uq. */
     apiKeyByHash: db.select().from(apiKeys).where(eq(apiKeys.tokenHash, sql.placeholder('hash'))).prepare('kp_api_key_by_hash'),
-    /** The same for many hashes at once (verify's batched reads): an index probe per hash. */
-    apiKeysByHashes: db
-      .select()
-      .from(apiKeys)
-      .where(sql`${apiKeys.tokenHash} = any(${sql.placeholder('hashes')}::text[])`)
-      .prepare('kp_api_keys_by_hashes'),
     /** GET /v1/keys/{id}: primary key, then the ownership check on the row. */
     childKeyById: db
       .select()

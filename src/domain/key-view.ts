@@ -47,9 +47,10 @@ export function toKeyObject(row: ApiKeyRow, now?: Date): KeyObject {
  * spend is currentSpend's rule: cycles of SPEND_CYCLE_MS from cycle_anchor, both instants taken at
  * millisecond precision as the JavaScript rule sees them; the stored spend counts only while its
  * cycle is the current one at `now`. test/integration/json-sql.test.ts checks both against each other.
- * withAccountId appends the account_id field, as verify's key object carries it.
+ * withAccountId appends the account_id field, as verify's key object carries it. `now` may be an
+ * instant, a placeholder, or an SQL expression (the debit's per-item instant).
  */
-export function keyObjectJson(k: string, now: Date | Placeholder, opts: { withAccountId?: boolean } = {}): SQL {
+export function keyObjectJson(k: string, now: Date | Placeholder | SQL, opts: { withAccountId?: boolean } = {}): SQL {
   const col = (c: string) => `${k}.${c}`;
   const at = now instanceof Date ? now.toISOString() : now;
   const anchor = sql.raw(`date_trunc('milliseconds', ${col('cycle_anchor')})`);

@@ -1,21 +1,21 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { BatchedLookup, perDatabase } from '../db/batched-lookup.js';
-import { asyncCommitCte, flushWalShared } from '../db/durability.js';
+import { asyncCommitCte } from '../db/durability.js';
 import { preparedQuery, queryRows } from '../db/raw.js';
-import type { ApiKeyRow } from '../db/schema.js';
+import type { Permission } from '../db/schema.js';
 import { newId } from './credentials.js';
 import { DomainError } from './errors.js';
-import { cycleStartFor, keyObjectJson, SPEND_CYCLE_MS } from './key-view.js';
+import { keyObjectJson, SPEND_CYCLE_MS } from './key-view.js';
 
 /*
  * Monthly spend for data-plane debits (issue 9).
  *
- * Debits are applied by ONE SQL statement per batch (keyplane_debit_batch, migration 0004), so they
- * are atomic without an explicit transaction (no BEGIN/COMMIT round trips): the function takes each
- * key's row with FOR UPDATE, so it sees the latest committed spend, revocation and cap, and decides
- * each debit in order against the spend left by the ones before it, so the cap can never be
- * overrun. Ledger rows and spend are written by the same statement and commit together or not at all.
+ * Debits are applied by ONE SQL statement per batch (keyplane_verify_debit_batch, migration 0013),
+ * so they are atomic without an explicit transaction (no BEGIN/COMMIT round trips): the function
+ * finds each key by its token hash and takes its row with FOR UPDATE, so it sees the latest
+ * committed spend, revocation, tier, line and cap, and decides each debit in order against the
+ * spend left by the ones before it, so the cap can never be overrun. Ledger rows and spend are written by the same statement and commit together or not at all.
  *
  * The ledger is keyed by (api_key_id, request_id), but spend follows the agent across rotations
  * (rotateKeyTx copies monthly_spend_cents and spend_cycle_start to the successor). So:
@@ -37,84 +37,91 @@ export const MAX_COST_CENTS = 100_000_000;
  */
 export const LAST_USED_RESOLUTION_MS = 1_000;
 
-export type DebitOutcome =
-  | { kind: 'debited'; row: ApiKeyRow }
-  | { kind: 'replayed'; row: ApiKeyRow }
-  | { kind: 'cap_exceeded'; row: ApiKeyRow; spent: number; cap: number; cycleResetAt: Date }
-  | { kind: 'revoked' };
-
-/** One row of keyplane_debit_batch (migration 0004): an item's outcome and what it saw. */
-interface BatchRow {
-  o_ord: number;
-  o_outcome: 'replayed' | 'revoked' | 'cap_exceeded' | 'debited';
-  o_prior_cost: number | null;
-  o_spent: number | string | null;
-  o_cap: number | null;
-  o_spend_stored: number | string | null;
-  o_cycle_start: Date | string | null;
-  o_monthly_spend_cents: number | string | null;
-  o_spend_cycle_start: Date | string | null;
-  o_last_used_at: Date | string | null;
-}
-
-const toDate = (v: Date | string | null): Date | null => (v === null ? null : v instanceof Date ? v : new Date(v));
-const isoParam = (d: Date) => d.toISOString();
-
-/** A debit waiting for its batch. */
-interface PendingDebit {
-  key: ApiKeyRow;
+/** A verification with a debit, as keyplane_verify_debit_batch (migration 0013) takes it. */
+export interface DebitRequest {
+  tokenHash: string;
+  /** The tiers that allow the verb (verify.service.ts: TIER_VERBS). */
+  tiers: readonly Permission[];
+  /** The requested line, lowercase (line_id is a uuid, which Postgres writes lowercase); null when none. */
+  line: string | null;
+  /** Whether a request naming no line is in a line-scoped key's scope (verify.service.ts: inScope). */
+  lineOptional: boolean;
   requestId: string;
   cost: number;
   now: Date;
 }
 
+/** What became of it; keyJson is the key as verify answers it (key-view.ts: keyObjectJson), after the debit. */
+export type DebitOutcome =
+  | { kind: 'invalid' }
+  | { kind: 'refused'; permissions: Permission; lineId: string | null; keyJson: string }
+  | { kind: 'replayed'; keyJson: string }
+  | { kind: 'cap_exceeded'; spent: number; cap: number; cycleResetAt: Date; keyJson: string }
+  | { kind: 'debited'; keyJson: string };
+
+/** One row of the batch statement: an item's outcome, what it saw, and the key after it. */
+interface BatchRow {
+  o_ord: number;
+  o_outcome: 'invalid' | 'refused' | 'replayed' | 'cap_exceeded' | 'debited';
+  o_prior_cost: number | null;
+  o_spent: number | string | null;
+  o_cap: number | null;
+  o_cycle: Date | string | null;
+  permissions: Permission | null;
+  line_id: string | null;
+  key: string | null;
+}
+
+const isoParam = (d: Date) => d.toISOString();
+
 /** The most debits one statement applies; more wait for the next. */
 const MAX_BATCH = 200;
 
 /**
- * Checks the cap and debits cost cents from the key's current cycle in one atomic step, recording
- * the debit in the ledger under requestId. A request_id already in the chain's ledger debits nothing
- * and answers 'replayed' (a different cost for the same request_id is a caller bug: 409).
+ * Verifies a key for a verb and line and debits cost cents from its current cycle, in one atomic
+ * step under the key's row lock: unknown or revoked answers invalid, a tier or line that does not
+ * allow the action answers refused, a request_id already in the chain's ledger debits nothing and
+ * answers replayed (with a different cost it is a caller bug: 409), and a cost that would take the
+ * cycle's spend over the cap answers cap_exceeded with nothing debited.
  *
  * Group commit, as the event linker does for events: an instance applies its debits one statement
- * at a time (keyplane_debit_batch, migration 0004; the batching is db/batched-lookup.ts, as for
- * verify's reads), whatever their keys; debits arriving meanwhile wait for the next statement. That
- * statement takes each key's row lock once, in key order, and decides the key's waiting debits in
- * arrival order, exactly as each would have been decided alone. Across instances the row locks
- * order the statements. Before (0003) the batches were per key: with the load spread over many keys
- * most statements carried one debit, each with its own round trip, call, plan and commit.
+ * at a time (keyplane_verify_debit_batch, migration 0013; the batching is db/batched-lookup.ts),
+ * whatever their keys; debits arriving meanwhile wait for the next statement. That statement takes
+ * each key's row lock once, in key order, and decides the key's waiting debits in arrival order,
+ * exactly as each would have been decided alone. Across instances the row locks order the
+ * statements. It commits synchronously, so an answer is durable before it is given (migration 0013
+ * says why this costs nothing here).
  */
-export function debit(db: Db, key: ApiKeyRow, requestId: string, cost: number, now: Date): Promise<DebitOutcome> {
-  return debitBatches(db).lookup({ key, requestId, cost, now });
+export async function checkAndDebit(db: Db, request: DebitRequest): Promise<DebitOutcome> {
+  const outcome = await debitBatches(db).lookup(request);
+  if (outcome instanceof Error) throw outcome;
+  return outcome;
 }
 
-const debitBatches = perDatabase(
-  (db: Db) =>
-    new BatchedLookup<PendingDebit, DebitOutcome>(async (batch) => {
-      const outcomes = await applyBatch(db, batch);
-      // The statement committed asynchronously, releasing the row locks: the next batch may start
-      // now, while this one waits for its flush. Nothing is answered before it is durable.
-      const durable = flushWalShared(db);
-      return outcomes.map((o) =>
-        durable.then(() => {
-          if (o instanceof Error) throw o;
-          return o;
-        }),
-      );
-    }, MAX_BATCH),
+const debitBatches = perDatabase((db: Db) => new BatchedLookup<DebitRequest, DebitOutcome | Error>((batch) => applyBatch(db, batch), MAX_BATCH));
+
+// The key object is built by Postgres from the row the function returns (o_key), as of the item's
+// own instant, so the answer shows the spend this debit left. The function is named before the key
+// object's long expression so that pg_stat_activity, which keeps a statement's first 1 kB, shows it.
+const debitBatch = preparedQuery<BatchRow>(
+  sql`select b.o_ord, b.o_outcome, b.o_prior_cost, b.o_spent, b.o_cap, b.o_cycle, k.permissions, k.line_id, k.key
+      from keyplane_verify_debit_batch(${sql.placeholder('items')}::jsonb) b
+      left join lateral (
+        select r.permissions, r.line_id, ${keyObjectJson('r', sql`b.o_at`, { withAccountId: true })} as key
+        from (select (b.o_key).*) r where r.id is not null
+      ) k on true`,
 );
 
-const debitBatch = preparedQuery<BatchRow>(sql`select * from keyplane_debit_batch(${sql.placeholder('items')}::jsonb)`);
-
-async function applyBatch(db: Db, batch: PendingDebit[]): Promise<(DebitOutcome | Error)[]> {
+async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome | Error)[]> {
   const items = batch.map((p, ord) => ({
     ord,
-    key_id: p.key.id,
-    account_id: p.key.accountId,
+    token_hash: p.tokenHash,
+    tiers: p.tiers,
+    line: p.line,
+    line_optional: p.lineOptional,
     id: newId(),
     request_id: p.requestId,
     cost: p.cost,
-    cycle: isoParam(cycleStartFor(p.key.cycleAnchor, p.now)),
     at: isoParam(p.now),
     stale_before: isoParam(new Date(p.now.getTime() - LAST_USED_RESOLUTION_MS)),
   }));
@@ -122,39 +129,30 @@ async function applyBatch(db: Db, batch: PendingDebit[]): Promise<(DebitOutcome 
   const byOrd = new Map(rows.map((r) => [Number(r.o_ord), r]));
   return batch.map((p, ord) => {
     const r = byOrd.get(ord);
-    // No row: the key row is gone (rows are never deleted; defensive).
-    if (!r) return { kind: 'revoked' };
+    if (!r) return new Error(`keyplane_verify_debit_batch answered no row for item ${ord}`);
     return outcomeOf(p, r);
   });
 }
 
-function outcomeOf(p: PendingDebit, r: BatchRow): DebitOutcome | Error {
+function outcomeOf(p: DebitRequest, r: BatchRow): DebitOutcome | Error {
+  if (r.o_outcome === 'invalid') return { kind: 'invalid' };
+  const keyJson = r.key!;
   switch (r.o_outcome) {
+    case 'refused':
+      return { kind: 'refused', permissions: r.permissions!, lineId: r.line_id, keyJson };
     case 'replayed':
       if (Number(r.o_prior_cost) !== p.cost) {
         return new DomainError('idempotency_key_reused', 'This request_id was already debited with a different cost_cents.', [
           { field: 'request_id', message: 'already used with a different cost_cents' },
         ]);
       }
-      return { kind: 'replayed', row: p.key };
-    case 'revoked':
-      return { kind: 'revoked' };
+      return { kind: 'replayed', keyJson };
     case 'cap_exceeded': {
-      const cap = Number(r.o_cap);
-      const cycle = cycleStartFor(p.key.cycleAnchor, p.now);
-      const row: ApiKeyRow = { ...p.key, monthlyCapCents: cap, monthlySpendCents: Number(r.o_spend_stored), spendCycleStart: toDate(r.o_cycle_start) };
-      return { kind: 'cap_exceeded', row, spent: Number(r.o_spent), cap, cycleResetAt: new Date(cycle.getTime() + SPEND_CYCLE_MS) };
+      const cycle = r.o_cycle instanceof Date ? r.o_cycle : new Date(r.o_cycle!);
+      return { kind: 'cap_exceeded', spent: Number(r.o_spent), cap: Number(r.o_cap), cycleResetAt: new Date(cycle.getTime() + SPEND_CYCLE_MS), keyJson };
     }
     case 'debited':
-      return {
-        kind: 'debited',
-        row: {
-          ...p.key,
-          monthlySpendCents: Number(r.o_monthly_spend_cents),
-          spendCycleStart: toDate(r.o_spend_cycle_start),
-          lastUsedAt: toDate(r.o_last_used_at),
-        },
-      };
+      return { kind: 'debited', keyJson };
   }
 }
 

@@ -2,12 +2,11 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { BatchedLookup, perDatabase } from '../db/batched-lookup.js';
 import { preparedQuery } from '../db/raw.js';
-import { prepared } from '../db/prepared.js';
-import type { ApiKeyRow, Permission } from '../db/schema.js';
+import type { Permission } from '../db/schema.js';
 import { parseToken } from './credentials.js';
 import { defaultMessage, type ErrorCode, type ErrorDetail } from './errors.js';
-import { keyObjectJson, toKeyObject, type KeyObject } from './key-view.js';
-import { debit, LAST_USED_RESOLUTION_MS, touchLastUsed } from './spend.service.js';
+import { keyObjectJson, type KeyObject } from './key-view.js';
+import { checkAndDebit, LAST_USED_RESOLUTION_MS, touchLastUsed } from './spend.service.js';
 
 /*
  * Key verification for the data plane (issue 9): is this API key allowed to do this, on this line,
@@ -16,10 +15,11 @@ import { debit, LAST_USED_RESOLUTION_MS, touchLastUsed } from './spend.service.j
  *
  * Round trips: the token's shape, checksum and SHA-256 are computed before any database work. A
  * verify without cost is one SELECT by token_hash (unique index) that also builds the answer's key
- * object, plus an UPDATE of last_used_at at most once per second per key. A verify with cost reads
- * the row by token_hash and runs one atomic debit statement (spend.service.ts); no explicit
- * transaction, so no BEGIN/COMMIT round trips. The reads of concurrent verifies share one SELECT
- * (db/batched-lookup.ts), started after each of them arrived, as their debits share one statement.
+ * object, plus an UPDATE of last_used_at at most once per second per key. A verify with cost is
+ * one statement that finds the key by token_hash, checks it and debits it under its row lock
+ * (spend.service.ts); no explicit transaction, so no BEGIN/COMMIT round trips. The reads of
+ * concurrent verifies share one SELECT (db/batched-lookup.ts), started after each of them arrived,
+ * as their debits share one statement.
  */
 
 export const VERBS = ['read', 'call', 'sms', 'admin'] as const;
@@ -147,23 +147,6 @@ const factsLoader = perDatabase(
     }),
 );
 
-/**
- * The read of a verify with cost: the whole row, which the debit works from (as API-key
- * authentication reads it), batched like the read above. A token hash names at most one row
- * (unique index), and the row does not depend on `now`, so duplicates in a batch share it.
- */
-const rowLoader = perDatabase(
-  (db: Db) =>
-    new BatchedLookup<string, ApiKeyRow | undefined>(async (hashes) => {
-      const rows = await prepared(db).apiKeysByHashes.execute({ hashes: [...new Set(hashes)] });
-      const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
-      return hashes.map((h) => byHash.get(h));
-    }),
-);
-
-/** The JavaScript twin of keyFactsByHashes' key (json-sql.test.ts checks them byte for byte). */
-const keyJsonOf = (row: ApiKeyRow, now: Date): string => JSON.stringify({ ...toKeyObject(row, now), account_id: row.accountId } satisfies VerifiedKey);
-
 type Refusal = { code: 'agent_permission_denied' | 'agent_scope_error'; details: ErrorDetail[] };
 
 /** Whether a live key of this tier and line may perform the verb on the requested line. */
@@ -213,16 +196,26 @@ async function verifyOnly(db: Db, tokenHash: string, input: VerifyInput, now: Da
 }
 
 async function verifyAndDebit(db: Db, tokenHash: string, input: VerifyInput, costCents: number, now: Date): Promise<VerifyResult> {
-  const row = await rowLoader(db).lookup(tokenHash);
-  if (!row || row.revokedAt) return invalid();
-  const refusal = refusalFor(row, input);
-  if (refusal) return refuse(refusal.code, refusal.details, keyJsonOf(row, now));
-
   const requestId = input.requestId!;
-  const outcome = await debit(db, row, requestId, costCents, now);
+  const outcome = await checkAndDebit(db, {
+    tokenHash,
+    tiers: TIERS_ALLOWING[input.verb],
+    line: input.lineId?.toLowerCase() ?? null,
+    lineOptional: inScope(LINE_SCOPED, input.verb, null),
+    requestId,
+    cost: costCents,
+    now,
+  });
   switch (outcome.kind) {
-    case 'revoked':
+    case 'invalid':
       return invalid();
+    case 'refused': {
+      // The statement refused by the same rules as refusalFor (TIERS_ALLOWING and inScope, sent as
+      // data); refusalFor words the refusal from the tier and line it saw.
+      const refusal = refusalFor(outcome, input);
+      if (!refusal) throw new Error(`the debit refused a ${outcome.permissions} key's ${input.verb} that refusalFor allows`);
+      return refuse(refusal.code, refusal.details, outcome.keyJson);
+    }
     case 'cap_exceeded':
       return refuse(
         'agent_cap_exceeded',
@@ -234,14 +227,18 @@ async function verifyAndDebit(db: Db, tokenHash: string, input: VerifyInput, cos
             cycle_reset_at: outcome.cycleResetAt.toISOString(),
           },
         ],
-        keyJsonOf(outcome.row, now),
+        outcome.keyJson,
       );
-    case 'replayed': {
-      const fresh = outcome.row.lastUsedAt !== null && now.getTime() - outcome.row.lastUsedAt.getTime() < LAST_USED_RESOLUTION_MS;
-      const touched = fresh ? null : await touchLastUsed(db, row.id, row.accountId, now);
-      return { valid: true, code: 'valid', keyJson: touched ?? keyJsonOf(outcome.row, now), debit: { request_id: requestId, cost_cents: costCents, replayed: true } };
-    }
+    case 'replayed':
     case 'debited':
-      return { valid: true, code: 'valid', keyJson: keyJsonOf(outcome.row, now), debit: { request_id: requestId, cost_cents: costCents, replayed: false } };
+      return { valid: true, code: 'valid', keyJson: outcome.keyJson, debit: { request_id: requestId, cost_cents: costCents, replayed: outcome.kind === 'replayed' } };
   }
 }
+
+/** For each verb, the tiers that allow it: TIER_VERBS turned around, as the debit statement takes it. */
+const TIERS_ALLOWING = Object.fromEntries(
+  VERBS.map((verb) => [verb, (Object.keys(TIER_VERBS) as Permission[]).filter((tier) => allows(tier, verb))]),
+) as Record<Verb, Permission[]>;
+
+/** Any line id: inScope(LINE_SCOPED, verb, null) says whether a line-scoped key may act naming no line. */
+const LINE_SCOPED = '00000000-0000-0000-0000-000000000000';

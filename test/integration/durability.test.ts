@@ -1,15 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database, Db } from '../../src/db/client.js';
-import { flushWal, flushWalShared } from '../../src/db/durability.js';
+import { CoalescedRun } from '../../src/db/coalesced-run.js';
+import { flushWal } from '../../src/db/durability.js';
 import { queryRows } from '../../src/db/raw.js';
 import { sql } from 'drizzle-orm';
 import { testDatabase } from '../support/harness.js';
 
 /*
- * flushWalShared: concurrent callers share flushes, and no caller is answered by a flush that began
- * before it called (its commit might not be covered). Observed on a real database through a Db
- * whose execute records when each flush statement starts and ends.
+ * CoalescedRun around flushWal, as the event linker shares its rounds: concurrent callers share
+ * flushes, and no caller is answered by a flush that began before it called (its commit might not
+ * be covered). Observed on a real database through a Db whose execute records when each flush
+ * statement starts and ends.
  */
+
+const runs = new WeakMap<Db, CoalescedRun>();
+function flushWalShared(db: Db): Promise<void> {
+  let run = runs.get(db);
+  if (!run) runs.set(db, (run = new CoalescedRun(() => flushWal(db))));
+  return run.request();
+}
 
 let database: Database;
 beforeAll(async () => {
@@ -36,7 +45,7 @@ function observed(db: Db) {
   return { db: proxy as Db, flushes };
 }
 
-describe('flushWalShared', () => {
+describe('CoalescedRun over flushWal', () => {
   it('50 concurrent callers share at most two flushes', async () => {
     const { db, flushes } = observed(database.db);
     await Promise.all(Array.from({ length: 50 }, () => flushWalShared(db)));

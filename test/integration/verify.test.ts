@@ -135,6 +135,43 @@ describe('POST /internal/v1/verify', () => {
     expect(res.body.code).toBe('agent_permission_denied');
   });
 
+  it('a verify with cost refuses and allows exactly as one without: every tier, verb and line', async () => {
+    // With cost_cents the checks run inside the debit statement (migration 0013), from the tiers and
+    // line rule verify.service.ts sends as data; without, in JavaScript. Both must agree everywhere.
+    const line = '7b0c5a52-3f0e-4a57-9d0c-7b1c2d3e4f50';
+    const other = '0e4f2a1b-9c8d-4e7f-a6b5-c4d3e2f1a0b9';
+    const keys: { label: string; plaintext: string }[] = [{ label: 'legacy_full', plaintext: tenant.apiKey }];
+    for (const permissions of ['read_only', 'call_only', 'sms_only', 'full'] as const) {
+      for (const lineId of [undefined, line]) {
+        const k = await mintChild(t, tenant, { permissions, lineId });
+        keys.push({ label: `${permissions}${lineId ? '@line' : ''}`, plaintext: k.plaintext });
+      }
+    }
+    const requestLines: (string | undefined)[] = [undefined, line, line.toUpperCase(), other];
+    const outcomes = new Set<string>();
+    let n = 0;
+    for (const k of keys) {
+      for (const verb of VERBS) {
+        for (const line_id of requestLines) {
+          const body = { key: k.plaintext, verb, ...(line_id === undefined ? {} : { line_id }) };
+          const plain = await verify(body);
+          const paid = await verify({ ...body, cost_cents: 1, request_id: `parity-${n++}` });
+          const where = `${k.label} ${verb} line=${line_id ?? 'none'}`;
+          expect(paid.status, where).toBe(200);
+          expect(paid.body.code, where).toBe(plain.body.code);
+          expect(paid.body.status, where).toBe(plain.body.status);
+          expect(paid.body.error, where).toEqual(plain.body.error);
+          expect(paid.body.key.id, where).toBe(plain.body.key.id);
+          if (paid.body.valid) expect(paid.body.debit, where).toMatchObject({ cost_cents: 1, replayed: false });
+          else expect(paid.body.debit, where).toBeUndefined();
+          outcomes.add(plain.body.code);
+        }
+      }
+    }
+    // The grid reached every refusal a key that exists can meet.
+    expect([...outcomes].sort()).toEqual(['agent_permission_denied', 'agent_scope_error', 'valid']);
+  });
+
   it('a revoked key is invalid on the very next call', async () => {
     const k = await mintChild(t, tenant);
     expect((await verify({ key: k.plaintext, verb: 'read' })).body.valid).toBe(true);

@@ -51,12 +51,12 @@ it('a retry answers invalid_api_key when its key is revoked while the debit wait
   const watcher = await session();
   await revoker.query('begin');
   await revoker.query('select 1 from api_keys where id = $1 for update', [k.id]);
-  // The retry reads the key (still active: the revoke has not committed), then waits for the lock.
+  // The retry finds the key by its hash, then waits for the lock.
   const retry = verify(body);
   const deadline = Date.now() + 10_000;
   for (;;) {
     const { rows } = await watcher.query<{ n: number }>(
-      `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%keyplane_debit_batch%'`,
+      `select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock' and query like '%keyplane_verify_debit_batch%'`,
     );
     if (rows[0]!.n > 0) break;
     if (Date.now() > deadline) throw new Error('the retried debit never waited for the row lock');

@@ -68,10 +68,10 @@ it('the hot statements run on a generic plan from their first execution, never r
   expect(rows.length).toBeGreaterThanOrEqual(4);
 });
 
-it('the debit batch plans its own statements once, whatever the session (migration 0009)', async () => {
+it('the debit batch plans its own statements once, whatever the session (migrations 0009, 0013)', async () => {
   const [fn] = await queryRows<{ config: string[] }>(
     t.database.db,
-    sql`select proconfig as config from pg_proc where proname = 'keyplane_debit_batch' and pronargs = 1`,
+    sql`select proconfig as config from pg_proc where proname = 'keyplane_verify_debit_batch' and pronargs = 1`,
   );
   expect(fn?.config).toEqual(expect.arrayContaining(['enable_seqscan=off', 'plan_cache_mode=force_generic_plan']));
   const [session] = await queryRows<{ mode: string; seqscan: string; bitmapscan: string; jit: string }>(
@@ -136,6 +136,14 @@ it('plans made while the tables were tiny walk indexes in order, never a whole t
   for (const p of batched) {
     expect(p).toContain('Index Scan using api_keys_token_hash_uq');
     expect(p).not.toMatch(/Hash Join|Merge Join/);
+  }
+  // The debit statement finds each item's key by its hash: a probe per item, never a join that
+  // hashes the items and walks the whole api_keys index (its plan before the LATERAL … LIMIT 1).
+  const byHash = plans.filter((p) => p.includes('LEFT JOIN LATERAL (SELECT a.id FROM api_keys a WHERE a.token_hash'));
+  expect(byHash.length).toBeGreaterThanOrEqual(1);
+  for (const p of byHash) {
+    expect(p).toContain('Index Scan using api_keys_token_hash_uq');
+    expect(p).not.toMatch(/Hash (Right |Left )?Join|Merge Join/);
   }
   const scans = plans.filter((p) => /Seq Scan|Bitmap Heap Scan/.test(p));
   expect(scans, scans.join('\n\n')).toEqual([]);
