@@ -126,7 +126,9 @@ BEGIN
       IF prior IS NOT NULL THEN
         o_outcome := 'replayed';
         o_prior_cost := prior;
-        IF k.last_used_at IS NULL OR k.last_used_at < it.stale_before THEN
+        -- A valid answer refreshes last_used_at; the same request_id with another cost is the
+        -- caller's error (409), not a use.
+        IF prior = it.cost AND (k.last_used_at IS NULL OR k.last_used_at < it.stale_before) THEN
           k.last_used_at := it.at;
           changed := true;
         END IF;

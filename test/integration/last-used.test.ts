@@ -61,3 +61,25 @@ it("a service key's requests set its last_used_at, reads served from the row cac
     t.clock.unfreeze();
   }
 });
+
+it('a replayed debit is a use and refreshes last_used_at; the same request_id with another cost (409) is not', async () => {
+  const tenant = await createTenant(t);
+  const k = await mintChild(t, tenant, { name: 'payer' });
+  const verify = (body: unknown) => call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body });
+  const lastUsed = async () => (await call(t.app, 'GET', `/v1/keys/${k.id}`, { token: tenant.serviceKey })).body.key.last_used_at as string | null;
+  t.clock.freeze();
+  try {
+    const body = { key: k.plaintext, verb: 'call', cost_cents: 3, request_id: 'paid-once' };
+    expect((await verify(body)).body.debit).toMatchObject({ replayed: false });
+    const debitedAt = t.clock.now().toISOString();
+    expect(await lastUsed()).toBe(debitedAt);
+    t.clock.advance(LAST_USED_RESOLUTION_MS + 1);
+    expect((await verify({ ...body, cost_cents: 4 })).status).toBe(409);
+    expect(await lastUsed()).toBe(debitedAt);
+    const retry = await verify(body);
+    expect(retry.body).toMatchObject({ valid: true, debit: { replayed: true }, key: { last_used_at: t.clock.now().toISOString() } });
+    expect(await lastUsed()).toBe(t.clock.now().toISOString());
+  } finally {
+    t.clock.unfreeze();
+  }
+});
