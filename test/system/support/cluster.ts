@@ -45,7 +45,8 @@ export interface Cluster {
   destroy(): Promise<void>;
 }
 
-export async function createCluster(): Promise<Cluster> {
+/** @param settings extra server settings (`-c name=value`), e.g. a slower WAL writer. */
+export async function createCluster(settings: Record<string, string> = {}): Promise<Cluster> {
   const root = mkdtempSync(path.join(tmpdir(), 'keyplane-pg-'));
   const dataDir = path.join(root, 'data');
   const sockDir = root;
@@ -59,7 +60,8 @@ export async function createCluster(): Promise<Cluster> {
   const [initCmd, initArgs] = asPostgres('initdb', ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '--no-sync', '-E', 'UTF8']);
   execFileSync(initCmd, initArgs, { stdio: 'ignore', timeout: 60_000 });
   // Small and quick: a few connections, no fsync wait (the machine does not crash, only processes).
-  const opts = `-p ${port} -k ${sockDir} -c listen_addresses=127.0.0.1 -c max_connections=60 -c fsync=off -c shared_buffers=32MB`;
+  const extra = Object.entries(settings).map(([name, value]) => ` -c ${name}=${value}`).join('');
+  const opts = `-p ${port} -k ${sockDir} -c listen_addresses=127.0.0.1 -c max_connections=60 -c fsync=off -c shared_buffers=32MB${extra}`;
   const logFile = path.join(root, 'pg.log');
   const pgCtl = (args: string[]) => {
     const [cmd, a] = asPostgres('pg_ctl', args);
