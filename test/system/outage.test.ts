@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LINKER_POOL_MAX } from '../../src/db/client.js';
 import { createCluster, type Cluster } from './support/cluster.js';
@@ -116,7 +117,18 @@ describe('database outage under load', () => {
         if (r) probes.push(`+${at} ms: ${r.status} in ${Math.round(r.ms)} ms ${r.raw.slice(0, 160)}`);
         await new Promise((res) => setTimeout(res, 50));
       }
-      expect(recoveredAt, `keyplane did not recover within 10 s (outage ${outage + 1}); probes:\n${probes.slice(-8).join('\n')}`).toBeGreaterThan(0);
+      if (recoveredAt === 0) {
+        // A rare failure (2 in ~20 full runs): say what the server and the database were doing.
+        const sessions = await cluster.sessions().catch((err: Error) => [`(pg_stat_activity unavailable: ${err.message})`]);
+        const logged = readFileSync(server.logFile, 'utf8')
+          .split('\n')
+          .filter((line) => /"level":(40|50|60)/.test(line))
+          .slice(-12);
+        expect.fail(
+          `keyplane did not recover within 10 s (outage ${outage + 1}); probes:\n${probes.slice(-8).join('\n')}\n` +
+            `sessions:\n${sessions.join('\n')}\nlast warnings and errors in ${server.logFile}:\n${logged.join('\n')}`,
+        );
+      }
       recoveries.push(recoveredAt - upAt);
       phase = 'after';
       const readyAgain = await http(server.base, 'GET', '/readyz');

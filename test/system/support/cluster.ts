@@ -42,6 +42,8 @@ export interface Cluster {
   stopImmediate(): Promise<void>;
   /** Backends connected to the keyplane database with application_name 'keyplane'. */
   keyplaneConnections(): Promise<number>;
+  /** What keyplane's sessions are doing (state, wait, transaction age, query), one line each: for failure messages. */
+  sessions(): Promise<string[]>;
   destroy(): Promise<void>;
 }
 
@@ -84,6 +86,20 @@ export async function createCluster(settings: Record<string, string> = {}): Prom
       try {
         const r = await c.query("select count(*)::int as n from pg_stat_activity where application_name = 'keyplane'");
         return r.rows[0].n as number;
+      } finally {
+        await c.end();
+      }
+    },
+    async sessions() {
+      const c = new pg.Client({ connectionString: `${base}/postgres` });
+      await c.connect();
+      try {
+        const r = await c.query(
+          `select pid, state, wait_event_type, wait_event, round(extract(epoch from now() - xact_start) * 1000) as xact_ms,
+                  round(extract(epoch from now() - state_change) * 1000) as state_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 120) as query
+             from pg_stat_activity where application_name = 'keyplane' order by pid`,
+        );
+        return r.rows.map((s) => `${s.pid} ${s.state} wait=${s.wait_event_type ?? '-'}/${s.wait_event ?? '-'} xact=${s.xact_ms ?? '-'}ms state=${s.state_ms}ms ${s.query}`);
       } finally {
         await c.end();
       }

@@ -21,6 +21,8 @@ export interface ServerProcess {
   adminBase: string;
   adminToken: string;
   child: ChildProcess;
+  /** Where the server's stdout and stderr go (pino's JSON lines). */
+  logFile: string;
   /** SIGKILL: no graceful shutdown, no finally blocks, sockets cut mid-request. */
   kill(): Promise<void>;
   stop(): Promise<void>;
@@ -90,6 +92,7 @@ export async function startServer(databaseUrl: string, extraEnv: Record<string, 
     adminBase,
     adminToken,
     child,
+    logFile,
     async kill() {
       if (child.exitCode === null) child.kill('SIGKILL');
       await exited;
