@@ -18,13 +18,11 @@ export class BatchedLookup<I, O> {
   private running = false;
 
   /**
-   * @param load answers a batch of inputs, one output per input, in the same order. An output may
-   *   itself be a promise: the lookup settles with it, while the next statement already runs (the
-   *   debits answer after a shared WAL flush that way).
+   * @param load answers a batch of inputs, one output per input, in the same order.
    * @param maxBatch the most inputs one statement carries; more wait for the next.
    */
   constructor(
-    private readonly load: (inputs: I[]) => Promise<(O | PromiseLike<O>)[]>,
+    private readonly load: (inputs: I[]) => Promise<O[]>,
     private readonly maxBatch = 256,
   ) {}
 
@@ -55,7 +53,7 @@ export class BatchedLookup<I, O> {
 
 interface Pending<I, O> {
   input: I;
-  resolve: (output: O | PromiseLike<O>) => void;
+  resolve: (output: O) => void;
   reject: (err: unknown) => void;
 }
 

@@ -15,7 +15,8 @@ import { keyObjectJson, SPEND_CYCLE_MS } from './key-view.js';
  * so they are atomic without an explicit transaction (no BEGIN/COMMIT round trips): the function
  * finds each key by its token hash and takes its row with FOR UPDATE, so it sees the latest
  * committed spend, revocation, tier, line and cap, and decides each debit in order against the
- * spend left by the ones before it, so the cap can never be overrun. Ledger rows and spend are written by the same statement and commit together or not at all.
+ * spend left by the ones before it, so the cap can never be overrun. Ledger rows and spend are
+ * written by the same statement and commit together or not at all.
  *
  * The ledger is keyed by (api_key_id, request_id), but spend follows the agent across rotations
  * (rotateKeyTx copies monthly_spend_cents and spend_cycle_start to the successor). So:

@@ -71,24 +71,6 @@ describe('BatchedLookup', () => {
     await expect(a).rejects.toThrow('answered 2 of 1 inputs');
   });
 
-  it('an output may be a promise: the lookup settles with it, and the next statement does not wait for it', async () => {
-    const statements: number[][] = [];
-    let flush!: () => void;
-    const flushed = new Promise<void>((r) => (flush = r));
-    const loader = new BatchedLookup<number, string>(async (inputs) => {
-      statements.push(inputs);
-      return inputs.map((i) => (i === 1 ? flushed.then(() => 'durable 1') : Promise.reject(new Error(`refused ${i}`))));
-    });
-    const first = loader.lookup(1);
-    await tick();
-    const second = loader.lookup(2);
-    await expect(second).rejects.toThrow('refused 2');
-    // The second statement ran while the first one's answer still waited.
-    expect(statements).toEqual([[1], [2]]);
-    flush();
-    expect(await first).toBe('durable 1');
-  });
-
   it('perDatabase builds one loader per handle', () => {
     let built = 0;
     const loaderOf = perDatabase((_db: object) => ({ n: ++built }));
