@@ -51,17 +51,34 @@ export function toKeyObject(row: ApiKeyRow, now?: Date): KeyObject {
  * instant, a placeholder, or an SQL expression (the debit's per-item instant).
  */
 export function keyObjectJson(k: string, now: Date | Placeholder | SQL, opts: { withAccountId?: boolean } = {}): SQL {
+  const parts = keyObjectJsonParts(k, opts);
+  return sql`(${parts.head} || ${shownSpend(k, now)}::text || ${parts.middle} || ${parts.lastUsed} || ${parts.tail})`;
+}
+
+/** The spend keyObjectJson shows at `now`: the stored spend while its cycle is the current one, else 0. */
+function shownSpend(k: string, now: Date | Placeholder | SQL): SQL {
   const col = (c: string) => `${k}.${c}`;
   const at = now instanceof Date ? now.toISOString() : now;
   const anchor = sql.raw(`date_trunc('milliseconds', ${col('cycle_anchor')})`);
   const cycleSeconds = SPEND_CYCLE_MS / 1000;
   const cycles = sql`floor(greatest(0, extract(epoch from (${at}::timestamptz - ${anchor}))) / ${sql.raw(String(cycleSeconds))})`;
   const cycleStart = sql`(${anchor} + make_interval(secs => (${cycles} * ${sql.raw(String(cycleSeconds))})::float8))`;
-  const spend = sql`(case when ${sql.raw(col('spend_cycle_start'))} is null
+  return sql`(case when ${sql.raw(col('spend_cycle_start'))} is null
       or date_trunc('milliseconds', ${sql.raw(col('spend_cycle_start'))}) = ${cycleStart}
     then ${sql.raw(col('monthly_spend_cents'))} else 0 end)`;
+}
+
+/**
+ * keyObjectJson in the pieces around its two fields that a debit changes from item to item: the
+ * object is head + monthly_spend_cents + middle + last_used_at (a JSON value) + tail. The verify
+ * debit (spend.service.ts) has Postgres build head, middle and tail once per key per statement
+ * and joins each item's own values in between.
+ */
+export function keyObjectJsonParts(k: string, opts: { withAccountId?: boolean } = {}): { head: SQL; middle: SQL; lastUsed: SQL; tail: SQL } {
+  const col = (c: string) => `${k}.${c}`;
   const raw = (s: string) => sql.raw(s);
-  return sql`('{"id":"' || ${raw(col('id'))}::text
+  return {
+    head: sql`('{"id":"' || ${raw(col('id'))}::text
     || '","key_prefix":' || ${raw(jsonText(col('key_prefix')))}
     || ',"environment":' || ${raw(jsonText(col('environment')))}
     || ',"name":' || ${raw(jsonText(col('name')))}
@@ -69,14 +86,16 @@ export function keyObjectJson(k: string, now: Date | Placeholder | SQL, opts: { 
     || ',"line_id":' || ${raw(jsonUuid(col('line_id')))}
     || ',"permissions":' || ${raw(jsonText(col('permissions')))}
     || ',"monthly_cap_cents":' || ${raw(jsonNumber(col('monthly_cap_cents')))}
-    || ',"monthly_spend_cents":' || ${spend}::text
-    || ',"created_at":"' || ${raw(isoText(col('created_at')))}
+    || ',"monthly_spend_cents":')`,
+    middle: sql`(',"created_at":"' || ${raw(isoText(col('created_at')))}
     || '","revoked_at":' || ${raw(jsonIso(col('revoked_at')))}
-    || ',"last_used_at":' || ${raw(jsonIso(col('last_used_at')))}
-    || ',"rotated_from":' || ${raw(jsonUuid(col('rotated_from')))}
+    || ',"last_used_at":')`,
+    lastUsed: sql.raw(jsonIso(col('last_used_at'))),
+    tail: sql`(',"rotated_from":' || ${raw(jsonUuid(col('rotated_from')))}
     || ',"created_by_service_key_id":' || ${raw(jsonUuid(col('created_by_service_key_id')))}
     ${raw(opts.withAccountId ? `|| ',"account_id":"' || ${col('account_id')}::text || '"'` : '')}
-    || '}')`;
+    || '}')`,
+  };
 }
 
 /** Spend cycles are 30 days long, counted from the agent's first key's creation (cycle_anchor). */

@@ -6,12 +6,13 @@ import { preparedQuery, queryRows } from '../db/raw.js';
 import type { Permission } from '../db/schema.js';
 import { newId } from './credentials.js';
 import { DomainError } from './errors.js';
-import { keyObjectJson, SPEND_CYCLE_MS } from './key-view.js';
+import { jsonIso } from '../db/json-sql.js';
+import { keyObjectJson, keyObjectJsonParts, SPEND_CYCLE_MS } from './key-view.js';
 
 /*
  * Monthly spend for data-plane debits (issue 9).
  *
- * Debits are applied by ONE SQL statement per batch (keyplane_verify_debit_batch, migration 0013),
+ * Debits are applied by ONE SQL statement per batch (keyplane_verify_debit_batch_v2, migration 0014),
  * so they are atomic without an explicit transaction (no BEGIN/COMMIT round trips): the function
  * finds each key by its token hash and takes its row with FOR UPDATE, so it sees the latest
  * committed spend, revocation, tier, line and cap, and decides each debit in order against the
@@ -38,7 +39,7 @@ export const MAX_COST_CENTS = 100_000_000;
  */
 export const LAST_USED_RESOLUTION_MS = 1_000;
 
-/** A verification with a debit, as keyplane_verify_debit_batch (migration 0013) takes it. */
+/** A verification with a debit, as keyplane_verify_debit_batch_v2 (migration 0014) takes it. */
 export interface DebitRequest {
   tokenHash: string;
   /** The tiers that allow the verb (verify.service.ts: TIER_VERBS). */
@@ -60,7 +61,11 @@ export type DebitOutcome =
   | { kind: 'cap_exceeded'; spent: number; cap: number; cycleResetAt: Date; keyJson: string }
   | { kind: 'debited'; keyJson: string };
 
-/** One row of the batch statement: an item's outcome, what it saw, and the key after it. */
+/**
+ * One row of the batch statement: an item's outcome, what it saw, and the key after it, as what
+ * changed from item to item (spend, last_used) plus, on the key's first row, the rest of the key
+ * object's JSON (head, middle, tail: key-view.ts, keyObjectJsonParts) and the key's tier and line.
+ */
 interface BatchRow {
   o_ord: number;
   o_outcome: 'invalid' | 'refused' | 'replayed' | 'cap_exceeded' | 'debited';
@@ -68,9 +73,23 @@ interface BatchRow {
   o_spent: number | string | null;
   o_cap: number | null;
   o_cycle: Date | string | null;
+  key_id: string | null;
+  spend: number | string | null;
+  last_used: string | null;
   permissions: Permission | null;
   line_id: string | null;
-  key: string | null;
+  head: string | null;
+  middle: string | null;
+  tail: string | null;
+}
+
+/** The part of a key's answer that is the same for all its items in one statement. */
+interface KeyParts {
+  permissions: Permission;
+  lineId: string | null;
+  head: string;
+  middle: string;
+  tail: string;
 }
 
 const isoParam = (d: Date) => d.toISOString();
@@ -86,7 +105,7 @@ const MAX_BATCH = 200;
  * cycle's spend over the cap answers cap_exceeded with nothing debited.
  *
  * Group commit, as the event linker does for events: an instance applies its debits one statement
- * at a time (keyplane_verify_debit_batch, migration 0013; the batching is db/batched-lookup.ts),
+ * at a time (keyplane_verify_debit_batch_v2, migration 0014; the batching is db/batched-lookup.ts),
  * whatever their keys; debits arriving meanwhile wait for the next statement. That statement takes
  * each key's row lock once, in key order, and decides the key's waiting debits in arrival order,
  * exactly as each would have been decided alone. Across instances the row locks order the
@@ -101,17 +120,23 @@ export async function checkAndDebit(db: Db, request: DebitRequest): Promise<Debi
 
 const debitBatches = perDatabase((db: Db) => new BatchedLookup<DebitRequest, DebitOutcome | Error>((batch) => applyBatch(db, batch), MAX_BATCH));
 
-// The key object is built by Postgres from the row the function returns (o_key), as of the item's
-// own instant, so the answer shows the spend this debit left. The function is named before the key
-// object's long expression so that pg_stat_activity, which keeps a statement's first 1 kB, shows it.
-const debitBatch = preparedQuery<BatchRow>(
-  sql`select b.o_ord, b.o_outcome, b.o_prior_cost, b.o_spent, b.o_cap, b.o_cycle, k.permissions, k.line_id, k.key
-      from keyplane_verify_debit_batch(${sql.placeholder('items')}::jsonb) b
-      left join lateral (
-        select r.permissions, r.line_id, ${keyObjectJson('r', sql`b.o_at`, { withAccountId: true })} as key
-        from (select (b.o_key).*) r where r.id is not null
-      ) k on true`,
-);
+// The key object is keyObjectJson (key-view.ts) of the row as the item left it. Postgres builds the
+// parts that stay the same for a key through the statement once per key (on the key's first row),
+// and on every row only the spend shown and last_used_at; applyBatch joins them. The function is
+// named before the long expressions so that pg_stat_activity, which keeps a statement's first 1 kB,
+// shows it.
+const debitBatch = (() => {
+  const parts = keyObjectJsonParts('r', { withAccountId: true });
+  return preparedQuery<BatchRow>(
+    sql`select b.o_ord, b.o_outcome, b.o_prior_cost, b.o_spent, b.o_cap, b.o_cycle, b.o_key_id as key_id, b.o_spend as spend,
+          ${sql.raw(jsonIso('b.o_last_used'))} as last_used, k.permissions, k.line_id, k.head, k.middle, k.tail
+        from keyplane_verify_debit_batch_v2(${sql.placeholder('items')}::jsonb) b
+        left join lateral (
+          select r.permissions, r.line_id, ${parts.head} as head, ${parts.middle} as middle, ${parts.tail} as tail
+          from (select (b.o_key).*) r where r.id is not null
+        ) k on true`,
+  );
+})();
 
 async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome | Error)[]> {
   const items = batch.map((p, ord) => ({
@@ -127,20 +152,28 @@ async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome 
     stale_before: isoParam(new Date(p.now.getTime() - LAST_USED_RESOLUTION_MS)),
   }));
   const rows = await debitBatch(db, { items: JSON.stringify(items) });
-  const byOrd = new Map(rows.map((r) => [Number(r.o_ord), r]));
+  const byOrd = new Map<number, BatchRow>();
+  const keys = new Map<string, KeyParts>();
+  for (const r of rows) {
+    byOrd.set(Number(r.o_ord), r);
+    if (r.key_id && r.head !== null) keys.set(r.key_id, { permissions: r.permissions!, lineId: r.line_id, head: r.head, middle: r.middle!, tail: r.tail! });
+  }
   return batch.map((p, ord) => {
     const r = byOrd.get(ord);
-    if (!r) return new Error(`keyplane_verify_debit_batch answered no row for item ${ord}`);
-    return outcomeOf(p, r);
+    if (!r) return new Error(`keyplane_verify_debit_batch_v2 answered no row for item ${ord}`);
+    if (r.o_outcome === 'invalid') return { kind: 'invalid' };
+    const key = keys.get(r.key_id!);
+    if (!key) return new Error(`keyplane_verify_debit_batch_v2 sent no key for item ${ord}`);
+    return outcomeOf(p, r, key, key.head + String(r.spend) + key.middle + r.last_used + key.tail);
   });
 }
 
-function outcomeOf(p: DebitRequest, r: BatchRow): DebitOutcome | Error {
-  if (r.o_outcome === 'invalid') return { kind: 'invalid' };
-  const keyJson = r.key!;
+function outcomeOf(p: DebitRequest, r: BatchRow, key: KeyParts, keyJson: string): DebitOutcome | Error {
   switch (r.o_outcome) {
+    case 'invalid':
+      return { kind: 'invalid' };
     case 'refused':
-      return { kind: 'refused', permissions: r.permissions!, lineId: r.line_id, keyJson };
+      return { kind: 'refused', permissions: key.permissions, lineId: key.lineId, keyJson };
     case 'replayed':
       if (Number(r.o_prior_cost) !== p.cost) {
         return new DomainError('idempotency_key_reused', 'This request_id was already debited with a different cost_cents.', [

@@ -182,6 +182,22 @@ describe('monthly caps and exact spend', () => {
     await expectSpendMatchesLedger(t, b.id, 7);
   });
 
+  it('two keys using the same request_ids in one burst (shared statements) each debit every one of them', async () => {
+    // The statement finds a retry within itself among the key's own debits of the call only: the
+    // other key's debit of the same request_id, earlier in the same statement, is not a replay.
+    const a = await mintChild(t, tenant);
+    const b = await mintChild(t, tenant);
+    const calls = Array.from({ length: 40 }, (_, i) => ({ key: i % 2 === 0 ? a : b, request_id: `both-${i >> 1}` }));
+    const res = await Promise.all(calls.map((c) => verify({ key: c.key.plaintext, verb: 'call', cost_cents: 3, request_id: c.request_id })));
+    expect(res.map((r) => r.body.debit?.replayed)).toEqual(calls.map(() => false));
+    for (const k of [a, b]) {
+      const mine = res.filter((_, i) => calls[i]!.key === k);
+      expect(mine.every((r) => r.body.key.id === k.id)).toBe(true);
+      expect(mine.map((r) => r.body.key.monthly_spend_cents).sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => (i + 1) * 3));
+      await expectSpendMatchesLedger(t, k.id, 60);
+    }
+  });
+
   it('spend follows the agent across a rotation, and the ledger of the whole chain still sums to it', async () => {
     const k = await mintChild(t, tenant, { monthlyCapCents: 100 });
     expect((await verify({ key: k.plaintext, verb: 'call', cost_cents: 60, request_id: 'before-rotation' })).body.valid).toBe(true);

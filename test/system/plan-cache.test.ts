@@ -68,12 +68,15 @@ it('the hot statements run on a generic plan from their first execution, never r
   expect(rows.length).toBeGreaterThanOrEqual(4);
 });
 
-it('the debit batch plans its own statements once, whatever the session (migrations 0009, 0013)', async () => {
-  const [fn] = await queryRows<{ config: string[] }>(
+it('the debit batch plans its own statements once, whatever the session (migrations 0009, 0013, 0014)', async () => {
+  // The current function and the one a previous release's instances call during a rolling deploy.
+  const fns = await queryRows<{ name: string; config: string[] }>(
     t.database.db,
-    sql`select proconfig as config from pg_proc where proname = 'keyplane_verify_debit_batch' and pronargs = 1`,
+    sql`select proname as name, proconfig as config from pg_proc
+         where proname in ('keyplane_verify_debit_batch', 'keyplane_verify_debit_batch_v2') and pronargs = 1 order by proname`,
   );
-  expect(fn?.config).toEqual(expect.arrayContaining(['enable_seqscan=off', 'plan_cache_mode=force_generic_plan']));
+  expect(fns.map((f) => f.name)).toEqual(['keyplane_verify_debit_batch', 'keyplane_verify_debit_batch_v2']);
+  for (const fn of fns) expect(fn.config).toEqual(expect.arrayContaining(['enable_seqscan=off', 'plan_cache_mode=force_generic_plan']));
   const [session] = await queryRows<{ mode: string; seqscan: string; bitmapscan: string; jit: string }>(
     t.database.db,
     sql`select current_setting('plan_cache_mode') as mode, current_setting('enable_seqscan') as seqscan,
