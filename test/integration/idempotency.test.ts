@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiKeys, complianceEvents, idempotencyKeys } from '../../src/db/schema.js';
@@ -37,13 +39,40 @@ describe('Idempotency-Key header (spec §5)', () => {
   });
 
   it('sent twice → 400 duplicate_idempotency_key_header', async () => {
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/v1/keys',
-      headers: { authorization: `Bearer ${tenant.serviceKey}`, 'content-type': 'application/json', 'idempotency-key': ['a1', 'a2'] as unknown as string },
-      payload: JSON.stringify({ name: 'dup' }),
+    // Over a real connection, as `curl -H 'Idempotency-Key: a1' -H 'Idempotency-Key: a2'` sends it:
+    // two header lines, which the server sees as two raw headers (Node joins them in req.headers).
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = t.app.server.address() as AddressInfo;
+    const body = JSON.stringify({ name: 'dup' });
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: '/v1/keys',
+          // A flat list, as message.rawHeaders: the same name twice stays two header lines. Node adds
+          // neither Host nor the body's framing to a list, so they are given here.
+          headers: [
+            'host', `127.0.0.1:${port}`,
+            'authorization', `Bearer ${tenant.serviceKey}`,
+            'content-type', 'application/json',
+            'content-length', String(Buffer.byteLength(body)),
+            'idempotency-key', 'a1',
+            'idempotency-key', 'a2',
+          ],
+        },
+        (r) => {
+          let body = '';
+          r.setEncoding('utf8');
+          r.on('data', (chunk: string) => (body += chunk));
+          r.on('end', () => resolve({ status: r.statusCode!, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
     });
-    expect(res.statusCode).toBe(400);
+    expect(res.status).toBe(400);
     expect(JSON.parse(res.body).error.code).toBe('duplicate_idempotency_key_header');
   });
 
