@@ -1,12 +1,12 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { BatchedLookup, perDatabase } from '../db/batched-lookup.js';
+import { jsonIso } from '../db/json-sql.js';
 import { asyncCommitCte } from '../db/durability.js';
 import { preparedQuery, queryRows } from '../db/raw.js';
 import type { Permission } from '../db/schema.js';
 import { newId } from './credentials.js';
 import { DomainError } from './errors.js';
-import { jsonIso } from '../db/json-sql.js';
 import { keyObjectJson, keyObjectJsonParts, SPEND_CYCLE_MS } from './key-view.js';
 
 /*
@@ -161,17 +161,23 @@ async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome 
   return batch.map((p, ord) => {
     const r = byOrd.get(ord);
     if (!r) return new Error(`keyplane_verify_debit_batch_v2 answered no row for item ${ord}`);
-    if (r.o_outcome === 'invalid') return { kind: 'invalid' };
+    const outcome = r.o_outcome;
+    if (outcome === 'invalid') return { kind: 'invalid' };
     const key = keys.get(r.key_id!);
     if (!key) return new Error(`keyplane_verify_debit_batch_v2 sent no key for item ${ord}`);
-    return outcomeOf(p, r, key, key.head + String(r.spend) + key.middle + r.last_used + key.tail);
+    return outcomeOf(p, outcome, r, key, key.head + String(r.spend) + key.middle + r.last_used + key.tail);
   });
 }
 
-function outcomeOf(p: DebitRequest, r: BatchRow, key: KeyParts, keyJson: string): DebitOutcome | Error {
-  switch (r.o_outcome) {
-    case 'invalid':
-      return { kind: 'invalid' };
+/** An item that found its key (an invalid one has none): its outcome, with the key as the item left it. */
+function outcomeOf(
+  p: DebitRequest,
+  outcome: Exclude<BatchRow['o_outcome'], 'invalid'>,
+  r: BatchRow,
+  key: KeyParts,
+  keyJson: string,
+): DebitOutcome | Error {
+  switch (outcome) {
     case 'refused':
       return { kind: 'refused', permissions: key.permissions, lineId: key.lineId, keyJson };
     case 'replayed':
