@@ -20,10 +20,13 @@ export class BatchedLookup<I, O> {
   /**
    * @param load answers a batch of inputs, one output per input, in the same order.
    * @param maxBatch the most inputs one statement carries; more wait for the next.
+   * @param onIdle called once the last waiting batch has been answered: a loader that keeps a
+   *   connection across its back-to-back batches gives it back here (db/held-connection.ts).
    */
   constructor(
     private readonly load: (inputs: I[]) => Promise<O[]>,
     private readonly maxBatch = 256,
+    private readonly onIdle?: () => void,
   ) {}
 
   lookup(input: I): Promise<O> {
@@ -40,6 +43,9 @@ export class BatchedLookup<I, O> {
         try {
           const outputs = await this.load(batch.map((p) => p.input));
           if (outputs.length !== batch.length) throw new Error(`batched lookup answered ${outputs.length} of ${batch.length} inputs`);
+          // Resolving only queues the waiting requests' continuations; the next load below is
+          // called before any of them runs, so a load that submits its statement synchronously (on
+          // a held connection) has it executing while they write their answers.
           batch.forEach((p, i) => p.resolve(outputs[i]!));
         } catch (err) {
           for (const p of batch) p.reject(err);
@@ -47,6 +53,7 @@ export class BatchedLookup<I, O> {
       }
     } finally {
       this.running = false;
+      this.onIdle?.();
     }
   }
 }

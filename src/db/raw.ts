@@ -39,6 +39,10 @@ export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
     return (await (db as unknown as { $client: PgliteClient }).$client.query<R>(statement.text, filled)).rows;
   };
   const execute = (db: Db, values: Record<string, unknown>) => run<T>(db, { name, text }, values);
+  // On a connection the caller holds, pg submits the statement synchronously when the connection is
+  // idle (db/held-connection.ts says why that matters).
+  execute.on = async (client: pg.ClientBase, values: Record<string, unknown>) =>
+    (await client.query({ name, text, values: fillPlaceholders(params, values) })).rows as T[];
   execute.explain = async (db: Db, values: Record<string, unknown>) => {
     const rows = await run<{ 'QUERY PLAN': string }>(db, { text: `explain ${text}` }, values);
     return rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -48,6 +52,8 @@ export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
 
 export interface PreparedQuery<T> {
   (db: Db, values: Record<string, unknown>): Promise<T[]>;
+  /** Runs it on a connection the caller holds (server mode), as the same named prepared statement. */
+  on(client: pg.ClientBase, values: Record<string, unknown>): Promise<T[]>;
   /** The plan of the statement with these values, as EXPLAIN prints it (nothing runs): for tests that pin a plan's shape. */
   explain(db: Db, values: Record<string, unknown>): Promise<string>;
 }

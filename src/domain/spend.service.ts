@@ -3,7 +3,8 @@ import type { Db } from '../db/client.js';
 import { BatchedLookup, perDatabase } from '../db/batched-lookup.js';
 import { jsonIso } from '../db/json-sql.js';
 import { asyncCommitCte } from '../db/durability.js';
-import { preparedQuery, queryRows } from '../db/raw.js';
+import { HeldConnection } from '../db/held-connection.js';
+import { poolsByDb, preparedQuery, queryRows } from '../db/raw.js';
 import type { Permission } from '../db/schema.js';
 import { newId } from './credentials.js';
 import { DomainError } from './errors.js';
@@ -118,7 +119,22 @@ export async function checkAndDebit(db: Db, request: DebitRequest): Promise<Debi
   return outcome;
 }
 
-const debitBatches = perDatabase((db: Db) => new BatchedLookup<DebitRequest, DebitOutcome | Error>((batch) => applyBatch(db, batch), MAX_BATCH));
+const debitBatches = perDatabase(
+  (db: Db) =>
+    new BatchedLookup<DebitRequest, DebitOutcome | Error>((batch) => applyBatch(db, batch), MAX_BATCH, () => debitConnection(db)?.release()),
+);
+
+/** Server mode: the connection the debit batches keep while they run back to back (db/held-connection.ts). */
+const debitConnection = perDatabase((db: Db) => {
+  const pool = poolsByDb.get(db);
+  return pool ? new HeldConnection(pool) : null;
+});
+
+/** Runs the batch statement, on the held connection in server mode (submitted before any await). */
+function runDebitBatch(db: Db, values: { items: string }): Promise<BatchRow[]> {
+  const held = debitConnection(db);
+  return held ? held.run((client) => debitBatch.on(client, values)) : debitBatch(db, values);
+}
 
 // The key object is keyObjectJson (key-view.ts) of the row as the item left it. Postgres builds the
 // parts that stay the same for a key through the statement once per key (on the key's first row),
@@ -151,7 +167,7 @@ async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome 
     at: isoParam(p.now),
     stale_before: isoParam(new Date(p.now.getTime() - LAST_USED_RESOLUTION_MS)),
   }));
-  const rows = await debitBatch(db, { items: JSON.stringify(items) });
+  const rows = await runDebitBatch(db, { items: JSON.stringify(items) });
   const byOrd = new Map<number, BatchRow>();
   const keys = new Map<string, KeyParts>();
   for (const r of rows) {

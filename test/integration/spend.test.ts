@@ -65,6 +65,26 @@ describe('monthly caps and exact spend', () => {
     expect(await ledgerOfKey(t, k.id)).toEqual({ total: 500, rows: 50 });
   });
 
+  it('a burst of debits keeps at most one connection and gives it back when done (db/held-connection.ts)', async () => {
+    const k = await mintChild(t, tenant, {});
+    const pool = t.database.pool;
+    let peak = 0;
+    const watch = setInterval(() => pool && (peak = Math.max(peak, pool.totalCount - pool.idleCount)), 1);
+    const results = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => verify({ key: k.plaintext, verb: 'call', cost_cents: 1, request_id: `held-${i}` })),
+    ).finally(() => clearInterval(watch));
+    expect(results.map((r) => r.body.valid)).toEqual(Array(200).fill(true));
+    await expectSpendMatchesLedger(t, k.id, 200);
+    if (pool) {
+      // Server mode: the batches ran on one held connection, which is back in the pool.
+      expect(peak).toBe(1);
+      expect(pool.totalCount - pool.idleCount).toBe(0);
+    } else {
+      // Embedded mode has one in-process connection and no pool to hold from.
+      expect(t.database.kind).toBe('pglite');
+    }
+  });
+
   it('debits of many keys at once (they share batch statements): each key keeps its own cap, order and replays', async () => {
     // Five keys, 30 debits each, interleaved and all in flight together: the statements that apply
     // them carry several keys each. Caps of 200: exactly 20 per key fit. Every fifth request repeats
