@@ -32,17 +32,17 @@ type PgliteClient = { query<T>(text: string, params: unknown[]): Promise<{ rows:
 export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
   const { sql: text, params } = dialect.sqlToQuery(query);
   const name = statementName(text);
+  // The pool, or a connection the caller holds: on one that is idle, pg submits the statement
+  // synchronously (db/held-connection.ts says why that matters).
+  const onPg = async <R>(target: pg.Pool | pg.ClientBase, statement: { name?: string; text: string }, values: Record<string, unknown>) =>
+    (await target.query({ ...statement, values: fillPlaceholders(params, values) })).rows as R[];
   const run = async <R>(db: Db, statement: { name?: string; text: string }, values: Record<string, unknown>) => {
-    const filled = fillPlaceholders(params, values);
     const pool = poolsByDb.get(db);
-    if (pool) return (await pool.query({ ...statement, values: filled })).rows as R[];
-    return (await (db as unknown as { $client: PgliteClient }).$client.query<R>(statement.text, filled)).rows;
+    if (pool) return onPg<R>(pool, statement, values);
+    return (await (db as unknown as { $client: PgliteClient }).$client.query<R>(statement.text, fillPlaceholders(params, values))).rows;
   };
   const execute = (db: Db, values: Record<string, unknown>) => run<T>(db, { name, text }, values);
-  // On a connection the caller holds, pg submits the statement synchronously when the connection is
-  // idle (db/held-connection.ts says why that matters).
-  execute.on = async (client: pg.ClientBase, values: Record<string, unknown>) =>
-    (await client.query({ name, text, values: fillPlaceholders(params, values) })).rows as T[];
+  execute.on = (client: pg.ClientBase, values: Record<string, unknown>) => onPg<T>(client, { name, text }, values);
   execute.explain = async (db: Db, values: Record<string, unknown>) => {
     const rows = await run<{ 'QUERY PLAN': string }>(db, { text: `explain ${text}` }, values);
     return rows.map((r) => r['QUERY PLAN']).join('\n');
