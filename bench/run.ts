@@ -178,7 +178,8 @@ async function main(): Promise<void> {
       baselineRuns.push(after);
       const baselineRps = (before.rps + after.rps) / 2;
       const baselineDbUsPerRequest = (before.dbUsPerRequest + after.dbUsPerRequest) / 2;
-      results.push({ id: s.id, label: s.label, group: s.group, available: true, ...m, baselineRps, baselineDbUsPerRequest, ratio: m.rps / baselineRps, target: s.target, p99TargetMs: s.p99TargetMs });
+      const baselineP99: [number, number] = [before.p99, after.p99];
+      results.push({ id: s.id, label: s.label, group: s.group, available: true, ...m, baselineRps, baselineDbUsPerRequest, baselineP99, ratio: m.rps / baselineRps, target: s.target, p99TargetMs: s.p99TargetMs });
       if (s.floor) {
         // A page as the run left it (the audit feed has grown to a full page), answered by the
         // baseline's route instead of its row, between two baseline runs (the second is the next
@@ -196,7 +197,8 @@ async function main(): Promise<void> {
       // A 5xx is a bug, not a number: show what the server logged about it.
       if (Object.keys(m.statusCounts).some((code) => code.startsWith('5'))) log(`${s.id} answered 5xx; server log tail:\n${server.output().slice(-3000)}`);
       log(
-        `${s.id}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}, ratio ${(m.rps / baselineRps).toFixed(2)} (baseline ${baselineRps.toFixed(0)}); ` +
+        `${s.id}: ${m.rps.toFixed(0)} req/s, p50 ${m.p50} ms, p99 ${m.p99} ms, errors ${m.errors}, ratio ${(m.rps / baselineRps).toFixed(2)} ` +
+          `(baseline ${baselineRps.toFixed(0)} req/s, p99 ${baselineP99.join(' and ')} ms); ` +
           `CPU µs/request keyplane ${m.serverUsPerRequest.toFixed(0)}, Postgres ${m.dbUsPerRequest.toFixed(0)} (baseline ${after.serverUsPerRequest.toFixed(0)} + ${after.dbUsPerRequest.toFixed(0)})`,
       );
     }

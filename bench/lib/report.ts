@@ -20,6 +20,11 @@ export interface ScenarioResult {
   baselineRps?: number;
   /** Postgres' CPU per request in those two baseline runs, µs. */
   baselineDbUsPerRequest?: number;
+  /**
+   * The p99 of those two baseline runs, ms: the host's own floor at this concurrency. A scenario's
+   * p99 target is absolute, and on a slow host the bare baseline alone can sit above it.
+   */
+  baselineP99?: [number, number];
   ratio?: number;
   target: number | null;
   /** The p99 target, ms; 50 when absent. */
@@ -103,16 +108,16 @@ export function markdown(r: Results): string {
       `load average ${r.meta.loadAverageBefore.map((l) => l.toFixed(1)).join(' / ')} before, ` +
       `${r.meta.loadAverageAfter.map((l) => l.toFixed(1)).join(' / ')} after${r.meta.smoke ? ' — **smoke run, numbers meaningless**' : ''}.`,
     '',
-    '| scenario | req/s | p50 ms | p99 ms | errors | baseline req/s | ratio | target | keyplane CPU | keyplane µs/req | Postgres µs/req | autocannon CPU |',
-    '|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|',
+    '| scenario | req/s | p50 ms | p99 ms | errors | baseline req/s | baseline p99 ms | ratio | target | keyplane CPU | keyplane µs/req | Postgres µs/req | autocannon CPU |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|',
   ];
   for (const s of r.scenarios) {
     if (!s.available) {
-      lines.push(`| ${s.label} | not available | | | | | | ${s.note ?? ''} | | | | |`);
+      lines.push(`| ${s.label} | not available | | | | | | | ${s.note ?? ''} | | | | |`);
       continue;
     }
     lines.push(
-      `| ${s.label} | ${f0(s.rps)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f0(s.errors)} | ${f0(s.baselineRps)} | **${f2(s.ratio)}** | ${verdict(s)} | ${f2(s.serverCpu)} | ${f0(s.serverUsPerRequest)} | ${f0(s.dbUsPerRequest)} | ${f2(s.loadGenCpu)} |`,
+      `| ${s.label} | ${f0(s.rps)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f0(s.errors)} | ${f0(s.baselineRps)} | ${s.baselineP99 ? s.baselineP99.map(f0).join(' / ') : '–'} | **${f2(s.ratio)}** | ${verdict(s)} | ${f2(s.serverCpu)} | ${f0(s.serverUsPerRequest)} | ${f0(s.dbUsPerRequest)} | ${f2(s.loadGenCpu)} |`,
     );
   }
   const base = r.baselineRuns.filter((b) => b.serverUsPerRequest !== undefined);
