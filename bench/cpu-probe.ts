@@ -5,13 +5,13 @@
  */
 import pino from 'pino';
 import { buildApp } from '../src/app.js';
-import { openDatabase } from '../src/db/client.js';
+import { openDatabase } from '../src/db/database.js';
 import { systemClock } from '../src/domain/clock.js';
-import { withEvents } from '../src/domain/event-linker.js';
-import { authenticate, type ServicePrincipal } from '../src/domain/auth.service.js';
-import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/child-keys.service.js';
-import * as portal from '../src/domain/portal.service.js';
-import { LIMIT_NAMES } from '../src/http/limits.js';
+import { withEvents } from '../src/domain/audit/linker.js';
+import { authenticate, type ServicePrincipal } from '../src/domain/auth/auth.service.js';
+import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/keys/keys.service.js';
+import * as portal from '../src/domain/portal/portal.service.js';
+import { LIMIT_NAMES } from '../src/http/plugins/limits.js';
 import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
 
 const unlimited = () => {

@@ -17,7 +17,7 @@ import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openDatabase } from '../src/db/client.js';
+import { openDatabase } from '../src/db/database.js';
 import { runEmbedded } from './lib/embedded.js';
 import { adminQuery as adminSql, databaseUrlFor } from './lib/admin-db.js';
 import { CONNECTIONS, drive, once, type Measured, type Recipe } from './lib/load.js';

@@ -7,12 +7,12 @@
  *   BENCH_EVENTS=1000000 npx tsx bench/verify-scale.ts
  */
 import { sql } from 'drizzle-orm';
-import { openDatabase } from '../src/db/client.js';
-import { queryRows } from '../src/db/raw.js';
-import { verifyChains } from '../src/domain/chain-verify.service.js';
-import { newId } from '../src/domain/credentials.js';
-import { canonicalEvent, chainHash, type ChainedFields } from '../src/domain/events.js';
-import * as portal from '../src/domain/portal.service.js';
+import { openDatabase } from '../src/db/database.js';
+import { queryRows } from '../src/db/statements.js';
+import { verifyChains } from '../src/domain/audit/chain.service.js';
+import { newId } from '../src/domain/auth/credentials.js';
+import { canonicalEvent, chainHash, type ChainedFields } from '../src/domain/audit/events.js';
+import * as portal from '../src/domain/portal/portal.service.js';
 import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
 
 const total = Number(process.env.BENCH_EVENTS ?? 1_000_000);

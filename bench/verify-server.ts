@@ -10,11 +10,11 @@
 import Fastify from 'fastify';
 import pino from 'pino';
 import { buildAdminApp } from '../src/app.js';
-import { openDatabase } from '../src/db/client.js';
-import { authenticate } from '../src/domain/auth.service.js';
-import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/child-keys.service.js';
-import { withEvents } from '../src/domain/event-linker.js';
-import * as portal from '../src/domain/portal.service.js';
+import { openDatabase } from '../src/db/database.js';
+import { authenticate } from '../src/domain/auth/auth.service.js';
+import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/keys/keys.service.js';
+import { withEvents } from '../src/domain/audit/linker.js';
+import * as portal from '../src/domain/portal/portal.service.js';
 
 const url = process.env.BENCH_DB_URL!;
 const adminToken = process.env.BENCH_ADMIN_TOKEN!;

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { chromium } from 'playwright-core';
 import { parse } from 'yaml';
 import { buildApp } from '../src/app.js';
-import { openDatabase } from '../src/db/client.js';
+import { openDatabase } from '../src/db/database.js';
 import { DOCUMENT_FILES, ROOT } from './openapi.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';

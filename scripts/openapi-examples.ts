@@ -5,7 +5,7 @@
  * bytes. Steps whose route is not in the document are left out.
  */
 import type { FastifyInstance } from 'fastify';
-import type { DocumentExamples, OperationExamples } from '../src/http/openapi.document.js';
+import type { DocumentExamples, OperationExamples } from '../src/http/openapi/document.js';
 
 type Json = Record<string, any>;
 

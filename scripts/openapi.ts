@@ -10,10 +10,10 @@ import pino from 'pino';
 import openapiTS, { astToString } from 'openapi-typescript';
 import { stringify } from 'yaml';
 import { buildAdminApp, buildApp } from '../src/app.js';
-import { openDatabase } from '../src/db/client.js';
+import { openDatabase } from '../src/db/database.js';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../src/domain/clock.js';
-import { useExamples } from '../src/http/openapi.document.js';
+import { useExamples } from '../src/http/openapi/document.js';
 import { normalizeExamples, recordScenario } from './openapi-examples.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -28,7 +28,7 @@ export function toYaml(doc: unknown): string {
   return HEADER + stringify(doc, { aliasDuplicateObjects: false, lineWidth: 0 });
 }
 
-export const EXAMPLES_FILE = 'src/http/openapi.examples.json';
+export const EXAMPLES_FILE = 'src/http/openapi/examples.json';
 const ADMIN_TOKEN = 'openapi-generator-token-not-a-secret-0123456789';
 /** Each reading of the clock is one second after the last: the scenario's times are the same every run. */
 const steppingClock = (): Clock => {

@@ -4,7 +4,7 @@
  * missing template only makes the first start of a new data directory slower.
  */
 try {
-  const { buildTemplate } = await import('../src/db/pglite-template.js');
+  const { buildTemplate } = await import('../src/db/pglite/template.js');
   const t0 = performance.now();
   const { file, bytes } = await buildTemplate();
   console.log(`keyplane: embedded database template ${file} (${(bytes / 1e6).toFixed(1)} MB, ${((performance.now() - t0) / 1000).toFixed(1)} s)`);

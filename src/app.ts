@@ -2,23 +2,23 @@ import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import type { Database } from './db/client.js';
+import type { Database } from './db/database.js';
 import type { Clock } from './domain/clock.js';
 import { systemClock } from './domain/clock.js';
-import { auditRoutes } from './http/audit.routes.js';
-import { adminRoutes } from './http/admin.routes.js';
-import { registerAdminAuth } from './http/admin-auth.js';
-import { authPlugin } from './http/auth.js';
-import { frameworkErrorHandler, registerErrorHandling } from './http/errors.js';
-import { healthRoutes } from './http/health.routes.js';
-import { registerJsonParser } from './http/json-body.js';
-import { keysRoutes } from './http/keys.routes.js';
-import { internalOpenapi, publicOpenapi } from './http/openapi.js';
-import { compiledSerializerCompiler } from './http/serializer.js';
-import { rateLimitPlugin, type RateLimitOptions } from './http/rate-limit.js';
-import { selfRotationRoutes } from './http/self-rotation.routes.js';
-import { genRequestId } from './http/request-id.js';
-import { verifyRoutes } from './http/verify.routes.js';
+import { auditRoutes } from './http/routes/audit.routes.js';
+import { adminRoutes } from './http/routes/portal.routes.js';
+import { registerAdminAuth } from './http/plugins/admin-auth.js';
+import { authPlugin } from './http/plugins/auth.js';
+import { frameworkErrorHandler, registerErrorHandling } from './http/plugins/error-handler.js';
+import { healthRoutes } from './http/routes/health.routes.js';
+import { registerJsonParser } from './http/plugins/json-body.js';
+import { keysRoutes } from './http/routes/keys.routes.js';
+import { internalOpenapi, publicOpenapi } from './http/openapi/openapi.js';
+import { compiledSerializerCompiler } from './http/plugins/serializer.js';
+import { rateLimitPlugin, type RateLimitOptions } from './http/plugins/rate-limit.js';
+import { selfRotationRoutes } from './http/routes/agents.routes.js';
+import { genRequestId } from './http/plugins/request-id.js';
+import { verifyRoutes } from './http/routes/verify.routes.js';
 
 /** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
 export interface AppDeps {

@@ -3,12 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildAdminApp, buildApp } from './app.js';
 import type { Config } from './config.js';
-import { openDatabase, type Database } from './db/client.js';
-import { LIMIT_NAMES } from './http/limits.js';
-import { loggerOptions } from './http/logger.js';
-import type { RateLimitOptions } from './http/rate-limit.js';
+import { openDatabase, type Database } from './db/database.js';
+import { LIMIT_NAMES } from './http/plugins/limits.js';
+import { loggerOptions } from './http/plugins/logger.js';
+import type { RateLimitOptions } from './http/plugins/rate-limit.js';
 import { systemClock } from './domain/clock.js';
-import { startSweeper } from './sweeper.js';
+import { startSweeper } from './jobs.js';
 
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>): Logger {
   return pino(loggerOptions(config.LOG_LEVEL));

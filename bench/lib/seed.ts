@@ -1,8 +1,8 @@
 import pg from 'pg';
-import type { Db } from '../../src/db/client.js';
+import type { Db } from '../../src/db/database.js';
 import type { OpContext } from '../../src/domain/context.js';
-import { canonicalEvent, chainHash } from '../../src/domain/events.js';
-import * as portal from '../../src/domain/portal.service.js';
+import { canonicalEvent, chainHash } from '../../src/domain/audit/events.js';
+import * as portal from '../../src/domain/portal/portal.service.js';
 
 /*
  * The bench's world, built with SQL rather than requests: tenants through the portal service (so

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base62Checksum, generateToken, randomBase62 } from '../../src/domain/credentials.js';
+import { base62Checksum, generateToken, randomBase62 } from '../../src/domain/auth/credentials.js';
 import { ADMIN_TOKEN, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
 import { unlimitedRateLimits } from '../support/routes.js';
 

@@ -1,9 +1,9 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/db/raw.js';
-import { authenticate, type ServicePrincipal } from '../../src/domain/auth.service.js';
-import { verifyAccountChain } from '../../src/domain/chain-verify.service.js';
-import { listChildKeys } from '../../src/domain/child-keys.service.js';
+import { queryRows } from '../../src/db/statements.js';
+import { authenticate, type ServicePrincipal } from '../../src/domain/auth/auth.service.js';
+import { verifyAccountChain } from '../../src/domain/audit/chain.service.js';
+import { listChildKeys } from '../../src/domain/keys/keys.service.js';
 import { mintAgent } from '../support/agents.js';
 import { call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
 

@@ -5,13 +5,13 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { openDatabase, type Database } from '../../src/db/client.js';
-import { queryRows } from '../../src/db/raw.js';
-import { authenticate, type ServicePrincipal } from '../../src/domain/auth.service.js';
-import { verifyAccountChain, verifyChains, type ChainBreak } from '../../src/domain/chain-verify.service.js';
-import { listChildKeys } from '../../src/domain/child-keys.service.js';
+import { openDatabase, type Database } from '../../src/db/database.js';
+import { queryRows } from '../../src/db/statements.js';
+import { authenticate, type ServicePrincipal } from '../../src/domain/auth/auth.service.js';
+import { verifyAccountChain, verifyChains, type ChainBreak } from '../../src/domain/audit/chain.service.js';
+import { listChildKeys } from '../../src/domain/keys/keys.service.js';
 import type { OpContext } from '../../src/domain/context.js';
-import * as portal from '../../src/domain/portal.service.js';
+import * as portal from '../../src/domain/portal/portal.service.js';
 import { testDatabase } from '../support/harness.js';
 
 /*

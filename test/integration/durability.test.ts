@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database, Db } from '../../src/db/client.js';
+import type { Database, Db } from '../../src/db/database.js';
 import { CoalescedRun } from '../../src/db/coalesced-run.js';
 import { flushWal } from '../../src/db/durability.js';
-import { queryRows } from '../../src/db/raw.js';
+import { queryRows } from '../../src/db/statements.js';
 import { sql } from 'drizzle-orm';
 import { testDatabase } from '../support/harness.js';
 

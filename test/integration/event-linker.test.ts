@@ -1,9 +1,9 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { queryRows } from '../../src/db/raw.js';
-import { verifyAccountChain } from '../../src/domain/chain-verify.service.js';
-import { countUnlinkedEvents, linkEvents, linkPendingEvents, setLinkRoundTimeout, withEvents } from '../../src/domain/event-linker.js';
-import { eventAccounts, recordEvent, type EventInput } from '../../src/domain/events.js';
+import { queryRows } from '../../src/db/statements.js';
+import { verifyAccountChain } from '../../src/domain/audit/chain.service.js';
+import { countUnlinkedEvents, linkEvents, linkPendingEvents, setLinkRoundTimeout, withEvents } from '../../src/domain/audit/linker.js';
+import { eventAccounts, recordEvent, type EventInput } from '../../src/domain/audit/events.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { addServiceKey, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { openDatabase } from '../../src/db/client.js';
+import { openDatabase } from '../../src/db/database.js';
 import { call, createTestApp, testLogger } from '../support/harness.js';
 
 describe('health probes', () => {
@@ -31,7 +31,7 @@ describe('health probes', () => {
   it('an authenticated request while the database is down → 503, not 500', async () => {
     const database = await openDatabase({ databaseUrl: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMs: 500 });
     const app = await buildApp({ database, logger: testLogger() });
-    const { generateToken } = await import('../../src/domain/credentials.js');
+    const { generateToken } = await import('../../src/domain/auth/credentials.js');
     const res = await call(app, 'GET', '/v1/keys', { token: generateToken('service', 'test').plaintext });
     expect(res.status).toBe(503);
     expect(res.body.error.code).toBe('service_unavailable');

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiKeys, complianceEvents, idempotencyKeys } from '../../src/db/schema.js';
-import { newId } from '../../src/domain/credentials.js';
-import { IDEMPOTENCY_TTL_MS, LOCK_TIMEOUT_MS, requestFingerprint, sweepIdempotencyKeys } from '../../src/domain/idempotency.service.js';
+import { newId } from '../../src/domain/auth/credentials.js';
+import { IDEMPOTENCY_TTL_MS, LOCK_TIMEOUT_MS, requestFingerprint, sweepIdempotencyKeys } from '../../src/domain/idempotency/idempotency.service.js';
 import { call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
 
 let t: TestApp;

@@ -1,9 +1,9 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/db/raw.js';
+import { queryRows } from '../../src/db/statements.js';
 import { apiKeys, complianceEvents } from '../../src/db/schema.js';
-import { eventAccounts, recordEvent } from '../../src/domain/events.js';
-import { keyObjectJson, SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/key-view.js';
+import { eventAccounts, recordEvent } from '../../src/domain/audit/events.js';
+import { keyObjectJson, SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/keys/key-object.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
 

@@ -6,9 +6,9 @@ import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MIGRATIONS_DIR, openDatabase, type Database } from '../../src/db/client.js';
-import { buildTemplate, copyTemplateDir, readTemplate, templateDirPath, templatePath } from '../../src/db/pglite-template.js';
-import { queryRows } from '../../src/db/raw.js';
+import { MIGRATIONS_DIR, openDatabase, type Database } from '../../src/db/database.js';
+import { buildTemplate, copyTemplateDir, readTemplate, templateDirPath, templatePath } from '../../src/db/pglite/template.js';
+import { queryRows } from '../../src/db/statements.js';
 
 /*
  * The embedded database's template (src/db/pglite-template.ts): a new data directory starts from a

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateToken } from '../../src/domain/credentials.js';
-import { LIMIT_NAMES } from '../../src/http/limits.js';
-import { POLICIES } from '../../src/http/rate-limit.js';
+import { generateToken } from '../../src/domain/auth/credentials.js';
+import { LIMIT_NAMES } from '../../src/http/plugins/limits.js';
+import { POLICIES } from '../../src/http/plugins/rate-limit.js';
 import { addServiceKey, createTenant, testDatabase, type Tenant, type TestApp } from '../support/harness.js';
 import {
   buildLimitedApp,

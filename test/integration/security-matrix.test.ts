@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PUBLIC_PREFIXES } from '../../src/app.js';
-import { generateToken } from '../../src/domain/credentials.js';
-import * as portal from '../../src/domain/portal.service.js';
+import { generateToken } from '../../src/domain/auth/credentials.js';
+import * as portal from '../../src/domain/portal/portal.service.js';
 import { mintAgent, type Agent } from '../support/agents.js';
 import { mintChild, revokeChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, addServiceKey, call, createTenant, createTestApp, errorCode, type CallResult, type Tenant, type TestApp } from '../support/harness.js';

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/db/raw.js';
+import { queryRows } from '../../src/db/statements.js';
 import { mintAgent } from '../support/agents.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
 import { withLastCharChanged } from '../support/tokens.js';

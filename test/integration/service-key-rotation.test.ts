@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SERVICE_KEY_READ_GRACE_MS } from '../../src/domain/auth.service.js';
+import { SERVICE_KEY_READ_GRACE_MS } from '../../src/domain/auth/auth.service.js';
 import { addServiceKey, ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type TestApp } from '../support/harness.js';
 
 /*

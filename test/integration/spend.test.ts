@@ -1,9 +1,9 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { queryRows } from '../../src/db/raw.js';
+import { queryRows } from '../../src/db/statements.js';
 import { apiKeys } from '../../src/db/schema.js';
-import { cycleStartFor, SPEND_CYCLE_MS } from '../../src/domain/key-view.js';
-import { agentLedgerSum } from '../../src/domain/spend.service.js';
+import { cycleStartFor, SPEND_CYCLE_MS } from '../../src/domain/keys/key-object.js';
+import { agentLedgerSum } from '../../src/domain/verify/spend.service.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
 

@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildAdminApp } from '../../src/app.js';
-import { openDatabase, type Database } from '../../src/db/client.js';
+import { openDatabase, type Database } from '../../src/db/database.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
 import type { FastifyInstance } from 'fastify';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { base62Checksum } from '../../src/domain/credentials.js';
-import { TIER_VERBS, VERBS } from '../../src/domain/verify.service.js';
+import { base62Checksum } from '../../src/domain/auth/credentials.js';
+import { TIER_VERBS, VERBS } from '../../src/domain/verify/verify.service.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
 import { withLastCharChanged } from '../support/tokens.js';

@@ -1,7 +1,7 @@
-import { actorOf, authenticate, type ServicePrincipal } from '../../src/domain/auth.service.js';
-import { mintChildKeyTx, prepareKeyMaterial, revokeChildKey, rotateKeyTx, type MintInput } from '../../src/domain/child-keys.service.js';
+import { actorOf, authenticate, type ServicePrincipal } from '../../src/domain/auth/auth.service.js';
+import { mintChildKeyTx, prepareKeyMaterial, revokeChildKey, rotateKeyTx, type MintInput } from '../../src/domain/keys/keys.service.js';
 import type { OpContext } from '../../src/domain/context.js';
-import { withEvents } from '../../src/domain/event-linker.js';
+import { withEvents } from '../../src/domain/audit/linker.js';
 import type { ApiKeyRow } from '../../src/db/schema.js';
 import { recordSecrets, type Tenant, type TestApp } from './harness.js';
 

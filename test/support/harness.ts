@@ -5,13 +5,13 @@ import { sql } from 'drizzle-orm';
 import pino from 'pino';
 import { inject } from 'vitest';
 import { buildAdminApp, buildApp, type AppDeps } from '../../src/app.js';
-import { openDatabase, type Database } from '../../src/db/client.js';
-import { queryRows } from '../../src/db/raw.js';
+import { openDatabase, type Database } from '../../src/db/database.js';
+import { queryRows } from '../../src/db/statements.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import type { OpContext } from '../../src/domain/context.js';
-import { SECRET_PATTERN } from '../../src/domain/credentials.js';
-import * as portal from '../../src/domain/portal.service.js';
-import { loggerOptions } from '../../src/http/logger.js';
+import { SECRET_PATTERN } from '../../src/domain/auth/credentials.js';
+import * as portal from '../../src/domain/portal/portal.service.js';
+import { loggerOptions } from '../../src/http/plugins/logger.js';
 import { validateResponses, type Violation } from './openapi-validator.js';
 
 export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdefghijklmnop';

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { SECRET_PATTERN } from '../../src/domain/credentials.js';
+import { SECRET_PATTERN } from '../../src/domain/auth/credentials.js';
 
 export interface LeakReport {
   secrets: number;

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 import { buildApp, type AppDeps } from '../../src/app.js';
 import { DomainError } from '../../src/domain/errors.js';
-import type { LimitName } from '../../src/http/limits.js';
+import type { LimitName } from '../../src/http/plugins/limits.js';
 import { call, errorCode, recordSecrets, testDatabase, testLogger, type CallResult } from './harness.js';
 
 /** A public app with extra routes registered before it is ready (routes of other issues, probes). */

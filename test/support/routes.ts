@@ -1,5 +1,5 @@
-import { LIMIT_NAMES } from '../../src/http/limits.js';
-import type { RateLimitOptions } from '../../src/http/rate-limit.js';
+import { LIMIT_NAMES } from '../../src/http/plugins/limits.js';
+import type { RateLimitOptions } from '../../src/http/plugins/rate-limit.js';
 
 /*
  * Every route of both listeners, in one table, for the hostile-input fuzzer (test/fuzz) and the

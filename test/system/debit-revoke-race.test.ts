@@ -1,8 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openDatabase } from '../../src/db/client.js';
-import { agentLedgerSum } from '../../src/domain/spend.service.js';
-import { cycleStartFor } from '../../src/domain/key-view.js';
+import { openDatabase } from '../../src/db/database.js';
+import { agentLedgerSum } from '../../src/domain/verify/spend.service.js';
+import { cycleStartFor } from '../../src/domain/keys/key-object.js';
 import { mintChild } from '../support/child-keys.js';
 import { createFleetDatabase } from '../support/fleet.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LINKER_POOL_MAX } from '../../src/db/client.js';
+import { LINKER_POOL_MAX } from '../../src/db/database.js';
 import { createCluster, type Cluster } from './support/cluster.js';
 import { checkInvariants } from './support/invariants.js';
 import { bootstrap, http, startServer, type HttpResult, type ServerProcess } from './support/server.js';

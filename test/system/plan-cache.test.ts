@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openDatabase } from '../../src/db/client.js';
-import { queryRows } from '../../src/db/raw.js';
+import { openDatabase } from '../../src/db/database.js';
+import { queryRows } from '../../src/db/statements.js';
 import { createFleetDatabase } from '../support/fleet.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
 

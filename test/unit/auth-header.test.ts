@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bearerToken } from '../../src/http/auth.js';
+import { bearerToken } from '../../src/http/plugins/auth.js';
 
 describe('Authorization header parsing', () => {
   it('reads a bearer token, tolerating extra spaces and scheme case', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, chainHash } from '../../src/domain/events.js';
+import { canonicalJson, chainHash } from '../../src/domain/audit/events.js';
 
 describe('canonical event encoding', () => {
   it('sorts keys at every level and drops undefined', () => {

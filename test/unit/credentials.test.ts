@@ -7,7 +7,7 @@ import {
   randomBase62,
   SECRET_PATTERN,
   sha256Hex,
-} from '../../src/domain/credentials.js';
+} from '../../src/domain/auth/credentials.js';
 
 describe('token format', () => {
   it.each([

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateRotationSecret, generateToken } from '../../src/domain/credentials.js';
+import { generateRotationSecret, generateToken } from '../../src/domain/auth/credentials.js';
 import { findLeaks } from '../support/leak-check.js';
 
 let dir: string;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config.js';
 import { ManualClock } from '../../src/domain/clock.js';
-import { MemoryCounterStore } from '../../src/http/counter-stores.js';
-import { LIMIT_NAMES } from '../../src/http/limits.js';
+import { MemoryCounterStore } from '../../src/http/plugins/counter-stores.js';
+import { LIMIT_NAMES } from '../../src/http/plugins/limits.js';
 import { rateLimitOptions } from '../../src/server.js';
 
 describe('rate-limit configuration', () => {

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PERMISSIONS } from '../../src/db/schema.js';
-import { allows, inScope, VERBS } from '../../src/domain/verify.service.js';
+import { allows, inScope, VERBS } from '../../src/domain/verify/verify.service.js';
 
 const LINE = '7b0c5a52-3f0e-4a57-9d0c-7b1c2d3e4f50';
 const OTHER = '0e4f2a1b-9c8d-4e7f-a6b5-c4d3e2f1a0b9';

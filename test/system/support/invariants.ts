@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { openDatabase } from '../../../src/db/client.js';
-import { verifyChains } from '../../../src/domain/chain-verify.service.js';
+import { openDatabase } from '../../../src/db/database.js';
+import { verifyChains } from '../../../src/domain/audit/chain.service.js';
 
 /*
  * The invariants that must hold after any crash, outage or load (issue 8, point 1), checked straight

@@ -1,0 +1,181 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ExtractTablesWithRelations } from 'drizzle-orm';
+import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import pg from 'pg';
+import { acquireDataDirLock, type DataDirLock } from './pglite/data-dir-lock.js';
+import { copyTemplateDir, readTemplate } from './pglite/template.js';
+import { poolsByDb } from './statements.js';
+import { schema, type Schema } from './schema.js';
+
+/** Either driver's drizzle database: domain code is written once against this type. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+/** A transaction handle. Steps that must run inside a transaction take this, never a Db. */
+export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+
+/**
+ * Connections for the work that every writing request waits on: linking compliance events and the
+ * WAL flush after it (domain/event-linker.ts). In server mode that is a second, small pool, so that
+ * a linking round never queues behind the very requests waiting for it in the main pool (with 50
+ * requests on 10 connections it would wait twice per round). Embedded mode has one connection.
+ */
+const linkerDbs = new WeakMap<Db, Db>();
+export const LINKER_POOL_MAX = 2;
+export const linkerDb = (db: Db): Db => linkerDbs.get(db) ?? db;
+
+export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
+
+export interface Database {
+  readonly kind: 'postgres' | 'pglite';
+  readonly db: Db;
+  /** Runs the committed migrations that have not run yet (serialised across processes). */
+  migrate(): Promise<void>;
+  /** One round trip; throws when the database does not answer. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** The pg pool in server mode (for pool metrics and tests); undefined in embedded mode. */
+  readonly pool?: pg.Pool;
+}
+
+export interface OpenDatabaseOptions {
+  databaseUrl?: string;
+  /** Embedded mode: where PGlite keeps its files; undefined = in memory (tests). */
+  dataDir?: string;
+  poolMax?: number;
+  /** Fail fast when Postgres is down instead of queueing requests behind a dead pool. */
+  connectionTimeoutMs?: number;
+}
+
+// A fixed advisory-lock key so that several instances starting at once migrate one at a time.
+const MIGRATION_LOCK_KEY = 7_277_431_001;
+
+export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
+  return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts.dataDir);
+}
+
+function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
+  const pool = newPool(url, opts, opts.poolMax ?? 10);
+  const linkerPool = newPool(url, opts, LINKER_POOL_MAX);
+  const db = drizzlePg(pool, { schema }) as unknown as Db;
+  linkerDbs.set(db, drizzlePg(linkerPool, { schema }) as unknown as Db);
+  poolsByDb.set(db, pool);
+  return {
+    kind: 'postgres',
+    db,
+    pool,
+    async migrate() {
+      const client = await pool.connect();
+      try {
+        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+        try {
+          await migratePg(drizzlePg(client, { schema }), { migrationsFolder: MIGRATIONS_DIR });
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
+        }
+      } finally {
+        client.release();
+      }
+    },
+    async ping() {
+      await pool.query('select 1');
+    },
+    async close() {
+      await Promise.all([pool.end(), linkerPool.end()]);
+    },
+  };
+}
+
+function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max,
+    // 2 s: a request waiting longer than that for a connection is better answered 503 (issue 8).
+    connectionTimeoutMillis: opts.connectionTimeoutMs ?? 2_000,
+    idleTimeoutMillis: 30_000,
+    // Statements are short; anything running 10 s is stuck on a lock or a dead server.
+    statement_timeout: 10_000,
+    query_timeout: 11_000,
+    application_name: 'keyplane',
+    // Every hot statement is a named prepared statement (db/raw.ts, db/prepared.ts), but Postgres's
+    // default (plan_cache_mode = auto) plans a statement with its values on each of its first five
+    // runs, and after that whenever the generic plan's estimated cost is above the custom plans'
+    // average. On the bench's tables the CTE statements stayed there: `perf` on the list scenario
+    // put planning at a third of Postgres's CPU per request (GetCachedPlan → pg_plan_queries, most of
+    // it under SS_process_ctes). keyplane's statements look rows up by key and walk indexes in their
+    // own order, so their plans do not depend on the values: plan once per connection, then only
+    // execute (test/system/plan-cache.test.ts).
+    //
+    // A plan made once must also hold as the tables grow. Made while a table fits in a page or two
+    // (a new deployment, the bench's freshly seeded world), the cheapest plan for a key lookup is a
+    // sequential scan, and Postgres keeps that plan until an ANALYZE of the table invalidates it
+    // (autovacuum: up to a minute away, longer when it lags): the audit feed, planned so, read the
+    // whole events table three times plus once per item, 100 items a page, and fell from 1,380 to
+    // 131 reads a second within the bench's 13 seconds. A bitmap scan is the same trap: on a tiny
+    // table the feed's branches were planned as a bitmap scan of another key's index on the account
+    // alone, then a sort. Every statement keyplane sends has an index that matches it and walks it
+    // in its own order, so its sessions choose neither (enable_seqscan/enable_bitmapscan = off only
+    // price them out; a statement with no other path still runs one). JIT is off: an OLTP statement
+    // never repays a compile, and a priced-out scan's cost (10^10) is over any JIT threshold.
+    options: '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_bitmapscan=off -c jit=off',
+  });
+  // An idle client losing its server (restart, failover) emits here; without a listener it would
+  // crash the process. The pool drops the client and makes a new one on the next checkout.
+  pool.on('error', () => {});
+  // A client that is checked out (inside a transaction, between two statements) has no pool
+  // listener; when its server dies (`pg_ctl stop -m immediate`, failover) pg emits 'error' on the
+  // client itself, and an unhandled 'error' event kills the whole process (found by the outage test
+  // in test/system). The statement in flight, if any, rejects with the same error and the request
+  // answers 503; on release the pool sees the client is no longer queryable and discards it.
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
+  return pool;
+}
+
+async function openPglite(dataDir: string | undefined): Promise<Database> {
+  let lock: DataDirLock | undefined;
+  if (dataDir) {
+    mkdirSync(dataDir, { recursive: true });
+    // PGlite is single-process: a second process opening the same directory would corrupt it.
+    lock = acquireDataDirLock(dataDir);
+  }
+  try {
+    // Loaded only in embedded mode: importing PGlite costs ~44 MB of resident memory, which a
+    // server on Postgres should not carry (measured: 105 → 149 MB RSS at import).
+    const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
+      import('@electric-sql/pglite'),
+      import('drizzle-orm/pglite'),
+      import('drizzle-orm/pglite/migrator'),
+    ]);
+    // A new data directory (or an in-memory database) starts from the migrated template when
+    // `npm ci` built one (db/pglite-template.ts): loading it takes 0.9 s, initdb 3.5 s. On disk,
+    // a copy of the unpacked template is quicker still than loading the tarball.
+    const pgdata = dataDir ? path.join(dataDir, 'pgdata') : undefined;
+    let template: Blob | undefined;
+    if (pgdata === undefined) template = readTemplate();
+    else if (!existsSync(pgdata) && !copyTemplateDir(pgdata)) template = readTemplate();
+    const client = new PGlite(pgdata, template ? { loadDataDir: template } : undefined);
+    await client.waitReady;
+    const db = drizzlePglite(client, { schema }) as unknown as Db;
+    return {
+      kind: 'pglite',
+      db,
+      async migrate() {
+        await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder: MIGRATIONS_DIR });
+      },
+      async ping() {
+        await client.query('select 1');
+      },
+      async close() {
+        await client.close();
+        lock?.release();
+      },
+    };
+  } catch (err) {
+    lock?.release();
+    throw err;
+  }
+}

@@ -1,0 +1,68 @@
+import argon2 from 'argon2';
+import { eq } from 'drizzle-orm';
+import type { Db } from '../../db/database.js';
+import { apiKeys, type ApiKeyRow } from '../../db/schema.js';
+import { prepareKeyMaterial, rotateKeyTx } from './keys.service.js';
+import type { OpContext } from '../context.js';
+import { parseToken } from '../auth/credentials.js';
+import { DomainError, invalidApiKey } from '../errors.js';
+import { withEvents } from '../audit/linker.js';
+import type { RequestMeta } from '../audit/events.js';
+
+/*
+ * Agent self-rotation (spec §7). The route authenticates itself rather than through the auth
+ * plugin, because it must tell a revoked key whose rotation secret matches (403 agent_revoked)
+ * from an unknown key or a wrong secret (401 invalid_api_key, the one message used everywhere).
+ */
+
+export interface SelfRotation {
+  apiKey: string;
+  rotationSecret: string;
+  agentId: string;
+  agentName: string;
+  successor: ApiKeyRow;
+}
+
+async function secretMatches(hash: string, secret: string): Promise<boolean> {
+  try {
+    return await argon2.verify(hash, secret);
+  } catch {
+    // A malformed stored hash verifies nothing.
+    return false;
+  }
+}
+
+export async function selfRotate(db: Db, token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> {
+  const parsed = parseToken(token);
+  if (!parsed || parsed.kind !== 'api') throw invalidApiKey();
+  // Revoked rows too: a revoked key with a matching secret is agent_revoked, not invalid.
+  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.tokenHash, parsed.tokenHash));
+  if (!row) throw invalidApiKey();
+  if (!row.selfRotation || !row.rotationSecretHash) {
+    // Only an active key learns that self-rotation is not configured; a revoked one is just invalid.
+    if (row.revokedAt) throw invalidApiKey();
+    throw new DomainError('rotation_not_configured');
+  }
+  // argon2id is slow by design: verify and hash before any transaction opens.
+  if (!(await secretMatches(row.rotationSecretHash, rotationSecret))) throw invalidApiKey();
+  if (row.revokedAt) throw new DomainError('agent_revoked');
+  const material = await prepareKeyMaterial(row.environment, true);
+  const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
+  let successor: ApiKeyRow;
+  try {
+    ({ successor } = await withEvents(db, (tx) =>
+      rotateKeyTx(tx, { accountId: row.accountId, keyId: row.id }, material, ctx, 'agent_key_self_rotated'),
+    ));
+  } catch (err) {
+    // A concurrent rotation with the same credentials won: this key is now revoked.
+    if (err instanceof DomainError && err.code === 'not_found') throw new DomainError('agent_revoked');
+    throw err;
+  }
+  return {
+    apiKey: material.token.plaintext,
+    rotationSecret: material.rotationSecret!,
+    agentId: successor.agentId,
+    agentName: successor.agentLabel ?? successor.name,
+    successor,
+  };
+}

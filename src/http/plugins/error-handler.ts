@@ -1,0 +1,110 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { driverError } from '../../db/errors.js';
+import { SECRET_PATTERN } from '../../domain/auth/credentials.js';
+import { DomainError, defaultMessage, type ErrorCode, type ErrorDetail } from '../../domain/errors.js';
+
+/** The error envelope of spec §10. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details: ErrorDetail[] };
+}
+
+export function errorBody(code: ErrorCode, message?: string, details: ErrorDetail[] = []): ErrorBody {
+  return { error: { code, message: message ?? defaultMessage(code), details } };
+}
+
+/** How long a client should wait when the database is down before retrying. */
+const UNAVAILABLE_RETRY_AFTER_S = '2';
+
+/** Errors from pg / PGlite / the pool that mean "the database is not reachable right now". */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string; cause?: unknown } | undefined;
+  if (!e) return false;
+  const code = e.code ?? '';
+  const msg = e.message ?? '';
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
+  // 57P01-57P03: admin shutdown, crash shutdown, cannot connect now; 08xxx: connection exceptions.
+  if (/^57P0[1-3]$/.test(code) || /^08/.test(code)) return true;
+  if (/timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client was closed|Client has encountered a connection error|the database system is (starting up|shutting down)|terminating connection/i.test(msg))
+    return true;
+  // drizzle wraps driver errors; look one level down.
+  return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
+}
+
+
+/** Longest echo of client input in a validation message (zod names unknown fields in its message). */
+const MAX_DETAIL_CHARS = 200;
+
+/**
+ * Validation messages can quote what the client sent (unknown field names, path segments). Cap
+ * them, and never send back anything shaped like a credential, even the client's own: it would end
+ * up in the client's logs and error trackers.
+ */
+function scrubbed(text: string): string {
+  const short = text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}…` : text;
+  return short.replace(SECRET_PATTERN, '[redacted]');
+}
+
+function fromZod(err: { validation: { instancePath?: string; message?: string; params?: unknown }[]; validationContext?: string }): ErrorDetail[] {
+  return err.validation.map((v) => {
+    const path = (v.instancePath ?? '').replace(/^\//, '').replace(/\//g, '.');
+    const field = scrubbed([err.validationContext === 'body' ? '' : err.validationContext, path].filter(Boolean).join('.'));
+    const message = scrubbed(v.message ?? 'invalid');
+    return field ? { field, message } : { message };
+  });
+}
+
+/**
+ * Errors Fastify raises while routing, before any hook or error handler runs (passed to the
+ * `frameworkErrors` option): a malformed percent-encoding in the path (FST_ERR_BAD_URL), a path
+ * parameter over maxParamLength (FST_ERR_MAX_PARAM_LENGTH, else a bare 414) or a failed constraint.
+ * None of them can name a resource, so each is the envelope's 404, like any unknown path; without
+ * this they answered Fastify's own non-envelope 400/414 (found by test/fuzz).
+ */
+export function frameworkErrorHandler(_err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(404).send(errorBody('not_found'));
+}
+
+/** Maps every error, ours and Fastify's, to the envelope. Unknown errors are a generic 500. */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | DomainError | Error, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof DomainError) {
+      for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
+      return reply.code(err.status).send(errorBody(err.code, err.message, err.details));
+    }
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const where = (err as { validationContext?: string }).validationContext ?? 'request';
+      return reply.code(422).send(errorBody('validation_error', `Invalid ${where}.`, fromZod(err as never)));
+    }
+    const fe = err as FastifyError;
+    switch (fe.code) {
+      case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+        return reply.code(422).send(errorBody('validation_error', 'The body is not valid JSON.', [{ field: 'body', message: 'invalid JSON' }]));
+      case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      case 'FST_ERR_CTP_INVALID_TYPE':
+        return reply
+          .code(422)
+          .send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.', [{ field: 'content-type', message: 'must be application/json' }]));
+      case 'FST_ERR_CTP_BODY_TOO_LARGE':
+        return reply.code(413).send(errorBody('payload_too_large'));
+      case 'FST_ERR_BAD_URL':
+      case 'FST_ERR_ASYNC_CONSTRAINT':
+        return reply.code(404).send(errorBody('not_found'));
+    }
+    if (fe.statusCode === 413) return reply.code(413).send(errorBody('payload_too_large'));
+    if (fe.statusCode === 415) return reply.code(422).send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.'));
+    if (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP')) return reply.code(422).send(errorBody('validation_error', 'The body could not be read.'));
+    if (isDatabaseUnavailable(err)) {
+      // The driver's own error, not drizzle's wrapper, whose message carries the SQL and its parameters.
+      request.log.warn({ err: driverError(err) }, 'database unavailable');
+      reply.header('retry-after', UNAVAILABLE_RETRY_AFTER_S);
+      return reply.code(503).send(errorBody('service_unavailable'));
+    }
+    request.log.error({ err }, 'unhandled error');
+    return reply.code(500).send(errorBody('internal_error'));
+  });
+
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send(errorBody('not_found')));
+}

@@ -1,0 +1,169 @@
+import fastifyRateLimit, { normalizeIP, type FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Clock } from '../../domain/clock.js';
+import { DomainError } from '../../domain/errors.js';
+import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './counter-stores.js';
+import { LIMIT_NAMES, type LimitName } from './limits.js';
+
+/*
+ * Rate limits (spec §4, §6, §7) and brute-force damping, on @fastify/rate-limit's limiter
+ * (createRateLimit) with our own counter stores (counter-stores.ts).
+ *
+ * A route names its policy (`config: { limit: 'keys.mint' }`); an onRoute hook adds the limiter as a
+ * route-level onRequest hook, which Fastify runs after the instance-level ones, so after the auth
+ * plugin has set request.principal: the limit is keyed on the credential, and a limited caller pays
+ * for no body parsing or validation. Every response of a limited route carries the IETF draft
+ * headers (draft-ietf-httpapi-ratelimit-headers, structured fields):
+ *   RateLimit-Policy: "keys.mint";q=60;w=3600
+ *   RateLimit: "keys.mint";r=59;t=3600
+ *
+ * Brute-force damping: every failed authentication (401) counts against the client IP; an IP over
+ * the limit gets 429 before its token is even parsed, so guessing costs the attacker, not the
+ * database. It is per IP, so other clients are not slowed.
+ */
+
+export interface RateRule {
+  max: number;
+  windowSeconds: number;
+}
+
+interface Policy {
+  /** Whose counter a request counts against. */
+  per: 'credential' | 'client_ip';
+  defaults: RateRule;
+  /** Retry-After on 429: the contract's fixed seconds, or 'reset' = the real wait until the window ends. */
+  retryAfter: number | 'reset';
+}
+
+/** The contract's table: per service key per route (§4), per API key (§6), per client IP (§7). */
+export const POLICIES: Record<LimitName, Policy> = {
+  'keys.mint': { per: 'credential', defaults: { max: 60, windowSeconds: 3600 }, retryAfter: 60 },
+  'keys.list': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
+  'keys.get': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
+  'keys.update': { per: 'credential', defaults: { max: 120, windowSeconds: 3600 }, retryAfter: 60 },
+  'keys.revoke': { per: 'credential', defaults: { max: 120, windowSeconds: 3600 }, retryAfter: 60 },
+  'keys.rotate': { per: 'credential', defaults: { max: 30, windowSeconds: 3600 }, retryAfter: 120 },
+  'audit.read': { per: 'credential', defaults: { max: 60, windowSeconds: 3600 }, retryAfter: 60 },
+  // Self-rotation authenticates itself (key + rotation secret), so it is keyed on the IP and every
+  // attempt counts, failed ones included: the rotation secret can only be guessed 3 times per 15 min.
+  'agents.self_rotate': { per: 'client_ip', defaults: { max: 3, windowSeconds: 900 }, retryAfter: 'reset' },
+};
+
+/** 60 failed authentications per minute per IP; see RATE_LIMIT_AUTH_FAILURES in config.ts. */
+export const AUTH_FAILURES_DEFAULT: RateRule = { max: 60, windowSeconds: 60 };
+const AUTH_FAILURES = 'auth.failures';
+
+export interface RateLimitOptions {
+  /** Per-policy overrides; unset policies use the contract's values. */
+  limits?: Partial<Record<LimitName, RateRule>>;
+  authFailures?: RateRule;
+  /** Shared counters; without it they live in this process. */
+  redis?: { url: string; keyPrefix: string; connectTimeoutMs: number; commandTimeoutMs: number };
+}
+
+export interface RateLimitPluginOptions extends RateLimitOptions {
+  clock: Clock;
+}
+
+type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
+type LimiterResult = Extract<Awaited<ReturnType<Limiter>>, { isAllowed: false }>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Counts one failed authentication against the request's client IP (the auth plugin calls it). */
+    recordAuthFailure(request: FastifyRequest): Promise<void>;
+  }
+}
+
+const clientIp = (request: FastifyRequest) => normalizeIP(request.ip);
+
+function setRateLimitHeaders(reply: FastifyReply, name: string, rule: RateRule, remaining: number, resetSeconds: number) {
+  reply.header('ratelimit-policy', `"${name}";q=${rule.max};w=${rule.windowSeconds}`);
+  reply.header('ratelimit', `"${name}";r=${remaining};t=${resetSeconds}`);
+}
+
+const rateLimited = (retryAfterSeconds: number) =>
+  new DomainError('rate_limited', undefined, [], { 'retry-after': String(Math.max(1, retryAfterSeconds)) });
+
+export const rateLimitPlugin = fp<RateLimitPluginOptions>(
+  async (app, opts) => {
+    const store: CounterStore = opts.redis
+      ? await RedisCounterStore.open({ ...opts.redis, clock: opts.clock, log: app.log })
+      : new MemoryCounterStore(opts.clock);
+    app.addHook('onClose', () => store.close());
+
+    // @fastify/rate-limit builds its store with `new`; a function returning an object yields that object.
+    const storeCtor = function sharedStore() {
+      return store;
+    } as unknown as FastifyRateLimitStoreCtor;
+    await app.register(fastifyRateLimit, { global: false, store: storeCtor });
+
+    /** Runs a limiter; a store failure is logged and the request served (counters must never block). */
+    async function count(request: FastifyRequest, limiter: Limiter, increment = true): Promise<LimiterResult | null> {
+      try {
+        const res = await limiter(request, { increment });
+        return res.isAllowed ? null : res;
+      } catch (err) {
+        request.log.warn({ err: { message: (err as Error).message } }, 'rate-limit counter failed; request served unlimited');
+        return null;
+      }
+    }
+
+    const rules = {} as Record<LimitName, RateRule>;
+    const limiters = {} as Record<LimitName, Limiter>;
+    for (const name of LIMIT_NAMES) {
+      const policy = POLICIES[name];
+      const rule = (rules[name] = opts.limits?.[name] ?? policy.defaults);
+      limiters[name] = app.createRateLimit({
+        max: rule.max,
+        timeWindow: rule.windowSeconds * 1000,
+        keyGenerator: (request) => {
+          const p = request.principal;
+          // A credential policy always runs after authentication; the IP is only a safety net.
+          return policy.per === 'credential' && p ? `${name}:${p.id}` : `${name}:ip:${clientIp(request)}`;
+        },
+      });
+    }
+
+    const enforce = (name: LimitName) =>
+      async function rateLimitHook(request: FastifyRequest, reply: FastifyReply) {
+        const res = await count(request, limiters[name]);
+        if (!res) return;
+        const reset = res.ttlInSeconds;
+        setRateLimitHeaders(reply, name, rules[name], res.remaining, reset);
+        if (res.isExceeded) {
+          const retryAfter = POLICIES[name].retryAfter;
+          throw rateLimited(retryAfter === 'reset' ? reset : retryAfter);
+        }
+      };
+
+    app.addHook('onRoute', (route) => {
+      const name = route.config?.limit;
+      if (!name) return;
+      if (!POLICIES[name]) throw new Error(`unknown rate-limit policy "${name}" on ${route.method} ${route.url}`);
+      const hooks = route.onRequest ? (Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]) : [];
+      route.onRequest = [...hooks, enforce(name)] as typeof route.onRequest;
+    });
+
+    // Brute-force damping. Registered before the auth plugin, so it runs before any token is looked up.
+    const failureRule = opts.authFailures ?? AUTH_FAILURES_DEFAULT;
+    const failures = app.createRateLimit({
+      max: failureRule.max,
+      timeWindow: failureRule.windowSeconds * 1000,
+      keyGenerator: (request) => `${AUTH_FAILURES}:${clientIp(request)}`,
+    });
+    app.addHook('onRequest', async (request, reply) => {
+      if (!request.routeOptions.config?.auth) return;
+      const res = await count(request, failures, false);
+      if (res && res.remaining <= 0) {
+        setRateLimitHeaders(reply, AUTH_FAILURES, failureRule, 0, res.ttlInSeconds);
+        throw rateLimited(res.ttlInSeconds);
+      }
+    });
+    app.decorate('recordAuthFailure', async (request: FastifyRequest) => {
+      await count(request, failures);
+    });
+  },
+  { name: 'keyplane-rate-limit' },
+);

@@ -1,0 +1,70 @@
+import type { FastifyInstance } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import type { Clock } from '../../domain/clock.js';
+import { DomainError } from '../../domain/errors.js';
+import { selfRotate } from '../../domain/keys/self-rotation.service.js';
+import type { Db } from '../../db/database.js';
+import { bearerToken, requestMeta } from '../plugins/auth.js';
+import { errorResponses } from './common.schemas.js';
+import { errorBody } from '../plugins/error-handler.js';
+import '../plugins/limits.js';
+
+export interface SelfRotationRoutesOptions {
+  db: Db;
+  clock: Clock;
+}
+
+/** Rotation secrets are 46 characters; the bound only keeps argon2 from hashing megabytes. */
+const selfRotateBody = z.object({ rotationSecret: z.string().min(1).max(256) }).meta({ id: 'SelfRotateRequest' });
+
+const selfRotateResponse = {
+  200: z
+    .object({
+      message: z.string(),
+      apiKey: z.string(),
+      rotationSecret: z.string(),
+      agentId: z.uuid(),
+      agentName: z.string(),
+    })
+    .meta({ id: 'SelfRotateResponse' }),
+  ...errorResponses([400, 401, 403, 413, 422, 429, 503] as const),
+};
+
+/**
+ * POST /v1/agents/self/rotate-key (spec §7). No `auth` in the route config: the service
+ * authenticates the bearer key itself (see self-rotation.service.ts). The rate limit (3 per 15
+ * minutes per client IP, failures included) is the `agents.self_rotate` policy.
+ */
+export async function selfRotationRoutes(app: FastifyInstance, opts: SelfRotationRoutesOptions): Promise<void> {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  r.post(
+    '/agents/self/rotate-key',
+    {
+      config: { limit: 'agents.self_rotate' },
+      // The spec answers a missing rotationSecret with 400, not the 422 of other bad bodies.
+      attachValidation: true,
+      schema: { body: selfRotateBody, response: selfRotateResponse },
+    },
+    async (request, reply) => {
+      const token = bearerToken(request.headers.authorization);
+      if (token === undefined) throw new DomainError('unauthorized');
+      if (token === null) throw new DomainError('invalid_api_key');
+      if (request.validationError) {
+        return reply.code(400).send(
+          errorBody('validation_error', 'rotationSecret is required.', [
+            { field: 'rotationSecret', message: 'required: the rotation secret issued with this key' },
+          ]),
+        );
+      }
+      const result = await selfRotate(opts.db, token, request.body.rotationSecret, requestMeta(request), opts.clock.now());
+      return {
+        message: 'Key rotated. Store the new API key and rotation secret now: they are shown once, and the old ones no longer work.',
+        apiKey: result.apiKey,
+        rotationSecret: result.rotationSecret,
+        agentId: result.agentId,
+        agentName: result.agentName,
+      };
+    },
+  );
+}

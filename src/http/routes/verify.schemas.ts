@@ -1,0 +1,51 @@
+import { z } from 'zod';
+import { MAX_COST_CENTS } from '../../domain/verify/spend.service.js';
+import { VERBS } from '../../domain/verify/verify.service.js';
+import { errorEnvelopeSchema, errorResponses, keyObjectSchema } from './common.schemas.js';
+
+/**
+ * A data-plane request id: what makes a debit idempotent. Printable ASCII without spaces, like an
+ * Idempotency-Key, up to 255 characters.
+ */
+export const requestIdSchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without whitespace');
+
+export const verifyBody = z
+  .object({
+    // Any string: a malformed key is an answer (valid: false, invalid_api_key), not a 422. The bound
+    // only keeps absurd bodies out; no token we issue is longer than 80 characters.
+    key: z.string().max(512),
+    verb: z.enum(VERBS),
+    line_id: z.uuid().nullish(),
+    cost_cents: z.number().int().min(1).max(MAX_COST_CENTS).optional(),
+    request_id: requestIdSchema.optional(),
+  })
+  .strict()
+  .superRefine((body, ctx) => {
+    // Without a request id a retried debit could not be told from a new one.
+    if (body.cost_cents !== undefined && body.request_id === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['request_id'], message: 'request_id is required with cost_cents' });
+    }
+  });
+export type VerifyBody = z.infer<typeof verifyBody>;
+
+export const verifyCodeSchema = z.enum(['valid', 'invalid_api_key', 'agent_permission_denied', 'agent_scope_error', 'agent_cap_exceeded']);
+
+export const verifyResultSchema = z
+  .object({
+    valid: z.boolean(),
+    code: verifyCodeSchema,
+    status: z.number().int().optional(),
+    key: keyObjectSchema.extend({ account_id: z.uuid() }).optional(),
+    error: errorEnvelopeSchema.optional(),
+    debit: z.object({ request_id: z.string(), cost_cents: z.number().int(), replayed: z.boolean() }).optional(),
+  })
+  .meta({ id: 'VerifyResult' });
+
+/** An answer of POST /internal/v1/verify as the wire carries it. */
+export type VerifyAnswer = z.infer<typeof verifyResultSchema>;
+
+export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 413, 422, 503] as const) };

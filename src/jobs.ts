@@ -1,0 +1,65 @@
+import type { Logger } from 'pino';
+import type { Db } from './db/database.js';
+import type { Clock } from './domain/clock.js';
+import { linkPendingEvents, onLinkFailure } from './domain/audit/linker.js';
+import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
+import { driverError } from './db/errors.js';
+
+/**
+ * Deletes idempotency records past their 12 hours. Every instance runs it; the DELETE uses
+ * SKIP LOCKED batches, so instances never contend and a record is deleted once. Expired records
+ * are already ignored by the claim logic, so the sweep only bounds the table's size: every 10
+ * minutes is plenty.
+ */
+export const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
+
+/**
+ * Links compliance events that a crash (between a commit and its linking round) or a failed round
+ * left waiting. Requests link their own events before answering, so normally there are none and
+ * the check is one probe of an empty partial index.
+ */
+export const LINK_SWEEP_INTERVAL_MS = 2_000;
+
+function every(intervalMs: number, runNow: boolean, work: () => Promise<void>): () => void {
+  let running = false;
+  const tick = async () => {
+    if (running) return;
+    running = true;
+    try {
+      await work();
+    } finally {
+      running = false;
+    }
+  };
+  if (runNow) void tick();
+  const timer = setInterval(tick, intervalMs);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+export function startSweeper(db: Db, clock: Clock, logger: Logger, intervalMs = SWEEP_INTERVAL_MS): () => void {
+  // driverError: drizzle's wrapper message carries the SQL and its parameters; log the driver's own.
+  onLinkFailure((accountId, err) =>
+    logger.warn({ accountId, err: driverError(err) }, 'linking compliance events failed; they stay waiting and are retried'),
+  );
+  const stopIdempotency = every(intervalMs, false, async () => {
+    try {
+      const deleted = await sweepIdempotencyKeys(db, clock.now());
+      if (deleted > 0) logger.info({ deleted }, 'swept expired idempotency records');
+    } catch (err) {
+      logger.warn({ err: driverError(err) }, 'idempotency sweep failed; will retry');
+    }
+  });
+  const stopLinking = every(LINK_SWEEP_INTERVAL_MS, true, async () => {
+    try {
+      const accounts = await linkPendingEvents(db);
+      if (accounts > 0) logger.debug({ accounts }, 'linked waiting compliance events');
+    } catch (err) {
+      logger.warn({ err: driverError(err) }, 'linking waiting compliance events failed; will retry');
+    }
+  });
+  return () => {
+    stopIdempotency();
+    stopLinking();
+  };
+}
