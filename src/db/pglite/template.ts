@@ -23,7 +23,7 @@ import { MIGRATIONS_DIR } from '../database.js';
  * It holds an empty schema: no account, no key, nothing secret.
  */
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CACHE_DIR = path.join(ROOT, 'node_modules', '.cache', 'keyplane');
 
 /** What the template was made from: PGlite's version and every migration file (names and contents). */
