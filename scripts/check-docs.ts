@@ -12,6 +12,7 @@ import pino from 'pino';
 import { chromium } from 'playwright-core';
 import { parse } from 'yaml';
 import { buildApp } from '../src/app.js';
+import { createServices } from '../src/services.js';
 import { openDatabase } from '../src/db/database.js';
 import { DOCUMENT_FILES, ROOT } from './openapi.js';
 
@@ -24,7 +25,7 @@ const expected = Object.entries<Record<string, any>>(doc.paths).flatMap(([p, ite
 
 const database = await openDatabase({});
 await database.migrate();
-const app = await buildApp({ database, logger: pino({ level: 'silent' }) });
+const app = await buildApp({ services: createServices(database), logger: pino({ level: 'silent' }) });
 await app.listen({ host: '127.0.0.1', port: 0 });
 const origin = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
 const profile = mkdtempSync(path.join(os.tmpdir(), 'keyplane-docs-chromium-'));

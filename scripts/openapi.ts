@@ -10,6 +10,7 @@ import pino from 'pino';
 import openapiTS, { astToString } from 'openapi-typescript';
 import { stringify } from 'yaml';
 import { buildAdminApp, buildApp } from '../src/app.js';
+import { createServices } from '../src/services.js';
 import { openDatabase } from '../src/db/database.js';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../src/domain/clock.js';
@@ -40,7 +41,7 @@ async function withApps<T>(fn: (app: FastifyInstance, admin: FastifyInstance) =>
   const database = await openDatabase({});
   try {
     await database.migrate();
-    const deps = { database, logger: pino({ level: 'silent' }), clock: steppingClock() };
+    const deps = { services: createServices(database), logger: pino({ level: 'silent' }), clock: steppingClock() };
     const app = await buildApp(deps);
     const admin = await buildAdminApp({ ...deps, adminToken: ADMIN_TOKEN });
     try {

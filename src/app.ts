@@ -2,27 +2,29 @@ import cors from '@fastify/cors';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { validatorCompiler } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
-import type { Database } from './db/database.js';
+import { driverError, isDatabaseUnavailable } from './db/errors.js';
 import type { Clock } from './domain/clock.js';
 import { systemClock } from './domain/clock.js';
 import { auditRoutes } from './http/routes/audit.routes.js';
-import { adminRoutes } from './http/routes/portal.routes.js';
+import { portalRoutes } from './http/routes/portal.routes.js';
 import { registerAdminAuth } from './http/plugins/admin-auth.js';
 import { authPlugin } from './http/plugins/auth.js';
 import { frameworkErrorHandler, registerErrorHandling } from './http/plugins/error-handler.js';
+import type { Services } from './domain/services.js';
 import { healthRoutes } from './http/routes/health.routes.js';
 import { registerJsonParser } from './http/plugins/json-body.js';
 import { keysRoutes } from './http/routes/keys.routes.js';
 import { internalOpenapi, publicOpenapi } from './http/openapi/openapi.js';
 import { compiledSerializerCompiler } from './http/plugins/serializer.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/plugins/rate-limit.js';
-import { selfRotationRoutes } from './http/routes/agents.routes.js';
+import { agentsRoutes } from './http/routes/agents.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
 
 /** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
 export interface AppDeps {
-  database: Database;
+  /** The domain's services (src/services.ts: createServices); routes never see the database. */
+  services: Services;
   logger: Logger;
   clock?: Clock;
   /** Largest accepted body, bytes. */
@@ -32,8 +34,6 @@ export interface AppDeps {
   trustProxy?: boolean | number;
   /** Rate limits and their counter store (in-process unless a Redis is given). */
   rateLimit?: RateLimitOptions;
-  /** How long an Idempotency-Key claim blocks retries before it is presumed dead; default 15 s. */
-  idempotencyLockTimeoutMs?: number;
 }
 
 export interface AdminDeps extends AppDeps {
@@ -58,7 +58,7 @@ function baseInstance(deps: AppDeps): FastifyInstance {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(compiledSerializerCompiler);
   registerJsonParser(app);
-  registerErrorHandling(app);
+  registerErrorHandling(app, { isUnavailable: isDatabaseUnavailable, describe: driverError });
   // Once close() starts, Fastify closes idle keep-alive connections, but a connection whose request
   // is still in flight becomes idle only after its response; telling the client to close it then
   // lets shutdown finish promptly instead of waiting out the keep-alive timeout.
@@ -77,7 +77,7 @@ function baseInstance(deps: AppDeps): FastifyInstance {
 /** The public API: /v1 and /api/v1, CORS for any origin, health probes. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
-  const db = deps.database.db;
+  const { services } = deps;
   const app = baseInstance(deps);
   await app.register(publicOpenapi); // first: it documents every route registered after it
   await app.register(cors, {
@@ -91,12 +91,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     strictPreflight: false,
   });
   await app.register(rateLimitPlugin, { ...deps.rateLimit, clock });
-  await app.register(authPlugin, { db, clock, onAuthFailure: (request) => app.recordAuthFailure(request) });
-  await app.register(healthRoutes, { database: deps.database });
+  await app.register(authPlugin, { auth: services.auth, clock, onAuthFailure: (request) => app.recordAuthFailure(request) });
+  await app.register(healthRoutes, { health: services.health });
   for (const prefix of PUBLIC_PREFIXES) {
-    await app.register(keysRoutes, { prefix, db, clock, idempotencyLockTimeoutMs: deps.idempotencyLockTimeoutMs });
-    await app.register(auditRoutes, { prefix, db, clock });
-    await app.register(selfRotationRoutes, { prefix, db, clock });
+    await app.register(keysRoutes, { prefix, keys: services.keys, clock });
+    await app.register(auditRoutes, { prefix, audit: services.audit, clock });
+    await app.register(agentsRoutes, { prefix, agents: services.agents, clock });
   }
   return app;
 }
@@ -108,9 +108,9 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   await app.register(internalOpenapi, { adminToken: deps.adminToken });
   await app.register(async (internal) => {
     registerAdminAuth(internal, deps.adminToken);
-    await internal.register(adminRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
-    await internal.register(verifyRoutes, { prefix: '/internal/v1', db: deps.database.db, clock });
+    await internal.register(portalRoutes, { prefix: '/internal/v1', portal: deps.services.portal, clock });
+    await internal.register(verifyRoutes, { prefix: '/internal/v1', verify: deps.services.verify, clock });
   });
-  await app.register(healthRoutes, { database: deps.database });
+  await app.register(healthRoutes, { health: deps.services.health });
   return app;
 }

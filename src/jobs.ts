@@ -1,9 +1,7 @@
 import type { Logger } from 'pino';
-import type { Db } from './db/database.js';
-import type { Clock } from './domain/clock.js';
-import { linkPendingEvents, onLinkFailure } from './domain/audit/linker.js';
-import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
 import { driverError } from './db/errors.js';
+import type { Clock } from './domain/clock.js';
+import type { MaintenanceService } from './domain/services.js';
 
 /**
  * Deletes idempotency records past their 12 hours. Every instance runs it; the DELETE uses
@@ -37,14 +35,15 @@ function every(intervalMs: number, runNow: boolean, work: () => Promise<void>): 
   return () => clearInterval(timer);
 }
 
-export function startSweeper(db: Db, clock: Clock, logger: Logger, intervalMs = SWEEP_INTERVAL_MS): () => void {
-  // driverError: drizzle's wrapper message carries the SQL and its parameters; log the driver's own.
-  onLinkFailure((accountId, err) =>
-    logger.warn({ accountId, err: driverError(err) }, 'linking compliance events failed; they stay waiting and are retried'),
-  );
+/** The link-failure report for createServices: the driver's own error, never drizzle's wrapper (its message carries the SQL). */
+export function linkFailureLogger(logger: Logger): (accountId: string, err: unknown) => void {
+  return (accountId, err) => logger.warn({ accountId, err: driverError(err) }, 'linking compliance events failed; they stay waiting and are retried');
+}
+
+export function startJobs(maintenance: MaintenanceService, clock: Clock, logger: Logger, intervalMs = SWEEP_INTERVAL_MS): () => void {
   const stopIdempotency = every(intervalMs, false, async () => {
     try {
-      const deleted = await sweepIdempotencyKeys(db, clock.now());
+      const deleted = await maintenance.sweepIdempotency(clock.now());
       if (deleted > 0) logger.info({ deleted }, 'swept expired idempotency records');
     } catch (err) {
       logger.warn({ err: driverError(err) }, 'idempotency sweep failed; will retry');
@@ -52,7 +51,7 @@ export function startSweeper(db: Db, clock: Clock, logger: Logger, intervalMs = 
   });
   const stopLinking = every(LINK_SWEEP_INTERVAL_MS, true, async () => {
     try {
-      const accounts = await linkPendingEvents(db);
+      const accounts = await maintenance.linkPending();
       if (accounts > 0) logger.debug({ accounts }, 'linked waiting compliance events');
     } catch (err) {
       logger.warn({ err: driverError(err) }, 'linking waiting compliance events failed; will retry');

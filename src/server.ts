@@ -8,7 +8,8 @@ import { LIMIT_NAMES } from './http/plugins/limits.js';
 import { loggerOptions } from './http/plugins/logger.js';
 import type { RateLimitOptions } from './http/plugins/rate-limit.js';
 import { systemClock } from './domain/clock.js';
-import { startSweeper } from './jobs.js';
+import { linkFailureLogger, startJobs } from './jobs.js';
+import { createServices } from './services.js';
 
 export function createLogger(config: Pick<Config, 'LOG_LEVEL'>): Logger {
   return pino(loggerOptions(config.LOG_LEVEL));
@@ -60,20 +61,23 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     await database.close();
     throw err;
   }
+  const services = createServices(database, {
+    idempotencyLockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS,
+    onLinkFailure: linkFailureLogger(logger),
+  });
   const deps = {
-    database,
+    services,
     logger,
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     trustProxy: config.TRUST_PROXY,
-    idempotencyLockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS,
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
   const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN }) : undefined;
   await app.listen({ host: config.HOST, port: config.PORT });
   if (admin) await admin.listen({ host: config.ADMIN_HOST, port: config.ADMIN_PORT });
   else logger.info('KEYPLANE_ADMIN_TOKEN is not set: the internal admin API is not started');
-  const stopSweeper = startSweeper(database.db, systemClock, logger);
+  const stopJobs = startJobs(services.maintenance, systemClock, logger);
   logger.info({ database: database.kind, port: config.PORT }, 'keyplane ready');
   let closed = false;
   return {
@@ -83,7 +87,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     async close() {
       if (closed) return;
       closed = true;
-      stopSweeper();
+      stopJobs();
       // Stop accepting, let in-flight requests finish, then release the database.
       const started = Date.now();
       await Promise.all([app.close(), admin?.close()]);

@@ -1,36 +1,31 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ExtractTablesWithRelations } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
-import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { acquireDataDirLock, type DataDirLock } from './pglite/data-dir-lock.js';
 import { copyTemplateDir, readTemplate } from './pglite/template.js';
-import { poolsByDb } from './statements.js';
-import { schema, type Schema } from './schema.js';
+import { schema } from './schema.js';
+import type { Db } from './types.js';
 
-/** Either driver's drizzle database: domain code is written once against this type. */
-export type Db = PgDatabase<PgQueryResultHKT, Schema>;
-/** A transaction handle. Steps that must run inside a transaction take this, never a Db. */
-export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+export type { Db, Tx } from './types.js';
 
-/**
- * Connections for the work that every writing request waits on: linking compliance events and the
- * WAL flush after it (domain/event-linker.ts). In server mode that is a second, small pool, so that
- * a linking round never queues behind the very requests waiting for it in the main pool (with 50
- * requests on 10 connections it would wait twice per round). Embedded mode has one connection.
- */
-const linkerDbs = new WeakMap<Db, Db>();
+/** Connections of the linker's own pool (Database.linkerDb says why it has one). */
 export const LINKER_POOL_MAX = 2;
-export const linkerDb = (db: Db): Db => linkerDbs.get(db) ?? db;
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
   readonly db: Db;
+  /**
+   * Connections for the work that every writing request waits on: linking compliance events and the
+   * WAL flush after it (domain/audit/linker.ts). In server mode that is a second, small pool, so that
+   * a linking round never queues behind the very requests waiting for it in the main pool (with 50
+   * requests on 10 connections it would wait twice per round). Embedded mode has one connection.
+   */
+  readonly linkerDb: Db;
   /** Runs the committed migrations that have not run yet (serialised across processes). */
   migrate(): Promise<void>;
   /** One round trip; throws when the database does not answer. */
@@ -60,11 +55,10 @@ function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
   const pool = newPool(url, opts, opts.poolMax ?? 10);
   const linkerPool = newPool(url, opts, LINKER_POOL_MAX);
   const db = drizzlePg(pool, { schema }) as unknown as Db;
-  linkerDbs.set(db, drizzlePg(linkerPool, { schema }) as unknown as Db);
-  poolsByDb.set(db, pool);
   return {
     kind: 'postgres',
     db,
+    linkerDb: drizzlePg(linkerPool, { schema }) as unknown as Db,
     pool,
     async migrate() {
       const client = await pool.connect();
@@ -163,6 +157,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
     return {
       kind: 'pglite',
       db,
+      linkerDb: db,
       async migrate() {
         await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder: MIGRATIONS_DIR });
       },

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from './database.js';
+import type { Db } from './types.js';
 
 /*
  * Commit now, flush after the lock is gone, and share the flush.

@@ -1,5 +1,5 @@
 import { and, eq, sql } from 'drizzle-orm';
-import type { Db } from './database.js';
+import type { Db } from './types.js';
 import { apiKeys, serviceKeys } from './schema.js';
 
 /*

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { fillPlaceholders, type SQL } from 'drizzle-orm';
 import { PgDialect } from 'drizzle-orm/pg-core';
-import type pg from 'pg';
-import type { Db, Tx } from './database.js';
+import pg from 'pg';
+import type { Db, Tx } from './types.js';
 
 /** Runs raw SQL on either driver and returns its rows (both drivers' results carry `.rows`). */
 export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
@@ -10,8 +10,11 @@ export async function queryRows<T>(db: Db | Tx, query: SQL): Promise<T[]> {
   return result.rows;
 }
 
-/** The pg pool behind a server-mode Db (registered by openDatabase); embedded mode has none. */
-export const poolsByDb = new WeakMap<Db, pg.Pool>();
+/** The pg pool behind a server-mode Db (drizzle keeps its client as $client); embedded mode has none. */
+export function poolOf(db: Db): pg.Pool | undefined {
+  const client = (db as unknown as { $client: unknown }).$client;
+  return client instanceof pg.Pool ? client : undefined;
+}
 const dialect = new PgDialect();
 
 /** A prepared statement's name: the hash of its text, which varies with its shape, never its values. */
@@ -37,7 +40,7 @@ export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
   const onPg = async <R>(target: pg.Pool | pg.ClientBase, statement: { name?: string; text: string }, values: Record<string, unknown>) =>
     (await target.query({ ...statement, values: fillPlaceholders(params, values) })).rows as R[];
   const run = async <R>(db: Db, statement: { name?: string; text: string }, values: Record<string, unknown>) => {
-    const pool = poolsByDb.get(db);
+    const pool = poolOf(db);
     if (pool) return onPg<R>(pool, statement, values);
     return (await (db as unknown as { $client: PgliteClient }).$client.query<R>(statement.text, fillPlaceholders(params, values))).rows;
   };

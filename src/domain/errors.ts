@@ -1,29 +1,29 @@
 /**
- * The one list of error codes (spec §10). Domain code throws DomainError(code); http/errors.ts maps
- * each code to its status once.
+ * The one list of error codes (spec §10). Domain code throws DomainError(code); the HTTP layer maps
+ * each code to its status once (http/plugins/error-status.ts).
  */
-export const ERROR_STATUS = {
-  validation_error: 422,
-  missing_idempotency_key: 400,
-  duplicate_idempotency_key_header: 400,
-  unauthorized: 401,
-  invalid_api_key: 401,
-  agent_permission_denied: 403,
-  agent_scope_error: 403,
-  agent_revoked: 403,
-  rotation_not_configured: 403,
-  m3_fraud_block: 403,
-  agent_cap_exceeded: 402,
-  not_found: 404,
-  idempotency_key_reused: 409,
-  idempotency_in_progress: 409,
-  payload_too_large: 413,
-  rate_limited: 429,
-  internal_error: 500,
-  service_unavailable: 503,
-} as const;
+export const ERROR_CODES = [
+  'validation_error',
+  'missing_idempotency_key',
+  'duplicate_idempotency_key_header',
+  'unauthorized',
+  'invalid_api_key',
+  'agent_permission_denied',
+  'agent_scope_error',
+  'agent_revoked',
+  'rotation_not_configured',
+  'm3_fraud_block',
+  'agent_cap_exceeded',
+  'not_found',
+  'idempotency_key_reused',
+  'idempotency_in_progress',
+  'payload_too_large',
+  'rate_limited',
+  'internal_error',
+  'service_unavailable',
+] as const;
 
-export type ErrorCode = keyof typeof ERROR_STATUS;
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 export interface ErrorDetail {
   field?: string;
@@ -53,18 +53,20 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   service_unavailable: 'The service is temporarily unavailable; retry after the time given in Retry-After.',
 };
 
+export interface ErrorHints {
+  /** When a retry may succeed, in seconds (the HTTP layer sends it as Retry-After). */
+  retryAfterSeconds?: number;
+}
+
 export class DomainError extends Error {
-  readonly status: number;
   constructor(
     readonly code: ErrorCode,
     message?: string,
     readonly details: ErrorDetail[] = [],
-    /** Extra response headers, e.g. Retry-After. */
-    readonly headers: Record<string, string> = {},
+    readonly hints: ErrorHints = {},
   ) {
     super(message ?? DEFAULT_MESSAGE[code]);
     this.name = 'DomainError';
-    this.status = ERROR_STATUS[code];
   }
 }
 

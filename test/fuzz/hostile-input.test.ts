@@ -3,7 +3,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PUBLIC_PREFIXES } from '../../src/app.js';
 import { SECRET_PATTERN } from '../../src/domain/auth/credentials.js';
-import { ERROR_STATUS } from '../../src/domain/errors.js';
+import { ERROR_STATUS } from '../../src/http/plugins/error-status.js';
 import { mintAgent } from '../support/agents.js';
 import { ADMIN_TOKEN, addServiceKey, createTenant, createTestApp, type TestApp } from '../support/harness.js';
 import { ROUTES, UNPREFIXED, unlimitedRateLimits, type RouteSpec } from '../support/routes.js';

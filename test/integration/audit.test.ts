@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
-import { canonicalEvent, chainHash } from '../../src/domain/audit/events.js';
+import { canonicalEvent, chainHash } from '../../src/domain/audit/chain-hash.js';
 import { mintAgent, type Agent } from '../support/agents.js';
 import { addServiceKey, call, createTenant, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
 

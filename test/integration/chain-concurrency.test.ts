@@ -45,7 +45,7 @@ describe('concurrent writers in one account keep the chain gap-free and valid', 
     const ctx = { actor: { kind: 'service_key' as const, keyId: principal.id, keyPrefix: principal.keyPrefix }, meta: { requestId: null, ip: null, userAgent: null }, now: t.clock.now() };
     const before = await chainState(tenant.accountId);
     await Promise.all([
-      ...Array.from({ length: 25 }, () => listChildKeys(db, principal, { limit: 10, offset: 0 }, ctx)),
+      ...Array.from({ length: 25 }, () => listChildKeys(t.store, principal, { limit: 10, offset: 0 }, ctx)),
       ...Array.from({ length: 25 }, () => call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey })),
     ]);
     const after = await chainState(tenant.accountId);

@@ -12,7 +12,7 @@ import { verifyAccountChain, verifyChains, type ChainBreak } from '../../src/dom
 import { listChildKeys } from '../../src/domain/keys/keys.service.js';
 import type { OpContext } from '../../src/domain/context.js';
 import * as portal from '../../src/domain/portal/portal.service.js';
-import { testDatabase } from '../support/harness.js';
+import { storeOf, testDatabase } from '../support/harness.js';
 
 /*
  * Tamper evidence. In Postgres mode this works on the run's shared database (each test touches only
@@ -38,11 +38,11 @@ async function openOwn(): Promise<Database> {
 
 /** An account with 8 events: created, a service key, a portal key, five list reads. */
 async function account(db: Database): Promise<string> {
-  const a = await portal.createAccount(db.db, `chain-${Math.random().toString(36).slice(2)}`, ctx());
-  const sk = await portal.createServiceKey(db.db, { accountId: a.id, environment: 'test', name: 's' }, ctx());
-  await portal.createPortalApiKey(db.db, { accountId: a.id, environment: 'test', name: 'p' }, ctx());
+  const a = await portal.createAccount(storeOf(db), `chain-${Math.random().toString(36).slice(2)}`, ctx());
+  const sk = await portal.createServiceKey(storeOf(db), { accountId: a.id, environment: 'test', name: 's' }, ctx());
+  await portal.createPortalApiKey(storeOf(db), { accountId: a.id, environment: 'test', name: 'p' }, ctx());
   const principal = (await authenticate(db.db, sk.plaintext, 'service', { readOnly: true, now: new Date() })) as ServicePrincipal;
-  for (let i = 0; i < 5; i++) await listChildKeys(db.db, principal, { limit: 10, offset: 0 }, ctx());
+  for (let i = 0; i < 5; i++) await listChildKeys(storeOf(db), principal, { limit: 10, offset: 0 }, ctx());
   return a.id;
 }
 

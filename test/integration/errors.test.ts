@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
+import { createServices } from '../../src/services.js';
 import { call, createTenant, createTestApp, errorCode, testDatabase, testLogger, type Tenant, type TestApp } from '../support/harness.js';
 
 let t: TestApp;
@@ -75,7 +76,7 @@ describe('error envelope (spec §10)', () => {
   });
 
   it('an unexpected error → generic 500 internal_error, nothing leaked', async () => {
-    const app = await buildApp({ database: await testDatabase(), logger: testLogger() });
+    const app = await buildApp({ services: createServices(await testDatabase()), logger: testLogger() });
     app.get('/boom', async () => {
       throw new Error('secret detail: select * from api_keys');
     });

@@ -2,8 +2,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
 import { verifyAccountChain } from '../../src/domain/audit/chain.service.js';
-import { countUnlinkedEvents, linkEvents, linkPendingEvents, setLinkRoundTimeout, withEvents } from '../../src/domain/audit/linker.js';
-import { eventAccounts, recordEvent, type EventInput } from '../../src/domain/audit/events.js';
+import { recordEvent, withEvents, type EventInput, type EventTx } from '../../src/domain/audit/events.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { addServiceKey, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
 
@@ -25,8 +24,9 @@ const event = (accountId: string, n: number): EventInput => ({
 
 /** Commits events the way a request does but "crashes" before linking them: they stay waiting. */
 async function recordWithoutLinking(accountId: string, count: number): Promise<string[]> {
-  return t.database.db.transaction(async (tx) => {
-    eventAccounts.set(tx, new Set());
+  return t.database.db.transaction(async (plain) => {
+    // A transaction withEvents did not open (what a crash before the link leaves, in effect).
+    const tx = plain as EventTx;
     const ids: string[] = [];
     for (let i = 0; i < count; i++) ids.push((await recordEvent(tx, event(accountId, i))).id);
     return ids;
@@ -52,12 +52,12 @@ describe('linking compliance events into the hash chain', () => {
     const db = t.database.db;
     const linkedBefore = await chainLength(tenant.accountId);
     const ids = await recordWithoutLinking(tenant.accountId, 5);
-    expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(5);
+    expect(await t.store.linker.countWaiting(tenant.accountId)).toBe(5);
     // Waiting events are not part of the chain yet: what is linked still verifies.
     expect(await verifyAccountChain(db, tenant.accountId)).toMatchObject({ events: linkedBefore, firstBreak: null });
 
-    expect(await linkPendingEvents(db)).toBeGreaterThanOrEqual(1);
-    expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(0);
+    expect(await t.store.linker.linkPending()).toBeGreaterThanOrEqual(1);
+    expect(await t.store.linker.countWaiting(tenant.accountId)).toBe(0);
     const linked = await queryRows<{ id: string; seq: string }>(
       db,
       sql`select id, seq from compliance_events where id in ${sql.raw(`('${ids.join("','")}')`)} order by seq`,
@@ -68,10 +68,14 @@ describe('linking compliance events into the hash chain', () => {
     expect(await verifyAccountChain(db, tenant.accountId)).toEqual({ accountId: tenant.accountId, events: linkedBefore + 5, firstBreak: null });
   });
 
-  it('recordEvent refuses a transaction that would not link its event after commit', async () => {
+  it('recordEvent takes only a transaction opened by withEvents, which links its events before returning', async () => {
     const tenant = await createTenant(t);
-    await expect(t.database.db.transaction((tx) => recordEvent(tx, event(tenant.accountId, 0)))).rejects.toThrow(/withEvents/);
-    expect(await countUnlinkedEvents(t.database.db, tenant.accountId)).toBe(0);
+    // A plain transaction does not type-check as an EventTx (tsc, run by CI, checks this line).
+    // @ts-expect-error a Tx that withEvents did not open would record an event nobody links
+    const refused = (tx: Parameters<Parameters<typeof t.database.db.transaction>[0]>[0]) => recordEvent(tx, event(tenant.accountId, 0));
+    expect(typeof refused).toBe('function');
+    await withEvents(t.store, tenant.accountId, (tx) => recordEvent(tx, event(tenant.accountId, 0)));
+    expect(await t.store.linker.countWaiting(tenant.accountId)).toBe(0);
   });
 
   it('a waiting event may only gain its link; a linked event cannot change at all', async () => {
@@ -85,7 +89,7 @@ describe('linking compliance events into the hash chain', () => {
       sql`update compliance_events set seq = 999999 where id = ${waiting}`,
     ];
     for (const attempt of attempts) await expect(db.execute(attempt)).rejects.toThrow();
-    await linkEvents(db, tenant.accountId);
+    await t.store.linker.link(tenant.accountId);
     expect(await refusal(sql`update compliance_events set seq = seq, prev_hash = prev_hash, hash = hash where id = ${waiting}`)).toMatch(/append-only/);
     expect(await refusal(sql`delete from compliance_events where id = ${waiting}`)).toMatch(/append-only/);
     expect((await verifyAccountChain(db, tenant.accountId)).firstBreak).toBeNull();
@@ -118,8 +122,8 @@ describe('linking compliance events into the hash chain', () => {
       expect(await refusal(attempt), c).toMatch(/append-only/);
     }
     // Linking itself (the three link fields, nothing else) is still allowed.
-    await linkEvents(t.database.db, tenant.accountId);
-    expect(await countUnlinkedEvents(t.database.db, tenant.accountId)).toBe(0);
+    await t.store.linker.link(tenant.accountId);
+    expect(await t.store.linker.countWaiting(tenant.accountId)).toBe(0);
     expect((await verifyAccountChain(t.database.db, tenant.accountId)).firstBreak).toBeNull();
   });
 
@@ -127,9 +131,9 @@ describe('linking compliance events into the hash chain', () => {
     const tenant = await createTenant(t);
     const db = t.database.db;
     const before = await chainLength(tenant.accountId);
-    await Promise.all(Array.from({ length: 200 }, (_, i) => withEvents(db, (tx) => recordEvent(tx, event(tenant.accountId, i)))));
+    await Promise.all(Array.from({ length: 200 }, (_, i) => withEvents(t.store, tenant.accountId, (tx) => recordEvent(tx, event(tenant.accountId, i)))));
     // Every write returned only after its event was linked.
-    expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(0);
+    expect(await t.store.linker.countWaiting(tenant.accountId)).toBe(0);
     expect(await chainLength(tenant.accountId)).toBe(before + 200);
     expect(await verifyAccountChain(db, tenant.accountId)).toEqual({ accountId: tenant.accountId, events: before + 200, firstBreak: null });
   });
@@ -137,16 +141,16 @@ describe('linking compliance events into the hash chain', () => {
 
 describe('a linking round that does not end in time', () => {
   it('gives its waiters 503 with Retry-After (nothing disclosed); the round still finishes and links the event', async () => {
-    const tenant = await createTenant(t);
+    // No round can finish within 1 ms: the bound (5 s in production) is what is under test.
+    const hurried = await createTestApp({ database: t.database, services: { linkRoundTimeoutMs: 1 } });
+    const tenant = await createTenant(hurried);
     const db = t.database.db;
     const before = await chainLength(tenant.accountId);
-    // No round can finish within 1 ms: the bound (5 s in production) is what is under test.
-    const restore = setLinkRoundTimeout(1);
     let res;
     try {
-      res = await call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey });
+      res = await call(hurried.app, 'GET', '/v1/keys', { token: tenant.serviceKey });
     } finally {
-      restore();
+      await hurried.close();
     }
     if (inject('databaseUrl')) {
       expect(res.status).toBe(503);
@@ -159,8 +163,8 @@ describe('a linking round that does not end in time', () => {
       expect(res.status).toBe(200);
     }
     // The read's event was committed with the read; the overrun round (or the next) links it.
-    await linkEvents(db, tenant.accountId);
-    expect(await countUnlinkedEvents(db, tenant.accountId)).toBe(0);
+    await t.store.linker.link(tenant.accountId);
+    expect(await t.store.linker.countWaiting(tenant.accountId)).toBe(0);
     expect(await verifyAccountChain(db, tenant.accountId)).toEqual({ accountId: tenant.accountId, events: before + 1, firstBreak: null });
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
+import { createServices } from '../../src/services.js';
 import { openDatabase } from '../../src/db/database.js';
 import { call, createTestApp, testLogger } from '../support/harness.js';
 
@@ -16,7 +17,7 @@ describe('health probes', () => {
   it('/readyz answers 503 service_unavailable with Retry-After when the database is gone', async () => {
     // A pool pointed at a closed port: the probe must fail fast, not hang.
     const database = await openDatabase({ databaseUrl: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMs: 500 });
-    const app = await buildApp({ database, logger: testLogger() });
+    const app = await buildApp({ services: createServices(database), logger: testLogger() });
     const started = Date.now();
     const res = await call(app, 'GET', '/readyz');
     expect(Date.now() - started).toBeLessThan(2_000);
@@ -30,7 +31,7 @@ describe('health probes', () => {
 
   it('an authenticated request while the database is down → 503, not 500', async () => {
     const database = await openDatabase({ databaseUrl: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMs: 500 });
-    const app = await buildApp({ database, logger: testLogger() });
+    const app = await buildApp({ services: createServices(database), logger: testLogger() });
     const { generateToken } = await import('../../src/domain/auth/credentials.js');
     const res = await call(app, 'GET', '/v1/keys', { token: generateToken('service', 'test').plaintext });
     expect(res.status).toBe(503);

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiKeys, complianceEvents, idempotencyKeys } from '../../src/db/schema.js';
-import { newId } from '../../src/domain/auth/credentials.js';
+import { newId } from '../../src/domain/ids.js';
 import { IDEMPOTENCY_TTL_MS, LOCK_TIMEOUT_MS, requestFingerprint, sweepIdempotencyKeys } from '../../src/domain/idempotency/idempotency.service.js';
 import { call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
 

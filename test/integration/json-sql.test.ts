@@ -2,7 +2,7 @@ import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
 import { apiKeys, complianceEvents } from '../../src/db/schema.js';
-import { eventAccounts, recordEvent } from '../../src/domain/audit/events.js';
+import { recordEvent, type EventTx } from '../../src/domain/audit/events.js';
 import { keyObjectJson, SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/keys/key-object.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
@@ -219,8 +219,7 @@ describe('audit items built by Postgres', () => {
     // Committed the way a request commits its event, but not linked (as when its round failed);
     // the next read's statement reads the page before that read links anything.
     const { id } = await t.database.db.transaction(async (tx) => {
-      eventAccounts.set(tx, new Set());
-      return recordEvent(tx, {
+      return recordEvent(tx as EventTx, {
         accountId: tenant.accountId,
         eventType: 'agent_key_updated',
         environment: 'test',

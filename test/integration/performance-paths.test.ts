@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { complianceEvents } from '../../src/db/schema.js';
 import { explainAuditFeed } from '../../src/domain/audit/audit.service.js';
 import { actorOf, authenticate } from '../../src/domain/auth/auth.service.js';
-import { canonicalEvent, chainHash, NO_REQUEST } from '../../src/domain/audit/events.js';
+import { canonicalEvent, chainHash } from '../../src/domain/audit/chain-hash.js';
+import { NO_REQUEST } from '../../src/domain/audit/events.js';
 import { ServiceKeyReadCache } from '../../src/domain/auth/service-key-cache.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type TestApp } from '../support/harness.js';
 

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateToken } from '../../src/domain/auth/credentials.js';
 import { LIMIT_NAMES } from '../../src/http/plugins/limits.js';
 import { POLICIES } from '../../src/http/plugins/rate-limit.js';
-import { addServiceKey, createTenant, testDatabase, type Tenant, type TestApp } from '../support/harness.js';
+import { addServiceKey, createTenant, storeOf, testDatabase, type Tenant, type TestApp } from '../support/harness.js';
 import {
   buildLimitedApp,
   call,
@@ -28,8 +28,8 @@ async function limitedApp(...args: Parameters<typeof buildLimitedApp>) {
   return built;
 }
 
-/** createTenant and addServiceKey only use the database and the clock of a TestApp. */
-const world = async (clock: FrozenClock) => ({ database: await testDatabase(), clock }) as unknown as TestApp;
+/** createTenant and addServiceKey only use the store and the clock of a TestApp. */
+const world = async (clock: FrozenClock) => ({ store: storeOf(await testDatabase()), clock }) as unknown as TestApp;
 const tenantFor = async (clock: FrozenClock): Promise<Tenant> => createTenant(await world(clock));
 
 const badToken = () => generateToken('service', 'test').plaintext;

@@ -97,7 +97,7 @@ beforeAll(async () => {
   agent = await mintAgent(t, a.serviceKey, { selfRotation: true });
   // Revoked credentials of each tier; the service key past its 60 s read grace (spec §2).
   const doomedSvc = await addServiceKey(t, a.accountId);
-  await portal.revokeServiceKey(t.database.db, doomedSvc.serviceKeyId, {
+  await portal.revokeServiceKey(t.store, doomedSvc.serviceKeyId, {
     actor: { kind: 'portal', keyId: null, keyPrefix: 'test' },
     meta: { requestId: null, ip: null, userAgent: 'vitest' },
     now: t.clock.now(),
@@ -186,14 +186,14 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'GET', url: `/internal/v1/accounts/${b.accountId}/service-keys`, token };
     case 'admin.service_keys.rotate':
     case 'admin.service_keys.revoke': {
-      const victim = await portal.createServiceKey(t.database.db, { accountId: b.accountId, environment: 'test', name: 'victim' }, op());
+      const victim = await portal.createServiceKey(t.store, { accountId: b.accountId, environment: 'test', name: 'victim' }, op());
       const rotate = route.name === 'admin.service_keys.rotate';
       return { app: t.admin, method: rotate ? 'POST' : 'DELETE', url: `/internal/v1/service-keys/${victim.row.id}${rotate ? '/rotate' : ''}`, token };
     }
     case 'admin.api_keys.create':
       return { app: t.admin, method: 'POST', url: `/internal/v1/accounts/${b.accountId}/api-keys`, token, body: {} };
     case 'admin.api_keys.revoke': {
-      const victim = await portal.createPortalApiKey(t.database.db, { accountId: b.accountId, environment: 'test', name: 'victim' }, op());
+      const victim = await portal.createPortalApiKey(t.store, { accountId: b.accountId, environment: 'test', name: 'victim' }, op());
       return { app: t.admin, method: 'DELETE', url: `/internal/v1/api-keys/${victim.row.id}`, token };
     }
     case 'admin.bootstrap':

@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { buildAdminApp } from '../../src/app.js';
+import { createServices } from '../../src/services.js';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
@@ -20,7 +21,7 @@ beforeAll(async () => {
   t = await createTestApp();
   const url = inject('databaseUrl');
   otherDb = url ? await openDatabase({ databaseUrl: url, poolMax: 4 }) : undefined;
-  other = await buildAdminApp({ database: otherDb ?? t.database, logger: pino({ level: 'silent' }), clock: t.clock, adminToken: ADMIN_TOKEN });
+  other = await buildAdminApp({ services: createServices(otherDb ?? t.database), logger: pino({ level: 'silent' }), clock: t.clock, adminToken: ADMIN_TOKEN });
   await other.ready();
 });
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import { actorOf, authenticate, type ServicePrincipal } from '../../src/domain/auth/auth.service.js';
 import { mintChildKeyTx, prepareKeyMaterial, revokeChildKey, rotateKeyTx, type MintInput } from '../../src/domain/keys/keys.service.js';
 import type { OpContext } from '../../src/domain/context.js';
-import { withEvents } from '../../src/domain/audit/linker.js';
+import { withEvents } from '../../src/domain/audit/events.js';
 import type { ApiKeyRow } from '../../src/db/schema.js';
 import { recordSecrets, type Tenant, type TestApp } from './harness.js';
 
@@ -46,7 +46,7 @@ export async function mintChild(t: TestApp, tenant: WithServiceKey, input: Parti
   };
   const material = await prepareKeyMaterial(p.environment, full.selfRotation);
   recordSecrets(`${material.token.plaintext}\n${material.rotationSecret ?? ''}`);
-  const row = await withEvents(t.database.db, (tx) => mintChildKeyTx(tx, p, full, material, ctxOf(t, p)));
+  const row = await withEvents(t.store, p.accountId, (tx) => mintChildKeyTx(tx, p, full, material, ctxOf(t, p)));
   return { id: row.id, plaintext: material.token.plaintext, rotationSecret: material.rotationSecret, row };
 }
 
@@ -54,7 +54,7 @@ export async function rotateChild(t: TestApp, tenant: WithServiceKey, id: string
   const p = await principalOf(t, tenant);
   const material = await prepareKeyMaterial(p.environment, false);
   recordSecrets(material.token.plaintext);
-  const { successor } = await withEvents(t.database.db, (tx) =>
+  const { successor } = await withEvents(t.store, p.accountId, (tx) =>
     rotateKeyTx(tx, { accountId: p.accountId, keyId: id, createdByServiceKeyId: p.ownerId }, material, ctxOf(t, p)),
   );
   return { id: successor.id, plaintext: material.token.plaintext, rotationSecret: null, row: successor };
@@ -62,5 +62,5 @@ export async function rotateChild(t: TestApp, tenant: WithServiceKey, id: string
 
 export async function revokeChild(t: TestApp, tenant: WithServiceKey, id: string): Promise<ApiKeyRow> {
   const p = await principalOf(t, tenant);
-  return revokeChildKey(t.database.db, p, id, ctxOf(t, p));
+  return revokeChildKey(t.store, p, id, ctxOf(t, p));
 }

@@ -11,6 +11,10 @@ import { ManualClock } from '../../src/domain/clock.js';
 import type { OpContext } from '../../src/domain/context.js';
 import { SECRET_PATTERN } from '../../src/domain/auth/credentials.js';
 import * as portal from '../../src/domain/portal/portal.service.js';
+import { EventLinker } from '../../src/domain/audit/linker.js';
+import type { EventStore } from '../../src/domain/audit/events.js';
+import type { Services } from '../../src/domain/services.js';
+import { createServices, type ServicesOptions } from '../../src/services.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
 import { validateResponses, type Violation } from './openapi-validator.js';
 
@@ -78,6 +82,10 @@ export interface TestApp {
   app: FastifyInstance;
   admin: FastifyInstance;
   database: Database;
+  /** The services the apps were given (src/services.ts). */
+  services: Services;
+  /** The database and a linker, for tests that call domain functions directly. */
+  store: EventStore;
   clock: ManualClock;
   /** Responses that did not match the OpenAPI document (call() and close() fail on them). */
   violations: Violation[];
@@ -92,10 +100,14 @@ function failOnViolations(violations: Violation[]): void {
   throw new Error(`response(s) not matching the OpenAPI document:\n${found.join('\n')}`);
 }
 
-export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<TestApp> {
-  const database = overrides.database ?? (await testDatabase());
+export type TestAppOptions = Partial<Omit<AppDeps, 'services'>> & { database?: Database; services?: ServicesOptions };
+
+export async function createTestApp(overrides: TestAppOptions = {}): Promise<TestApp> {
+  const { database: given, services: serviceOptions, ...appOverrides } = overrides;
+  const database = given ?? (await testDatabase());
   const clock = new ManualClock();
-  const deps: AppDeps = { database, logger: testLogger(), clock, ...overrides };
+  const services = createServices(database, serviceOptions);
+  const deps: AppDeps = { services, logger: testLogger(), clock, ...appOverrides };
   const app = await buildApp(deps);
   const admin = await buildAdminApp({ ...deps, adminToken: ADMIN_TOKEN });
   recordLiteralSecret(ADMIN_TOKEN);
@@ -116,6 +128,8 @@ export async function createTestApp(overrides: Partial<AppDeps> = {}): Promise<T
     app,
     admin,
     database,
+    services,
+    store: { db: database.db, linker: new EventLinker(database.linkerDb) },
     clock,
     violations,
     async close() {
@@ -143,7 +157,7 @@ const portalCtx = (now: Date): OpContext => ({
 /** A fresh account with one service key and one portal API key: every test makes its own. */
 export async function createTenant(t: TestApp, environment: 'test' | 'live' = 'test'): Promise<Tenant> {
   const ctx = portalCtx(t.clock.now());
-  const db = t.database.db;
+  const db = t.store;
   const account = await portal.createAccount(db, `tenant-${Math.random().toString(36).slice(2)}`, ctx);
   const sk = await portal.createServiceKey(db, { accountId: account.id, environment, name: 'svc' }, ctx);
   const ak = await portal.createPortalApiKey(db, { accountId: account.id, environment, name: 'portal' }, ctx);
@@ -153,7 +167,7 @@ export async function createTenant(t: TestApp, environment: 'test' | 'live' = 't
 
 /** Another service key in the same account. */
 export async function addServiceKey(t: TestApp, accountId: string, environment: 'test' | 'live' = 'test') {
-  const sk = await portal.createServiceKey(t.database.db, { accountId, environment, name: 'svc2' }, portalCtx(t.clock.now()));
+  const sk = await portal.createServiceKey(t.store, { accountId, environment, name: 'svc2' }, portalCtx(t.clock.now()));
   recordSecrets(sk.plaintext);
   return { serviceKey: sk.plaintext, serviceKeyId: sk.row.id };
 }
@@ -202,3 +216,6 @@ export function errorCode(res: CallResult): string {
   }
   return e.code;
 }
+
+/** A database and a linker of its own, for tests that call domain functions directly. */
+export const storeOf = (database: Database): EventStore => ({ db: database.db, linker: new EventLinker(database.linkerDb) });

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { expect } from 'vitest';
 import { buildApp, type AppDeps } from '../../src/app.js';
+import { createServices } from '../../src/services.js';
 import { DomainError } from '../../src/domain/errors.js';
 import type { LimitName } from '../../src/http/plugins/limits.js';
 import { call, errorCode, recordSecrets, testDatabase, testLogger, type CallResult } from './harness.js';
@@ -11,7 +12,7 @@ export async function buildLimitedApp(
   extra?: (app: FastifyInstance) => Promise<void> | void,
 ): Promise<{ app: FastifyInstance; clock: FrozenClock }> {
   const clock = new FrozenClock();
-  const app = await buildApp({ database: await testDatabase(), logger: testLogger(), clock, ...overrides });
+  const app = await buildApp({ services: createServices(await testDatabase()), logger: testLogger(), clock, ...overrides });
   app.addHook('onSend', async (_req, _reply, payload) => {
     if (typeof payload === 'string') recordSecrets(payload);
     return payload;

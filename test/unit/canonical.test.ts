@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { canonicalJson, chainHash } from '../../src/domain/audit/events.js';
+import { chainHash } from '../../src/domain/audit/chain-hash.js';
+import { canonicalJson } from '../../src/domain/canonical-json.js';
 
 describe('canonical event encoding', () => {
   it('sorts keys at every level and drops undefined', () => {

@@ -1,15 +1,15 @@
 import { and, eq, sql } from 'drizzle-orm';
-import type { Db, Tx } from '../../db/database.js';
+import type { Db, Tx } from '../../db/types.js';
 import { isDriverError } from '../../db/errors.js';
 import { preparedQuery } from '../../db/statements.js';
 import { apiKeys, complianceEvents } from '../../db/schema.js';
 import type { ApiPrincipal } from '../auth/auth.service.js';
-import { isUuid } from '../keys/keys.service.js';
+import { isUuid } from '../ids.js';
 import type { OpContext } from '../context.js';
 import { DomainError, notFound, validationError } from '../errors.js';
 import { asyncCommitCte } from '../../db/durability.js';
-import { linkEvents } from './linker.js';
-import { eventInsertCte, eventValues } from './events.js';
+import { eventInsertCte } from '../../db/queries/events.queries.js';
+import { eventValues, type EventStore } from './events.js';
 
 /*
  * The audit feed of an API key (spec §6). A key's feed is every compliance event of its account in
@@ -23,14 +23,14 @@ export const AUDIT_ITEM_TYPES = ['call', 'sms', 'compliance_event', 'billing_tra
 export type AuditItemType = (typeof AUDIT_ITEM_TYPES)[number];
 
 /** Seconds a client should wait when the audit record could not be written. */
-const AUDIT_UNAVAILABLE_RETRY_AFTER_S = '2';
+const AUDIT_UNAVAILABLE_RETRY_AFTER_S = 2;
 
 const unrecorded = () =>
   new DomainError(
     'service_unavailable',
     'The audit read could not be recorded, so nothing was returned; retry after the time given in Retry-After.',
     [],
-    { 'retry-after': AUDIT_UNAVAILABLE_RETRY_AFTER_S },
+    { retryAfterSeconds: AUDIT_UNAVAILABLE_RETRY_AFTER_S },
   );
 
 export interface AuditQuery {
@@ -195,7 +195,8 @@ function feedStatement(withCursor: boolean) {
 const feedFromNewest = feedStatement(false);
 const feedAfterCursor = feedStatement(true);
 
-export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
+export async function readAuditFeed(store: EventStore, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
+  const db = store.db;
   if (query.before !== null && !isUuid(query.before)) {
     throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
   }
@@ -211,7 +212,7 @@ export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: Audi
   try {
     result = await readAndRecord(db, principal, target, query, ctx);
     // Linked and durable before disclosed (domain/event-linker.ts).
-    await linkEvents(db, principal.accountId);
+    await store.linker.link(principal.accountId);
   } catch (err) {
     // Nothing is disclosed without its record. A database failure (or the linker's own 503) is
     // this route's 503; anything else is a bug and goes on to the error handler (500, logged).
@@ -221,3 +222,12 @@ export async function readAuditFeed(db: Db, principal: ApiPrincipal, query: Audi
   const nextBefore = result.fetched > query.limit ? result.last_id : null;
   return { eventsJson: result.items ?? '', limit: query.limit, apiKeyId: target, nextBefore };
 }
+
+/** The audit feed (GET /v1/audit) and the chain's checks and exports (`keyplane audit …`). */
+export function createAuditService(store: EventStore) {
+  return {
+    read: (principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> => readAuditFeed(store, principal, query, ctx),
+  };
+}
+
+export type AuditService = ReturnType<typeof createAuditService>;

@@ -1,9 +1,10 @@
+import type { EventStore } from './events.js';
 import { and, asc, eq, gt, lte } from 'drizzle-orm';
-import type { Db } from '../../db/database.js';
+import type { Db } from '../../db/types.js';
 import { accounts, complianceEvents, eventColumns, GENESIS_HASH, type ComplianceEventRow } from '../../db/schema.js';
-import { isUuid } from '../keys/keys.service.js';
+import { isUuid } from '../ids.js';
 import { notFound } from '../errors.js';
-import { canonicalEvent, chainHash } from './events.js';
+import { canonicalEvent, chainHash } from './chain-hash.js';
 
 /*
  * Recomputes the compliance hash chains (see domain/events.ts). For each account, in seq order:
@@ -164,3 +165,20 @@ export async function* accountIds(db: Db): AsyncGenerator<string> {
     after = rows[rows.length - 1]!.id;
   }
 }
+
+/** `keyplane audit verify` and `audit export`: the chain recomputed, and the events archived. */
+export function createChainService(store: EventStore) {
+  return {
+    /** Links whatever is waiting first (committed facts), then verifies; returns how many waited. */
+    async verify(opts: { accountId?: string } = {}): Promise<Verification & { linkedFirst: number }> {
+      const waiting = await store.linker.countWaiting(opts.accountId && isUuid(opts.accountId) ? opts.accountId : undefined);
+      if (waiting > 0) await store.linker.linkPending();
+      return { ...(await verifyChains(store.db, opts)), linkedFirst: waiting };
+    },
+    verifyAccount: (accountId: string) => verifyAccountChain(store.db, accountId),
+    exportAccount: (accountId: string, afterSeq = 0) => exportAccountEvents(store.db, accountId, afterSeq),
+    accountIds: () => accountIds(store.db),
+  };
+}
+
+export type ChainService = ReturnType<typeof createChainService>;

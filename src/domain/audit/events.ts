@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
-import { sql, type SQL } from 'drizzle-orm';
-import type { Tx } from '../../db/database.js';
+import { eventPlaceholders, insertEvent } from '../../db/queries/events.queries.js';
+import type { Db, Tx } from '../../db/types.js';
 import type { Environment } from '../auth/credentials.js';
-import { newId } from '../auth/credentials.js';
+import { newId } from '../ids.js';
+import type { ChainedFields } from './chain-hash.js';
+import type { EventLinker } from './linker.js';
 
 export const EVENT_TYPES = [
   'service_key_created',
@@ -52,63 +53,6 @@ export interface EventInput {
   createdAt: Date;
 }
 
-/** The fields of an event that its hash covers, exactly as stored. */
-export interface ChainedFields {
-  id: string;
-  accountId: string;
-  eventType: string;
-  environment: string | null;
-  actorKind: string;
-  actorKeyId: string | null;
-  actorKeyPrefix: string | null;
-  subjectKeyId: string | null;
-  relatedKeyId: string | null;
-  requestId: string | null;
-  ip: string | null;
-  userAgent: string | null;
-  data: unknown;
-  createdAt: Date;
-}
-
-/** JSON with object keys sorted at every level: the same value always encodes to the same text. */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value ?? null);
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined)
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
-}
-
-/** An event's chained fields in their wire (snake_case) form: what the hash covers and what exports show. */
-export function eventWireFields(e: ChainedFields) {
-  return {
-    id: e.id,
-    account_id: e.accountId,
-    event_type: e.eventType,
-    environment: e.environment,
-    actor_kind: e.actorKind,
-    actor_key_id: e.actorKeyId,
-    actor_key_prefix: e.actorKeyPrefix,
-    subject_key_id: e.subjectKeyId,
-    related_key_id: e.relatedKeyId,
-    request_id: e.requestId,
-    ip: e.ip,
-    user_agent: e.userAgent,
-    data: e.data,
-    created_at: e.createdAt.toISOString(),
-  };
-}
-
-export function canonicalEvent(e: ChainedFields): string {
-  return canonicalJson(eventWireFields(e));
-}
-
-export function chainHash(prevHash: string, seq: number, canonical: string): string {
-  return createHash('sha256').update(`${prevHash}|${seq}|${canonical}`, 'utf8').digest('hex');
-}
-
 // Header values are attacker-controlled: keep them printable and bounded before they are stored.
 const clean = (v: string | null, max: number) =>
   v === null ? null : v.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, max);
@@ -133,83 +77,50 @@ function chainedFields(input: Omit<EventInput, 'data'> & { data: unknown }): Cha
   };
 }
 
+declare const eventTxBrand: unique symbol;
 /**
- * Transactions that recorded events, and the accounts whose events they recorded: after such a
- * transaction commits, its accounts' events must be linked and flushed before anything is answered
- * (withEvents in event-linker.ts does both). recordEvent refuses a transaction not registered here,
- * so no write path can record an event and forget its link.
+ * A transaction opened by withEvents: the only kind recordEvent takes, so that no write path can
+ * record an event and forget to link it after the commit (passing a plain Tx does not compile).
  */
-export const eventAccounts = new WeakMap<Tx, Set<string>>();
+export type EventTx = Tx & { readonly [eventTxBrand]: true };
+
+/** What recording and linking events needs: the database and the account chains' linker. */
+export interface EventStore {
+  db: Db;
+  linker: EventLinker;
+}
 
 /**
  * Records one event inside the caller's transaction (the transaction of the change it describes),
  * in one INSERT, without its link: seq, prev_hash and hash are filled in after the commit by the
- * linker (event-linker.ts), which appends every waiting event of the account in one locked
- * statement. So recording takes no lock shared with other requests; only linking is serial, and
- * it is done in batches.
- *
- * The transaction commits asynchronously (synchronous_commit = off, set here): the linker's round
- * ends with a WAL flush that makes the change, its event and the link durable together, and
- * withEvents waits for that round before the caller answers. See db/durability.ts.
+ * linker (linker.ts), which appends every waiting event of the account in one locked statement.
+ * So recording takes no lock shared with other requests; only linking is serial, and it is done in
+ * batches. The transaction commits asynchronously: the linker's round ends with the WAL flush that
+ * withEvents waits for before the caller answers (db/durability.ts).
  */
-export async function recordEvent(tx: Tx, input: EventInput): Promise<{ id: string }> {
-  const accounts = eventAccounts.get(tx);
-  if (!accounts) throw new Error('recordEvent needs a transaction opened by withEvents (its event must be linked after commit)');
-  accounts.add(input.accountId);
+export async function recordEvent(tx: EventTx, input: EventInput): Promise<{ id: string }> {
   const f = chainedFields(input);
-  await tx.execute(sql`
-    insert into compliance_events
-      (id, account_id, event_type, environment, actor_kind, actor_key_id, actor_key_prefix,
-       subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
-    select ${f.id}, ${f.accountId}, ${f.eventType}, ${f.environment}, ${f.actorKind}, ${f.actorKeyId},
-           ${f.actorKeyPrefix}, ${f.subjectKeyId}, ${f.relatedKeyId}, ${f.requestId}, ${f.ip}, ${f.userAgent},
-           ${JSON.stringify(f.data)}::jsonb, ${f.createdAt.toISOString()}::timestamptz
-      from (select set_config('synchronous_commit', 'off', true)) async_commit`);
+  await insertEvent(tx, { ...f, actorKind: input.actor.kind, data: f.data as object });
   return { id: f.id };
 }
 
 /**
- * The same unlinked event as recordEvent, as a CTE `name` to put in a larger statement, for writes
- * and reads whose event commits in their own statement (a mint, the list and audit reads, whose
- * event facts such as counts are only known inside it): `data.json` is SQL producing the event's
- * JSON text, stored as jsonb; `data.from` names the CTEs it refers to (one event per row of it).
- * The caller links and flushes afterwards (linkEvents).
- *
- * The event's values are placeholders (ev_*), so that a statement holding this CTE is built once
- * at module load (db/raw.ts: preparedQuery) rather than on every request; fill them with
- * eventValues(input).
+ * A transaction that records events of one account (no transaction spans two accounts): runs `fn`,
+ * and after the commit links the account's events and waits until they are durable, so that the
+ * caller may answer. `account` is the account's id, or how to read it from the result when the
+ * transaction is what finds the row.
  */
-export function eventInsertCte(name: string, data: { json: SQL; from: SQL }): SQL {
-  const p = (field: string) => sql.placeholder(`ev_${field}`);
-  return sql`${sql.raw(name)} as (
-      insert into compliance_events
-        (id, account_id, event_type, environment, actor_kind, actor_key_id, actor_key_prefix,
-         subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
-      select ${p('id')}::uuid, ${p('account_id')}::uuid, ${p('event_type')}::text, ${p('environment')}::text,
-             ${p('actor_kind')}::text, ${p('actor_key_id')}::uuid, ${p('actor_key_prefix')}::text,
-             ${p('subject_key_id')}::uuid, ${p('related_key_id')}::uuid, ${p('request_id')}::text,
-             ${p('ip')}::text, ${p('user_agent')}::text, (${data.json})::jsonb, ${p('created_at')}::timestamptz
-        from ${data.from}
-      returning id
-    )`;
+export async function withEvents<T>(store: EventStore, account: string | ((result: T) => string), fn: (tx: EventTx) => Promise<T>): Promise<T> {
+  const result = await store.db.transaction((tx) => fn(tx as EventTx));
+  await store.linker.link(typeof account === 'string' ? account : account(result));
+  return result;
 }
 
-/** The values of eventInsertCte's placeholders for one event (its data comes from the statement). */
-export function eventValues(input: Omit<EventInput, 'data'>): Record<string, unknown> {
-  const f = chainedFields({ ...input, data: null });
-  return {
-    ev_id: f.id,
-    ev_account_id: f.accountId,
-    ev_event_type: f.eventType,
-    ev_environment: f.environment,
-    ev_actor_kind: f.actorKind,
-    ev_actor_key_id: f.actorKeyId,
-    ev_actor_key_prefix: f.actorKeyPrefix,
-    ev_subject_key_id: f.subjectKeyId,
-    ev_related_key_id: f.relatedKeyId,
-    ev_request_id: f.requestId,
-    ev_ip: f.ip,
-    ev_user_agent: f.userAgent,
-    ev_created_at: f.createdAt.toISOString(),
-  };
+/** The fields of one event as stored (its data comes from the statement that records it). */
+export function eventFields(input: Omit<EventInput, 'data'>): Omit<ChainedFields, 'data'> {
+  const { data: _none, ...fields } = chainedFields({ ...input, data: null });
+  return fields;
 }
+
+/** The placeholder values of an event recorded by a statement's eventInsertCte. */
+export const eventValues = (input: Omit<EventInput, 'data'>): Record<string, unknown> => eventPlaceholders({ ...eventFields(input), actorKind: input.actor.kind });

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../db/database.js';
+import type { Db } from '../../db/types.js';
 import { perDatabase } from '../../db/batched-lookup.js';
 import { asyncCommitCte } from '../../db/durability.js';
 import { prepared } from '../../db/prepared.js';
@@ -8,7 +8,7 @@ import type { ApiKeyRow, ServiceKeyRow } from '../../db/schema.js';
 import { parseToken, type Environment } from './credentials.js';
 import { invalidApiKey } from '../errors.js';
 import type { Actor } from '../audit/events.js';
-import type { ServiceKeyReadCache } from './service-key-cache.js';
+import { ServiceKeyReadCache } from './service-key-cache.js';
 import { LAST_USED_RESOLUTION_MS, touchLastUsed } from '../verify/spend.service.js';
 
 export type Tier = 'service' | 'api';
@@ -113,3 +113,14 @@ const touchServiceKey = preparedQuery(
 export function actorOf(p: Principal): Actor {
   return { kind: p.tier === 'service' ? 'service_key' : 'api_key', keyId: p.id, keyPrefix: p.keyPrefix };
 }
+
+/** Authentication of bearer tokens, with this process's service-key read cache (service-key-cache.ts). */
+export function createAuthService(db: Db) {
+  const cache = new ServiceKeyReadCache();
+  return {
+    authenticate: (token: string, tier: Tier, opts: { readOnly: boolean; now: Date }): Promise<Principal> =>
+      authenticate(db, token, tier, { ...opts, cache }),
+  };
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;

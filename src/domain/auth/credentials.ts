@@ -1,4 +1,4 @@
-import { hash, randomBytes, randomUUID } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 
 /**
@@ -92,8 +92,6 @@ export const ROTATION_SECRET_PREFIX = 'rs_';
 export function generateRotationSecret(): string {
   return ROTATION_SECRET_PREFIX + randomBase62(RANDOM_LENGTH);
 }
-
-export const newId = (): string => randomUUID();
 
 /** Pattern that matches any full secret keyplane issues: used by the log-leak checks. */
 export const SECRET_PATTERN = /(?:sk_(?:svc_)?(?:test|live)_[0-9A-Za-z]{49}|rs_[0-9A-Za-z]{43})/g;

@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { and, eq, sql, type SQL } from 'drizzle-orm';
 import { driverError } from '../../db/errors.js';
-import type { Db, Tx } from '../../db/database.js';
-import { linkEvents, withEvents } from '../audit/linker.js';
+import type { Db, Tx } from '../../db/types.js';
+import { withEvents, type EventStore, type EventTx } from '../audit/events.js';
 import { queryRows } from '../../db/statements.js';
 import { idempotencyKeys } from '../../db/schema.js';
-import { newId } from '../auth/credentials.js';
+import { newId } from '../ids.js';
 import { DomainError } from '../errors.js';
-import { canonicalJson } from '../audit/events.js';
+import { canonicalJson } from '../canonical-json.js';
 
 /*
  * Idempotency for mint and rotate (spec §5), after Brandur Leach's design:
@@ -36,6 +36,12 @@ export const LOCK_TIMEOUT_MS = 15_000;
 export interface IdempotencyOptions {
   /** Overrides LOCK_TIMEOUT_MS (config IDEMPOTENCY_LOCK_TIMEOUT_MS), e.g. so crash tests need not wait 15 s. */
   lockTimeoutMs?: number;
+}
+
+/** What the HTTP layer reads off a request: its Idempotency-Key and the request's fingerprint. */
+export interface IdempotencyRequest {
+  key: string;
+  fingerprint: string;
 }
 
 export interface IdempotencyScope {
@@ -108,7 +114,7 @@ async function claim(db: Db, scope: IdempotencyScope, now: Date, lockTimeoutMs: 
   return takeOver(db, row, scope, now, false);
 }
 
-const inProgress = () => new DomainError('idempotency_in_progress', undefined, [], { 'retry-after': '1' });
+const inProgress = () => new DomainError('idempotency_in_progress', undefined, [], { retryAfterSeconds: 1 });
 
 /**
  * Takes over an expired record (a new request after 12 h) or a dead claim, compare-and-set on the
@@ -165,7 +171,7 @@ export interface IdempotentOperation<M> {
   /** Slow work (secrets, hashes) done after the claim and before the transaction. */
   prepare: () => Promise<M>;
   /** The effect and its compliance event, inside the transaction; returns the full response. */
-  run: (tx: Tx, material: M) => Promise<StoredResponse>;
+  run: (tx: EventTx, material: M) => Promise<StoredResponse>;
   /**
    * Optional: the same effect in ONE statement with its record (see executeIdempotent), given
    * `claim(status, body?)`, the values of the claim_* placeholders of this module's CTEs. Either its
@@ -247,7 +253,7 @@ const isKeyTaken = (err: unknown) => {
  * answers errors.
  */
 export async function executeIdempotent<M>(
-  db: Db,
+  store: EventStore,
   scope: IdempotencyScope,
   now: Date,
   op: IdempotentOperation<M>,
@@ -263,21 +269,22 @@ export async function executeIdempotent<M>(
     }
     if (response !== null) {
       // Linked and durable before disclosed (domain/event-linker.ts).
-      await linkEvents(db, scope.accountId);
+      await store.linker.link(scope.accountId);
       return { ...response, replayed: false };
     }
   }
-  return claimThenRun(db, scope, now, op, opts);
+  return claimThenRun(store, scope, now, op, opts);
 }
 
 /** The general path: claim the key, make the effect in a transaction that completes the claim. */
 async function claimThenRun<M>(
-  db: Db,
+  store: EventStore,
   scope: IdempotencyScope,
   now: Date,
   op: IdempotentOperation<M>,
   opts: IdempotencyOptions,
 ): Promise<IdempotentOutcome> {
+  const db = store.db;
   const claimed = await claim(db, scope, now, opts.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
   if ('replay' in claimed) return { ...claimed.replay, replayed: true };
   const c = claimed.claim;
@@ -285,7 +292,7 @@ async function claimThenRun<M>(
     const material = await op.prepare();
     // Linked and durable before disclosed. If linking or the flush fails the effect may still be on
     // disk: the record is complete (release below deletes only incomplete ones), so a retry replays it.
-    const response = await withEvents(db, async (tx) => {
+    const response = await withEvents(store, scope.accountId, async (tx) => {
       await assertClaimTx(tx, c);
       const r = await op.run(tx, material);
       await storeTx(tx, c, r, now);

@@ -1,6 +1,6 @@
 import argon2 from 'argon2';
 import { and, eq, isNull, sql } from 'drizzle-orm';
-import type { Db, Tx } from '../../db/database.js';
+import type { Db, Tx } from '../../db/types.js';
 import { asyncCommitCte } from '../../db/durability.js';
 import { prepared } from '../../db/prepared.js';
 import { insertSelectFrom, insertSelectValues } from '../../db/insert-select.js';
@@ -8,12 +8,22 @@ import { preparedQuery } from '../../db/statements.js';
 import { apiKeys, type ApiKeyRow, type Permission } from '../../db/schema.js';
 import type { ServicePrincipal } from '../auth/auth.service.js';
 import type { OpContext } from '../context.js';
-import { generateRotationSecret, generateToken, newId, type Environment, type NewToken } from '../auth/credentials.js';
-import { notFound } from '../errors.js';
-import { linkEvents, withEvents } from '../audit/linker.js';
-import { eventInsertCte, eventValues, recordEvent, type EventType } from '../audit/events.js';
-import { COMPLETED_CLAIM_CTE, completedRecordCte, UNCLAIMED, type StoredResponse } from '../idempotency/idempotency.service.js';
-import { keyObjectJson } from './key-object.js';
+import { generateRotationSecret, generateToken, type Environment, type NewToken } from '../auth/credentials.js';
+import { isUuid, newId } from '../ids.js';
+import { notFound, validationError } from '../errors.js';
+import { eventInsertCte } from '../../db/queries/events.queries.js';
+import { eventValues, recordEvent, withEvents, type EventStore, type EventTx, type EventType } from '../audit/events.js';
+import {
+  COMPLETED_CLAIM_CTE,
+  completedRecordCte,
+  executeIdempotent,
+  UNCLAIMED,
+  type IdempotencyRequest,
+  type IdempotencyScope,
+  type IdempotentOutcome,
+  type StoredResponse,
+} from '../idempotency/idempotency.service.js';
+import { keyObjectJson, toKeyObject, type KeyObject } from './key-object.js';
 
 /*
  * Child API keys minted by a service key (spec §3–§4). A service key sees only the keys it minted;
@@ -91,7 +101,7 @@ function mintEvent(principal: ServicePrincipal, input: MintInput, material: KeyM
 }
 
 export async function mintChildKeyTx(
-  tx: Tx,
+  tx: EventTx,
   principal: ServicePrincipal,
   input: MintInput,
   material: KeyMaterial,
@@ -160,8 +170,6 @@ function mintedRow(values: ReturnType<typeof mintValues>): ApiKeyRow {
   };
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-export const isUuid = (v: string) => UUID_RE.test(v);
 
 /** The scope a service key may act in: its account and the keys its rotation chain minted. */
 const ownedBy = (p: ServicePrincipal, id: string) =>
@@ -177,12 +185,12 @@ const ownedBy = (p: ServicePrincipal, id: string) =>
  * as JSON text built by Postgres (key-view.ts: keyObjectJson), the elements of the `keys` array.
  */
 export async function listChildKeys(
-  db: Db,
+  store: EventStore,
   principal: ServicePrincipal,
   page: { limit: number; offset: number },
   ctx: OpContext,
 ): Promise<{ keysJson: string; total: number }> {
-  const [result] = await listStatement(db, {
+  const [result] = await listStatement(store.db, {
     account_id: principal.accountId,
     service_key_id: principal.ownerId,
     limit: page.limit,
@@ -199,7 +207,7 @@ export async function listChildKeys(
   });
   if (!result || result.recorded !== 1) throw new Error(`account ${principal.accountId}: list event not recorded`);
   // Linked and durable before disclosed (see domain/event-linker.ts).
-  await linkEvents(db, principal.accountId);
+  await store.linker.link(principal.accountId);
   return { keysJson: result.items ?? '', total: result.total };
 }
 
@@ -264,7 +272,7 @@ export interface KeyPatch {
 }
 
 export async function updateChildKey(
-  db: Db,
+  store: EventStore,
   principal: ServicePrincipal,
   id: string,
   patch: KeyPatch,
@@ -274,7 +282,7 @@ export async function updateChildKey(
   const changed = Object.entries(patch)
     .filter(([, v]) => v !== undefined)
     .map(([k]) => k);
-  return withEvents(db, async (tx) => {
+  return withEvents(store, principal.accountId, async (tx) => {
     const [row] = await tx
       .update(apiKeys)
       .set(patch)
@@ -297,9 +305,9 @@ export async function updateChildKey(
 
 const toSnake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
-export async function revokeChildKey(db: Db, principal: ServicePrincipal, id: string, ctx: OpContext): Promise<ApiKeyRow> {
+export async function revokeChildKey(store: EventStore, principal: ServicePrincipal, id: string, ctx: OpContext): Promise<ApiKeyRow> {
   if (!isUuid(id)) throw notFound();
-  return withEvents(db, async (tx) => {
+  return withEvents(store, principal.accountId, async (tx) => {
     const [row] = await tx
       .update(apiKeys)
       .set({ revokedAt: ctx.now })
@@ -335,7 +343,7 @@ export interface RotationTarget {
  * on rotated_from makes a second successor impossible even if this code were wrong.
  */
 export async function rotateKeyTx(
-  tx: Tx,
+  tx: EventTx,
   target: RotationTarget,
   material: KeyMaterial,
   ctx: OpContext,
@@ -466,3 +474,83 @@ const rotateStatement = (() => {
         select issued.key from issued cross join async_commit`,
   );
 })();
+
+/** The first answer of a mint or rotate: the key, its plaintext, and a rotation secret if one was made. */
+function issuedKey(key: KeyObject, m: KeyMaterial): StoredResponse {
+  return {
+    status: 201,
+    body: { key: { ...key, plaintext_key: m.token.plaintext, ...(m.rotationSecret ? { rotation_secret: m.rotationSecret } : {}) } },
+  };
+}
+
+export interface KeysServiceOptions {
+  /** See IDEMPOTENCY_LOCK_TIMEOUT_MS in config.ts; unset = LOCK_TIMEOUT_MS. */
+  lockTimeoutMs?: number;
+}
+
+/** /v1/keys: a service key's child keys (spec §4). Mint and rotate run under their Idempotency-Key. */
+export function createKeysService(store: EventStore, opts: KeysServiceOptions = {}) {
+  const scopeOf = (p: ServicePrincipal, idem: IdempotencyRequest): IdempotencyScope => ({
+    accountId: p.accountId,
+    serviceKeyId: p.id,
+    key: idem.key,
+    fingerprint: idem.fingerprint,
+  });
+  return {
+    mint(principal: ServicePrincipal, input: MintInput & { environment?: Environment }, idem: IdempotencyRequest, ctx: OpContext): Promise<IdempotentOutcome> {
+      if (input.environment && input.environment !== principal.environment) {
+        throw validationError(`environment must be "${principal.environment}", the service key's.`, [
+          { field: 'environment', message: `must equal the service key's environment (${principal.environment})` },
+        ]);
+      }
+      return executeIdempotent(
+        store,
+        scopeOf(principal, idem),
+        ctx.now,
+        {
+          prepare: () => prepareKeyMaterial(principal.environment, input.selfRotation),
+          run: async (tx, m) => issuedKey(toKeyObject(await mintChildKeyTx(tx, principal, input, m, ctx), ctx.now), m),
+        },
+        opts,
+      );
+    },
+    async list(principal: ServicePrincipal, page: { limit: number; offset: number }, ctx: OpContext): Promise<{ keys: KeyObject[]; total: number }> {
+      const { keysJson, total } = await listChildKeys(store, principal, page, ctx);
+      return { keys: JSON.parse(`[${keysJson}]`) as KeyObject[], total };
+    },
+    async get(principal: ServicePrincipal, id: string, now: Date): Promise<KeyObject> {
+      return JSON.parse(await getChildKeyJson(store.db, principal, id, now)) as KeyObject;
+    },
+    async update(principal: ServicePrincipal, id: string, patch: KeyPatch, ctx: OpContext): Promise<KeyObject> {
+      return toKeyObject(await updateChildKey(store, principal, id, patch, ctx), ctx.now);
+    },
+    async revoke(principal: ServicePrincipal, id: string, ctx: OpContext): Promise<KeyObject> {
+      return toKeyObject(await revokeChildKey(store, principal, id, ctx), ctx.now);
+    },
+    rotate(principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext): Promise<IdempotentOutcome> {
+      const target = { accountId: principal.accountId, keyId: id, createdByServiceKeyId: principal.ownerId };
+      return executeIdempotent(
+        store,
+        scopeOf(principal, idem),
+        ctx.now,
+        {
+          // After the claim (so a retry of a finished rotation replays instead of finding the old key
+          // revoked) and before the transaction: whether the successor needs a rotation secret
+          // depends on the key, and its argon2 hash must not run inside the transaction.
+          prepare: async () => {
+            const current = await getChildKey(store.db, principal, id);
+            if (current.revokedAt) throw notFound();
+            return prepareKeyMaterial(principal.environment, current.selfRotation);
+          },
+          run: async (tx, m) => {
+            const { successor } = await rotateKeyTx(tx, target, m, ctx);
+            return issuedKey(toKeyObject(successor, ctx.now), m);
+          },
+        },
+        opts,
+      );
+    },
+  };
+}
+
+export type KeysService = ReturnType<typeof createKeysService>;

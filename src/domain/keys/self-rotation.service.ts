@@ -1,13 +1,12 @@
 import argon2 from 'argon2';
 import { eq } from 'drizzle-orm';
-import type { Db } from '../../db/database.js';
+import type { Db } from '../../db/types.js';
 import { apiKeys, type ApiKeyRow } from '../../db/schema.js';
 import { prepareKeyMaterial, rotateKeyTx } from './keys.service.js';
 import type { OpContext } from '../context.js';
 import { parseToken } from '../auth/credentials.js';
 import { DomainError, invalidApiKey } from '../errors.js';
-import { withEvents } from '../audit/linker.js';
-import type { RequestMeta } from '../audit/events.js';
+import { withEvents, type EventStore, type RequestMeta } from '../audit/events.js';
 
 /*
  * Agent self-rotation (spec §7). The route authenticates itself rather than through the auth
@@ -32,11 +31,11 @@ async function secretMatches(hash: string, secret: string): Promise<boolean> {
   }
 }
 
-export async function selfRotate(db: Db, token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> {
+export async function selfRotate(store: EventStore, token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> {
   const parsed = parseToken(token);
   if (!parsed || parsed.kind !== 'api') throw invalidApiKey();
   // Revoked rows too: a revoked key with a matching secret is agent_revoked, not invalid.
-  const [row] = await db.select().from(apiKeys).where(eq(apiKeys.tokenHash, parsed.tokenHash));
+  const [row] = await store.db.select().from(apiKeys).where(eq(apiKeys.tokenHash, parsed.tokenHash));
   if (!row) throw invalidApiKey();
   if (!row.selfRotation || !row.rotationSecretHash) {
     // Only an active key learns that self-rotation is not configured; a revoked one is just invalid.
@@ -50,7 +49,7 @@ export async function selfRotate(db: Db, token: string, rotationSecret: string, 
   const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
   let successor: ApiKeyRow;
   try {
-    ({ successor } = await withEvents(db, (tx) =>
+    ({ successor } = await withEvents(store, row.accountId, (tx) =>
       rotateKeyTx(tx, { accountId: row.accountId, keyId: row.id }, material, ctx, 'agent_key_self_rotated'),
     ));
   } catch (err) {
@@ -66,3 +65,13 @@ export async function selfRotate(db: Db, token: string, rotationSecret: string, 
     successor,
   };
 }
+
+/** POST /v1/agents/self/rotate-key. */
+export function createSelfRotationService(store: EventStore) {
+  return {
+    rotate: (token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> =>
+      selfRotate(store, token, rotationSecret, meta, now),
+  };
+}
+
+export type SelfRotationService = ReturnType<typeof createSelfRotationService>;

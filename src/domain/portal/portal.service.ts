@@ -1,11 +1,12 @@
 import { and, desc, eq, isNull } from 'drizzle-orm';
-import type { Db } from '../../db/database.js';
+import type { Db } from '../../db/types.js';
 import { accounts, apiKeys, serviceKeys, type AccountRow, type ApiKeyRow, type ServiceKeyRow } from '../../db/schema.js';
 import type { OpContext } from '../context.js';
-import { generateToken, newId, type Environment } from '../auth/credentials.js';
+import { generateToken, type Environment } from '../auth/credentials.js';
+import { newId } from '../ids.js';
 import { notFound } from '../errors.js';
-import { withEvents } from '../audit/linker.js';
-import { recordEvent } from '../audit/events.js';
+import { recordEvent, withEvents, type EventStore } from '../audit/events.js';
+import { accountView, portalKeyView, serviceKeyView, type IssuedView } from './portal-views.js';
 
 /*
  * What the portal backend does (spec §9), shared by the internal HTTP API and the CLI: accounts,
@@ -19,9 +20,9 @@ export interface Issued<T> {
   plaintext: string;
 }
 
-export async function createAccount(db: Db, name: string, ctx: OpContext): Promise<AccountRow> {
+export async function createAccount(store: EventStore, name: string, ctx: OpContext): Promise<AccountRow> {
   const id = newId();
-  return withEvents(db, async (tx) => {
+  return withEvents(store, id, async (tx) => {
     const [row] = await tx.insert(accounts).values({ id, name, createdAt: ctx.now }).returning();
     await recordEvent(tx, {
       accountId: id,
@@ -43,14 +44,14 @@ export async function getAccount(db: Db, accountId: string): Promise<AccountRow>
 }
 
 export async function createServiceKey(
-  db: Db,
+  store: EventStore,
   input: { accountId: string; environment: Environment; name: string },
   ctx: OpContext,
 ): Promise<Issued<ServiceKeyRow>> {
-  await getAccount(db, input.accountId);
+  await getAccount(store.db, input.accountId);
   const token = generateToken('service', input.environment);
   const id = newId();
-  const row = await withEvents(db, async (tx) => {
+  const row = await withEvents(store, input.accountId, async (tx) => {
     const [inserted] = await tx
       .insert(serviceKeys)
       .values({
@@ -95,11 +96,11 @@ export async function getServiceKey(db: Db, id: string): Promise<ServiceKeyRow> 
 }
 
 /** Atomic: locks the old key, revokes it, inserts its successor and records the event, or nothing. */
-export async function rotateServiceKey(db: Db, id: string, ctx: OpContext): Promise<Issued<ServiceKeyRow>> {
-  const current = await getServiceKey(db, id);
+export async function rotateServiceKey(store: EventStore, id: string, ctx: OpContext): Promise<Issued<ServiceKeyRow>> {
+  const current = await getServiceKey(store.db, id);
   const token = generateToken('service', current.environment);
   const newKeyId = newId();
-  const row = await withEvents(db, async (tx) => {
+  const row = await withEvents(store, current.accountId, async (tx) => {
     const [old] = await tx
       .update(serviceKeys)
       .set({ revokedAt: ctx.now })
@@ -137,8 +138,8 @@ export async function rotateServiceKey(db: Db, id: string, ctx: OpContext): Prom
   return { row, plaintext: token.plaintext };
 }
 
-export async function revokeServiceKey(db: Db, id: string, ctx: OpContext): Promise<ServiceKeyRow> {
-  return withEvents(db, async (tx) => {
+export async function revokeServiceKey(store: EventStore, id: string, ctx: OpContext): Promise<ServiceKeyRow> {
+  return withEvents(store, (row) => row.accountId, async (tx) => {
     const [row] = await tx
       .update(serviceKeys)
       .set({ revokedAt: ctx.now })
@@ -161,14 +162,14 @@ export async function revokeServiceKey(db: Db, id: string, ctx: OpContext): Prom
 
 /** A portal API key: permissions legacy_full, no creating service key, no cap. */
 export async function createPortalApiKey(
-  db: Db,
+  store: EventStore,
   input: { accountId: string; environment: Environment; name: string },
   ctx: OpContext,
 ): Promise<Issued<ApiKeyRow>> {
-  await getAccount(db, input.accountId);
+  await getAccount(store.db, input.accountId);
   const token = generateToken('api', input.environment);
   const id = newId();
-  const row = await withEvents(db, async (tx) => {
+  const row = await withEvents(store, input.accountId, async (tx) => {
     const [inserted] = await tx
       .insert(apiKeys)
       .values({
@@ -199,8 +200,8 @@ export async function createPortalApiKey(
   return { row, plaintext: token.plaintext };
 }
 
-export async function revokePortalApiKey(db: Db, id: string, ctx: OpContext): Promise<ApiKeyRow> {
-  return withEvents(db, async (tx) => {
+export async function revokePortalApiKey(store: EventStore, id: string, ctx: OpContext): Promise<ApiKeyRow> {
+  return withEvents(store, (row) => row.accountId, async (tx) => {
     const [row] = await tx
       .update(apiKeys)
       .set({ revokedAt: ctx.now })
@@ -228,13 +229,36 @@ export interface Bootstrap {
 }
 
 /** A ready-to-use test account for a smoke test: one test service key, one test portal API key. */
-export async function bootstrap(db: Db, ctx: OpContext, name = 'bootstrap'): Promise<Bootstrap> {
-  const account = await createAccount(db, name, ctx);
+export async function bootstrap(store: EventStore, ctx: OpContext, name = 'bootstrap'): Promise<Bootstrap> {
+  const account = await createAccount(store, name, ctx);
   const serviceKey = await createServiceKey(
-    db,
+    store,
     { accountId: account.id, environment: 'test', name: 'bootstrap service key' },
     ctx,
   );
-  const apiKey = await createPortalApiKey(db, { accountId: account.id, environment: 'test', name: 'bootstrap api key' }, ctx);
+  const apiKey = await createPortalApiKey(store, { accountId: account.id, environment: 'test', name: 'bootstrap api key' }, ctx);
   return { account, serviceKey, apiKey };
 }
+
+/** The portal backend's operations (internal API and CLI), answering with the views they show. */
+export function createPortalService(store: EventStore) {
+  const issued = <R, V>(i: Issued<R>, view: (row: R) => V): IssuedView<V> => ({ ...view(i.row), plaintext_key: i.plaintext });
+  return {
+    createAccount: async (name: string, ctx: OpContext) => accountView(await createAccount(store, name, ctx)),
+    getAccount: async (accountId: string) => accountView(await getAccount(store.db, accountId)),
+    createServiceKey: async (input: { accountId: string; environment: Environment; name: string }, ctx: OpContext) =>
+      issued(await createServiceKey(store, input, ctx), serviceKeyView),
+    listServiceKeys: async (accountId: string) => (await listServiceKeys(store.db, accountId)).map(serviceKeyView),
+    rotateServiceKey: async (id: string, ctx: OpContext) => issued(await rotateServiceKey(store, id, ctx), serviceKeyView),
+    revokeServiceKey: async (id: string, ctx: OpContext) => serviceKeyView(await revokeServiceKey(store, id, ctx)),
+    createPortalApiKey: async (input: { accountId: string; environment: Environment; name: string }, ctx: OpContext) =>
+      issued(await createPortalApiKey(store, input, ctx), portalKeyView),
+    revokePortalApiKey: async (id: string, ctx: OpContext) => portalKeyView(await revokePortalApiKey(store, id, ctx)),
+    async bootstrap(ctx: OpContext, name?: string) {
+      const b = await bootstrap(store, ctx, name);
+      return { account_id: b.account.id, environment: 'test' as const, service_key: b.serviceKey.plaintext, api_key: b.apiKey.plaintext };
+    },
+  };
+}
+
+export type PortalService = ReturnType<typeof createPortalService>;

@@ -1,12 +1,12 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../db/database.js';
+import type { Db } from '../../db/types.js';
 import { BatchedLookup, perDatabase } from '../../db/batched-lookup.js';
 import { jsonIso } from '../../db/json-sql.js';
 import { asyncCommitCte } from '../../db/durability.js';
 import { HeldConnection } from '../../db/held-connection.js';
-import { poolsByDb, preparedQuery, queryRows } from '../../db/statements.js';
+import { poolOf, preparedQuery, queryRows } from '../../db/statements.js';
 import type { Permission } from '../../db/schema.js';
-import { newId } from '../auth/credentials.js';
+import { newId } from '../ids.js';
 import { DomainError } from '../errors.js';
 import { keyObjectJson, keyObjectJsonParts, SPEND_CYCLE_MS } from '../keys/key-object.js';
 
@@ -126,7 +126,7 @@ const debitBatches = perDatabase(
 
 /** Server mode: the connection the debit batches keep while they run back to back (db/held-connection.ts). */
 const debitConnection = perDatabase((db: Db) => {
-  const pool = poolsByDb.get(db);
+  const pool = poolOf(db);
   return pool ? new HeldConnection(pool) : null;
 });
 

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { Db } from '../../db/database.js';
+import type { Db } from '../../db/types.js';
 import { BatchedLookup, perDatabase } from '../../db/batched-lookup.js';
 import { preparedQuery } from '../../db/statements.js';
 import type { Permission } from '../../db/schema.js';
@@ -242,3 +242,12 @@ const TIERS_ALLOWING = Object.fromEntries(
 
 /** Any line id: inScope(LINE_SCOPED, verb, null) says whether a line-scoped key may act naming no line. */
 const LINE_SCOPED = '00000000-0000-0000-0000-000000000000';
+
+/** Data-plane verification (POST /internal/v1/verify and `keyplane verify`). */
+export function createVerifyService(db: Db) {
+  return {
+    verify: (input: VerifyInput, now: Date): Promise<VerifyResult> => verifyKey(db, input, now),
+  };
+}
+
+export type VerifyService = ReturnType<typeof createVerifyService>;

@@ -1,13 +1,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import type { ApiPrincipal, Principal, ServicePrincipal, Tier } from '../../domain/auth/auth.service.js';
-import { actorOf, authenticate } from '../../domain/auth/auth.service.js';
+import type { ApiPrincipal, AuthService, Principal, ServicePrincipal, Tier } from '../../domain/auth/auth.service.js';
+import { actorOf } from '../../domain/auth/auth.service.js';
 import type { Clock } from '../../domain/clock.js';
 import type { OpContext } from '../../domain/context.js';
 import { DomainError } from '../../domain/errors.js';
 import type { RequestMeta } from '../../domain/audit/events.js';
-import { ServiceKeyReadCache } from '../../domain/auth/service-key-cache.js';
-import type { Db } from '../../db/database.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -27,7 +25,7 @@ export function bearerToken(header: string | undefined): string | null | undefin
 }
 
 export interface AuthOptions {
-  db: Db;
+  auth: AuthService;
   clock: Clock;
   /** Called once per failed authentication, before the 401 is sent (brute-force damping hooks here). */
   onAuthFailure?: (request: FastifyRequest) => Promise<void> | void;
@@ -40,8 +38,6 @@ export interface AuthOptions {
 export const authPlugin = fp<AuthOptions>(
   async (app: FastifyInstance, opts) => {
     app.decorateRequest('principal', null);
-    // One per app instance; see service-key-cache.ts for what it may serve.
-    const serviceKeyCache = new ServiceKeyReadCache();
     app.addHook('onRequest', async (request) => {
       const tier = request.routeOptions.config.auth;
       if (!tier) return;
@@ -50,7 +46,7 @@ export const authPlugin = fp<AuthOptions>(
         if (token === undefined) throw new DomainError('unauthorized');
         if (token === null) throw new DomainError('invalid_api_key');
         const readOnly = request.method === 'GET' || request.method === 'HEAD';
-        request.principal = await authenticate(opts.db, token, tier, { readOnly, now: opts.clock.now(), cache: serviceKeyCache });
+        request.principal = await opts.auth.authenticate(token, tier, { readOnly, now: opts.clock.now() });
       } catch (err) {
         if (err instanceof DomainError && opts.onAuthFailure) await opts.onAuthFailure(request);
         throw err;

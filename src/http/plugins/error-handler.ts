@@ -1,8 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { driverError } from '../../db/errors.js';
 import { SECRET_PATTERN } from '../../domain/auth/credentials.js';
 import { DomainError, defaultMessage, type ErrorCode, type ErrorDetail } from '../../domain/errors.js';
+import { statusOf } from './error-status.js';
 
 /** The error envelope of spec §10. */
 export interface ErrorBody {
@@ -14,23 +14,7 @@ export function errorBody(code: ErrorCode, message?: string, details: ErrorDetai
 }
 
 /** How long a client should wait when the database is down before retrying. */
-const UNAVAILABLE_RETRY_AFTER_S = '2';
-
-/** Errors from pg / PGlite / the pool that mean "the database is not reachable right now". */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { code?: string; message?: string; cause?: unknown } | undefined;
-  if (!e) return false;
-  const code = e.code ?? '';
-  const msg = e.message ?? '';
-  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
-  // 57P01-57P03: admin shutdown, crash shutdown, cannot connect now; 08xxx: connection exceptions.
-  if (/^57P0[1-3]$/.test(code) || /^08/.test(code)) return true;
-  if (/timeout exceeded when trying to connect|Connection terminated|connect ECONNREFUSED|Client was closed|Client has encountered a connection error|the database system is (starting up|shutting down)|terminating connection/i.test(msg))
-    return true;
-  // drizzle wraps driver errors; look one level down.
-  return e.cause !== undefined && e.cause !== err && isDatabaseUnavailable(e.cause);
-}
-
+export const UNAVAILABLE_RETRY_AFTER_S = 2;
 
 /** Longest echo of client input in a validation message (zod names unknown fields in its message). */
 const MAX_DETAIL_CHARS = 200;
@@ -65,12 +49,20 @@ export function frameworkErrorHandler(_err: FastifyError, _request: FastifyReque
   void reply.code(404).send(errorBody('not_found'));
 }
 
+/** How the error handler tells a database outage from a bug (given by app.ts from db/errors.ts). */
+export interface OutageRules {
+  /** Whether the error means the database is not reachable right now (answered 503). */
+  isUnavailable(err: unknown): boolean;
+  /** What of the error may be logged: the driver's own code and message, never the SQL or its values. */
+  describe(err: unknown): { code?: string; message?: string };
+}
+
 /** Maps every error, ours and Fastify's, to the envelope. Unknown errors are a generic 500. */
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, outages: OutageRules): void {
   app.setErrorHandler((err: FastifyError | DomainError | Error, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof DomainError) {
-      for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
-      return reply.code(err.status).send(errorBody(err.code, err.message, err.details));
+      if (err.hints.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.hints.retryAfterSeconds));
+      return reply.code(statusOf(err.code)).send(errorBody(err.code, err.message, err.details));
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const where = (err as { validationContext?: string }).validationContext ?? 'request';
@@ -96,10 +88,10 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (fe.statusCode === 413) return reply.code(413).send(errorBody('payload_too_large'));
     if (fe.statusCode === 415) return reply.code(422).send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.'));
     if (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP')) return reply.code(422).send(errorBody('validation_error', 'The body could not be read.'));
-    if (isDatabaseUnavailable(err)) {
+    if (outages.isUnavailable(err)) {
       // The driver's own error, not drizzle's wrapper, whose message carries the SQL and its parameters.
-      request.log.warn({ err: driverError(err) }, 'database unavailable');
-      reply.header('retry-after', UNAVAILABLE_RETRY_AFTER_S);
+      request.log.warn({ err: outages.describe(err) }, 'database unavailable');
+      reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
       return reply.code(503).send(errorBody('service_unavailable'));
     }
     request.log.error({ err }, 'unhandled error');

@@ -1,13 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ServicePrincipal } from '../../domain/auth/auth.service.js';
 import { DomainError } from '../../domain/errors.js';
-import {
-  executeIdempotent,
-  requestFingerprint,
-  type IdempotencyOptions,
-  type IdempotentOperation,
-} from '../../domain/idempotency/idempotency.service.js';
-import type { Db } from '../../db/database.js';
+import { requestFingerprint, type IdempotencyRequest, type IdempotentOutcome } from '../../domain/idempotency/idempotency.service.js';
 
 /** Spec §5: 1–255 characters, no whitespace. */
 const MAX_KEY_LENGTH = 255;
@@ -36,27 +29,13 @@ export function idempotencyKeyOf(request: FastifyRequest): string {
   return value;
 }
 
-/**
- * Runs a mint or rotate under its Idempotency-Key and sends the answer: the first response in full,
- * a replay with its stored (secret-free) status and body plus Idempotent-Replayed: true.
- */
-export async function sendIdempotent<M>(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  db: Db,
-  principal: ServicePrincipal,
-  now: Date,
-  op: IdempotentOperation<M>,
-  opts: IdempotencyOptions = {},
-): Promise<FastifyReply> {
-  const key = idempotencyKeyOf(request);
-  const scope = {
-    accountId: principal.accountId,
-    serviceKeyId: principal.id,
-    key,
-    fingerprint: requestFingerprint(request.method, request.url, request.body),
-  };
-  const outcome = await executeIdempotent(db, scope, now, op, opts);
+/** A mint's or rotation's Idempotency-Key and the fingerprint of the request it came with. */
+export function idempotencyOf(request: FastifyRequest): IdempotencyRequest {
+  return { key: idempotencyKeyOf(request), fingerprint: requestFingerprint(request.method, request.url, request.body) };
+}
+
+/** Sends an idempotent answer: the first in full, a replay with its stored (secret-free) body and Idempotent-Replayed: true. */
+export function sendOutcome(reply: FastifyReply, outcome: IdempotentOutcome): FastifyReply {
   if (outcome.replayed) reply.header('idempotent-replayed', 'true');
   return reply.code(outcome.status).send(outcome.body);
 }

@@ -84,7 +84,7 @@ function setRateLimitHeaders(reply: FastifyReply, name: string, rule: RateRule, 
 }
 
 const rateLimited = (retryAfterSeconds: number) =>
-  new DomainError('rate_limited', undefined, [], { 'retry-after': String(Math.max(1, retryAfterSeconds)) });
+  new DomainError('rate_limited', undefined, [], { retryAfterSeconds: Math.max(1, retryAfterSeconds) });
 
 export const rateLimitPlugin = fp<RateLimitPluginOptions>(
   async (app, opts) => {

@@ -3,15 +3,14 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Clock } from '../../domain/clock.js';
 import { DomainError } from '../../domain/errors.js';
-import { selfRotate } from '../../domain/keys/self-rotation.service.js';
-import type { Db } from '../../db/database.js';
+import type { SelfRotationService } from '../../domain/keys/self-rotation.service.js';
 import { bearerToken, requestMeta } from '../plugins/auth.js';
 import { errorResponses } from './common.schemas.js';
 import { errorBody } from '../plugins/error-handler.js';
 import '../plugins/limits.js';
 
-export interface SelfRotationRoutesOptions {
-  db: Db;
+export interface AgentsRoutesOptions {
+  agents: SelfRotationService;
   clock: Clock;
 }
 
@@ -36,7 +35,7 @@ const selfRotateResponse = {
  * authenticates the bearer key itself (see self-rotation.service.ts). The rate limit (3 per 15
  * minutes per client IP, failures included) is the `agents.self_rotate` policy.
  */
-export async function selfRotationRoutes(app: FastifyInstance, opts: SelfRotationRoutesOptions): Promise<void> {
+export async function agentsRoutes(app: FastifyInstance, opts: AgentsRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post(
     '/agents/self/rotate-key',
@@ -57,7 +56,7 @@ export async function selfRotationRoutes(app: FastifyInstance, opts: SelfRotatio
           ]),
         );
       }
-      const result = await selfRotate(opts.db, token, request.body.rotationSecret, requestMeta(request), opts.clock.now());
+      const result = await opts.agents.rotate(token, request.body.rotationSecret, requestMeta(request), opts.clock.now());
       return {
         message: 'Key rotated. Store the new API key and rotation secret now: they are shown once, and the old ones no longer work.',
         apiKey: result.apiKey,

@@ -1,15 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
-import { readAuditFeed } from '../../domain/audit/audit.service.js';
+import type { AuditService } from '../../domain/audit/audit.service.js';
 import type { Clock } from '../../domain/clock.js';
-import type { Db } from '../../db/database.js';
 import { apiPrincipal, opContext } from '../plugins/auth.js';
 import { auditQuery, auditResponse } from './audit.schemas.js';
 import { sendJson } from '../plugins/prebuilt-json.js';
 import '../plugins/limits.js';
 
 export interface AuditRoutesOptions {
-  db: Db;
+  audit: AuditService;
   clock: Clock;
 }
 
@@ -23,8 +22,7 @@ export async function auditRoutes(app: FastifyInstance, opts: AuditRoutesOptions
       const principal = apiPrincipal(request);
       const ctx = opContext(request, opts.clock);
       const q = request.query;
-      const page = await readAuditFeed(
-        opts.db,
+      const page = await opts.audit.read(
         principal,
         { apiKeyId: q.api_key_id, limit: q.limit, eventTypes: q.event_types ?? null, before: q.before ?? null },
         ctx,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_STATUS } from '../../domain/errors.js';
+import { ERROR_STATUS } from '../plugins/error-status.js';
 import { PERMISSIONS } from '../../db/schema.js';
 import { SECRET_PATTERN } from '../../domain/auth/credentials.js';
 import { errorSchemaByStatus, type ErrorStatus } from './error.schemas.js';

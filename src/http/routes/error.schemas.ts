@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { ERROR_STATUS, type ErrorCode } from '../../domain/errors.js';
+import type { ErrorCode } from '../../domain/errors.js';
+import { ERROR_STATUS } from '../plugins/error-status.js';
 
 /**
  * The error envelope of spec §10, one named schema per HTTP status, so that the OpenAPI document

@@ -3,10 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Clock } from '../../domain/clock.js';
 import type { OpContext } from '../../domain/context.js';
-import { toKeyObject, toServiceKeyObject } from '../../domain/keys/key-object.js';
-import * as portal from '../../domain/portal/portal.service.js';
-import type { AccountRow, ApiKeyRow } from '../../db/schema.js';
-import type { Db } from '../../db/database.js';
+import type { PortalService } from '../../domain/portal/portal.service.js';
 import {
   accountSchema,
   adminErrors,
@@ -21,17 +18,15 @@ import {
 } from './portal.schemas.js';
 import { requestMeta } from '../plugins/auth.js';
 
-export interface AdminRoutesOptions {
-  db: Db;
+export interface PortalRoutesOptions {
+  portal: PortalService;
   clock: Clock;
 }
 
-export const accountView = (a: AccountRow) => ({ id: a.id, name: a.name, created_at: a.createdAt.toISOString() });
-export const portalKeyView = (k: ApiKeyRow) => ({ ...toKeyObject(k), account_id: k.accountId });
-
 /** The portal backend's internal API (spec §9), mounted under /internal/v1 on the admin listener. */
-export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
+export async function portalRoutes(app: FastifyInstance, opts: PortalRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
+  const { portal } = opts;
   const ctx = (request: FastifyRequest): OpContext => ({
     actor: { kind: 'portal', keyId: null, keyPrefix: 'portal' },
     meta: requestMeta(request),
@@ -42,8 +37,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     '/accounts',
     { schema: { body: createAccountBody, response: { 201: z.object({ account: accountSchema }), ...adminErrors } } },
     async (request, reply) => {
-      const account = await portal.createAccount(opts.db, request.body.name, ctx(request));
-      return reply.code(201).send({ account: accountView(account) });
+      return reply.code(201).send({ account: await portal.createAccount(request.body.name, ctx(request)) });
     },
   );
 
@@ -58,36 +52,26 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
     async (request, reply) => {
       const body = createServiceKeyBody.parse(request.body ?? {});
-      const issued = await portal.createServiceKey(opts.db, { accountId: request.params.id, ...body }, ctx(request));
-      return reply.code(201).send({ service_key: { ...toServiceKeyObject(issued.row), plaintext_key: issued.plaintext } });
+      return reply.code(201).send({ service_key: await portal.createServiceKey({ accountId: request.params.id, ...body }, ctx(request)) });
     },
   );
 
   r.get(
     '/accounts/:id/service-keys',
     { schema: { params: idParams, response: { 200: z.object({ service_keys: z.array(serviceKeySchema) }), ...adminReadErrors } } },
-    async (request) => {
-      const rows = await portal.listServiceKeys(opts.db, request.params.id);
-      return { service_keys: rows.map(toServiceKeyObject) };
-    },
+    async (request) => ({ service_keys: await portal.listServiceKeys(request.params.id) }),
   );
 
   r.post(
     '/service-keys/:id/rotate',
     { schema: { params: idParams, response: { 201: z.object({ service_key: serviceKeySchema }), ...adminErrors } } },
-    async (request, reply) => {
-      const issued = await portal.rotateServiceKey(opts.db, request.params.id, ctx(request));
-      return reply.code(201).send({ service_key: { ...toServiceKeyObject(issued.row), plaintext_key: issued.plaintext } });
-    },
+    async (request, reply) => reply.code(201).send({ service_key: await portal.rotateServiceKey(request.params.id, ctx(request)) }),
   );
 
   r.delete(
     '/service-keys/:id',
     { schema: { params: idParams, response: { 200: z.object({ service_key: serviceKeySchema }), ...adminErrors } } },
-    async (request) => {
-      const row = await portal.revokeServiceKey(opts.db, request.params.id, ctx(request));
-      return { service_key: toServiceKeyObject(row) };
-    },
+    async (request) => ({ service_key: await portal.revokeServiceKey(request.params.id, ctx(request)) }),
   );
 
   r.post(
@@ -101,18 +85,14 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
     async (request, reply) => {
       const body = createPortalKeyBody.parse(request.body ?? {});
-      const issued = await portal.createPortalApiKey(opts.db, { accountId: request.params.id, ...body }, ctx(request));
-      return reply.code(201).send({ api_key: { ...portalKeyView(issued.row), plaintext_key: issued.plaintext } });
+      return reply.code(201).send({ api_key: await portal.createPortalApiKey({ accountId: request.params.id, ...body }, ctx(request)) });
     },
   );
 
   r.delete(
     '/api-keys/:id',
     { schema: { params: idParams, response: { 200: z.object({ api_key: portalKeySchema }), ...adminErrors } } },
-    async (request) => {
-      const row = await portal.revokePortalApiKey(opts.db, request.params.id, ctx(request));
-      return { api_key: portalKeyView(row) };
-    },
+    async (request) => ({ api_key: await portal.revokePortalApiKey(request.params.id, ctx(request)) }),
   );
 
   r.post(
@@ -133,13 +113,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     },
     async (request, reply) => {
       const body = bootstrapBody.parse(request.body ?? {});
-      const b = await portal.bootstrap(opts.db, ctx(request), body.name);
-      return reply.code(201).send({
-        account_id: b.account.id,
-        environment: 'test' as const,
-        service_key: b.serviceKey.plaintext,
-        api_key: b.apiKey.plaintext,
-      });
+      return reply.code(201).send(await portal.bootstrap(ctx(request), body.name));
     },
   );
 }

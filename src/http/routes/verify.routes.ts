@@ -1,13 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Clock } from '../../domain/clock.js';
-import { verifyKey, verifyResultJson } from '../../domain/verify/verify.service.js';
+import { verifyResultJson, type VerifyService } from '../../domain/verify/verify.service.js';
 import { sendJson } from '../plugins/prebuilt-json.js';
-import type { Db } from '../../db/database.js';
 import { verifyBody, verifyResponses } from './verify.schemas.js';
 
 export interface VerifyRoutesOptions {
-  db: Db;
+  verify: VerifyService;
   clock: Clock;
 }
 
@@ -22,8 +21,7 @@ export async function verifyRoutes(app: FastifyInstance, opts: VerifyRoutesOptio
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.post('/verify', { schema: { body: verifyBody, response: verifyResponses } }, async (request, reply) => {
     const b = request.body;
-    const result = await verifyKey(
-      opts.db,
+    const result = await opts.verify.verify(
       { key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id },
       opts.clock.now(),
     );

@@ -1,0 +1,34 @@
+import type { AuditService } from './audit/audit.service.js';
+import type { ChainService } from './audit/chain.service.js';
+import type { AuthService } from './auth/auth.service.js';
+import type { KeysService } from './keys/keys.service.js';
+import type { SelfRotationService } from './keys/self-rotation.service.js';
+import type { PortalService } from './portal/portal.service.js';
+import type { VerifyService } from './verify/verify.service.js';
+
+/** Whether the database answers, and which engine it is (readiness probes). */
+export interface HealthService {
+  readonly database: 'postgres' | 'pglite';
+  ping(): Promise<void>;
+}
+
+/** Background work every instance runs (src/jobs.ts). */
+export interface MaintenanceService {
+  /** Deletes idempotency records past their 12 hours; returns how many. */
+  sweepIdempotency(now: Date): Promise<number>;
+  /** Links events a crash or a failed round left waiting; returns the accounts seen. */
+  linkPending(): Promise<number>;
+}
+
+/** Everything the HTTP layer and the CLI are given (built by src/services.ts). */
+export interface Services {
+  auth: AuthService;
+  keys: KeysService;
+  agents: SelfRotationService;
+  audit: AuditService;
+  chain: ChainService;
+  verify: VerifyService;
+  portal: PortalService;
+  health: HealthService;
+  maintenance: MaintenanceService;
+}

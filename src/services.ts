@@ -1,0 +1,40 @@
+import type { Database } from './db/database.js';
+import { createAuditService } from './domain/audit/audit.service.js';
+import { createChainService } from './domain/audit/chain.service.js';
+import { EventLinker } from './domain/audit/linker.js';
+import { createAuthService } from './domain/auth/auth.service.js';
+import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
+import { createKeysService } from './domain/keys/keys.service.js';
+import { createSelfRotationService } from './domain/keys/self-rotation.service.js';
+import { createPortalService } from './domain/portal/portal.service.js';
+import type { Services } from './domain/services.js';
+import { createVerifyService } from './domain/verify/verify.service.js';
+
+export interface ServicesOptions {
+  /** How long an Idempotency-Key claim blocks retries before it is presumed dead (config). */
+  idempotencyLockTimeoutMs?: number;
+  /** How long requests wait for a linking round before answering 503 (tests shorten it). */
+  linkRoundTimeoutMs?: number;
+  /** Where a failed linking round is reported (the server's logger); its events are retried. */
+  onLinkFailure?: (accountId: string, err: unknown) => void;
+}
+
+/** The one place the domain meets the database: every service, built once per process. */
+export function createServices(database: Database, opts: ServicesOptions = {}): Services {
+  const linker = new EventLinker(database.linkerDb, { roundTimeoutMs: opts.linkRoundTimeoutMs, onFailure: opts.onLinkFailure });
+  const store = { db: database.db, linker };
+  return {
+    auth: createAuthService(database.db),
+    keys: createKeysService(store, { lockTimeoutMs: opts.idempotencyLockTimeoutMs }),
+    agents: createSelfRotationService(store),
+    audit: createAuditService(store),
+    chain: createChainService(store),
+    verify: createVerifyService(database.db),
+    portal: createPortalService(store),
+    health: { database: database.kind, ping: () => database.ping() },
+    maintenance: {
+      sweepIdempotency: (now) => sweepIdempotencyKeys(database.db, now),
+      linkPending: () => linker.linkPending(),
+    },
+  };
+}
