@@ -9,7 +9,7 @@
  *   BASELINE_PORT, BASELINE_POOL_MAX, BASELINE_KEY_ID (PGlite: the row is inserted with that id)
  */
 import Fastify from 'fastify';
-import { openDatabase } from '../src/db/client.js';
+import { openDatabase } from './lib/keyplane.js';
 
 const url = process.env.BASELINE_DATABASE_URL;
 const dataDir = process.env.BASELINE_DATA_DIR;

@@ -1,5 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
+import { abMarkdown, type AbResults } from './ab-report.js';
 import { postgresBoundCeiling } from './ceiling.js';
 
 /* results.json, results.md and the ratio chart (an SVG drawn here, rendered to PNG by resvg). */
@@ -82,6 +84,8 @@ export interface Results {
   scenarios: ScenarioResult[];
   server: { peakRssMb: number; baselinePeakRssMb: number };
   embedded?: EmbeddedResult;
+  /** The last A/B run (bench/lib/ab.ts), kept when the normal mode rewrites the file. */
+  ab?: AbResults;
 }
 
 const f0 = (n: number | undefined) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
@@ -232,11 +236,27 @@ export function chartSvg(r: Results): string {
   return parts.join('\n');
 }
 
+function existing(dir: string): Partial<Results> {
+  const file = path.join(dir, 'results.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<Results>) : {};
+}
+
+/** The normal mode's results; an A/B section already in the directory's results.json is kept. */
 export function writeResults(dir: string, r: Results): void {
-  writeFileSync(`${dir}/results.json`, `${JSON.stringify(r, null, 2)}\n`);
-  writeFileSync(`${dir}/results.md`, markdown(r));
+  const ab = existing(dir).ab;
+  const all: Results = ab ? { ...r, ab } : r;
+  writeFileSync(`${dir}/results.json`, `${JSON.stringify(all, null, 2)}\n`);
+  writeFileSync(`${dir}/results.md`, ab ? `${markdown(r)}\n${abMarkdown(ab)}` : markdown(r));
   const svg = chartSvg(r);
   writeFileSync(`${dir}/results.svg`, svg);
   const png = new Resvg(svg, { fitTo: { mode: 'width', value: 820 }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
   writeFileSync(`${dir}/results.png`, png);
+}
+
+/** An A/B run's section of results.{json,md}, beside (or replacing) the last one; the normal mode's results stay. */
+export function writeAbResults(dir: string, ab: AbResults): void {
+  const before = existing(dir);
+  writeFileSync(`${dir}/results.json`, `${JSON.stringify({ ...before, ab }, null, 2)}\n`);
+  const normal = before.meta && before.scenarios ? `${markdown(before as Results)}\n` : '';
+  writeFileSync(`${dir}/results.md`, normal + abMarkdown(ab));
 }

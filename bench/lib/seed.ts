@@ -1,20 +1,11 @@
 import pg from 'pg';
-import type { Db } from '../../src/db/client.js';
-import type { OpContext } from '../../src/domain/context.js';
-import { canonicalEvent, chainHash } from '../../src/domain/events.js';
-import * as portal from '../../src/domain/portal.service.js';
+import { canonicalEvent, chainHash } from './keyplane.js';
 
 /*
- * The bench's world, built with SQL rather than requests: tenants through the portal service (so
- * their keys and events are real), bulk child keys and bulk history with INSERT … SELECT
- * generate_series.
+ * The bench's world, built with plain SQL on the stable tables (src/db/schema.ts): bulk child keys
+ * and bulk history with INSERT … SELECT generate_series. Tenants come from the server's own API
+ * (bench/lib/world.ts), so their keys and events are whatever that build makes them.
  */
-
-export const BENCH_CTX: OpContext = {
-  actor: { kind: 'portal', keyId: null, keyPrefix: 'bench' },
-  meta: { requestId: null, ip: null, userAgent: 'keyplane-bench' },
-  now: new Date(),
-};
 
 export interface Tenant {
   accountId: string;
@@ -24,19 +15,6 @@ export interface Tenant {
   apiKey: string;
   serviceKeyPrefix: string;
   apiKeyPrefix: string;
-}
-
-export async function makeTenant(db: Db, name: string): Promise<Tenant> {
-  const b = await portal.bootstrap(db, { ...BENCH_CTX, now: new Date() }, name);
-  return {
-    accountId: b.account.id,
-    serviceKeyId: b.serviceKey.row.id,
-    serviceKey: b.serviceKey.plaintext,
-    apiKeyId: b.apiKey.row.id,
-    apiKey: b.apiKey.plaintext,
-    serviceKeyPrefix: b.serviceKey.row.keyPrefix,
-    apiKeyPrefix: b.apiKey.row.keyPrefix,
-  };
 }
 
 /** The seeding connection: no statement timeout (a million-row insert takes longer than 10 s). */
