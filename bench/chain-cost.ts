@@ -15,16 +15,7 @@
  */
 import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
 import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
-import { openDatabase, type Db } from '../src/db/client.js';
-import { queryRows } from '../src/db/raw.js';
-import { apiKeys } from '../src/db/schema.js';
-import { authenticate, type ServicePrincipal } from '../src/domain/auth.service.js';
-import { listChildKeys, mintChildKeyTx, prepareKeyMaterial } from '../src/domain/child-keys.service.js';
-import type { OpContext } from '../src/domain/context.js';
-import { newId } from '../src/domain/credentials.js';
-import { withEvents } from '../src/domain/event-linker.js';
-import { canonicalEvent, recordEvent, type EventInput } from '../src/domain/events.js';
-import * as portal from '../src/domain/portal.service.js';
+import { openDatabase, type Db, queryRows, apiKeys, authenticate, type ServicePrincipal, listChildKeys, mintChildKeyTx, prepareKeyMaterial, type OpContext, newId, withEvents, canonicalEvent, recordEvent, type EventInput, portal } from './lib/keyplane.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);

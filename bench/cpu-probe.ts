@@ -4,14 +4,7 @@
  *   BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), PROBE_N (default 2000)
  */
 import pino from 'pino';
-import { buildApp } from '../src/app.js';
-import { openDatabase } from '../src/db/client.js';
-import { systemClock } from '../src/domain/clock.js';
-import { withEvents } from '../src/domain/event-linker.js';
-import { authenticate, type ServicePrincipal } from '../src/domain/auth.service.js';
-import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/child-keys.service.js';
-import * as portal from '../src/domain/portal.service.js';
-import { LIMIT_NAMES } from '../src/http/limits.js';
+import { buildApp, openDatabase, systemClock, withEvents, authenticate, type ServicePrincipal, mintChildKeyTx, prepareKeyMaterial, portal, LIMIT_NAMES } from './lib/keyplane.js';
 import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
 
 const unlimited = () => {

@@ -21,10 +21,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { openDatabase } from '../src/db/client.js';
-import { systemClock } from '../src/domain/clock.js';
-import { MemoryCounterStore, RedisCounterStore, type CounterStore } from '../src/http/counter-stores.js';
-import * as portal from '../src/domain/portal.service.js';
+import { openDatabase, systemClock, MemoryCounterStore, RedisCounterStore, type CounterStore, portal } from './lib/keyplane.js';
 
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS = process.env.BENCH_REDIS ?? 'redis://127.0.0.1:6379';

@@ -7,12 +7,7 @@
  *   BENCH_EVENTS=1000000 npx tsx bench/verify-scale.ts
  */
 import { sql } from 'drizzle-orm';
-import { openDatabase } from '../src/db/client.js';
-import { queryRows } from '../src/db/raw.js';
-import { verifyChains } from '../src/domain/chain-verify.service.js';
-import { newId } from '../src/domain/credentials.js';
-import { canonicalEvent, chainHash, type ChainedFields } from '../src/domain/events.js';
-import * as portal from '../src/domain/portal.service.js';
+import { openDatabase, queryRows, verifyChains, newId, canonicalEvent, chainHash, type ChainedFields, portal } from './lib/keyplane.js';
 import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
 
 const total = Number(process.env.BENCH_EVENTS ?? 1_000_000);

@@ -9,12 +9,7 @@
  */
 import Fastify from 'fastify';
 import pino from 'pino';
-import { buildAdminApp } from '../src/app.js';
-import { openDatabase } from '../src/db/client.js';
-import { authenticate } from '../src/domain/auth.service.js';
-import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/child-keys.service.js';
-import { withEvents } from '../src/domain/event-linker.js';
-import * as portal from '../src/domain/portal.service.js';
+import { buildAdminApp, openDatabase, authenticate, mintChildKeyTx, prepareKeyMaterial, withEvents, portal } from './lib/keyplane.js';
 
 const url = process.env.BENCH_DB_URL!;
 const adminToken = process.env.BENCH_ADMIN_TOKEN!;
