@@ -15,16 +15,7 @@
  */
 import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
 import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
-import { openDatabase, type Db } from '../src/db/database.js';
-import { queryRows } from '../src/db/statements.js';
-import { apiKeys } from '../src/db/schema.js';
-import { authenticate, type ServicePrincipal } from '../src/domain/auth/auth.service.js';
-import { listChildKeys, mintChildKeyTx, prepareKeyMaterial } from '../src/domain/keys/keys.service.js';
-import type { OpContext } from '../src/domain/context.js';
-import { newId } from '../src/domain/auth/credentials.js';
-import { withEvents } from '../src/domain/audit/linker.js';
-import { canonicalEvent, recordEvent, type EventInput } from '../src/domain/audit/events.js';
-import * as portal from '../src/domain/portal/portal.service.js';
+import { openDatabase, type Database, type Db, EventLinker, queryRows, apiKeys, authenticate, type ServicePrincipal, listChildKeys, mintChildKeyTx, prepareKeyMaterial, type OpContext, newId, withEvents, canonicalEvent, recordEvent, type EventInput, portal } from './lib/keyplane.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -77,6 +68,78 @@ async function measure(name: string, op: () => Promise<unknown>) {
   return { name, ops: latencies.length, perSecond: latencies.length / seconds, p50: pct(0.5), p99: pct(0.99) };
 }
 
+/** The four ways to do the work, on one account with a service key that minted 20 keys. */
+async function setup(database: Database) {
+  const db = database.db;
+  const store = { db, linker: new EventLinker(database.linkerDb) };
+  const ctx = (): OpContext => ({ actor: { kind: 'portal', keyId: null, keyPrefix: 'bench' }, meta: { requestId: null, ip: '127.0.0.1', userAgent: 'bench' }, now: new Date() });
+  const account = await portal.createAccount(store, 'busy', ctx());
+  const sk = await portal.createServiceKey(store, { accountId: account.id, environment: 'test', name: 'svc' }, ctx());
+  const principal = (await authenticate(db, sk.plaintext, 'service', { readOnly: true, now: new Date() })) as ServicePrincipal;
+  const svcCtx = (): OpContext => ({ actor: { kind: 'service_key', keyId: principal.id, keyPrefix: principal.keyPrefix }, meta: { requestId: 'bench', ip: '127.0.0.1', userAgent: 'bench' }, now: new Date() });
+  for (let i = 0; i < 20; i++) {
+    const material = await prepareKeyMaterial('test', false);
+    const input = { name: `agent ${i}`, agentLabel: null, lineId: null, permissions: 'full' as const, monthlyCapCents: null, selfRotation: false };
+    await withEvents(store, principal.accountId, (tx) => mintChildKeyTx(tx, principal, input, material, svcCtx()));
+  }
+  const active = and(eq(apiKeys.accountId, principal.accountId), eq(apiKeys.createdByServiceKeyId, principal.id), isNull(apiKeys.revokedAt));
+  const event = (data: Record<string, unknown>): EventInput => {
+    const c = svcCtx();
+    return { accountId: account.id, eventType: 'service_key_list_read', environment: 'test', actor: c.actor, meta: c.meta, data, createdAt: c.now };
+  };
+  const modes: Record<string, () => Promise<unknown>> = {
+    'list read, chained': () => listChildKeys(store, principal, { limit: 50, offset: 0 }, svcCtx()),
+    'list read, unchained': () =>
+      db.transaction(async (tx) => {
+        const rows = await tx.select().from(apiKeys).where(active).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(50);
+        const [n] = await tx.select({ n: count() }).from(apiKeys).where(active);
+        await plainInsert(tx as unknown as Db, event({ count: rows.length, total: Number(n?.n ?? 0), limit: 50, offset: 0 }));
+      }),
+    'event write, chained': () => withEvents(store, account.id, (tx) => recordEvent(tx, event({ count: 0 }))),
+    'event write, unchained': () => db.transaction((tx) => plainInsert(tx as unknown as Db, event({ count: 0 }))),
+  };
+  return { account, principal, modes };
+}
+
+async function runModes(modes: Record<string, () => Promise<unknown>>): Promise<void> {
+  process.stdout.write(`chain cost: ${concurrency} workers, ${seconds}s rounds, one account, Postgres ${dbName}\n`);
+  const totals = new Map<string, { ops: number; rounds: string[] }>();
+  for (let round = 0; round < 2; round++) {
+    for (const [name, op] of Object.entries(modes)) {
+      const r = await measure(name, op);
+      const entry = totals.get(name) ?? { ops: 0, rounds: [] };
+      entry.ops += r.ops;
+      entry.rounds.push(`${r.perSecond.toFixed(0)}/s p50 ${r.p50}ms p99 ${r.p99}ms`);
+      totals.set(name, entry);
+    }
+  }
+  for (const [name, e] of totals) {
+    process.stdout.write(`${name.padEnd(24)} ${(e.ops / (2 * seconds)).toFixed(0).padStart(6)} ops/s   (${e.rounds.join(' | ')})\n`);
+  }
+}
+
+/** The audit feed's plan for a page deep in the busiest key's history. */
+async function printFeedPlan(db: Db, accountId: string, keyId: string): Promise<void> {
+  const [n] = await queryRows<{ n: string }>(db, sql`select count(*) as n from compliance_events where account_id = ${accountId}`);
+  process.stdout.write(`\naccount history: ${n!.n} events. Feed query plan (page of 100 from the 5000th newest event of the busiest key):\n`);
+  await db.execute(sql`analyze compliance_events`);
+  const [mid] = await queryRows<{ id: string }>(
+    db,
+    sql`select id from compliance_events where account_id = ${accountId} and actor_key_id = ${keyId} order by created_at desc, id desc offset 5000 limit 1`,
+  );
+  const branch = (column: string) => `(select e.* from compliance_events e
+      where e.account_id = '${accountId}' and e.${column} = '${keyId}'
+        and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c where c.account_id = '${accountId}' and c.id = '${mid!.id}')
+      order by e.created_at desc, e.id desc limit 101)`;
+  const plan = await queryRows<{ 'QUERY PLAN': string }>(
+    db,
+    sql.raw(`explain (analyze, costs off, timing off, summary on)
+      select * from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) feed
+      order by feed.created_at desc, feed.id desc limit 101`),
+  );
+  for (const row of plan) process.stdout.write(`  ${row['QUERY PLAN']}\n`);
+}
+
 async function main() {
   await admin(`create database "${dbName}"`);
   const database = await openDatabase({ databaseUrl: databaseUrlFor(dbName), poolMax: concurrency });
@@ -84,67 +147,10 @@ async function main() {
     await database.migrate();
     const db = database.db;
     await db.execute(sql`create sequence bench_plain_seq start 1000000000000`);
-    const ctx = (): OpContext => ({ actor: { kind: 'portal', keyId: null, keyPrefix: 'bench' }, meta: { requestId: null, ip: '127.0.0.1', userAgent: 'bench' }, now: new Date() });
-    const account = await portal.createAccount(db, 'busy', ctx());
-    const sk = await portal.createServiceKey(db, { accountId: account.id, environment: 'test', name: 'svc' }, ctx());
-    const principal = (await authenticate(db, sk.plaintext, 'service', { readOnly: true, now: new Date() })) as ServicePrincipal;
-    const svcCtx = (): OpContext => ({ actor: { kind: 'service_key', keyId: principal.id, keyPrefix: principal.keyPrefix }, meta: { requestId: 'bench', ip: '127.0.0.1', userAgent: 'bench' }, now: new Date() });
-    let firstKey = '';
-    for (let i = 0; i < 20; i++) {
-      const material = await prepareKeyMaterial('test', false);
-      const input = { name: `agent ${i}`, agentLabel: null, lineId: null, permissions: 'full' as const, monthlyCapCents: null, selfRotation: false };
-      await withEvents(db, (tx) => mintChildKeyTx(tx, principal, input, material, svcCtx()));
-      firstKey ||= material.id;
-    }
-    const active = and(eq(apiKeys.accountId, principal.accountId), eq(apiKeys.createdByServiceKeyId, principal.id), isNull(apiKeys.revokedAt));
-    const event = (data: Record<string, unknown>): EventInput => {
-      const c = svcCtx();
-      return { accountId: account.id, eventType: 'service_key_list_read', environment: 'test', actor: c.actor, meta: c.meta, data, createdAt: c.now };
-    };
-    const modes: Record<string, () => Promise<unknown>> = {
-      'list read, chained': () => listChildKeys(db, principal, { limit: 50, offset: 0 }, svcCtx()),
-      'list read, unchained': () =>
-        db.transaction(async (tx) => {
-          const rows = await tx.select().from(apiKeys).where(active).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(50);
-          const [n] = await tx.select({ n: count() }).from(apiKeys).where(active);
-          await plainInsert(tx as unknown as Db, event({ count: rows.length, total: Number(n?.n ?? 0), limit: 50, offset: 0 }));
-        }),
-      'event write, chained': () => withEvents(db, (tx) => recordEvent(tx, event({ count: 0 }))),
-      'event write, unchained': () => db.transaction((tx) => plainInsert(tx as unknown as Db, event({ count: 0 }))),
-    };
-    process.stdout.write(`chain cost: ${concurrency} workers, ${seconds}s rounds, one account, Postgres ${dbName}\n`);
-    const totals = new Map<string, { ops: number; rounds: string[] }>();
-    for (let round = 0; round < 2; round++) {
-      for (const [name, op] of Object.entries(modes)) {
-        const r = await measure(name, op);
-        const entry = totals.get(name) ?? { ops: 0, rounds: [] };
-        entry.ops += r.ops;
-        entry.rounds.push(`${r.perSecond.toFixed(0)}/s p50 ${r.p50}ms p99 ${r.p99}ms`);
-        totals.set(name, entry);
-      }
-    }
-    for (const [name, e] of totals) {
-      process.stdout.write(`${name.padEnd(24)} ${(e.ops / (2 * seconds)).toFixed(0).padStart(6)} ops/s   (${e.rounds.join(' | ')})\n`);
-    }
-    const [n] = await queryRows<{ n: string }>(db, sql`select count(*) as n from compliance_events where account_id = ${account.id}`);
-    process.stdout.write(`\naccount history: ${n!.n} events. Feed query plan (page of 100 from the 5000th newest event of the busiest key):\n`);
-    await db.execute(sql`analyze compliance_events`);
+    const { account, principal, modes } = await setup(database);
+    await runModes(modes);
     // The service key is the actor of every list read above: the busiest feed the account has.
-    const [mid] = await queryRows<{ id: string }>(
-      db,
-      sql`select id from compliance_events where account_id = ${account.id} and actor_key_id = ${principal.id} order by created_at desc, id desc offset 5000 limit 1`,
-    );
-    const branch = (column: string) => `(select e.* from compliance_events e
-        where e.account_id = '${account.id}' and e.${column} = '${principal.id}'
-          and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c where c.account_id = '${account.id}' and c.id = '${mid!.id}')
-        order by e.created_at desc, e.id desc limit 101)`;
-    const plan = await queryRows<{ 'QUERY PLAN': string }>(
-      db,
-      sql.raw(`explain (analyze, costs off, timing off, summary on)
-        select * from (${branch('actor_key_id')} union ${branch('subject_key_id')} union ${branch('related_key_id')}) feed
-        order by feed.created_at desc, feed.id desc limit 101`),
-    );
-    for (const row of plan) process.stdout.write(`  ${row['QUERY PLAN']}\n`);
+    await printFeedPlan(db, account.id, principal.id);
   } finally {
     await database.close();
     await admin(`drop database if exists "${dbName}" with (force)`);

@@ -4,14 +4,7 @@
  *   BENCH_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres), PROBE_N (default 2000)
  */
 import pino from 'pino';
-import { buildApp } from '../src/app.js';
-import { openDatabase } from '../src/db/database.js';
-import { systemClock } from '../src/domain/clock.js';
-import { withEvents } from '../src/domain/audit/linker.js';
-import { authenticate, type ServicePrincipal } from '../src/domain/auth/auth.service.js';
-import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/keys/keys.service.js';
-import * as portal from '../src/domain/portal/portal.service.js';
-import { LIMIT_NAMES } from '../src/http/plugins/limits.js';
+import { buildApp, openDatabase, systemClock, withEvents, authenticate, type ServicePrincipal, mintChildKeyTx, prepareKeyMaterial, portal, LIMIT_NAMES, probeWorld } from './lib/keyplane.js';
 import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
 
 const unlimited = () => {
@@ -30,18 +23,19 @@ async function main() {
   try {
     await database.migrate();
     const db = database.db;
+    const { services, store } = await probeWorld(database);
     const ctx = () => ({ actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'probe' }, meta: { requestId: null, ip: null, userAgent: null }, now: new Date() });
-    const account = await portal.createAccount(db, 'probe', ctx());
-    const sk = await portal.createServiceKey(db, { accountId: account.id, environment: 'test', name: 'svc' }, ctx());
+    const account = await portal.createAccount(store, 'probe', ctx());
+    const sk = await portal.createServiceKey(store, { accountId: account.id, environment: 'test', name: 'svc' }, ctx());
     const principal = (await authenticate(db, sk.plaintext, 'service', { readOnly: false, now: new Date() })) as ServicePrincipal;
     const keys: { id: string; token: string }[] = [];
     for (let i = 0; i < 50; i++) {
       const material = await prepareKeyMaterial('test', false);
       const input = { name: `agent ${i}`, agentLabel: null, lineId: null, permissions: 'full' as const, monthlyCapCents: null, selfRotation: false };
-      await withEvents(db, (tx) => mintChildKeyTx(tx, principal, input, material, { ...ctx(), actor: { kind: 'service_key', keyId: principal.id, keyPrefix: principal.keyPrefix } }));
+      await withEvents(store, principal.accountId, (tx) => mintChildKeyTx(tx, principal, input, material, { ...ctx(), actor: { kind: 'service_key', keyId: principal.id, keyPrefix: principal.keyPrefix } }));
       keys.push({ id: material.id, token: material.token.plaintext });
     }
-    const app = await buildApp({ database, logger: pino({ level: 'warn' }), clock: systemClock, rateLimit: unlimited() });
+    const app = await buildApp({ services, logger: pino({ level: 'warn' }), clock: systemClock, rateLimit: unlimited() });
     await app.ready();
     const inj = (method: string, url: string, token: string, body?: unknown, headers: Record<string, string> = {}) =>
       app.inject({ method: method as 'GET', url, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...headers }, payload: body === undefined ? undefined : JSON.stringify(body) });

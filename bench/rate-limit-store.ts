@@ -21,10 +21,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { Redis } from 'ioredis';
-import { openDatabase } from '../src/db/database.js';
-import { systemClock } from '../src/domain/clock.js';
-import { MemoryCounterStore, RedisCounterStore, type CounterStore } from '../src/http/plugins/counter-stores.js';
-import * as portal from '../src/domain/portal/portal.service.js';
+import { openDatabase, systemClock, MemoryCounterStore, RedisCounterStore, type CounterStore, portal, probeWorld } from './lib/keyplane.js';
 
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const REDIS = process.env.BENCH_REDIS ?? 'redis://127.0.0.1:6379';
@@ -166,6 +163,93 @@ async function microCost(prefix: string) {
   return result;
 }
 
+/** One account and service key on `url`, with 50 child keys minted through keyplane (a realistic page). */
+async function seed(url: string): Promise<string> {
+  const database = await openDatabase({ databaseUrl: url, poolMax: 2 });
+  await database.migrate();
+  const { store } = await probeWorld(database);
+  const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'bench' }, meta: { requestId: null, ip: null, userAgent: 'bench' }, now: new Date() };
+  const account = await portal.createAccount(store, 'bench', ctx);
+  const sk = await portal.createServiceKey(store, { accountId: account.id, environment: 'test', name: 'bench' }, ctx);
+  await database.close();
+  const seeder = await serve({ DATABASE_URL: url, RATE_LIMIT_KEYS_MINT: '1000/3600' });
+  try {
+    for (let i = 0; i < 50; i++) {
+      const res = await fetch(`http://127.0.0.1:${seeder.port}/v1/keys`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${sk.plaintext}`, 'content-type': 'application/json', 'idempotency-key': `seed-${i}` },
+        body: JSON.stringify({ name: `agent ${i}`, agent_label: `bench:${i}` }),
+      });
+      if (res.status !== 201) throw new Error(`seeding failed: ${res.status}`);
+    }
+  } finally {
+    await seeder.stop();
+  }
+  return sk.plaintext;
+}
+
+type Round = { store: string; round: number; rps: number; p50: number; p99: number; n: number; statuses: object };
+
+/** Both stores side by side, then ROUNDS rounds of each alone. */
+async function measureStores(stores: Record<string, Record<string, string>>, key: string) {
+  const both = { memory: await serve(stores.memory!), redis: await serve(stores.redis!) };
+  let pairedResult;
+  try {
+    await paired({ memory: both.memory.port, redis: both.redis.port }, key, WARMUP_S);
+    pairedResult = await paired({ memory: both.memory.port, redis: both.redis.port }, key, DURATION_S);
+    process.stderr.write(`paired: ${JSON.stringify(pairedResult)}\n`);
+  } finally {
+    await Promise.all([both.memory.stop(), both.redis.stop()]);
+  }
+  const results: Round[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const store of ['memory', 'redis']) {
+      const server = await serve(stores[store]!);
+      try {
+        await load(server.port, key, WARMUP_S);
+        const r = await load(server.port, key, DURATION_S);
+        results.push({ store, round, ...r });
+        process.stderr.write(`${store} round ${round}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms\n`);
+      } finally {
+        await server.stop();
+      }
+    }
+  }
+  return { pairedResult, results };
+}
+
+async function summarise(pairedResult: unknown, results: Round[], prefix: string) {
+  const mean = (store: string, f: 'rps' | 'p50' | 'p99') => {
+    const xs = results.filter((r) => r.store === store).map((r) => r[f]).sort((a, b) => a - b);
+    return xs[Math.floor(xs.length / 2)]!; // the median round
+  };
+  const micro = await microCost(prefix);
+  return {
+    route: 'GET /v1/keys (50 keys per page)',
+    concurrency: CONCURRENCY,
+    duration_s: DURATION_S,
+    load_average_at_end: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)),
+    paired: pairedResult,
+    rounds: results.map((r) => ({ ...r, rps: Math.round(r.rps), p50: +r.p50.toFixed(2), p99: +r.p99.toFixed(2) })),
+    memory: { rps: Math.round(mean('memory', 'rps')), p50_ms: +mean('memory', 'p50').toFixed(2), p99_ms: +mean('memory', 'p99').toFixed(2) },
+    redis: { rps: Math.round(mean('redis', 'rps')), p50_ms: +mean('redis', 'p50').toFixed(2), p99_ms: +mean('redis', 'p99').toFixed(2) },
+    redis_vs_memory_rps_pct: +((mean('redis', 'rps') / mean('memory', 'rps') - 1) * 100).toFixed(1),
+    // What a request pays for its counters: the auth-failure check (read) plus the route's count (incr).
+    per_request_counter_cost_us: micro,
+  };
+}
+
+async function dropRedisKeys(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS);
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+  redis.disconnect();
+}
+
 async function main() {
   const dbName = `keyplane_bench_rl_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG });
@@ -175,86 +259,18 @@ async function main() {
   url.pathname = `/${dbName}`;
   const prefix = `keyplane:bench:${dbName}:`;
   try {
-    const database = await openDatabase({ databaseUrl: url.toString(), poolMax: 2 });
-    await database.migrate();
-    const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'bench' }, meta: { requestId: null, ip: null, userAgent: 'bench' }, now: new Date() };
-    const account = await portal.createAccount(database.db, 'bench', ctx);
-    const sk = await portal.createServiceKey(database.db, { accountId: account.id, environment: 'test', name: 'bench' }, ctx);
-    await database.close();
-
+    const key = await seed(url.toString());
     const common = { DATABASE_URL: url.toString(), RATE_LIMIT_KEYS_LIST: '1000000000/3600', RATE_LIMIT_AUTH_FAILURES: '1000000000/60' };
-    // A realistic page: the list returns 50 keys (the default page size).
-    const seeder = await serve({ ...common, RATE_LIMIT_KEYS_MINT: '1000/3600' });
-    try {
-      for (let i = 0; i < 50; i++) {
-        const res = await fetch(`http://127.0.0.1:${seeder.port}/v1/keys`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${sk.plaintext}`, 'content-type': 'application/json', 'idempotency-key': `seed-${i}` },
-          body: JSON.stringify({ name: `agent ${i}`, agent_label: `bench:${i}` }),
-        });
-        if (res.status !== 201) throw new Error(`seeding failed: ${res.status}`);
-      }
-    } finally {
-      await seeder.stop();
-    }
-
     const stores: Record<string, Record<string, string>> = {
       memory: common,
       redis: { ...common, REDIS_URL: REDIS, REDIS_KEY_PREFIX: prefix },
     };
-    const both = { memory: await serve(stores.memory!), redis: await serve(stores.redis!) };
-    let pairedResult;
-    try {
-      await paired({ memory: both.memory.port, redis: both.redis.port }, sk.plaintext, WARMUP_S);
-      pairedResult = await paired({ memory: both.memory.port, redis: both.redis.port }, sk.plaintext, DURATION_S);
-      process.stderr.write(`paired: ${JSON.stringify(pairedResult)}\n`);
-    } finally {
-      await Promise.all([both.memory.stop(), both.redis.stop()]);
-    }
-    const results: { store: string; round: number; rps: number; p50: number; p99: number; n: number; statuses: object }[] = [];
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const store of ['memory', 'redis']) {
-        const server = await serve(stores[store]!);
-        try {
-          await load(server.port, sk.plaintext, WARMUP_S);
-          const r = await load(server.port, sk.plaintext, DURATION_S);
-          results.push({ store, round, ...r });
-          process.stderr.write(`${store} round ${round}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms\n`);
-        } finally {
-          await server.stop();
-        }
-      }
-    }
-    const mean = (store: string, f: 'rps' | 'p50' | 'p99') => {
-      const xs = results.filter((r) => r.store === store).map((r) => r[f]).sort((a, b) => a - b);
-      return xs[Math.floor(xs.length / 2)]!; // the median round
-    };
-    const micro = await microCost(prefix);
-    const summary = {
-      route: 'GET /v1/keys (50 keys per page)',
-      concurrency: CONCURRENCY,
-      duration_s: DURATION_S,
-      load_average_at_end: (await import('node:os')).loadavg().map((x) => +x.toFixed(1)),
-      paired: pairedResult,
-      rounds: results.map((r) => ({ ...r, rps: Math.round(r.rps), p50: +r.p50.toFixed(2), p99: +r.p99.toFixed(2) })),
-      memory: { rps: Math.round(mean('memory', 'rps')), p50_ms: +mean('memory', 'p50').toFixed(2), p99_ms: +mean('memory', 'p99').toFixed(2) },
-      redis: { rps: Math.round(mean('redis', 'rps')), p50_ms: +mean('redis', 'p50').toFixed(2), p99_ms: +mean('redis', 'p99').toFixed(2) },
-      redis_vs_memory_rps_pct: +((mean('redis', 'rps') / mean('memory', 'rps') - 1) * 100).toFixed(1),
-      // What a request pays for its counters: the auth-failure check (read) plus the route's count (incr).
-      per_request_counter_cost_us: micro,
-    };
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    const { pairedResult, results } = await measureStores(stores, key);
+    process.stdout.write(`${JSON.stringify(await summarise(pairedResult, results, prefix), null, 2)}\n`);
   } finally {
     await admin.query(`drop database if exists "${dbName}" with (force)`);
     await admin.end();
-    const redis = new Redis(REDIS);
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length) await redis.del(...keys);
-    } while (cursor !== '0');
-    redis.disconnect();
+    await dropRedisKeys(prefix);
   }
 }
 

@@ -9,12 +9,7 @@
  */
 import Fastify from 'fastify';
 import pino from 'pino';
-import { buildAdminApp } from '../src/app.js';
-import { openDatabase } from '../src/db/database.js';
-import { authenticate } from '../src/domain/auth/auth.service.js';
-import { mintChildKeyTx, prepareKeyMaterial } from '../src/domain/keys/keys.service.js';
-import { withEvents } from '../src/domain/audit/linker.js';
-import * as portal from '../src/domain/portal/portal.service.js';
+import { buildAdminApp, openDatabase, authenticate, mintChildKeyTx, prepareKeyMaterial, withEvents, portal, probeWorld } from './lib/keyplane.js';
 
 const url = process.env.BENCH_DB_URL!;
 const adminToken = process.env.BENCH_ADMIN_TOKEN!;
@@ -25,22 +20,23 @@ const database = await openDatabase({ databaseUrl: url, poolMax });
 await database.migrate();
 
 const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'bench' }, meta: { requestId: null, ip: null, userAgent: 'bench' }, now: new Date() };
-const account = await portal.createAccount(database.db, 'bench', ctx);
-const sk = await portal.createServiceKey(database.db, { accountId: account.id, environment: 'test', name: 'bench' }, ctx);
+const { services, store } = await probeWorld(database);
+const account = await portal.createAccount(store, 'bench', ctx);
+const sk = await portal.createServiceKey(store, { accountId: account.id, environment: 'test', name: 'bench' }, ctx);
 const principal = await authenticate(database.db, sk.plaintext, 'service', { readOnly: false, now: new Date() });
 if (principal.tier !== 'service') throw new Error('expected a service principal');
 const keys: { id: string; plaintext: string }[] = [];
 for (let i = 0; i < keyCount; i++) {
   const material = await prepareKeyMaterial('test', false);
   const input = { name: `agent-${i}`, agentLabel: null, lineId: null, permissions: 'full' as const, monthlyCapCents: null, selfRotation: false };
-  const row = await withEvents(database.db, (tx) => mintChildKeyTx(tx, principal, input, material, ctx));
+  const row = await withEvents(store, principal.accountId, (tx) => mintChildKeyTx(tx, principal, input, material, ctx));
   keys.push({ id: row.id, plaintext: material.token.plaintext });
 }
 
 // Logging off on both sides: the comparison is of the work per request, not of log volume (the
 // parent counts non-2xx answers, so an error does not go unseen).
 const logger = pino({ level: 'silent' });
-const admin = await buildAdminApp({ database, logger, adminToken });
+const admin = await buildAdminApp({ services, logger, adminToken });
 const bare = Fastify({ logger: false });
 bare.get<{ Params: { id: string } }>('/baseline/:id', async (request) => {
   const { rows } = await database.pool!.query('select * from api_keys where id = $1', [request.params.id]);

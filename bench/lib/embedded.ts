@@ -17,6 +17,30 @@ function embeddedEnv(dataDir: string, port: number, adminPort: number): NodeJS.P
   return { ...env, KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN, ADMIN_PORT: String(adminPort) };
 }
 
+/** The bench's own directory for data directories (see runEmbedded); each caller makes its own below it. */
+export function benchTmp(root: string, prefix: string): string {
+  // Inside the checkout, where `npm start` keeps its default DATA_DIR (./data): a data directory is
+  // ~1,050 files, and on this machine creating a file in /tmp costs 0.9 ms against 0.2–0.4 ms here.
+  mkdirSync(path.join(root, 'bench', '.tmp'), { recursive: true });
+  return mkdtempSync(path.join(root, 'bench', '.tmp', prefix));
+}
+
+/**
+ * `npm start` in the checkout at `root` (its own package.json and src/main.ts), embedded mode on
+ * `dataDir`, which must not exist yet: the milliseconds from the spawn to the first 200 on /healthz.
+ */
+export async function coldStartMs(root: string, dataDir: string): Promise<number> {
+  const port = await freePort();
+  const adminPort = await freePort();
+  const t0 = performance.now();
+  const cold = startChild('npm start', 'npm', ['start'], embeddedEnv(dataDir, port, adminPort), root);
+  try {
+    return await waitForOk(`http://127.0.0.1:${port}/healthz`, cold, t0);
+  } finally {
+    await cold.stop();
+  }
+}
+
 export async function runEmbedded(
   root: string,
   highLimits: NodeJS.ProcessEnv,
@@ -24,20 +48,12 @@ export async function runEmbedded(
   warmup: number,
   log: (s: string) => void,
 ): Promise<EmbeddedResult> {
-  // Inside the checkout, where `npm start` keeps its default DATA_DIR (./data): a data directory is
-  // ~1,050 files, and on this machine creating a file in /tmp costs 0.9 ms against 0.2–0.4 ms here.
-  mkdirSync(path.join(root, 'bench', '.tmp'), { recursive: true });
-  const tmp = mkdtempSync(path.join(root, 'bench', '.tmp', 'embedded-'));
+  const tmp = benchTmp(root, 'embedded-');
   const children: Child[] = [];
   try {
     // 1. Cold start: `npm start` exactly as the README says, on a data directory that does not exist yet.
-    const port = await freePort();
-    const t0 = performance.now();
-    const cold = startChild('npm start', 'npm', ['start'], embeddedEnv(path.join(tmp, 'cold'), port, await freePort()), root);
-    children.push(cold);
-    const coldStartMs = await waitForOk(`http://127.0.0.1:${port}/healthz`, cold, t0);
-    await cold.stop();
-    log(`embedded cold start: ${coldStartMs.toFixed(0)} ms`);
+    const coldStart = await coldStartMs(root, path.join(tmp, 'cold'));
+    log(`embedded cold start: ${coldStart.toFixed(0)} ms`);
 
     // 2. GET /v1/keys/{id} vs the PGlite baseline, interleaved B S B.
     const kp = await freePort();
@@ -74,7 +90,7 @@ export async function runEmbedded(
     const peakRssMb = memoryOf(server.pid).peakMb;
     log(`embedded GET: ${s.rps.toFixed(0)} req/s vs baseline ${baselineRps.toFixed(0)}`);
     return {
-      coldStartMs,
+      coldStartMs: coldStart,
       get: { rps: s.rps, p50: s.p50, p99: s.p99, errors: s.errors, baselineRps, ratio: s.rps / baselineRps },
       peakRssMb,
     };

@@ -1,5 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
+import { abMarkdown, type AbResults } from './ab-report.js';
 import { postgresBoundCeiling } from './ceiling.js';
 
 /* results.json, results.md and the ratio chart (an SVG drawn here, rendered to PNG by resvg). */
@@ -82,6 +84,8 @@ export interface Results {
   scenarios: ScenarioResult[];
   server: { peakRssMb: number; baselinePeakRssMb: number };
   embedded?: EmbeddedResult;
+  /** The last A/B run (bench/lib/ab.ts), kept when the normal mode rewrites the file. */
+  ab?: AbResults;
 }
 
 const f0 = (n: number | undefined) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
@@ -101,7 +105,7 @@ function verdict(s: ScenarioResult): string {
 /** The small-table run of a scale scenario (the same route and page). */
 const smallTwin = (r: Results, s: ScenarioResult) => r.scenarios.find((x) => x.id === s.id.replace('scale.', 'small.'));
 
-export function markdown(r: Results): string {
+function mainTable(r: Results): string[] {
   const lines = [
     `Measured ${r.meta.date} (commit ${r.meta.commit}), Node ${r.meta.node}, ${r.meta.cpus} cores, ` +
       `${r.meta.connections} connections, ${r.meta.warmupSeconds} s warm-up + ${r.meta.seconds} s per run, ` +
@@ -120,78 +124,101 @@ export function markdown(r: Results): string {
       `| ${s.label} | ${f0(s.rps)} | ${f1(s.p50)} | ${f1(s.p99)} | ${f0(s.errors)} | ${f0(s.baselineRps)} | ${s.baselineP99 ? s.baselineP99.map(f0).join(' / ') : '–'} | **${f2(s.ratio)}** | ${verdict(s)} | ${f2(s.serverCpu)} | ${f0(s.serverUsPerRequest)} | ${f0(s.dbUsPerRequest)} | ${f2(s.loadGenCpu)} |`,
     );
   }
+  return lines;
+}
+
+/** The mean of a field over the baseline runs that recorded their CPU. */
+function baselineMean(r: Results, f: (b: Results['baselineRuns'][number]) => number): number {
   const base = r.baselineRuns.filter((b) => b.serverUsPerRequest !== undefined);
-  const mean = (f: (b: (typeof base)[number]) => number) => (base.length ? base.reduce((a, b) => a + f(b), 0) / base.length : 0);
-  if (base.length) {
-    lines.push(
-      '',
-      `The baseline (mean of its ${base.length} runs): ${f0(mean((b) => b.rps))} req/s, ${f2(mean((b) => b.serverCpu!))} cores, ` +
-        `CPU per request ${f0(mean((b) => b.serverUsPerRequest!))} µs in its process + ${f0(mean((b) => b.dbUsPerRequest!))} µs in Postgres.`,
-    );
-  }
+  return base.length ? base.reduce((a, b) => a + f(b), 0) / base.length : 0;
+}
+
+function baselineLine(r: Results): string[] {
+  const n = r.baselineRuns.filter((b) => b.serverUsPerRequest !== undefined).length;
+  if (!n) return [];
+  const mean = (f: (b: Results['baselineRuns'][number]) => number) => baselineMean(r, f);
+  return [
+    '',
+    `The baseline (mean of its ${n} runs): ${f0(mean((b) => b.rps))} req/s, ${f2(mean((b) => b.serverCpu!))} cores, ` +
+      `CPU per request ${f0(mean((b) => b.serverUsPerRequest!))} µs in its process + ${f0(mean((b) => b.dbUsPerRequest!))} µs in Postgres.`,
+  ];
+}
+
+function floorTable(r: Results): string[] {
   const floors = r.scenarios.filter((s) => s.available && s.floor);
-  if (floors.length) {
-    lines.push(
-      '',
-      "The response-size floor: the baseline's route (its one SELECT) answering the page each route answered instead of its row, in the same run. Its ratio is what the route could reach if everything else keyplane and Postgres do for it (auth, the page's query and JSON, its event) cost nothing.",
-      '',
-      '| scenario | body bytes | req/s | p99 ms | ratio (floor) | keyplane ratio | target | baseline app µs/req |',
-      '|---|---:|---:|---:|---:|---:|---|---:|',
-    );
-    for (const s of floors) {
-      const f = s.floor!;
-      lines.push(`| ${s.label} | ${f0(f.bytes)} | ${f0(f.rps)} | ${f1(f.p99)} | **${f2(f.ratio)}** | ${f2(s.ratio)} | ${s.target === null ? '–' : `≥ ${s.target}`} | ${f0(f.serverUsPerRequest)} |`);
-    }
+  if (!floors.length) return [];
+  const lines = [
+    '',
+    "The response-size floor: the baseline's route (its one SELECT) answering the page each route answered instead of its row, in the same run. Its ratio is what the route could reach if everything else keyplane and Postgres do for it (auth, the page's query and JSON, its event) cost nothing.",
+    '',
+    '| scenario | body bytes | req/s | p99 ms | ratio (floor) | keyplane ratio | target | baseline app µs/req |',
+    '|---|---:|---:|---:|---:|---:|---|---:|',
+  ];
+  for (const s of floors) {
+    const f = s.floor!;
+    lines.push(`| ${s.label} | ${f0(f.bytes)} | ${f0(f.rps)} | ${f1(f.p99)} | **${f2(f.ratio)}** | ${f2(s.ratio)} | ${s.target === null ? '–' : `≥ ${s.target}`} | ${f0(f.serverUsPerRequest)} |`);
   }
-  const meanBaselineDb = mean((b) => b.dbUsPerRequest!);
+  return lines;
+}
+
+function ceilingTable(r: Results): string[] {
+  const meanBaselineDb = baselineMean(r, (b) => b.dbUsPerRequest!);
   // The model's premise is a scenario that asks at least the baseline's work of Postgres (the 401 asks none).
   const bounded = r.scenarios.filter(
     (s) => s.available && s.target !== null && s.baselineRps && s.dbUsPerRequest !== undefined && s.dbUsPerRequest >= (s.baselineDbUsPerRequest ?? meanBaselineDb),
   );
-  if (bounded.length) {
-    lines.push(
-      '',
-      "The Postgres-bound ceiling (bench/lib/ceiling.ts): the ratio each scenario would reach if keyplane's process and the client cost no more than the baseline's route answering the same body, with Postgres doing what it does for keyplane now. It errs upward. ✅: the target is under the ceiling, so keyplane's own process decides whether it is met. ❌: the target is out of reach of anything keyplane's process does; only less work in Postgres gets there, and the last column says how much less.",
-      '',
-      '| scenario | ratio | target | ceiling | Postgres µs/req | baseline Postgres µs/req | Postgres µs/req the target allows |',
-      '|---|---:|---|---:|---:|---:|---:|',
-    );
-    for (const s of bounded) {
-      const baselineDbUs = s.baselineDbUsPerRequest ?? meanBaselineDb;
-      // At scale a route answers the same page as on the small tables, whose run measured its floor.
-      const floor = s.floor ?? smallTwin(r, s)?.floor;
-      const c = postgresBoundCeiling({ cores: r.meta.cpus, baselineRps: s.baselineRps!, baselineDbUs, scenarioDbUs: s.dbUsPerRequest!, floorRatio: floor?.ratio, target: s.target! });
-      const mark = c.ratio >= s.target! ? '✅' : '❌';
-      lines.push(`| ${s.label} | ${f2(s.ratio)} | ≥ ${s.target} | **${f2(c.ratio)}** ${mark} | ${f0(s.dbUsPerRequest)} | ${f0(baselineDbUs)} | ${c.dbUsForTarget > 0 ? f0(c.dbUsForTarget) : 'none'} |`);
-    }
+  if (!bounded.length) return [];
+  const lines = [
+    '',
+    "The Postgres-bound ceiling (bench/lib/ceiling.ts): the ratio each scenario would reach if keyplane's process and the client cost no more than the baseline's route answering the same body, with Postgres doing what it does for keyplane now. It errs upward. ✅: the target is under the ceiling, so keyplane's own process decides whether it is met. ❌: the target is out of reach of anything keyplane's process does; only less work in Postgres gets there, and the last column says how much less.",
+    '',
+    '| scenario | ratio | target | ceiling | Postgres µs/req | baseline Postgres µs/req | Postgres µs/req the target allows |',
+    '|---|---:|---|---:|---:|---:|---:|',
+  ];
+  for (const s of bounded) {
+    const baselineDbUs = s.baselineDbUsPerRequest ?? meanBaselineDb;
+    // At scale a route answers the same page as on the small tables, whose run measured its floor.
+    const floor = s.floor ?? smallTwin(r, s)?.floor;
+    const c = postgresBoundCeiling({ cores: r.meta.cpus, baselineRps: s.baselineRps!, baselineDbUs, scenarioDbUs: s.dbUsPerRequest!, floorRatio: floor?.ratio, target: s.target! });
+    const mark = c.ratio >= s.target! ? '✅' : '❌';
+    lines.push(`| ${s.label} | ${f2(s.ratio)} | ≥ ${s.target} | **${f2(c.ratio)}** ${mark} | ${f0(s.dbUsPerRequest)} | ${f0(baselineDbUs)} | ${c.dbUsForTarget > 0 ? f0(c.dbUsForTarget) : 'none'} |`);
   }
+  return lines;
+}
+
+function scaleTable(r: Results): string[] {
   const scale = r.scenarios.filter((s) => s.group === 'scale' && s.available);
-  if (scale.length) {
-    lines.push('', '| at scale vs small tables | small p50 / p99 ms | scale p50 / p99 ms | p50 factor (target ≤ 1.5) |', '|---|---:|---:|---:|');
-    for (const s of scale) {
-      const small = smallTwin(r, s);
-      if (!small?.available) continue;
-      const factor = (s.p50 ?? 0) / Math.max(small.p50 ?? 1, 0.001);
-      lines.push(`| ${small.label} | ${f1(small.p50)} / ${f1(small.p99)} | ${f1(s.p50)} / ${f1(s.p99)} | ${f2(factor)} ${factor <= 1.5 ? '✅' : '❌'} |`);
-    }
+  if (!scale.length) return [];
+  const lines = ['', '| at scale vs small tables | small p50 / p99 ms | scale p50 / p99 ms | p50 factor (target ≤ 1.5) |', '|---|---:|---:|---:|'];
+  for (const s of scale) {
+    const small = smallTwin(r, s);
+    if (!small?.available) continue;
+    const factor = (s.p50 ?? 0) / Math.max(small.p50 ?? 1, 0.001);
+    lines.push(`| ${small.label} | ${f1(small.p50)} / ${f1(small.p99)} | ${f1(s.p50)} / ${f1(s.p99)} | ${f2(factor)} ${factor <= 1.5 ? '✅' : '❌'} |`);
   }
-  lines.push(
+  return lines;
+}
+
+function memoryAndEmbedded(r: Results): string[] {
+  const lines = [
     '',
     `Peak RSS of the keyplane process over the whole server-mode run: **${f0(r.server.peakRssMb)} MB** ` +
       `(target < 250; the baseline process: ${f0(r.server.baselinePeakRssMb)} MB).`,
-  );
+  ];
   if (r.embedded) {
     const e = r.embedded;
-    lines.push(
-      '',
-      `Embedded (PGlite): \`npm start\` on a fresh DATA_DIR to the first 200 on /healthz: **${(e.coldStartMs / 1000).toFixed(2)} s** (target < 5 s).`,
-    );
+    lines.push('', `Embedded (PGlite): \`npm start\` on a fresh DATA_DIR to the first 200 on /healthz: **${(e.coldStartMs / 1000).toFixed(2)} s** (target < 5 s).`);
     if (e.get)
       lines.push(
         `GET /v1/keys/{id} on PGlite: ${f0(e.get.rps)} req/s (p50 ${f1(e.get.p50)} ms, p99 ${f1(e.get.p99)} ms, ${e.get.errors} errors) ` +
           `vs baseline ${f0(e.get.baselineRps)} req/s: ratio **${f2(e.get.ratio)}**; keyplane peak RSS ${f0(e.peakRssMb)} MB.`,
       );
   }
+  return lines;
+}
+
+export function markdown(r: Results): string {
+  const lines = [...mainTable(r), ...baselineLine(r), ...floorTable(r), ...ceilingTable(r), ...scaleTable(r), ...memoryAndEmbedded(r)];
   return `${lines.join('\n')}\n`;
 }
 
@@ -232,11 +259,27 @@ export function chartSvg(r: Results): string {
   return parts.join('\n');
 }
 
+function existing(dir: string): Partial<Results> {
+  const file = path.join(dir, 'results.json');
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<Results>) : {};
+}
+
+/** The normal mode's results; an A/B section already in the directory's results.json is kept. */
 export function writeResults(dir: string, r: Results): void {
-  writeFileSync(`${dir}/results.json`, `${JSON.stringify(r, null, 2)}\n`);
-  writeFileSync(`${dir}/results.md`, markdown(r));
+  const ab = existing(dir).ab;
+  const all: Results = ab ? { ...r, ab } : r;
+  writeFileSync(`${dir}/results.json`, `${JSON.stringify(all, null, 2)}\n`);
+  writeFileSync(`${dir}/results.md`, ab ? `${markdown(r)}\n${abMarkdown(ab)}` : markdown(r));
   const svg = chartSvg(r);
   writeFileSync(`${dir}/results.svg`, svg);
   const png = new Resvg(svg, { fitTo: { mode: 'width', value: 820 }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
   writeFileSync(`${dir}/results.png`, png);
+}
+
+/** An A/B run's section of results.{json,md}, beside (or replacing) the last one; the normal mode's results stay. */
+export function writeAbResults(dir: string, ab: AbResults): void {
+  const before = existing(dir);
+  writeFileSync(`${dir}/results.json`, `${JSON.stringify({ ...before, ab }, null, 2)}\n`);
+  const normal = before.meta && before.scenarios ? `${markdown(before as Results)}\n` : '';
+  writeFileSync(`${dir}/results.md`, normal + abMarkdown(ab));
 }

@@ -1,20 +1,11 @@
 import pg from 'pg';
-import type { Db } from '../../src/db/database.js';
-import type { OpContext } from '../../src/domain/context.js';
-import { canonicalEvent, chainHash } from '../../src/domain/audit/events.js';
-import * as portal from '../../src/domain/portal/portal.service.js';
+import { canonicalEvent, chainHash } from './keyplane.js';
 
 /*
- * The bench's world, built with SQL rather than requests: tenants through the portal service (so
- * their keys and events are real), bulk child keys and bulk history with INSERT … SELECT
- * generate_series.
+ * The bench's world, built with plain SQL on the stable tables (src/db/schema.ts): bulk child keys
+ * and bulk history with INSERT … SELECT generate_series. Tenants come from the server's own API
+ * (bench/lib/world.ts), so their keys and events are whatever that build makes them.
  */
-
-export const BENCH_CTX: OpContext = {
-  actor: { kind: 'portal', keyId: null, keyPrefix: 'bench' },
-  meta: { requestId: null, ip: null, userAgent: 'keyplane-bench' },
-  now: new Date(),
-};
 
 export interface Tenant {
   accountId: string;
@@ -24,19 +15,6 @@ export interface Tenant {
   apiKey: string;
   serviceKeyPrefix: string;
   apiKeyPrefix: string;
-}
-
-export async function makeTenant(db: Db, name: string): Promise<Tenant> {
-  const b = await portal.bootstrap(db, { ...BENCH_CTX, now: new Date() }, name);
-  return {
-    accountId: b.account.id,
-    serviceKeyId: b.serviceKey.row.id,
-    serviceKey: b.serviceKey.plaintext,
-    apiKeyId: b.apiKey.row.id,
-    apiKey: b.apiKey.plaintext,
-    serviceKeyPrefix: b.serviceKey.row.keyPrefix,
-    apiKeyPrefix: b.apiKey.row.keyPrefix,
-  };
 }
 
 /** The seeding connection: no statement timeout (a million-row insert takes longer than 10 s). */
@@ -76,7 +54,26 @@ export async function seedChildKeys(c: pg.Client, t: Tenant, n: number, label: s
  * so the recursion needs no lookups (valid v4 uuids: the audit feed's schema checks the format).
  */
 export async function seedEvents(c: pg.Client, t: Tenant, n: number): Promise<void> {
-  // One event as a function of its index: the columns, and the canonical text canonicalEvent gives.
+  await createEventFunction(c);
+  await c.query('begin');
+  try {
+    await c.query(APPEND_EVENTS, [t.accountId, n, t.apiKeyId, t.serviceKeyId, t.apiKeyPrefix, t.serviceKeyPrefix]);
+    await c.query(
+      `update accounts a set chain_seq = e.seq, chain_prev = e.prev_hash, chain_head = e.hash
+         from (select seq, prev_hash, hash from compliance_events where account_id = $1 order by seq desc limit 1) e
+        where a.id = $1`,
+      [t.accountId],
+    );
+    await c.query('commit');
+  } catch (err) {
+    await c.query('rollback');
+    throw err;
+  }
+  await c.query('analyze compliance_events; analyze api_keys');
+}
+
+/** One event as a function of its index: the columns, and the canonical text canonicalEvent gives. */
+async function createEventFunction(c: pg.Client): Promise<void> {
   await c.query(`
     create or replace function pg_temp.bench_event(acc uuid, i bigint, t0 timestamptz, ak uuid, sk uuid, akp text, skp text)
     returns table (id uuid, event_type text, actor_kind text, actor_key_id uuid, actor_key_prefix text,
@@ -101,10 +98,10 @@ export async function seedEvents(c: pg.Client, t: Tenant, n: number): Promise<vo
                           else '{"count":50,"limit":50,"offset":0,"total":100000}' end as data,
                      t0 + i * interval '1 millisecond' as created_at) e
     $f$`);
-  await c.query('begin');
-  try {
-    await c.query(
-      `with recursive
+}
+
+/** The INSERT of seedEvents: $1 account, $2 count, $3/$4 API and service key ids, $5/$6 their prefixes. */
+const APPEND_EVENTS = `with recursive
        head as (select chain_seq, chain_head,
                        date_trunc('second', now()) - interval '2 hours' - $2::int * interval '1 millisecond' as t0
                   from accounts where id = $1 for update),
@@ -134,22 +131,7 @@ export async function seedEvents(c: pg.Client, t: Tenant, n: number): Promise<vo
        insert into compliance_events (id, account_id, seq, prev_hash, hash, event_type, environment, actor_kind,
                                       actor_key_id, actor_key_prefix, subject_key_id, related_key_id, request_id,
                                       ip, user_agent, data, created_at, item_json)
-       select l.*, keyplane_audit_item(row(l.*, null)::compliance_events) from linked l`,
-      [t.accountId, n, t.apiKeyId, t.serviceKeyId, t.apiKeyPrefix, t.serviceKeyPrefix],
-    );
-    await c.query(
-      `update accounts a set chain_seq = e.seq, chain_prev = e.prev_hash, chain_head = e.hash
-         from (select seq, prev_hash, hash from compliance_events where account_id = $1 order by seq desc limit 1) e
-        where a.id = $1`,
-      [t.accountId],
-    );
-    await c.query('commit');
-  } catch (err) {
-    await c.query('rollback');
-    throw err;
-  }
-  await c.query('analyze compliance_events; analyze api_keys');
-}
+       select l.*, keyplane_audit_item(row(l.*, null)::compliance_events) from linked l`;
 
 interface EventDbRow {
   id: string;
