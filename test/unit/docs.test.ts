@@ -32,6 +32,18 @@ function linkTargets(markdown: string): string[] {
   return targets;
 }
 
+/** GitHub's anchors for a document's headings: lower case, punctuation dropped, spaces to hyphens. */
+function anchors(markdown: string): Set<string> {
+  const prose = markdown.replace(/^```[^\n]*\n[\s\S]*?^```/gm, '');
+  const slugs = [...prose.matchAll(/^#{1,6}\s+(.+?)\s*#*$/gm)].map((m) =>
+    m[1]!
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-'),
+  );
+  return new Set(slugs);
+}
+
 /** A target inside the repository: not a URL, not mailto, and not a bare #anchor of the same page. */
 function isRelative(target: string): boolean {
   return !/^[a-z][a-z0-9+.-]*:/i.test(target) && !target.startsWith('#');
@@ -47,14 +59,22 @@ describe('documentation links', () => {
     const md = 'See [a](docs/a.md#x) and ![img](b.png "t").\n```sh\n[c](nowhere.md)\n```\n[mail](mailto:x@y) [web](https://e.org)';
     expect(linkTargets(md)).toEqual(['docs/a.md#x', 'b.png', 'mailto:x@y', 'https://e.org']);
     expect(linkTargets(md).filter(isRelative)).toEqual(['docs/a.md#x', 'b.png']);
+    expect(anchors('# Audit verify, export and retention\n## A/B against `main`\n```\n# not a heading\n```')).toEqual(
+      new Set(['audit-verify-export-and-retention', 'ab-against-main']),
+    );
   });
 
-  it.each(DOCS.map((f) => [path.relative(ROOT, f), f]))('every relative link in %s resolves to a file in the repository', (_name, file) => {
+  it.each(DOCS.map((f) => [path.relative(ROOT, f), f]))('every relative link in %s resolves to a file (and heading) in the repository', (_name, file) => {
     const broken: string[] = [];
     for (const target of linkTargets(readFileSync(file, 'utf8')).filter(isRelative)) {
       const withoutAnchor = decodeURI(target.split('#')[0]!);
       const resolved = path.resolve(path.dirname(file), withoutAnchor);
       if (!resolved.startsWith(ROOT + path.sep) || !existsSync(resolved)) broken.push(target);
+      else {
+        // An anchor into another Markdown document must name one of its headings.
+        const anchor = target.split('#')[1];
+        if (anchor && resolved.endsWith('.md') && !anchors(readFileSync(resolved, 'utf8')).has(anchor)) broken.push(target);
+      }
     }
     expect(broken).toEqual([]);
   });
