@@ -1,30 +1,19 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { DOCUMENT_FILES, ROOT } from '../../scripts/openapi.js';
 
 /**
- * Everything the wire contract (shared/spec/api.md) names is in openapi.yaml: every public route
+ * Everything the wire contract (docs/contract.md) names is in openapi.yaml: every public route
  * with its success status, and every error code of §10 under its status.
  */
 
 type Json = Record<string, any>;
 const doc = parse(readFileSync(path.join(ROOT, DOCUMENT_FILES.public), 'utf8')) as Json;
 
-/**
- * The contract: shared/spec/api.md where it sits beside the repository (CI) or beside its parent (a
- * worktree under wt/); in a lone clone (a newcomer's quick start) the copy committed in
- * test/fixtures, taken from shared/ when this test was last changed.
- */
-function specText(): string {
-  for (let dir = ROOT; ; dir = path.dirname(dir)) {
-    const candidate = path.join(dir, 'shared', 'spec', 'api.md');
-    if (existsSync(candidate)) return readFileSync(candidate, 'utf8');
-    if (path.dirname(dir) === dir) return readFileSync(path.join(ROOT, 'test', 'fixtures', 'spec-api.md'), 'utf8');
-  }
-}
-const spec = specText();
+/** The contract, kept in the repository beside the rest of the documentation. */
+const spec = readFileSync(path.join(ROOT, 'docs', 'contract.md'), 'utf8');
 
 /** "| `POST /v1/keys` | **201** | …" and every other `METHOD /v1/...` the spec names. */
 function specRoutes(): Map<string, string> {
@@ -61,7 +50,7 @@ function codesOf(schema: Json | undefined): string[] {
 /** Codes only the calling/SMS plane produces (spec §2): documented as schemas, on no route here. */
 const OUTSIDE_THIS_PLANE = new Set(['agent_permission_denied', 'agent_cap_exceeded', 'm3_fraud_block']);
 
-describe('openapi.yaml covers the wire contract (shared/spec/api.md)', () => {
+describe('openapi.yaml covers the wire contract (docs/contract.md)', () => {
   it('the spec parses into the routes and codes it names', () => {
     expect([...specRoutes()].map(([r, s]) => `${r} ${s}`).sort()).toEqual([
       'DELETE /v1/keys/{id} 200',
