@@ -39,7 +39,7 @@ export interface ScenarioResult {
 }
 
 /** What a response of this size costs on top of the baseline: its route answering the page instead of the row. */
-export interface PageFloor {
+interface PageFloor {
   bytes: number;
   rps: number;
   p99: number;
@@ -101,7 +101,7 @@ function verdict(s: ScenarioResult): string {
 /** The small-table run of a scale scenario (the same route and page). */
 const smallTwin = (r: Results, s: ScenarioResult) => r.scenarios.find((x) => x.id === s.id.replace('scale.', 'small.'));
 
-export function markdown(r: Results): string {
+function markdown(r: Results): string {
   const lines = [
     `Measured ${r.meta.date} (commit ${r.meta.commit}), Node ${r.meta.node}, ${r.meta.cpus} cores, ` +
       `${r.meta.connections} connections, ${r.meta.warmupSeconds} s warm-up + ${r.meta.seconds} s per run, ` +
@@ -198,7 +198,7 @@ export function markdown(r: Results): string {
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Horizontal bars: each scenario's ratio to the baseline, with its target as a tick. */
-export function chartSvg(r: Results): string {
+function chartSvg(r: Results): string {
   const rows = r.scenarios.filter((s) => s.available && s.ratio !== undefined);
   const embedded = r.embedded?.get ? [{ label: 'GET /v1/keys/{id} on PGlite', ratio: r.embedded.get.ratio, target: 0.7 as number | null }] : [];
   const bars = [...rows.map((s) => ({ label: s.label, ratio: s.ratio!, target: s.target })), ...embedded];

@@ -10,7 +10,7 @@ import * as portal from '../../src/domain/portal.service.js';
  * generate_series.
  */
 
-export const BENCH_CTX: OpContext = {
+const BENCH_CTX: OpContext = {
   actor: { kind: 'portal', keyId: null, keyPrefix: 'bench' },
   meta: { requestId: null, ip: null, userAgent: 'keyplane-bench' },
   now: new Date(),
