@@ -79,6 +79,11 @@ export default defineConfig(
           selector: "TaggedTemplateExpression[tag.type='Identifier'][tag.name='sql']",
           message: 'SQL belongs in src/db (a query function in src/db/queries); call that instead.',
         },
+        {
+          // sql.raw, sql.join, sql.identifier, …: SQL composed by hand, even with a re-exported `sql`.
+          selector: "MemberExpression[object.type='Identifier'][object.name='sql']",
+          message: 'SQL belongs in src/db (a query function in src/db/queries); call that instead.',
+        },
       ],
       '@typescript-eslint/no-restricted-imports': [
         'error',
