@@ -93,6 +93,15 @@ module.exports = {
       to: { dependencyTypes: ['npm-dev'], pathNot: '(^|/)node_modules/@types/' },
     },
     {
+      name: 'no-non-package-json',
+      comment:
+        'src/ imports a package that package.json does not list (it is only there as some other ' +
+        "package's dependency, and may vanish or change with it): add it to \"dependencies\".",
+      severity: 'error',
+      from: { path: '^src/' },
+      to: { dependencyTypes: ['npm-no-pkg', 'npm-unknown'] },
+    },
+    {
       name: 'not-to-unresolvable',
       comment: 'An import that resolves to nothing would escape every rule above.',
       severity: 'error',
