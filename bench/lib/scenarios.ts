@@ -7,7 +7,7 @@ import type { Tenant } from './seed.js';
  * measured in the same run; issue 7's, and issue 9's for verify); `null` means "reported, no target".
  */
 
-export type Group = 'small' | 'scale';
+type Group = 'small' | 'scale';
 
 export interface Scenario {
   id: string;

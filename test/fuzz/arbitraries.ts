@@ -8,7 +8,7 @@ import { withLastCharChanged } from '../support/tokens.js';
  */
 
 /** Strings that have broken servers before: SQL, traversal, format strings, NUL, unicode edge cases. */
-export const NASTY_STRINGS = [
+const NASTY_STRINGS = [
   '',
   ' ',
   '\u0000',
@@ -46,7 +46,7 @@ export const NASTY_STRINGS = [
   'sk_svc_test_' + 'A'.repeat(49),
 ];
 
-export const anyString = fc.oneof(
+const anyString = fc.oneof(
   { weight: 3, arbitrary: fc.constantFrom(...NASTY_STRINGS) },
   { weight: 2, arbitrary: fc.string({ unit: 'grapheme', maxLength: 40 }) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
@@ -64,10 +64,10 @@ const scalar = fc.oneof(
   fc.uuid(),
   fc.constantFrom('full', 'call_only', 'sms_only', 'read_only', 'legacy_full', 'test', 'live', 'call', 'sms', 'agent-1'),
 );
-export const jsonValue = fc.oneof({ weight: 4, arbitrary: scalar }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) });
+const jsonValue = fc.oneof({ weight: 4, arbitrary: scalar }, { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3 }) });
 
 /** A body built on the route's own field names, with hostile values and stray fields. */
-export function nearValidBody(fields: string[]) {
+function nearValidBody(fields: string[]) {
   const known = fields.length ? fields : ['x'];
   return fc
     .tuple(

@@ -19,7 +19,7 @@ export interface Violation {
 }
 
 /** "/api/v1/keys/:id" → "/v1/keys/{id}": the twins are documented once, under /v1. */
-export function documentPath(routeUrl: string): string {
+function documentPath(routeUrl: string): string {
   return routeUrl.replace(/^\/api(?=\/v1\/)/, '').replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 }
 

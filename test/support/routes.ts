@@ -8,9 +8,9 @@ import type { RateLimitOptions } from '../../src/http/plugins/rate-limit.js';
  * are declared.
  */
 
-export type Listener = 'public' | 'admin';
+type Listener = 'public' | 'admin';
 /** Who may call it: a service key, an API key, the agent's own key (self-rotation), the operator, anyone. */
-export type Credential = 'service' | 'api' | 'agent' | 'operator' | 'none';
+type Credential = 'service' | 'api' | 'agent' | 'operator' | 'none';
 
 export interface RouteSpec {
   name: string;
