@@ -1,7 +1,7 @@
 import pg from 'pg';
 
 /** The Postgres server the bench scripts create their own databases on. */
-const BENCH_SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const BENCH_SERVER_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** One statement on the server's maintenance database (create or drop a bench's own database). */
 export async function adminQuery(text: string, serverUrl = BENCH_SERVER_URL): Promise<void> {
