@@ -1,6 +1,7 @@
 /*
- * Builds the embedded database's template (src/db/pglite-template.ts): run by `npm ci` / `npm
- * install` (package.json postinstall) and by `npm run pglite:template`. Never fails the install: a
+ * Builds the embedded database's template (src/db/pglite/template.ts: a new database migrated by the
+ * same migrate() as every database): run by `npm ci` / `npm install` (package.json postinstall) and
+ * by `npm run pglite:template`. Never fails the install: a
  * missing template only makes the first start of a new data directory slower.
  */
 try {

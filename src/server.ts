@@ -56,7 +56,7 @@ export interface RunningServer {
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
   const database = await openConfiguredDatabase(config);
   try {
-    await database.migrate();
+    await database.migrate(logger);
   } catch (err) {
     await database.close();
     throw err;

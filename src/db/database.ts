@@ -1,9 +1,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
+import { migratePglite, migratePostgres, type MigrationLogger } from './migrate.js';
 import { acquireDataDirLock, type DataDirLock } from './pglite/data-dir-lock.js';
 import { copyTemplateDir, readTemplate } from './pglite/template.js';
 import { schema } from './schema.js';
@@ -13,8 +12,6 @@ export type { Db, Tx } from './types.js';
 
 /** Connections of the linker's own pool (Database.linkerDb says why it has one). */
 export const LINKER_POOL_MAX = 2;
-
-export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../migrations');
 
 export interface Database {
   readonly kind: 'postgres' | 'pglite';
@@ -26,8 +23,12 @@ export interface Database {
    * requests on 10 connections it would wait twice per round). Embedded mode has one connection.
    */
   readonly linkerDb: Db;
-  /** Runs the committed migrations that have not run yet (serialised across processes). */
-  migrate(): Promise<void>;
+  /**
+   * Brings the schema up to this code (db/migrate.ts): the migrations not applied yet, then the SQL
+   * functions that changed, each reported to `log`; serialised across processes. Throws
+   * UnknownMigrationError when the database holds a migration this code does not know.
+   */
+  migrate(log?: MigrationLogger): Promise<void>;
   /** One round trip; throws when the database does not answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -44,9 +45,6 @@ export interface OpenDatabaseOptions {
   connectionTimeoutMs?: number;
 }
 
-// A fixed advisory-lock key so that several instances starting at once migrate one at a time.
-const MIGRATION_LOCK_KEY = 7_277_431_001;
-
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
   return opts.databaseUrl ? openPostgres(opts.databaseUrl, opts) : openPglite(opts.dataDir);
 }
@@ -60,19 +58,7 @@ function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
     db,
     linkerDb: drizzlePg(linkerPool, { schema }) as unknown as Db,
     pool,
-    async migrate() {
-      const client = await pool.connect();
-      try {
-        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
-        try {
-          await migratePg(drizzlePg(client, { schema }), { migrationsFolder: MIGRATIONS_DIR });
-        } finally {
-          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]);
-        }
-      } finally {
-        client.release();
-      }
-    },
+    migrate: (log) => migratePostgres(pool, log),
     async ping() {
       await pool.query('select 1');
     },
@@ -93,26 +79,15 @@ function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
     statement_timeout: 10_000,
     query_timeout: 11_000,
     application_name: 'keyplane',
-    // Every hot statement is a named prepared statement (db/raw.ts, db/prepared.ts), but Postgres's
-    // default (plan_cache_mode = auto) plans a statement with its values on each of its first five
-    // runs, and after that whenever the generic plan's estimated cost is above the custom plans'
-    // average. On the bench's tables the CTE statements stayed there: `perf` on the list scenario
-    // put planning at a third of Postgres's CPU per request (GetCachedPlan → pg_plan_queries, most of
-    // it under SS_process_ctes). keyplane's statements look rows up by key and walk indexes in their
-    // own order, so their plans do not depend on the values: plan once per connection, then only
-    // execute (test/system/plan-cache.test.ts).
-    //
-    // A plan made once must also hold as the tables grow. Made while a table fits in a page or two
-    // (a new deployment, the bench's freshly seeded world), the cheapest plan for a key lookup is a
-    // sequential scan, and Postgres keeps that plan until an ANALYZE of the table invalidates it
-    // (autovacuum: up to a minute away, longer when it lags): the audit feed, planned so, read the
-    // whole events table three times plus once per item, 100 items a page, and fell from 1,380 to
-    // 131 reads a second within the bench's 13 seconds. A bitmap scan is the same trap: on a tiny
-    // table the feed's branches were planned as a bitmap scan of another key's index on the account
-    // alone, then a sort. Every statement keyplane sends has an index that matches it and walks it
-    // in its own order, so its sessions choose neither (enable_seqscan/enable_bitmapscan = off only
-    // price them out; a statement with no other path still runs one). JIT is off: an OLTP statement
-    // never repays a compile, and a priced-out scan's cost (10^10) is over any JIT threshold.
+    // Planner settings of every keyplane session (measurements: docs/performance/journal.md).
+    // plan_cache_mode: keyplane's statements look rows up by key and walk indexes in their own order,
+    // so their plans do not depend on the values: plan each prepared statement once per connection
+    // instead of re-planning it (planning was a third of Postgres's CPU per request).
+    // enable_seqscan/enable_bitmapscan off: a plan made once must hold as the tables grow, and made
+    // while a table fits in a page or two the cheapest plan is a sequential (or bitmap) scan, kept
+    // until the next ANALYZE. Every statement has an index that matches it, so pricing those scans
+    // out loses nothing (a statement with no other path still runs one). jit off: an OLTP statement
+    // never repays a compile, and a priced-out scan's cost is over any JIT threshold.
     options: '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_bitmapscan=off -c jit=off',
   });
   // An idle client losing its server (restart, failover) emits here; without a listener it would
@@ -139,11 +114,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
   try {
     // Loaded only in embedded mode: importing PGlite costs ~44 MB of resident memory, which a
     // server on Postgres should not carry (measured: 105 → 149 MB RSS at import).
-    const [{ PGlite }, { drizzle: drizzlePglite }, { migrate: migratePglite }] = await Promise.all([
-      import('@electric-sql/pglite'),
-      import('drizzle-orm/pglite'),
-      import('drizzle-orm/pglite/migrator'),
-    ]);
+    const [{ PGlite }, { drizzle: drizzlePglite }] = await Promise.all([import('@electric-sql/pglite'), import('drizzle-orm/pglite')]);
     // A new data directory (or an in-memory database) starts from the migrated template when
     // `npm ci` built one (db/pglite-template.ts): loading it takes 0.9 s, initdb 3.5 s. On disk,
     // a copy of the unpacked template is quicker still than loading the tarball.
@@ -158,9 +129,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       kind: 'pglite',
       db,
       linkerDb: db,
-      async migrate() {
-        await migratePglite(drizzlePglite(client, { schema }), { migrationsFolder: MIGRATIONS_DIR });
-      },
+      migrate: (log) => migratePglite(client, log),
       async ping() {
         await client.query('select 1');
       },

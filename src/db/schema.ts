@@ -126,7 +126,7 @@ export const apiKeys = pgTable(
 /**
  * How many active (unrevoked) child keys each service key has, so that GET /v1/keys reads its
  * `total` from at most COUNT_SHARDS rows instead of counting every key. Kept by statement-level
- * triggers on api_keys (migration 0002), so no write path can forget it. Each backend adds to the
+ * triggers on api_keys (db/sql/child_key_counts.sql), so no write path can forget it. Each backend adds to the
  * shard of its own pid: concurrent mints under one service key do not queue on one counter row.
  */
 export const childKeyCounts = pgTable(
@@ -141,7 +141,7 @@ export const childKeyCounts = pgTable(
 
 /**
  * Append-only compliance log. Each account's events form a hash chain: hash = sha256(prev_hash |
- * seq | canonical event), see domain/events.ts. Triggers (migrations 0001, 0002) refuse DELETE,
+ * seq | canonical event), see domain/audit/events.ts. Triggers (db/sql/compliance_events.sql) refuse DELETE,
  * TRUNCATE and every UPDATE except the one that fills an unlinked event's link.
  */
 export const complianceEvents = pgTable(
@@ -150,7 +150,7 @@ export const complianceEvents = pgTable(
     id: uuid('id').primaryKey(),
     accountId: uuid('account_id').notNull(),
     // The event's link in its account's chain: null from the insert (in the transaction of the change
-    // it records) until the linker fills all three once (domain/event-linker.ts, migration 0002).
+    // it records) until the linker fills all three once (domain/audit/linker.ts).
     seq: bigint('seq', { mode: 'number' }),
     prevHash: text('prev_hash'),
     hash: text('hash'),
@@ -169,10 +169,10 @@ export const complianceEvents = pgTable(
     createdAt: ts('created_at').notNull(),
     /**
      * The event's audit feed item as JSON text, written by the link-once trigger when the event is
-     * linked (migration 0006: keyplane_audit_item) and never by keyplane: an event is read in many
+     * linked (db/sql/audit_item.sql: keyplane_audit_item) and never by keyplane: an event is read in many
      * feed pages, so its item is printed once instead of on every read. Not part of the event (its
-     * hash does not cover it, exports leave it out); null until linked, and for events linked
-     * before 0006, where the feed prints the item from the row.
+     * hash does not cover it, exports leave it out); null until linked, and wherever it was cleared
+     * for re-printing, where the feed prints the item from the row.
      */
     itemJson: text('item_json'),
   },
@@ -184,10 +184,10 @@ export const complianceEvents = pgTable(
       'compliance_events_link_ck',
       sql`(${t.seq} is null and ${t.prevHash} is null and ${t.hash} is null) or (${t.seq} is not null and ${t.prevHash} is not null and ${t.hash} is not null)`,
     ),
-    // An item is printed when its event is linked, never before (migration 0006).
+    // An item is printed when its event is linked, never before.
     check('compliance_events_item_ck', sql`${t.itemJson} is null or ${t.seq} is not null`),
     // The feed's three paths to a key's events. No account-wide time index: nothing reads one, and
-    // every index is written twice per event (insert, then link; migration 0007 dropped it).
+    // every index is written twice per event (insert, then link).
     index('compliance_events_actor_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_subject_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_related_idx')
@@ -235,11 +235,11 @@ export const spendLedger = pgTable(
     createdAt: ts('created_at').notNull(),
   },
   (t) => [
-    // The debit's probe for an earlier debit of a request_id (keyplane_debit_batch).
+    // The debit's probe for an earlier debit of a request_id (keyplane_verify_debit_batch_v2).
     uniqueIndex('spend_ledger_request_uq').on(t.apiKeyId, t.requestId),
     // A cycle's debits in an account (agentLedgerSum). It names no key column: a plan made while the
-    // ledger was tiny chose an index with api_key_id in it (then 0009's probe walked the whole index
-    // and filtered request_id) as readily as the one that matches, so now only one can serve the probe.
+    // ledger was tiny chose an index with api_key_id in it for the debit's probe (then walked the whole
+    // index and filtered request_id) as readily as the one that matches, so only one can serve it.
     index('spend_ledger_account_cycle_idx').on(t.accountId, t.cycleStart),
     check('spend_ledger_cost_ck', sql`${t.costCents} >= 0`),
   ],

@@ -4,16 +4,16 @@ import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/pglite';
-import { migrate } from 'drizzle-orm/pglite/migrator';
 import { afterAll, describe, expect, it } from 'vitest';
-import { MIGRATIONS_DIR, openDatabase, type Database } from '../../src/db/database.js';
+import { openDatabase, type Database } from '../../src/db/database.js';
+import { migratePglite } from '../../src/db/migrate.js';
 import { buildTemplate, copyTemplateDir, readTemplate, templateDirPath, templatePath } from '../../src/db/pglite/template.js';
 import { queryRows } from '../../src/db/statements.js';
 
 /*
- * The embedded database's template (src/db/pglite-template.ts): a new data directory starts from a
+ * The embedded database's template (src/db/pglite/template.ts): a new data directory starts from a
  * migrated data directory dumped by `npm ci` instead of running initdb. It must be the same database
- * that initdb plus the migrations would have made, and a directory started from it must be an
+ * that initdb plus migrate() (the migrations, then the SQL functions of src/db/sql) would have made, and a directory started from it must be an
  * ordinary, durable data directory. (Runs in both suites: it uses PGlite directly.)
  */
 
@@ -30,6 +30,7 @@ const SCHEMA_FACTS = sql`
   union all select 'trigger ' || tgrelid::regclass || ' ' || pg_get_triggerdef(oid) from pg_trigger where not tgisinternal
   union all select 'function ' || proname || ' ' || md5(prosrc) from pg_proc where pronamespace = 'public'::regnamespace
   union all select 'migration ' || hash from drizzle.__drizzle_migrations
+  union all select 'sql file ' || name || ' ' || hash from drizzle.keyplane_sql_files
   order by fact`;
 
 async function facts(db: Database['db']): Promise<string[]> {
@@ -37,7 +38,7 @@ async function facts(db: Database['db']): Promise<string[]> {
 }
 
 describe('the embedded database template', () => {
-  it('is built for this PGlite and these migrations, and a new data directory from it is the database initdb + migrations make', async () => {
+  it('is built for this PGlite and this schema, and a new data directory from it is the database initdb + migrate() make', async () => {
     const built = await buildTemplate();
     expect(built.file).toBe(templatePath());
     expect(path.basename(built.file)).toMatch(/^pglite-\d+\.\d+\.\d+-[0-9a-f]{16}\.tar\.gz$/);
@@ -48,20 +49,21 @@ describe('the embedded database template', () => {
     expect(existsSync(path.join(built.dir, 'PG_VERSION'))).toBe(true);
     expect(readdirSync(path.dirname(built.dir)).filter((f) => f.includes('.partial'))).toEqual([]);
 
-    // Reference: initdb, then every migration.
+    // Reference: initdb, then migrate().
     const reference = new PGlite();
-    const referenceDb = drizzle(reference);
-    await migrate(referenceDb, { migrationsFolder: MIGRATIONS_DIR });
-    const expected = await facts(referenceDb as unknown as Database['db']);
+    await migratePglite(reference);
+    const expected = await facts(drizzle(reference) as unknown as Database['db']);
     await reference.close();
     expect(expected.length).toBeGreaterThan(100);
+    expect(expected.filter((f) => f.startsWith('function keyplane_'))).toHaveLength(6);
+    expect(expected.filter((f) => f.startsWith('sql file '))).toHaveLength(4);
 
     const dataDir = path.join(tmp, 'from-template');
     const started = performance.now();
     const fromTemplate = await openDatabase({ dataDir });
     const openMs = performance.now() - started;
     try {
-      // Nothing is pending: the template already holds every migration.
+      // Nothing is pending: the template already holds every migration and SQL file.
       await fromTemplate.migrate();
       expect(await facts(fromTemplate.db)).toEqual(expected);
       console.log(`[template] ${(built.bytes / 1e6).toFixed(1)} MB; a new data directory opened from it in ${openMs.toFixed(0)} ms`);

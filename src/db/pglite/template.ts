@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-// A cycle (client.ts imports readTemplate): MIGRATIONS_DIR is only read inside functions, after both loaded.
-import { MIGRATIONS_DIR } from '../database.js';
+import { migratePglite, migrationSourceFiles } from '../migrate.js';
 
 /*
  * A template of the embedded database: a PGlite data directory already initialised and migrated,
@@ -15,25 +14,25 @@ import { MIGRATIONS_DIR } from '../database.js';
  * 3.5 s of the 6.3 s from `npm start` to the first 200 on a fresh DATA_DIR (the issue asks < 5 s),
  * against 0.9 s to load this tarball. So `npm ci` builds the template once (package.json
  * postinstall: scripts/pglite-template.ts), and a new data directory, or an in-memory database
- * (the embedded test suite), starts from it; migrations then run as always (none pending).
+ * (the embedded test suite), starts from it; migrate() then runs as always (nothing to apply).
  *
- * The template belongs to one PGlite version and one set of migrations: its file name carries a
- * hash of both, so after an upgrade or a new migration it is simply not found (a new data
- * directory is then initialised as before, until the next `npm ci` or `npm run pglite:template`).
+ * The template belongs to one PGlite version and one schema (the migrations and the SQL files of
+ * db/sql): its file name carries a hash of all of them, so after an upgrade or a change of the
+ * schema it is simply not found (a new data directory is then initialised as before, until the next
+ * `npm ci` or `npm run pglite:template`).
  * It holds an empty schema: no account, no key, nothing secret.
  */
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const CACHE_DIR = path.join(ROOT, 'node_modules', '.cache', 'keyplane');
 
-/** What the template was made from: PGlite's version and every migration file (names and contents). */
+/** What the template was made from: PGlite's version and every schema source file (names and contents). */
 function templateKey(): string {
   // Its package.json is not exported, so it is read from where npm installs it.
   const manifest = path.join(ROOT, 'node_modules', '@electric-sql', 'pglite', 'package.json');
   const pglite = (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
   const hash = createHash('sha256').update(`pglite ${pglite}\n`);
-  const files = [path.join(MIGRATIONS_DIR, 'meta', '_journal.json'), ...readdirSync(MIGRATIONS_DIR).filter((f) => f.endsWith('.sql')).sort().map((f) => path.join(MIGRATIONS_DIR, f))];
-  for (const file of files) hash.update(`${path.basename(file)}\n`).update(readFileSync(file));
+  for (const file of migrationSourceFiles()) hash.update(`${path.basename(file)}\n`).update(readFileSync(file));
   return `pglite-${pglite}-${hash.digest('hex').slice(0, 16)}`;
 }
 
@@ -82,21 +81,42 @@ export function readTemplate(): Blob | undefined {
   }
 }
 
+/** Templates of this PGlite for other schemas kept beside the current one (the newest built). */
+const OTHER_SCHEMAS_KEPT = 2;
+
+/**
+ * Removes the templates of other PGlite versions (never usable again) and all but the newest few of
+ * other schemas: a checkout that switches between branches of different schemas, or several
+ * worktrees sharing one node_modules, keeps its templates instead of rebuilding them on each switch.
+ * This key's entries (and a concurrent build's partial ones) stay.
+ */
+function pruneTemplates(key: string): void {
+  const version = key.slice(0, key.lastIndexOf('-'));
+  const keyOf = (entry: string) => /^pglite-\d+\.\d+\.\d+-[0-9a-f]{16}/.exec(entry)?.[0];
+  const remove = (entry: string) => rmSync(path.join(CACHE_DIR, entry), { recursive: true, force: true });
+  const built = new Map<string, number>();
+  for (const entry of readdirSync(CACHE_DIR)) {
+    const other = keyOf(entry);
+    if (!other || other === key) continue;
+    if (!other.startsWith(`${version}-`)) remove(entry);
+    else if (entry === `${other}.tar.gz`) built.set(other, statSync(path.join(CACHE_DIR, entry)).mtimeMs);
+    else if (!built.has(other)) built.set(other, 0);
+  }
+  const stale = new Set([...built].sort((a, b) => b[1] - a[1]).slice(OTHER_SCHEMAS_KEPT).map(([k]) => k));
+  for (const entry of readdirSync(CACHE_DIR)) if (stale.has(keyOf(entry) ?? '')) remove(entry);
+}
+
 /**
  * Builds the template: a new in-memory database, migrated, dumped, and unpacked beside the tarball.
  * Written under temporary names and renamed, so a reader never sees half a template; templates of
  * other versions are removed.
  */
 export async function buildTemplate(): Promise<{ file: string; dir: string; bytes: number }> {
-  const [{ PGlite }, { drizzle }, { migrate }] = await Promise.all([
-    import('@electric-sql/pglite'),
-    import('drizzle-orm/pglite'),
-    import('drizzle-orm/pglite/migrator'),
-  ]);
+  const { PGlite } = await import('@electric-sql/pglite');
   // From initdb, never from an older template: the template is what a new directory would be.
   const client = new PGlite();
   try {
-    await migrate(drizzle(client), { migrationsFolder: MIGRATIONS_DIR });
+    await migratePglite(client);
     const bytes = Buffer.from(await (await client.dumpDataDir('gzip')).arrayBuffer());
     mkdirSync(CACHE_DIR, { recursive: true });
     const file = templatePath();
@@ -123,12 +143,7 @@ export async function buildTemplate(): Promise<{ file: string; dir: string; byte
         rmSync(partialDir, { recursive: true, force: true });
       }
     }
-    // Templates of other PGlite versions or migrations; this key's entries (and a concurrent
-    // build's partial ones) stay.
-    const key = path.basename(dir);
-    for (const other of readdirSync(CACHE_DIR)) {
-      if (other.startsWith('pglite-') && !other.startsWith(key)) rmSync(path.join(CACHE_DIR, other), { recursive: true, force: true });
-    }
+    pruneTemplates(path.basename(dir));
     return { file, dir, bytes: bytes.length };
   } finally {
     await client.close();

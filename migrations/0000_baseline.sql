@@ -34,12 +34,19 @@ CREATE TABLE "api_keys" (
 	CONSTRAINT "api_keys_cap_ck" CHECK ("api_keys"."monthly_cap_cents" is null or ("api_keys"."monthly_cap_cents" > 0 and "api_keys"."monthly_cap_cents" <= 100000000))
 );
 --> statement-breakpoint
+CREATE TABLE "child_key_counts" (
+	"service_key_id" uuid NOT NULL,
+	"shard" integer NOT NULL,
+	"active" bigint NOT NULL,
+	CONSTRAINT "child_key_counts_service_key_id_shard_pk" PRIMARY KEY("service_key_id","shard")
+);
+--> statement-breakpoint
 CREATE TABLE "compliance_events" (
 	"id" uuid PRIMARY KEY NOT NULL,
 	"account_id" uuid NOT NULL,
-	"seq" bigint NOT NULL,
-	"prev_hash" text NOT NULL,
-	"hash" text NOT NULL,
+	"seq" bigint,
+	"prev_hash" text,
+	"hash" text,
 	"event_type" text NOT NULL,
 	"environment" text,
 	"actor_kind" text NOT NULL,
@@ -51,7 +58,10 @@ CREATE TABLE "compliance_events" (
 	"ip" text,
 	"user_agent" text,
 	"data" jsonb NOT NULL,
-	"created_at" timestamp with time zone NOT NULL
+	"created_at" timestamp with time zone NOT NULL,
+	"item_json" text,
+	CONSTRAINT "compliance_events_link_ck" CHECK (("compliance_events"."seq" is null and "compliance_events"."prev_hash" is null and "compliance_events"."hash" is null) or ("compliance_events"."seq" is not null and "compliance_events"."prev_hash" is not null and "compliance_events"."hash" is not null)),
+	CONSTRAINT "compliance_events_item_ck" CHECK ("compliance_events"."item_json" is null or "compliance_events"."seq" is not null)
 );
 --> statement-breakpoint
 CREATE TABLE "idempotency_keys" (
@@ -78,6 +88,7 @@ CREATE TABLE "service_keys" (
 	"revoked_at" timestamp with time zone,
 	"last_used_at" timestamp with time zone,
 	"rotated_from" uuid,
+	"lineage_id" uuid NOT NULL,
 	CONSTRAINT "service_keys_env_ck" CHECK ("service_keys"."environment" in ('test','live'))
 );
 --> statement-breakpoint
@@ -101,7 +112,7 @@ CREATE INDEX "api_keys_creator_active_idx" ON "api_keys" USING btree ("account_i
 CREATE INDEX "api_keys_account_idx" ON "api_keys" USING btree ("account_id","created_at" DESC NULLS FIRST);--> statement-breakpoint
 CREATE UNIQUE INDEX "api_keys_rotated_from_uq" ON "api_keys" USING btree ("rotated_from");--> statement-breakpoint
 CREATE UNIQUE INDEX "compliance_events_chain_uq" ON "compliance_events" USING btree ("account_id","seq");--> statement-breakpoint
-CREATE INDEX "compliance_events_account_idx" ON "compliance_events" USING btree ("account_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST);--> statement-breakpoint
+CREATE INDEX "compliance_events_unlinked_idx" ON "compliance_events" USING btree ("account_id","created_at","id") WHERE "compliance_events"."seq" is null;--> statement-breakpoint
 CREATE INDEX "compliance_events_actor_idx" ON "compliance_events" USING btree ("account_id","actor_key_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST);--> statement-breakpoint
 CREATE INDEX "compliance_events_subject_idx" ON "compliance_events" USING btree ("account_id","subject_key_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST);--> statement-breakpoint
 CREATE INDEX "compliance_events_related_idx" ON "compliance_events" USING btree ("account_id","related_key_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST) WHERE "compliance_events"."related_key_id" is not null;--> statement-breakpoint
@@ -111,4 +122,4 @@ CREATE UNIQUE INDEX "service_keys_token_hash_uq" ON "service_keys" USING btree (
 CREATE INDEX "service_keys_account_idx" ON "service_keys" USING btree ("account_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST);--> statement-breakpoint
 CREATE UNIQUE INDEX "service_keys_rotated_from_uq" ON "service_keys" USING btree ("rotated_from");--> statement-breakpoint
 CREATE UNIQUE INDEX "spend_ledger_request_uq" ON "spend_ledger" USING btree ("api_key_id","request_id");--> statement-breakpoint
-CREATE INDEX "spend_ledger_cycle_idx" ON "spend_ledger" USING btree ("account_id","api_key_id","cycle_start");
+CREATE INDEX "spend_ledger_account_cycle_idx" ON "spend_ledger" USING btree ("account_id","cycle_start");
