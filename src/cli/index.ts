@@ -63,5 +63,5 @@ const invoked = process.argv[1] ?? '';
 if (invoked.endsWith('cli/index.ts') || invoked.endsWith('keyplane') || invoked.endsWith('keyplane.js')) {
   const code = await runCli(process.argv.slice(2));
   // serve keeps running; every other command exits with its code.
-  if (process.argv[2] !== 'serve') process.exit(code);
+  if (process.argv[2] !== 'serve' || code !== 0) process.exit(code);
 }
