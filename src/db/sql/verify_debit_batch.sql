@@ -1,0 +1,192 @@
+-- keyplane_verify_debit_batch: verifications with a debit, many per call, each decided under its
+-- key's row lock. keyplane calls it once per batch of debits (src/db/queries/spend.queries.ts; the
+-- batching is src/db/group-commit.ts) and commits synchronously: an instance runs one debit
+-- statement at a time, so its next batch waits for this answer whether or not the row lock outlives
+-- the commit, and an answer is durable before it is given.
+--
+-- Each item is {ord, token_hash, tiers, line, line_optional, id, request_id, cost, at, stale_before}.
+-- The rules are keyplane's (src/domain/verify/rules.ts), sent as data: `tiers` are the permission
+-- tiers that allow the verb, `line_optional` whether a line-scoped key may act naming no line. The
+-- order of the checks is the answer's: unknown or revoked first (also for a retried request_id, so a
+-- revoked key never answers a replay), then tier, then line, then replay, then cap.
+--
+-- Spend follows the agent across rotations: a request_id already debited anywhere in the key's
+-- rotation chain (rotated_from, recursively) is a replay, so a retry made with the successor key
+-- after a rotation debits nothing twice.
+--
+-- The answer is plain values, cheap for Postgres to produce: per item its outcome, what it saw (a
+-- replay's earlier cost, a refused cap's spend, cap and cycle) and the three columns a debit changes
+-- (monthly_spend_cents, spend_cycle_start, last_used_at) as the item left them; the key row itself
+-- once per key per call (o_key, on the key's first item). keyplane builds each item's key object
+-- from those (toKeyObject), including which spend the current cycle shows.
+CREATE OR REPLACE FUNCTION keyplane_verify_debit_batch(p_items jsonb)
+RETURNS TABLE (
+  o_ord int, o_outcome text, o_prior_cost int, o_spent bigint, o_cap int, o_cycle timestamptz,
+  o_key_id uuid, o_spend bigint, o_spend_cycle timestamptz, o_last_used timestamptz, o_key api_keys
+)
+LANGUAGE plpgsql
+SET enable_seqscan = off
+SET plan_cache_mode = force_generic_plan
+AS $$
+DECLARE
+  k api_keys%ROWTYPE;
+  cur_key uuid;
+  changed boolean := false;
+  it record;
+  chain uuid[];
+  prior int;
+  v_anchor timestamptz;
+  v_cycle timestamptz;
+  in_cycle bigint;
+  seen jsonb;
+  key_start int;
+  key_sent boolean;
+  requests_by_hash jsonb;
+  l_ids uuid[] := '{}';
+  l_accounts uuid[] := '{}';
+  l_keys uuid[] := '{}';
+  l_requests text[] := '{}';
+  l_costs int[] := '{}';
+  l_cycles timestamptz[] := '{}';
+  l_ats timestamptz[] := '{}';
+  u_ids uuid[] := '{}';
+  u_spends bigint[] := '{}';
+  u_cycles timestamptz[] := '{}';
+  u_used timestamptz[] := '{}';
+BEGIN
+  -- Each token hash's request_ids in this call, for its key's one ledger probe.
+  SELECT coalesce(jsonb_object_agg(g.token_hash, g.requests), '{}'::jsonb) INTO requests_by_hash
+    FROM (SELECT x.token_hash, jsonb_agg(DISTINCT x.request_id) AS requests
+            FROM jsonb_to_recordset(p_items) AS x(token_hash text, request_id text)
+           WHERE x.token_hash IS NOT NULL AND x.request_id IS NOT NULL
+           GROUP BY x.token_hash) g;
+  FOR it IN
+    -- A hash names at most one row, for good (rows are never deleted, a token_hash never changes), so
+    -- the key id is read here without a lock; the row itself is locked and read below, in id order.
+    -- Items of unknown hashes come after every key, and the empty object appended (ord NULL) last: it
+    -- ends the last key. The LATERAL … LIMIT 1 keeps the lookup an index probe per item: as a plain
+    -- join, the generic plan hashed the items and walked the whole api_keys index.
+    SELECT x.*, a.id AS key_id
+      FROM jsonb_to_recordset(p_items || '[{}]'::jsonb)
+        AS x(ord int, token_hash text, tiers text[], line text, line_optional boolean, id uuid,
+             request_id text, cost int, at timestamptz, stale_before timestamptz)
+      LEFT JOIN LATERAL (SELECT a.id FROM api_keys a WHERE a.token_hash = x.token_hash LIMIT 1) a ON true
+     ORDER BY x.ord IS NULL, a.id NULLS LAST, x.ord
+  LOOP
+    IF cur_key IS DISTINCT FROM it.key_id THEN
+      -- The previous key is done: remember its new state for the one UPDATE at the end.
+      IF changed THEN
+        u_ids := u_ids || k.id;
+        u_spends := u_spends || k.monthly_spend_cents;
+        u_cycles := u_cycles || k.spend_cycle_start;
+        u_used := u_used || k.last_used_at;
+      END IF;
+      cur_key := it.key_id;
+      changed := false;
+      key_sent := false;
+      -- This key's debits in this call are l_requests[key_start:], for a retry within the call.
+      key_start := cardinality(l_requests) + 1;
+      IF it.key_id IS NOT NULL THEN
+        SELECT * INTO k FROM api_keys a WHERE a.id = it.key_id FOR UPDATE;
+        v_anchor := date_trunc('milliseconds', k.cycle_anchor);
+        WITH RECURSIVE c(id, rotated_from) AS (
+          SELECT a.id, a.rotated_from FROM api_keys a WHERE a.id = k.id
+          UNION ALL
+          SELECT a.id, a.rotated_from FROM api_keys a JOIN c ON a.id = c.rotated_from
+        )
+        SELECT array_agg(c.id) INTO chain FROM c;
+        -- Earlier debits of this key's request_ids anywhere in its chain's ledger: one index probe per
+        -- (chain key, request_id), taken after the row lock, so a debit committed by another call
+        -- before it is seen. The LATERAL … LIMIT 1 keeps each a probe of spend_ledger_request_uq.
+        SELECT coalesce(jsonb_object_agg(r.request_id, l.cost_cents), '{}'::jsonb) INTO seen
+          FROM unnest(chain) AS c(id)
+         CROSS JOIN jsonb_array_elements_text(requests_by_hash -> k.token_hash) AS r(request_id)
+         CROSS JOIN LATERAL (SELECT s.cost_cents FROM spend_ledger s
+                              WHERE s.api_key_id = c.id AND s.request_id = r.request_id LIMIT 1) l;
+      END IF;
+    END IF;
+    EXIT WHEN it.ord IS NULL;
+
+    o_ord := it.ord;
+    o_outcome := NULL; o_prior_cost := NULL; o_spent := NULL; o_cap := NULL; o_cycle := NULL;
+    o_key_id := NULL; o_spend := NULL; o_spend_cycle := NULL; o_last_used := NULL;
+    o_key := NULL;
+    IF it.key_id IS NULL OR k.revoked_at IS NOT NULL THEN
+      -- Unknown or revoked (rotated away included): checked first, also for a retried request_id.
+      o_outcome := 'invalid';
+      RETURN NEXT;
+      CONTINUE;
+    END IF;
+    -- The current spend cycle at `at`: cycles of 30 days from cycle_anchor, at millisecond precision
+    -- (cycleStartFor in src/domain/keys/key-object.ts is the same rule).
+    v_cycle := v_anchor + make_interval(secs => (floor(greatest(0, extract(epoch from (it.at - v_anchor))) / 2592000) * 2592000)::float8);
+    IF NOT coalesce(k.permissions = ANY (it.tiers), false)
+       OR NOT (k.line_id IS NULL OR (it.line IS NULL AND coalesce(it.line_optional, false))
+               OR coalesce(k.line_id::text = it.line, false)) THEN
+      o_outcome := 'refused';
+    ELSE
+      in_cycle := CASE WHEN k.spend_cycle_start >= v_cycle THEN k.monthly_spend_cents ELSE 0 END;
+      -- An earlier debit of this request_id: in the chain's ledger (probed above) or earlier in this
+      -- call (this key's part of the ledger rows to insert; array_position, not a growing jsonb).
+      prior := (seen ->> it.request_id)::int;
+      IF prior IS NULL THEN
+        prior := l_costs[array_position(l_requests, it.request_id, key_start)];
+      END IF;
+      IF prior IS NOT NULL THEN
+        o_outcome := 'replayed';
+        o_prior_cost := prior;
+        -- A valid answer refreshes last_used_at; the same request_id with another cost is the
+        -- caller's error (409), not a use.
+        IF prior = it.cost AND (k.last_used_at IS NULL OR k.last_used_at < it.stale_before) THEN
+          k.last_used_at := it.at;
+          changed := true;
+        END IF;
+      ELSIF k.monthly_cap_cents IS NOT NULL AND in_cycle + it.cost > k.monthly_cap_cents THEN
+        o_outcome := 'cap_exceeded';
+        o_spent := in_cycle;
+        o_cap := k.monthly_cap_cents;
+        o_cycle := v_cycle;
+      ELSE
+        k.monthly_spend_cents := in_cycle + it.cost;
+        -- GREATEST never moves the stored cycle backwards; GREATEST(NULL, x) = x.
+        k.spend_cycle_start := GREATEST(k.spend_cycle_start, v_cycle);
+        IF k.last_used_at IS NULL OR k.last_used_at < it.stale_before THEN
+          k.last_used_at := it.at;
+        END IF;
+        l_ids := l_ids || it.id;
+        l_accounts := l_accounts || k.account_id;
+        l_keys := l_keys || k.id;
+        l_requests := l_requests || it.request_id;
+        l_costs := l_costs || it.cost;
+        l_cycles := l_cycles || k.spend_cycle_start;
+        l_ats := l_ats || it.at;
+        changed := true;
+        o_outcome := 'debited';
+      END IF;
+    END IF;
+    -- The key as this item left it: what a debit changes on every row, the rest of the row once per
+    -- key per call.
+    o_key_id := k.id;
+    o_spend := k.monthly_spend_cents;
+    o_spend_cycle := k.spend_cycle_start;
+    o_last_used := k.last_used_at;
+    IF NOT key_sent THEN
+      o_key := k;
+      key_sent := true;
+    END IF;
+    RETURN NEXT;
+  END LOOP;
+
+  IF cardinality(l_ids) > 0 THEN
+    INSERT INTO spend_ledger (id, account_id, api_key_id, request_id, cost_cents, cycle_start, created_at)
+    SELECT d.id, d.account_id, d.key_id, d.request_id, d.cost, d.cycle, d.at
+      FROM unnest(l_ids, l_accounts, l_keys, l_requests, l_costs, l_cycles, l_ats) AS d(id, account_id, key_id, request_id, cost, cycle, at);
+  END IF;
+  IF cardinality(u_ids) > 0 THEN
+    UPDATE api_keys a
+       SET monthly_spend_cents = u.spend, spend_cycle_start = u.cycle, last_used_at = u.used
+      FROM unnest(u_ids, u_spends, u_cycles, u_used) AS u(id, spend, cycle, used)
+     WHERE a.id = u.id;
+  END IF;
+END
+$$;
