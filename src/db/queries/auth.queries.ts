@@ -110,7 +110,7 @@ export async function apiKeyByHash(db: Db, tokenHash: string): Promise<ApiKeyRow
 }
 
 /** A last_used_at write: set it to `now` unless the row was used since `staleBefore` (or revoked). */
-export interface Touch {
+interface Touch {
   id: string;
   now: Date;
   staleBefore: Date;

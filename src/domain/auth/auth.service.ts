@@ -40,7 +40,7 @@ export type Principal = ServicePrincipal | ApiPrincipal;
  */
 export const SERVICE_KEY_READ_GRACE_MS = 60_000;
 
-export interface AuthenticateOptions {
+interface AuthenticateOptions {
   readOnly: boolean;
   now: Date;
   /** Service-key rows of recent reads (service-key-cache.ts); none: every read goes to the database. */

@@ -43,7 +43,7 @@ export const MAX_COST_CENTS = 100_000_000;
 const MAX_BATCH = 200;
 
 /** A verification with a debit. */
-export interface DebitRequest {
+interface DebitRequest {
   tokenHash: string;
   verb: Verb;
   lineId: string | null;

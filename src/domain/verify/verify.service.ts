@@ -22,7 +22,7 @@ import { verifiedKey, type VerifiedKey } from './verified-key.js';
  * started after each of them arrived, as their debits share one statement.
  */
 
-export interface VerifyInput {
+interface VerifyInput {
   key: string;
   verb: Verb;
   lineId?: string | null;
@@ -32,10 +32,10 @@ export interface VerifyInput {
   requestId?: string;
 }
 
-export type VerifyCode = 'valid' | 'invalid_api_key' | 'agent_permission_denied' | 'agent_scope_error' | 'agent_cap_exceeded';
+type VerifyCode = 'valid' | 'invalid_api_key' | 'agent_permission_denied' | 'agent_scope_error' | 'agent_cap_exceeded';
 
 /** The public error envelope of spec §10, ready for the data plane to forward to its own caller. */
-export interface ErrorEnvelope {
+interface ErrorEnvelope {
   error: { code: ErrorCode; message: string; details: ErrorDetail[] };
 }
 
