@@ -3,6 +3,7 @@ import { createAuditService } from './domain/audit/audit.service.js';
 import { createChainService } from './domain/audit/chain.service.js';
 import { EventLinker } from './domain/audit/linker.js';
 import { createAuthService } from './domain/auth/auth.service.js';
+import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
 import { createKeysService } from './domain/keys/keys.service.js';
 import { createSelfRotationService } from './domain/keys/self-rotation.service.js';
@@ -23,13 +24,14 @@ export interface ServicesOptions {
 export function createServices(database: Database, opts: ServicesOptions = {}): Services {
   const linker = new EventLinker(database.linkerDb, { roundTimeoutMs: opts.linkRoundTimeoutMs, onFailure: opts.onLinkFailure });
   const store = { db: database.db, linker };
+  const lastUsed = createLastUsed(database.db);
   return {
-    auth: createAuthService(database.db),
+    auth: createAuthService(database.db, lastUsed),
     keys: createKeysService(store, { lockTimeoutMs: opts.idempotencyLockTimeoutMs }),
     agents: createSelfRotationService(store),
     audit: createAuditService(store),
     chain: createChainService(store),
-    verify: createVerifyService(database.db),
+    verify: createVerifyService(database.db, lastUsed),
     portal: createPortalService(store),
     health: { database: database.kind, ping: () => database.ping() },
     maintenance: {

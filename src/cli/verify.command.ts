@@ -27,7 +27,7 @@ export function registerVerifyCommand(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (key: string, o: { verb: string; lineId?: string; costCents?: string; requestId?: string; json?: boolean }, cmd: Command) => {
       // Loaded here, not at the top: every other command starts without them.
-      const [{ verifyResultJson }, { verifyBody }] = await Promise.all([import('../domain/verify/verify.service.js'), import('../http/routes/verify.schemas.js')]);
+      const { verifyAnswer, verifyBody } = await import('../http/routes/verify.schemas.js');
       const parsed = verifyBody.safeParse({
         key: key === '-' ? await readStdin() : key,
         verb: o.verb,
@@ -45,7 +45,7 @@ export function registerVerifyCommand(program: Command): void {
         services.verify.verify({ key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id }, new Date()),
       );
       // The same JSON as POST /internal/v1/verify answers.
-      const answer = JSON.parse(verifyResultJson(result)) as VerifyAnswer;
+      const answer = verifyAnswer(result);
       print(!!o.json, answer, describeVerify(answer));
       if (!result.valid) throw new CliExit(1);
     });

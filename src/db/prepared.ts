@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from './types.js';
-import { apiKeys, serviceKeys } from './schema.js';
+import { apiKeys } from './schema.js';
 
 /*
  * The hot lookups as prepared statements: the SQL text is built once per database handle (not per
@@ -10,14 +10,6 @@ import { apiKeys, serviceKeys } from './schema.js';
 
 function build(db: Db) {
   return {
-    /** Authentication of a service key: unique index service_keys_token_hash_uq. */
-    serviceKeyByHash: db
-      .select()
-      .from(serviceKeys)
-      .where(eq(serviceKeys.tokenHash, sql.placeholder('hash')))
-      .prepare('kp_service_key_by_hash'),
-    /** Authentication of an API key: unique index api_keys_token_hash_uq. */
-    apiKeyByHash: db.select().from(apiKeys).where(eq(apiKeys.tokenHash, sql.placeholder('hash'))).prepare('kp_api_key_by_hash'),
     /** GET /v1/keys/{id}: primary key, then the ownership check on the row. */
     childKeyById: db
       .select()

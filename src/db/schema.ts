@@ -235,7 +235,7 @@ export const spendLedger = pgTable(
     createdAt: ts('created_at').notNull(),
   },
   (t) => [
-    // The debit's probe for an earlier debit of a request_id (keyplane_verify_debit_batch_v2).
+    // The debit's probe for an earlier debit of a request_id (keyplane_verify_debit_batch).
     uniqueIndex('spend_ledger_request_uq').on(t.apiKeyId, t.requestId),
     // A cycle's debits in an account (agentLedgerSum). It names no key column: a plan made while the
     // ledger was tiny chose an index with api_key_id in it for the debit's probe (then walked the whole

@@ -35,17 +35,12 @@ type PgliteClient = { query<T>(text: string, params: unknown[]): Promise<{ rows:
 export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
   const { sql: text, params } = dialect.sqlToQuery(query);
   const name = statementName(text);
-  // The pool, or a connection the caller holds: on one that is idle, pg submits the statement
-  // synchronously (db/held-connection.ts says why that matters).
-  const onPg = async <R>(target: pg.Pool | pg.ClientBase, statement: { name?: string; text: string }, values: Record<string, unknown>) =>
-    (await target.query({ ...statement, values: fillPlaceholders(params, values) })).rows as R[];
   const run = async <R>(db: Db, statement: { name?: string; text: string }, values: Record<string, unknown>) => {
     const pool = poolOf(db);
-    if (pool) return onPg<R>(pool, statement, values);
+    if (pool) return (await pool.query({ ...statement, values: fillPlaceholders(params, values) })).rows as R[];
     return (await (db as unknown as { $client: PgliteClient }).$client.query<R>(statement.text, fillPlaceholders(params, values))).rows;
   };
   const execute = (db: Db, values: Record<string, unknown>) => run<T>(db, { name, text }, values);
-  execute.on = (client: pg.ClientBase, values: Record<string, unknown>) => onPg<T>(client, { name, text }, values);
   execute.explain = async (db: Db, values: Record<string, unknown>) => {
     const rows = await run<{ 'QUERY PLAN': string }>(db, { text: `explain ${text}` }, values);
     return rows.map((r) => r['QUERY PLAN']).join('\n');
@@ -55,8 +50,6 @@ export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
 
 export interface PreparedQuery<T> {
   (db: Db, values: Record<string, unknown>): Promise<T[]>;
-  /** Runs it on a connection the caller holds (server mode), as the same named prepared statement. */
-  on(client: pg.ClientBase, values: Record<string, unknown>): Promise<T[]>;
   /** The plan of the statement with these values, as EXPLAIN prints it (nothing runs): for tests that pin a plan's shape. */
   explain(db: Db, values: Record<string, unknown>): Promise<string>;
 }

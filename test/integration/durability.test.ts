@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database, Db } from '../../src/db/database.js';
-import { CoalescedRun } from '../../src/db/coalesced-run.js';
+import { CoalescedRun } from '../../src/db/group-commit.js';
 import { flushWal } from '../../src/db/durability.js';
 import { queryRows } from '../../src/db/statements.js';
 import { sql } from 'drizzle-orm';

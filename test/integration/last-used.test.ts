@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LAST_USED_RESOLUTION_MS } from '../../src/domain/verify/spend.service.js';
+import { LAST_USED_RESOLUTION_MS } from '../../src/domain/auth/last-used.js';
 import { mintChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
 

@@ -76,7 +76,7 @@ describe('the SQL files', () => {
       'keyplane_count_minted_keys',
       'keyplane_link_event_once',
       'keyplane_refuse_event_change',
-      'keyplane_verify_debit_batch_v2',
+      'keyplane_verify_debit_batch',
     ]);
     expect(files.triggers.map((t) => t.name).sort()).toEqual([
       'api_keys_count_deleted',
@@ -114,7 +114,7 @@ describe('a migrated database', () => {
   });
 
   it('keeps the debit function’s own planner settings (embedded sessions plan it as server ones do)', async () => {
-    const [fn] = await query<{ config: string[] }>(`select proconfig as config from pg_proc where proname = 'keyplane_verify_debit_batch_v2'`);
+    const [fn] = await query<{ config: string[] }>(`select proconfig as config from pg_proc where proname = 'keyplane_verify_debit_batch'`);
     expect(fn!.config).toEqual(['enable_seqscan=off', 'plan_cache_mode=force_generic_plan']);
   });
 });

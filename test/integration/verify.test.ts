@@ -1,6 +1,9 @@
+import { eq } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiKeys } from '../../src/db/schema.js';
 import { base62Checksum } from '../../src/domain/auth/credentials.js';
-import { TIER_VERBS, VERBS } from '../../src/domain/verify/verify.service.js';
+import { toKeyObject } from '../../src/domain/keys/key-object.js';
+import { TIER_VERBS, VERBS } from '../../src/domain/verify/rules.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
 import { withLastCharChanged } from '../support/tokens.js';
@@ -65,6 +68,34 @@ describe('POST /internal/v1/verify', () => {
       revoked_at: null,
     });
     expect(res.raw).not.toContain(k.plaintext);
+  });
+
+  it("answers the key as toKeyObject of the stored row plus account_id, before and after a debit, byte for byte", async () => {
+    const k = await mintChild(t, tenant, { name: 'golden', agentLabel: 'g-1', monthlyCapCents: 500, permissions: 'call_only' });
+    const stored = async () => {
+      const [row] = await t.database.db.select().from(apiKeys).where(eq(apiKeys.id, k.id));
+      return JSON.stringify({ ...toKeyObject(row!, t.clock.now()), account_id: row!.accountId });
+    };
+    const keyOf = (res: Awaited<ReturnType<typeof verify>>) => JSON.stringify(res.body.key);
+    t.clock.freeze();
+    try {
+      // Without cost: valid (last_used_at written), then refused (nothing written).
+      expect(keyOf(await verify({ key: k.plaintext, verb: 'read' }))).toBe(await stored());
+      expect(keyOf(await verify({ key: k.plaintext, verb: 'sms' }))).toBe(await stored());
+      // With cost: debited, replayed, over the cap, refused by tier.
+      t.clock.advance(2_000);
+      expect(keyOf(await verify({ key: k.plaintext, verb: 'call', cost_cents: 120, request_id: 'golden-1' }))).toBe(await stored());
+      expect(keyOf(await verify({ key: k.plaintext, verb: 'call', cost_cents: 120, request_id: 'golden-1' }))).toBe(await stored());
+      expect(keyOf(await verify({ key: k.plaintext, verb: 'call', cost_cents: 400, request_id: 'golden-2' }))).toBe(await stored());
+      expect(keyOf(await verify({ key: k.plaintext, verb: 'sms', cost_cents: 1, request_id: 'golden-3' }))).toBe(await stored());
+      // And after the debit, without cost.
+      t.clock.advance(2_000);
+      const after = await verify({ key: k.plaintext, verb: 'read' });
+      expect(after.body.key).toMatchObject({ monthly_spend_cents: 120, last_used_at: t.clock.now().toISOString() });
+      expect(keyOf(after)).toBe(await stored());
+    } finally {
+      t.clock.unfreeze();
+    }
   });
 
   it('enforces the tier × verb matrix', async () => {
@@ -137,7 +168,7 @@ describe('POST /internal/v1/verify', () => {
 
   it('a verify with cost refuses and allows exactly as one without: every tier, verb and line', async () => {
     // With cost_cents the checks run inside the debit statement (migration 0013), from the tiers and
-    // line rule verify.service.ts sends as data; without, in JavaScript. Both must agree everywhere.
+    // line rule of rules.ts, sent as data; without, in JavaScript. Both must agree everywhere.
     const line = '7b0c5a52-3f0e-4a57-9d0c-7b1c2d3e4f50';
     const other = '0e4f2a1b-9c8d-4e7f-a6b5-c4d3e2f1a0b9';
     const keys: { label: string; plaintext: string }[] = [{ label: 'legacy_full', plaintext: tenant.apiKey }];

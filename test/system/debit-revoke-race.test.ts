@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
-import { agentLedgerSum } from '../../src/domain/verify/spend.service.js';
+import { agentLedgerSum } from '../../src/db/queries/spend.queries.js';
 import { cycleStartFor } from '../../src/domain/keys/key-object.js';
 import { mintChild } from '../support/child-keys.js';
 import { createFleetDatabase } from '../support/fleet.js';

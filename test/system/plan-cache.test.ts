@@ -68,14 +68,13 @@ it('the hot statements run on a generic plan from their first execution, never r
   expect(rows.length).toBeGreaterThanOrEqual(4);
 });
 
-it('the debit batch plans its own statements once, whatever the session (migrations 0009, 0013, 0014)', async () => {
-  // The current function and the one a previous release's instances call during a rolling deploy.
+it('the debit batch plans its own statements once, whatever the session (src/db/sql/verify_debit_batch.sql)', async () => {
   const fns = await queryRows<{ name: string; config: string[] }>(
     t.database.db,
     sql`select proname as name, proconfig as config from pg_proc
-         where proname in ('keyplane_verify_debit_batch', 'keyplane_verify_debit_batch_v2') and pronargs = 1 order by proname`,
+         where proname like 'keyplane_verify_debit_batch%' order by proname`,
   );
-  expect(fns.map((f) => f.name)).toEqual(['keyplane_verify_debit_batch', 'keyplane_verify_debit_batch_v2']);
+  expect(fns.map((f) => f.name)).toEqual(['keyplane_verify_debit_batch']);
   for (const fn of fns) expect(fn.config).toEqual(expect.arrayContaining(['enable_seqscan=off', 'plan_cache_mode=force_generic_plan']));
   const [session] = await queryRows<{ mode: string; seqscan: string; bitmapscan: string; jit: string }>(
     t.database.db,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BatchedLookup, perDatabase } from '../../src/db/batched-lookup.js';
+import { BatchedLookup } from '../../src/db/group-commit.js';
 
 /** A load whose statements the test finishes by hand, recording what each carried. */
 function manualLoad() {
@@ -69,15 +69,5 @@ describe('BatchedLookup', () => {
     const a = loader.lookup(1);
     statements[0]!.finish(['x', 'y']);
     await expect(a).rejects.toThrow('answered 2 of 1 inputs');
-  });
-
-  it('perDatabase builds one loader per handle', () => {
-    let built = 0;
-    const loaderOf = perDatabase((_db: object) => ({ n: ++built }));
-    const a = {};
-    const b = {};
-    expect(loaderOf(a)).toBe(loaderOf(a));
-    expect(loaderOf(b)).not.toBe(loaderOf(a));
-    expect(built).toBe(2);
   });
 });

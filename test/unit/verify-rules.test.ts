@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PERMISSIONS } from '../../src/db/schema.js';
-import { allows, inScope, VERBS } from '../../src/domain/verify/verify.service.js';
+import { allows, inScope, lineOptional, tiersAllowing, VERBS } from '../../src/domain/verify/rules.js';
 
 const LINE = '7b0c5a52-3f0e-4a57-9d0c-7b1c2d3e4f50';
 const OTHER = '0e4f2a1b-9c8d-4e7f-a6b5-c4d3e2f1a0b9';
@@ -25,6 +25,14 @@ describe('verification rules', () => {
       expect(inScope(LINE, verb, OTHER)).toBe(false);
       expect(inScope(LINE, verb, null)).toBe(verb === 'read');
     }
+  });
+
+  it('the rules as the debit statement takes them are the same rules', () => {
+    for (const verb of VERBS) {
+      expect([...tiersAllowing(verb)].sort()).toEqual(PERMISSIONS.filter((p) => allows(p, verb)).sort());
+      expect(lineOptional(verb)).toBe(inScope(LINE, verb, null));
+    }
+    expect(tiersAllowing('admin').sort()).toEqual(['full', 'legacy_full']);
   });
 
   it('a line-scoped key never acts on a line other than its own', () => {

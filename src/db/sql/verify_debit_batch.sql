@@ -1,34 +1,28 @@
--- Verify with a debit in one statement: find each key by its token hash, check it (revoked, tier,
--- line) and debit it, under its row lock; committed synchronously. One statement instead of three
--- (a read of the key, the debit, a shared WAL flush) halved Postgres' CPU per verification.
+-- keyplane_verify_debit_batch: verifications with a debit, many per call, each decided under its
+-- key's row lock. keyplane calls it once per batch of debits (src/db/queries/spend.queries.ts; the
+-- batching is src/db/group-commit.ts) and commits synchronously: an instance runs one debit
+-- statement at a time, so its next batch waits for this answer whether or not the row lock outlives
+-- the commit, and an answer is durable before it is given.
 --
--- A synchronous commit is right here, where the event linker commits asynchronously: an instance
--- runs one debit statement at a time (db/batched-lookup.ts), so its next batch waits for this one's
--- answer whether or not the row lock outlives the commit; holding the lock through the fsync only
--- delays another instance's batch for the same key, by one fsync per batch, not per debit.
+-- Each item is {ord, token_hash, tiers, line, line_optional, id, request_id, cost, at, stale_before}.
+-- The rules are keyplane's (src/domain/verify/rules.ts), sent as data: `tiers` are the permission
+-- tiers that allow the verb, `line_optional` whether a line-scoped key may act naming no line. The
+-- order of the checks is the answer's: unknown or revoked first (also for a retried request_id, so a
+-- revoked key never answers a replay), then tier, then line, then replay, then cap.
 --
--- The checks are the ones a verify without cost makes, as data: the caller sends the tiers that
--- allow the verb and whether a request naming no line is in scope. The items of one call are
--- decided key by key, key rows locked in id order (so two calls never wait on each other's keys in
--- a cycle); each item against the spend left by the items before it: an earlier debit of its
--- request_id (in the rotation chain's ledger, or earlier in this call) is a replay; a revoked key
--- debits nothing, checked first under the row lock so that the answer does not depend on when a
--- revoke committed; spend in the item's cycle plus its cost must stay within the cap.
--- test/integration/verify.test.ts runs the whole matrix with and without cost and compares them.
+-- Spend follows the agent across rotations: a request_id already debited anywhere in the key's
+-- rotation chain (rotated_from, recursively) is a replay, so a retry made with the successor key
+-- after a rotation debits nothing twice.
 --
--- The answer is light: the key row once per key per call, and on every row only what changes from
--- item to item (the spend shown and last_used_at), from which keyplane assembles each item's key
--- object; building a full key object per item in SQL was ~9 % of Postgres' time on one hot key.
--- A retry within the call is found with array_position over the call's own ledger rows, not a
--- jsonb object copied on every debit (quadratic in the batch).
---
--- Every statement has a plan that does not depend on its values or on the tables' sizes (index
--- probes, LATERAL … LIMIT 1), so it is planned once per connection; the settings are the
--- function's own rather than inherited, so embedded sessions (default: auto) plan it the same way.
-CREATE OR REPLACE FUNCTION keyplane_verify_debit_batch_v2(p_items jsonb)
+-- The answer is plain values, cheap for Postgres to produce: per item its outcome, what it saw (a
+-- replay's earlier cost, a refused cap's spend, cap and cycle) and the three columns a debit changes
+-- (monthly_spend_cents, spend_cycle_start, last_used_at) as the item left them; the key row itself
+-- once per key per call (o_key, on the key's first item). keyplane builds each item's key object
+-- from those (toKeyObject), including which spend the current cycle shows.
+CREATE OR REPLACE FUNCTION keyplane_verify_debit_batch(p_items jsonb)
 RETURNS TABLE (
   o_ord int, o_outcome text, o_prior_cost int, o_spent bigint, o_cap int, o_cycle timestamptz,
-  o_key_id uuid, o_spend bigint, o_last_used timestamptz, o_key api_keys
+  o_key_id uuid, o_spend bigint, o_spend_cycle timestamptz, o_last_used timestamptz, o_key api_keys
 )
 LANGUAGE plpgsql
 SET enable_seqscan = off
@@ -115,16 +109,16 @@ BEGIN
 
     o_ord := it.ord;
     o_outcome := NULL; o_prior_cost := NULL; o_spent := NULL; o_cap := NULL; o_cycle := NULL;
-    o_key_id := NULL; o_spend := NULL; o_last_used := NULL;
+    o_key_id := NULL; o_spend := NULL; o_spend_cycle := NULL; o_last_used := NULL;
     o_key := NULL;
     IF it.key_id IS NULL OR k.revoked_at IS NOT NULL THEN
-      -- Unknown or revoked (rotated away included): checked first, also for a retried request_id (0011).
+      -- Unknown or revoked (rotated away included): checked first, also for a retried request_id.
       o_outcome := 'invalid';
       RETURN NEXT;
       CONTINUE;
     END IF;
-    -- The current spend cycle at `at`: key-view.ts' rule (cycles of 30 days from cycle_anchor, at
-    -- millisecond precision), as keyObjectJson computes it.
+    -- The current spend cycle at `at`: cycles of 30 days from cycle_anchor, at millisecond precision
+    -- (cycleStartFor in src/domain/keys/key-object.ts is the same rule).
     v_cycle := v_anchor + make_interval(secs => (floor(greatest(0, extract(epoch from (it.at - v_anchor))) / 2592000) * 2592000)::float8);
     IF NOT coalesce(k.permissions = ANY (it.tiers), false)
        OR NOT (k.line_id IS NULL OR (it.line IS NULL AND coalesce(it.line_optional, false))
@@ -170,11 +164,11 @@ BEGIN
         o_outcome := 'debited';
       END IF;
     END IF;
-    -- The key as this item left it: what changes from item to item (the spend shown, as keyObjectJson
-    -- shows it at `at`; last_used_at) on every row, the rest of the row once per key per call.
+    -- The key as this item left it: what a debit changes on every row, the rest of the row once per
+    -- key per call.
     o_key_id := k.id;
-    o_spend := CASE WHEN k.spend_cycle_start IS NULL OR date_trunc('milliseconds', k.spend_cycle_start) = v_cycle
-                    THEN k.monthly_spend_cents ELSE 0 END;
+    o_spend := k.monthly_spend_cents;
+    o_spend_cycle := k.spend_cycle_start;
     o_last_used := k.last_used_at;
     IF NOT key_sent THEN
       o_key := k;

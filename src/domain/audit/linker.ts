@@ -1,5 +1,5 @@
 import type { Db } from '../../db/types.js';
-import { CoalescedRun } from '../../db/coalesced-run.js';
+import { CoalescedRun } from '../../db/group-commit.js';
 import { flushWal } from '../../db/durability.js';
 import { accountsWithWaitingEvents, countWaitingEvents, lockChainHead, waitingEvents, writeLinks } from '../../db/queries/events.queries.js';
 import { DomainError } from '../errors.js';

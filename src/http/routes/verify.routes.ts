@@ -1,9 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Clock } from '../../domain/clock.js';
-import { verifyResultJson, type VerifyService } from '../../domain/verify/verify.service.js';
-import { sendJson } from '../plugins/prebuilt-json.js';
-import { verifyBody, verifyResponses } from './verify.schemas.js';
+import type { VerifyService } from '../../domain/verify/verify.service.js';
+import { verifyAnswer, verifyBody, verifyResponses } from './verify.schemas.js';
 
 export interface VerifyRoutesOptions {
   verify: VerifyService;
@@ -19,12 +18,12 @@ export interface VerifyRoutesOptions {
  */
 export async function verifyRoutes(app: FastifyInstance, opts: VerifyRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.post('/verify', { schema: { body: verifyBody, response: verifyResponses } }, async (request, reply) => {
+  r.post('/verify', { schema: { body: verifyBody, response: verifyResponses } }, async (request) => {
     const b = request.body;
     const result = await opts.verify.verify(
       { key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id },
       opts.clock.now(),
     );
-    return sendJson(reply, verifyResultJson(result));
+    return verifyAnswer(result);
   });
 }

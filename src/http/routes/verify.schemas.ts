@@ -1,6 +1,8 @@
 import { z } from 'zod';
-import { MAX_COST_CENTS } from '../../domain/verify/spend.service.js';
-import { VERBS } from '../../domain/verify/verify.service.js';
+import { MAX_COST_CENTS } from '../../domain/verify/debit.js';
+import { VERBS } from '../../domain/verify/rules.js';
+import type { VerifyResult } from '../../domain/verify/verify.service.js';
+import { statusOf } from '../plugins/error-status.js';
 import { errorEnvelopeSchema, errorResponses, keyObjectSchema } from './common.schemas.js';
 
 /**
@@ -47,5 +49,19 @@ export const verifyResultSchema = z
 
 /** An answer of POST /internal/v1/verify as the wire carries it. */
 export type VerifyAnswer = z.infer<typeof verifyResultSchema>;
+
+/**
+ * A verification's result as the route answers it (and `keyplane verify` prints it), fields in the
+ * schema's order: a refusal carries the HTTP status the data plane should answer its own caller
+ * with, from the one code → status map.
+ */
+export function verifyAnswer(r: VerifyResult): VerifyAnswer {
+  const answer: VerifyAnswer = { valid: r.valid, code: r.code };
+  if (r.code !== 'valid') answer.status = statusOf(r.code);
+  if (r.key !== undefined) answer.key = r.key;
+  if (r.error !== undefined) answer.error = r.error;
+  if (r.debit !== undefined) answer.debit = r.debit;
+  return answer;
+}
 
 export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 413, 422, 503] as const) };
