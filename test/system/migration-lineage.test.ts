@@ -4,9 +4,12 @@ import path from 'node:path';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { MIGRATIONS_DIR } from '../../src/db/client.js';
 import { createFleetDatabase } from '../support/fleet.js';
+import { requires } from '../support/requirements.js';
+
+const { it } = await requires(['postgres']);
 
 /*
  * Migration 0012 on a database that already holds rotated service keys and their children: the
