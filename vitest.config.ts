@@ -1,8 +1,10 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 /*
  * Three projects: `unit` and `integration` are the fast loop (`npm test`); `system` holds what
- * starts real processes, throwaway clusters, Redis and load (`npm run test:system`).
+ * starts real processes (the CLI, servers, throwaway clusters, redis-server), builds PGlite
+ * templates, needs Redis or runs load (`npm run test:system`).
  *
  * The global setup (database pick, secret-leak check at teardown) is declared once, on the root
  * config, and the projects do not inherit it: vitest runs the root's global setup once per run
@@ -20,11 +22,23 @@ const shared = {
 export default defineConfig({
   test: {
     globalSetup: ['test/support/global-setup.ts'],
+    // Two test files at a time even on two cores (vitest's default there is one): much of a file's
+    // time is spent waiting on the database server, and one file's waits overlap the other's work.
+    maxWorkers: Math.max(2, availableParallelism() - 1),
     reporters: ['default'],
     projects: [
       { test: { ...shared, name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       { test: { ...shared, name: 'integration', include: ['test/integration/**/*.test.ts', 'test/fuzz/**/*.test.ts'] } },
-      { test: { ...shared, name: 'system', include: ['test/system/**/*.test.ts', 'test/fleet/**/*.test.ts'] } },
+      {
+        test: {
+          ...shared,
+          name: 'system',
+          include: ['test/system/**/*.test.ts', 'test/fleet/**/*.test.ts'],
+          // One file at a time: these measure latency under load, kill servers and start clusters,
+          // and must not compete with each other for the machine.
+          maxWorkers: 1,
+        },
+      },
     ],
   },
 });
