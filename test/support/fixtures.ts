@@ -19,6 +19,8 @@ import { createTenant, createTestApp } from './harness.js';
 /** The fixtures over an app built with these overrides (say `{ bodyLimit: 2048 }`). */
 export function appTest(overrides: Partial<AppDeps> = {}) {
   return base
+    // vitest reads a fixture's dependencies from this object pattern: it must be one, even empty.
+    // eslint-disable-next-line no-empty-pattern
     .extend('app', { scope: 'file' }, async ({}, { onCleanup }) => {
       const t = await createTestApp(overrides);
       onCleanup(() => t.close());
