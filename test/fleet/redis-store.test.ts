@@ -3,13 +3,16 @@ import { Writable } from 'node:stream';
 import net, { type AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { generateToken } from '../../src/domain/auth/credentials.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
 import type { RateLimitOptions } from '../../src/http/plugins/rate-limit.js';
 import { createTenant, testDatabase, type Tenant, type TestApp } from '../support/harness.js';
 import { buildLimitedApp, call, expectLimitHeaders, expectRateLimited, FrozenClock } from '../support/rate-limit.js';
 import { countPrefix, deletePrefix, freePort, silentServer, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
+import { requires } from '../support/requirements.js';
+
+const { describe, it } = await requires(['redis', 'redis-server']);
 
 /*
  * The Redis counter store, in-process: several app instances on one Redis share one limit; a

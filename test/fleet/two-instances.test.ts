@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { asc, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { apiKeys, complianceEvents } from '../../src/db/schema.js';
 import { canonicalEvent, chainHash } from '../../src/domain/audit/chain-hash.js';
@@ -8,6 +8,9 @@ import { ADMIN_TOKEN, recordSecrets, storeOf } from '../support/harness.js';
 import { createFleetDatabase, http, startInstance, type Instance } from '../support/fleet.js';
 import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 import * as portal from '../../src/domain/portal/portal.service.js';
+import { requires } from '../support/requirements.js';
+
+const { describe, it } = await requires(['postgres', 'redis']);
 
 /*
  * Two keyplane processes on two ports, one Postgres database (created here, dropped after) and one

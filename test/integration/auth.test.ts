@@ -1,20 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { generateToken } from '../../src/domain/auth/credentials.js';
-import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, createTenant, errorCode } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 import { withLastCharChanged } from '../support/tokens.js';
-
-let t: TestApp;
-let tenant: Tenant;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
-});
-afterAll(() => t.close());
 
 const INVALID = 'The API key is invalid or has been revoked.';
 
 describe('authentication on /v1/keys (spec §2)', () => {
-  it('a service key lists its (empty) keys on both path prefixes', async () => {
+  it('a service key lists its (empty) keys on both path prefixes', async ({ app: t, tenant }) => {
     for (const prefix of ['/v1', '/api/v1']) {
       const res = await call(t.app, 'GET', `${prefix}/keys`, { token: tenant.serviceKey });
       expect(res.status).toBe(200);
@@ -22,13 +15,13 @@ describe('authentication on /v1/keys (spec §2)', () => {
     }
   });
 
-  it('no header → 401 unauthorized', async () => {
+  it('no header → 401 unauthorized', async ({ app: t }) => {
     const res = await call(t.app, 'GET', '/v1/keys');
     expect(res.status).toBe(401);
     expect(errorCode(res)).toBe('unauthorized');
   });
 
-  it('every bad credential → 401 invalid_api_key with one and the same message', async () => {
+  it('every bad credential → 401 invalid_api_key with one and the same message', async ({ app: t, tenant }) => {
     const svc = tenant.serviceKey;
     const wrongChecksum = withLastCharChanged(svc);
     const cases = {
@@ -50,7 +43,7 @@ describe('authentication on /v1/keys (spec §2)', () => {
     expect([...messages]).toEqual([INVALID]);
   });
 
-  it('tolerates extra spaces after Bearer; rejects other schemes', async () => {
+  it('tolerates extra spaces after Bearer; rejects other schemes', async ({ app: t, tenant }) => {
     const ok = await call(t.app, 'GET', '/v1/keys', { headers: { authorization: `Bearer    ${tenant.serviceKey}` } });
     expect(ok.status).toBe(200);
     const basic = await call(t.app, 'GET', '/v1/keys', { headers: { authorization: `Basic ${tenant.serviceKey}` } });
@@ -58,7 +51,7 @@ describe('authentication on /v1/keys (spec §2)', () => {
     expect(errorCode(basic)).toBe('invalid_api_key');
   });
 
-  it('a revoked service key may read for 60 s, then not at all', async () => {
+  it('a revoked service key may read for 60 s, then not at all', async ({ app: t }) => {
     const own = await createTenant(t);
     const revoke = await call(t.admin, 'DELETE', `/internal/v1/service-keys/${own.serviceKeyId}`, { token: ADMIN_TOKEN });
     expect(revoke.status).toBe(200);
@@ -70,7 +63,7 @@ describe('authentication on /v1/keys (spec §2)', () => {
     expect(errorCode(after)).toBe('invalid_api_key');
   });
 
-  it('a rotated service key is replaced: the successor works, the old one only reads during grace', async () => {
+  it('a rotated service key is replaced: the successor works, the old one only reads during grace', async ({ app: t }) => {
     const own = await createTenant(t);
     const rotated = await call(t.admin, 'POST', `/internal/v1/service-keys/${own.serviceKeyId}/rotate`, { token: ADMIN_TOKEN });
     expect(rotated.status).toBe(201);

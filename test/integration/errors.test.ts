@@ -1,30 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { createServices } from '../../src/services.js';
-import { call, createTenant, createTestApp, errorCode, testDatabase, testLogger, type Tenant, type TestApp } from '../support/harness.js';
+import { call, errorCode, testDatabase, testLogger } from '../support/harness.js';
+import { appTest } from '../support/fixtures.js';
 
-let t: TestApp;
-let tenant: Tenant;
-beforeAll(async () => {
-  t = await createTestApp({ bodyLimit: 2048 });
-  tenant = await createTenant(t);
-});
-afterAll(() => t.close());
+const it = appTest({ bodyLimit: 2048 });
 
 describe('error envelope (spec §10)', () => {
-  it('unknown route → 404 not_found', async () => {
+  it('unknown route → 404 not_found', async ({ app: t }) => {
     const res = await call(t.app, 'GET', '/v1/nope');
     expect(res.status).toBe(404);
     expect(errorCode(res)).toBe('not_found');
   });
 
-  it('unknown method on a known path → 404 not_found', async () => {
+  it('unknown method on a known path → 404 not_found', async ({ app: t, tenant }) => {
     const res = await call(t.app, 'PUT', '/v1/keys', { token: tenant.serviceKey, body: {} });
     expect(res.status).toBe(404);
     expect(errorCode(res)).toBe('not_found');
   });
 
-  it('malformed JSON → 422 validation_error, no parser text echoed', async () => {
+  it('malformed JSON → 422 validation_error, no parser text echoed', async ({ app: t }) => {
     const res = await call(t.admin, 'POST', '/internal/v1/accounts', {
       token: (await import('../support/harness.js')).ADMIN_TOKEN,
       payload: '{"name": ',
@@ -34,7 +29,7 @@ describe('error envelope (spec §10)', () => {
     expect(res.raw).not.toMatch(/Unexpected|SyntaxError|at /);
   });
 
-  it('wrong content type → 422 validation_error naming the header', async () => {
+  it('wrong content type → 422 validation_error naming the header', async ({ app: t }) => {
     const { ADMIN_TOKEN } = await import('../support/harness.js');
     const res = await call(t.admin, 'POST', '/internal/v1/accounts', {
       token: ADMIN_TOKEN,
@@ -46,14 +41,14 @@ describe('error envelope (spec §10)', () => {
     expect(res.body.error.details[0].field).toBe('content-type');
   });
 
-  it('a body over the limit → 413 payload_too_large', async () => {
+  it('a body over the limit → 413 payload_too_large', async ({ app: t }) => {
     const { ADMIN_TOKEN } = await import('../support/harness.js');
     const res = await call(t.admin, 'POST', '/internal/v1/accounts', { token: ADMIN_TOKEN, body: { name: 'x'.repeat(5000) } });
     expect(res.status).toBe(413);
     expect(errorCode(res)).toBe('payload_too_large');
   });
 
-  it('bad query values → 422 with the field named', async () => {
+  it('bad query values → 422 with the field named', async ({ app: t, tenant }) => {
     for (const q of ['limit=0', 'limit=101', 'offset=-1', 'offset=100001', 'limit=abc', 'bogus=1']) {
       const res = await call(t.app, 'GET', `/v1/keys?${q}`, { token: tenant.serviceKey });
       expect(res.status, q).toBe(422);
@@ -61,12 +56,12 @@ describe('error envelope (spec §10)', () => {
     }
   });
 
-  it('an empty JSON body is accepted where a route takes none (GET with Content-Type)', async () => {
+  it('an empty JSON body is accepted where a route takes none (GET with Content-Type)', async ({ app: t, tenant }) => {
     const res = await call(t.app, 'GET', '/v1/keys', { token: tenant.serviceKey, payload: '' });
     expect(res.status).toBe(200);
   });
 
-  it('x-request-id: a well-formed one is echoed, anything else replaced', async () => {
+  it('x-request-id: a well-formed one is echoed, anything else replaced', async ({ app: t }) => {
     const mine = await call(t.app, 'GET', '/healthz', { headers: { 'x-request-id': 'req-123.abc' } });
     expect(mine.headers['x-request-id']).toBe('req-123.abc');
     const bad = await call(t.app, 'GET', '/healthz', { headers: { 'x-request-id': 'a b<script>' } });

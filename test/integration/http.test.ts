@@ -1,23 +1,18 @@
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
+import { describe, expect } from 'vitest';
+import { it } from '../support/fixtures.js';
 
-let t: TestApp;
-let tenant: Tenant;
 let base: string;
 let adminBase: string;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(async ({ app: t }) => {
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   await t.admin.listen({ host: '127.0.0.1', port: 0 });
   base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
   adminBase = `http://127.0.0.1:${(t.admin.server.address() as AddressInfo).port}`;
 });
-afterAll(() => t.close());
 
 describe('over real HTTP', () => {
-  it('answers the SDK-style list call with Content-Type on a GET', async () => {
+  it('answers the SDK-style list call with Content-Type on a GET', async ({ tenant }) => {
     const res = await fetch(`${base}/api/v1/keys`, {
       headers: { authorization: `Bearer ${tenant.serviceKey}`, 'content-type': 'application/json' },
     });

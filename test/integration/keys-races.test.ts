@@ -1,20 +1,13 @@
 import { and, eq, isNull, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { apiKeys, idempotencyKeys } from '../../src/db/schema.js';
-import { call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
-
-let t: TestApp;
-let tenant: Tenant;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
-});
-afterAll(() => t.close());
+import { call, createTenant } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 const N = 20;
 
 describe('races (real concurrency on the database)', () => {
-  it(`${N} concurrent rotations of one key with distinct Idempotency-Keys → one 201, the rest 404, one active successor`, async () => {
+  it(`${N} concurrent rotations of one key with distinct Idempotency-Keys → one 201, the rest 404, one active successor`, async ({ app: t, tenant }) => {
     const key = (await call(t.app, 'POST', '/v1/keys', { token: tenant.serviceKey, body: { name: 'contended' }, headers: { 'idempotency-key': `m-${Math.random()}` } })).body.key;
     const results = await Promise.all(
       Array.from({ length: N }, (_, i) =>
@@ -36,7 +29,7 @@ describe('races (real concurrency on the database)', () => {
     expect(chain).toHaveLength(1);
   });
 
-  it(`${N} concurrent mints with one Idempotency-Key → exactly one key row; others 409 in progress or a 201 replay without plaintext`, async () => {
+  it(`${N} concurrent mints with one Idempotency-Key → exactly one key row; others 409 in progress or a 201 replay without plaintext`, async ({ app: t }) => {
     const own = await createTenant(t);
     const idem = `same-${Math.random()}`;
     const results = await Promise.all(
@@ -56,7 +49,7 @@ describe('races (real concurrency on the database)', () => {
 });
 
 describe('races of the one-statement rotation', () => {
-  it(`${N} concurrent rotations of one key with ONE Idempotency-Key → one rotation; the rest replay it or are told it is in progress`, async () => {
+  it(`${N} concurrent rotations of one key with ONE Idempotency-Key → one rotation; the rest replay it or are told it is in progress`, async ({ app: t }) => {
     const own = await createTenant(t);
     const key = (await call(t.app, 'POST', '/v1/keys', { token: own.serviceKey, body: { name: 'once' }, headers: { 'idempotency-key': `m-${Math.random()}` } })).body.key;
     const idem = `rot-once-${Math.random()}`;
@@ -74,7 +67,7 @@ describe('races of the one-statement rotation', () => {
     expect(successors).toHaveLength(1);
   });
 
-  it(`one Idempotency-Key on ${N} concurrent rotations of ${N} different keys → one rotates, the others are refused and their keys untouched`, async () => {
+  it(`one Idempotency-Key on ${N} concurrent rotations of ${N} different keys → one rotates, the others are refused and their keys untouched`, async ({ app: t }) => {
     const own = await createTenant(t);
     const keys = [];
     for (let i = 0; i < N; i++) {
@@ -101,7 +94,7 @@ describe('races of the one-statement rotation', () => {
 });
 
 describe('atomicity', () => {
-  it('a rotation whose compliance event cannot be written leaves the old key active, no successor, no idempotency row', async () => {
+  it('a rotation whose compliance event cannot be written leaves the old key active, no successor, no idempotency row', async ({ app: t }) => {
     const own = await createTenant(t);
     const key = (await call(t.app, 'POST', '/v1/keys', { token: own.serviceKey, body: { name: 'atomic' }, headers: { 'idempotency-key': `a-${Math.random()}` } })).body.key;
     // A trigger that fails this account's rotation events only, so parallel test files are unaffected.

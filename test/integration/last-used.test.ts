@@ -1,20 +1,15 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect } from 'vitest';
 import { LAST_USED_RESOLUTION_MS } from '../../src/domain/auth/last-used.js';
 import { mintChild } from '../support/child-keys.js';
-import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, createTenant } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 /*
  * last_used_at records every use of a key, not only verifications: an API key's audit reads, a
  * service key's requests. At most one write per second per key, as verify does.
  */
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(() => t.close());
-
-it("an API key's audit reads set its last_used_at, at most once per second", async () => {
+it("an API key's audit reads set its last_used_at, at most once per second", async ({ app: t }) => {
   const tenant = await createTenant(t);
   const k = await mintChild(t, tenant, { name: 'reader' });
   const lastUsed = async () => (await call(t.app, 'GET', `/v1/keys/${k.id}`, { token: tenant.serviceKey })).body.key.last_used_at as string | null;
@@ -35,7 +30,7 @@ it("an API key's audit reads set its last_used_at, at most once per second", asy
   }
 });
 
-it("a service key's requests set its last_used_at, reads served from the row cache included", async () => {
+it("a service key's requests set its last_used_at, reads served from the row cache included", async ({ app: t }) => {
   const tenant = await createTenant(t);
   const serviceKey = async () => {
     const res = await call(t.admin, 'GET', `/internal/v1/accounts/${tenant.accountId}/service-keys`, { token: ADMIN_TOKEN });
@@ -62,7 +57,7 @@ it("a service key's requests set its last_used_at, reads served from the row cac
   }
 });
 
-it('a replayed debit is a use and refreshes last_used_at; the same request_id with another cost (409) is not', async () => {
+it('a replayed debit is a use and refreshes last_used_at; the same request_id with another cost (409) is not', async ({ app: t }) => {
   const tenant = await createTenant(t);
   const k = await mintChild(t, tenant, { name: 'payer' });
   const verify = (body: unknown) => call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body });

@@ -2,10 +2,10 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import createClient, { type Client, type Middleware } from 'openapi-fetch';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { parse } from 'yaml';
 import { DOCUMENT_FILES, ROOT } from '../../scripts/openapi.js';
-import { createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 import type { paths } from '../support/openapi.types.js';
 import { ResponseValidator } from '../support/openapi-validator.js';
 
@@ -31,15 +31,11 @@ const checkAgainstDocument: Middleware = {
   },
 };
 
-let t: TestApp;
-let tenant: Tenant;
 let client: Client<paths>;
 let sdkClient: Client<paths>;
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(async ({ app: t }) => {
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   const base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
   // The SDKs send Content-Type: application/json on every request (spec §4).
@@ -48,7 +44,6 @@ beforeAll(async () => {
   sdkClient = createClient<paths>({ baseUrl: `${base}/api`, headers: { 'Content-Type': 'application/json' } });
   for (const c of [client, sdkClient]) c.use(checkAgainstDocument);
 });
-afterAll(() => t.close());
 
 describe('typed client from openapi.yaml, against a listening server', () => {
   it('health probes', async () => {
@@ -58,7 +53,7 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(ready.data?.status).toBe('ready');
   });
 
-  it('GET /v1/keys: 200 on both bases, 401 without or with a bad key, 422 out of range', async () => {
+  it('GET /v1/keys: 200 on both bases, 401 without or with a bad key, 422 out of range', async ({ tenant }) => {
     for (const c of [client, sdkClient]) {
       const { data, response } = await c.GET('/v1/keys', { params: { query: { limit: 10, offset: 0 } }, headers: bearer(tenant.serviceKey) });
       expect(response.status).toBe(200);
@@ -74,7 +69,7 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(bad.error?.error.code).toBe('validation_error');
   });
 
-  it('the key lifecycle: mint (and its replay), read, update, rotate, revoke', async () => {
+  it('the key lifecycle: mint (and its replay), read, update, rotate, revoke', async ({ tenant }) => {
     const idem = (s: string) => ({ header: { 'Idempotency-Key': `${s}-${Math.random().toString(36).slice(2)}` } });
     const mintParams = idem('mint');
     const minted = await client.POST('/v1/keys', {
@@ -128,7 +123,7 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(listed.data?.total).toBe(0);
   });
 
-  it('the agent routes: audit feed and self-rotation', async () => {
+  it('the agent routes: audit feed and self-rotation', async ({ tenant }) => {
     const minted = await client.POST('/v1/keys', {
       params: { header: { 'Idempotency-Key': `agent-${Math.random().toString(36).slice(2)}` } },
       body: { name: 'self-rotating agent', self_rotation: true },
@@ -148,7 +143,7 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(noSecret.response.status).toBe(400);
   });
 
-  it('a response that does not match the document fails the check', async () => {
+  it('a response that does not match the document fails the check', async ({ tenant }) => {
     const { data } = await client.GET('/v1/keys', { headers: bearer(tenant.serviceKey) });
     const wrong = { ...data, total: 'zero' };
     expect(validator.check('GET', '/v1/keys', 200, {}, JSON.stringify(wrong))).toMatch(/total/);

@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { parse } from 'yaml';
 import { CLIENT_TYPES_FILE, DOCUMENT_FILES, EXAMPLES_FILE, generateClientTypes, generateDocuments, ROOT } from '../../scripts/openapi.js';
 import { ResponseValidator } from '../support/openapi-validator.js';
-import { ADMIN_TOKEN, call, createTestApp, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 type Json = Record<string, any>;
 const committed = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
@@ -15,12 +16,6 @@ function operations(doc: Json): { method: string; path: string; op: Json }[] {
   return Object.entries<Json>(doc.paths).flatMap(([p, item]) => Object.entries<Json>(item).map(([method, op]) => ({ method, path: p, op })));
 }
 
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(() => t.close());
-
 describe('the committed documents are what the code generates (drift)', () => {
   it('openapi.yaml, openapi.internal.yaml and the client types match `npm run openapi` byte for byte', async () => {
     const generated = await generateDocuments();
@@ -30,7 +25,7 @@ describe('the committed documents are what the code generates (drift)', () => {
     expect(await generateClientTypes(generated.public), 'run `npm run openapi`').toBe(committed(CLIENT_TYPES_FILE));
   }, 180_000);
 
-  it('the running apps serve the same documents', async () => {
+  it('the running apps serve the same documents', async ({ app: t }) => {
     const pub = await call(t.app, 'GET', '/openapi.json');
     expect(pub.status).toBe(200);
     expect(pub.body).toEqual(publicDoc);
@@ -41,7 +36,7 @@ describe('the committed documents are what the code generates (drift)', () => {
 });
 
 describe('serving', () => {
-  it('the internal document is only on the admin listener, behind the operator token', async () => {
+  it('the internal document is only on the admin listener, behind the operator token', async ({ app: t }) => {
     expect((await call(t.admin, 'GET', '/internal/openapi.json')).status).toBe(401);
     expect((await call(t.admin, 'GET', '/internal/openapi.json', { token: 'wrong-token' })).status).toBe(401);
     for (const url of ['/internal/openapi.json', '/internal/v1/openapi.json']) expect((await call(t.app, 'GET', url)).status).toBe(404);
@@ -50,7 +45,7 @@ describe('serving', () => {
     expect((await call(t.admin, 'GET', '/docs')).status).toBe(404);
   });
 
-  it('/docs is Swagger UI served from the installed package: no asset from another origin', async () => {
+  it('/docs is Swagger UI served from the installed package: no asset from another origin', async ({ app: t }) => {
     const page = await t.app.inject({ method: 'GET', url: '/docs/' });
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-type']).toMatch(/text\/html/);

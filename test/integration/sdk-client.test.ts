@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTenant, createTestApp, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { describe, expect } from 'vitest';
+import { recordSecrets } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 /**
  * A client that behaves like the Saperly TypeScript SDK on the wire: base path {baseUrl}/api/v1,
@@ -40,16 +41,11 @@ class SaperlyLikeClient {
   };
 }
 
-let t: TestApp;
-let tenant: Tenant;
 let client: SaperlyLikeClient;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(async ({ app: t, tenant }) => {
   await t.app.listen({ host: '127.0.0.1', port: 0 });
   client = new SaperlyLikeClient(`http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`, tenant.serviceKey);
 });
-afterAll(() => t.close());
 
 describe('the Saperly SDK wire behaviour, end to end over HTTP', () => {
   it('mints, lists, retrieves, updates, rotates and revokes', async () => {

@@ -1,15 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { mintAgent } from '../support/agents.js';
-import { createTenant, createTestApp, recordSecrets, type TestApp } from '../support/harness.js';
-
-let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
-});
-afterAll(() => t.close());
+import { createTenant, recordSecrets } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 describe('POST /v1/agents/self/rotate-key: 3 attempts per 15 minutes per client IP (spec §7)', () => {
-  it('a wrong secret is 401 and counts; the 4th attempt from one IP is 429 with Retry-After, other IPs are unaffected', async () => {
+  it('a wrong secret is 401 and counts; the 4th attempt from one IP is 429 with Retry-After, other IPs are unaffected', async ({ app: t }) => {
     const tenant = await createTenant(t);
     const agent = await mintAgent(t, tenant.serviceKey, { selfRotation: true });
     const attempt = (rotationSecret: string, ip: string, token = agent.apiKey) =>

@@ -16,7 +16,7 @@ import { freePort } from './redis.js';
 const ROOT = path.resolve(import.meta.dirname, '../..');
 
 /** The server the fleet's database is created on: the run's, else the machine's local Postgres. */
-const serverUrl = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const serverUrl = () => process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export async function createFleetDatabase(label: string): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `keyplane_${label}_${Date.now().toString(36)}_${randomBytes(3).toString('hex')}`;

@@ -1,8 +1,11 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createCluster, type Cluster } from './support/cluster.js';
 import { checkInvariants, missingKeys } from './support/invariants.js';
 import { bootstrap, http, startServer, type ServerProcess } from './support/server.js';
+import { requires } from '../support/requirements.js';
+
+const { describe, it } = await requires(['initdb', 'pg_ctl']);
 
 /*
  * Crash safety (issue 8, point 1): a storm of mints and rotations against keyplane as a child

@@ -1,11 +1,14 @@
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import { agentLedgerSum } from '../../src/db/queries/spend.queries.js';
 import { cycleStartFor } from '../../src/domain/keys/key-object.js';
 import { mintChild } from '../support/child-keys.js';
 import { createFleetDatabase } from '../support/fleet.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import { requires } from '../support/requirements.js';
+
+const { it } = await requires(['postgres']);
 
 /*
  * A retried debit whose key is revoked while the debit waits for the key's row lock (migration

@@ -1,7 +1,10 @@
 import pg from 'pg';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createCluster, type Cluster } from './support/cluster.js';
 import { bootstrap, http, startServer, type ServerProcess } from './support/server.js';
+import { requires } from '../support/requirements.js';
+
+const { it } = await requires(['initdb', 'pg_ctl']);
 
 /*
  * An answer is durable before it is given: a Postgres crash right after a 201 loses nothing the

@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createCluster, type Cluster } from './support/cluster.js';
 import { checkInvariants, missingKeys } from './support/invariants.js';
 import { bootstrap, http, startServer, type Bootstrap, type HttpResult, type ServerProcess } from './support/server.js';
+import { requires } from '../support/requirements.js';
+
+const { describe, it } = await requires(['initdb', 'pg_ctl']);
 
 /*
  * Load without loss (issue 8, point 6): 60 seconds of mixed traffic (mint, list, get, patch, rotate,

@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { LINKER_POOL_MAX } from '../../src/db/database.js';
 import { createCluster, type Cluster } from './support/cluster.js';
 import { checkInvariants } from './support/invariants.js';
 import { bootstrap, http, startServer, type HttpResult, type ServerProcess } from './support/server.js';
+import { requires } from '../support/requirements.js';
+
+const { describe, it } = await requires(['initdb', 'pg_ctl']);
 
 /*
  * Database outage (issue 8, point 2): keyplane under load, its Postgres stopped with

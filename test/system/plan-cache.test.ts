@@ -1,9 +1,12 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import { queryRows } from '../../src/db/statements.js';
 import { createFleetDatabase } from '../support/fleet.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import { requires } from '../support/requirements.js';
+
+const { it } = await requires(['postgres']);
 
 /*
  * Server mode plans each prepared statement once per connection (src/db/client.ts: plan_cache_mode).

@@ -13,8 +13,9 @@ import { queryRows } from '../../src/db/statements.js';
 /*
  * The embedded database's template (src/db/pglite/template.ts): a new data directory starts from a
  * migrated data directory dumped by `npm ci` instead of running initdb. It must be the same database
- * that initdb plus migrate() (the migrations, then the SQL functions of src/db/sql) would have made, and a directory started from it must be an
- * ordinary, durable data directory. (Runs in both suites: it uses PGlite directly.)
+ * that initdb plus migrate() (the migrations, then the SQL functions of src/db/sql) would have made, and
+ * a directory started from it must be an ordinary, durable data directory. (It uses PGlite directly,
+ * whichever database the run uses.)
  */
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'keyplane-template-'));
