@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
 import type { Db } from './types.js';
 import { apiKeys, serviceKeys } from './schema.js';
 
@@ -18,18 +18,6 @@ function build(db: Db) {
       .prepare('kp_service_key_by_hash'),
     /** Authentication of an API key: unique index api_keys_token_hash_uq. */
     apiKeyByHash: db.select().from(apiKeys).where(eq(apiKeys.tokenHash, sql.placeholder('hash'))).prepare('kp_api_key_by_hash'),
-    /** GET /v1/keys/{id}: primary key, then the ownership check on the row. */
-    childKeyById: db
-      .select()
-      .from(apiKeys)
-      .where(
-        and(
-          eq(apiKeys.id, sql.placeholder('id')),
-          eq(apiKeys.accountId, sql.placeholder('accountId')),
-          eq(apiKeys.createdByServiceKeyId, sql.placeholder('serviceKeyId')),
-        ),
-      )
-      .prepare('kp_child_key_by_id'),
   };
 }
 
