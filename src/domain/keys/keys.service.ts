@@ -56,6 +56,14 @@ function checkEnvironment(principal: ServicePrincipal, environment: Environment 
   ]);
 }
 
+/** A request's idempotency scope: the calling service key (not its chain) and its Idempotency-Key. */
+const scopeOf = (p: ServicePrincipal, idem: IdempotencyRequest): IdempotencyScope => ({
+  accountId: p.accountId,
+  serviceKeyId: p.id,
+  key: idem.key,
+  fingerprint: idem.fingerprint,
+});
+
 export interface KeysServiceOptions {
   /** See IDEMPOTENCY_LOCK_TIMEOUT_MS in config.ts; unset = LOCK_TIMEOUT_MS. */
   lockTimeoutMs?: number;
@@ -67,12 +75,6 @@ export interface KeysServiceOptions {
  */
 export function createKeysService(store: EventStore, opts: KeysServiceOptions = {}) {
   const reads = preparedKeyReads(store.db);
-  const scopeOf = (p: ServicePrincipal, idem: IdempotencyRequest): IdempotencyScope => ({
-    accountId: p.accountId,
-    serviceKeyId: p.id,
-    key: idem.key,
-    fingerprint: idem.fingerprint,
-  });
   /** Any state, revoked too; not a uuid, someone else's or unknown → not_found. */
   const getRow = async (principal: ServicePrincipal, id: string): Promise<ApiKeyRow> => {
     const row = isUuid(id) ? await keyById(reads, ownerOf(principal), id) : undefined;

@@ -6,9 +6,6 @@ import { notFound } from '../errors.js';
 import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
 
-/** Which active key to rotate: a service key's child, or (self-rotation) the key itself. */
-export type RotationTarget = ActiveKeyTarget;
-
 /** The successor of a locked key: the same settings and agent, new credentials. */
 function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date) {
   return {
@@ -44,7 +41,8 @@ function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date) {
  */
 export async function rotateKeyTx(
   tx: EventTx,
-  target: RotationTarget,
+  /** A service key's child, or (self-rotation, no createdByServiceKeyId) the key itself. */
+  target: ActiveKeyTarget,
   material: KeyMaterial,
   ctx: OpContext,
   eventType: Extract<EventType, 'agent_key_rotated' | 'agent_key_self_rotated'> = 'agent_key_rotated',

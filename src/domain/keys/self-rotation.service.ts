@@ -39,7 +39,7 @@ async function rotatableKey(store: EventStore, token: string, rotationSecret: st
   return row;
 }
 
-export async function selfRotate(store: EventStore, token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> {
+async function selfRotate(store: EventStore, token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> {
   const row = await rotatableKey(store, token, rotationSecret);
   const material = await prepareKeyMaterial(row.environment, true);
   const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
