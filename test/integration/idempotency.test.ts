@@ -4,7 +4,8 @@ import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiKeys, complianceEvents, idempotencyKeys } from '../../src/db/schema.js';
 import { newId } from '../../src/domain/ids.js';
-import { IDEMPOTENCY_TTL_MS, LOCK_TIMEOUT_MS, requestFingerprint, sweepIdempotencyKeys } from '../../src/domain/idempotency/idempotency.service.js';
+import { requestFingerprint } from '../../src/domain/idempotency/fingerprint.js';
+import { IDEMPOTENCY_TTL_MS, LOCK_TIMEOUT_MS, sweepIdempotencyKeys } from '../../src/domain/idempotency/idempotency.service.js';
 import { call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
 
 let t: TestApp;

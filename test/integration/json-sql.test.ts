@@ -1,17 +1,17 @@
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
-import { apiKeys, complianceEvents } from '../../src/db/schema.js';
+import { apiKeys, complianceEvents, type ApiKeyRow } from '../../src/db/schema.js';
 import { recordEvent, type EventTx } from '../../src/domain/audit/events.js';
-import { keyObjectJson, SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/keys/key-object.js';
-import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
+import { SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/keys/key-object.js';
+import { mintChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
 
 /*
- * The JSON that Postgres builds for the key list, GET /v1/keys/{id} and the audit feed
- * (db/json-sql.ts) against the JavaScript it stands in for: toKeyObject for keys (byte for byte,
- * spend cycle boundaries included), the stored event row for audit items; strings that need JSON
- * escaping survive the round trip exactly.
+ * Golden output: the wire JSON of every key route (mint, GET, list, PATCH, DELETE, rotate, and a
+ * replay) is, byte for byte, JSON.stringify of toKeyObject of the stored row, field order, escaping
+ * and the spend cycle included; verify's key object is the same plus account_id. Then the audit
+ * feed, whose items Postgres prints once, at link time: each item against the stored event row.
  */
 
 let t: TestApp;
@@ -22,87 +22,111 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
+/** Runs with the clock stopped, so that a route's `now` and the expected object's are one instant. */
+async function frozen(fn: () => Promise<void>): Promise<void> {
+  t.clock.freeze();
+  try {
+    await fn();
+  } finally {
+    t.clock.unfreeze();
+  }
+}
+
 /** Every character class JSON must escape, and some it must not. */
 const AWKWARD = 'q"uote\\back\nnew\r\t\b\f\u0001\u001f\u007f é ✓ 🔑 </script> \u2028';
 const DAY = 24 * 3600 * 1000;
 
-async function keyJson(id: string, now: Date, withAccountId = false): Promise<string> {
-  const [row] = await queryRows<{ j: string }>(t.database.db, sql`select ${keyObjectJson('k', now, { withAccountId })} as j from api_keys k where k.id = ${id}`);
-  return row!.j;
-}
-
-async function keyRow(id: string) {
+async function keyRow(id: string): Promise<ApiKeyRow> {
   const [row] = await t.database.db.select().from(apiKeys).where(eq(apiKeys.id, id));
   return row!;
 }
 
-describe('keyObjectJson (SQL) equals toKeyObject (JavaScript)', () => {
-  it('byte for byte, over key states and spend cycle boundaries', async () => {
-    const plain = await mintChild(t, tenant);
-    const capped = await mintChild(t, tenant, { monthlyCapCents: 500, lineId: crypto.randomUUID(), agentLabel: 'fleet:a-1' });
-    const old = await mintChild(t, tenant);
-    const successor = await rotateChild(t, tenant, old.id);
-    const revoked = await mintChild(t, tenant);
-    await revokeChild(t, tenant, revoked.id);
-    const anchor = new Date('2026-01-10T08:00:00.123Z');
-    // Microseconds that JavaScript never sees, an awkward name and label, spend in various cycles.
+/** The body a route must send for a key: `{"key":…}` of toKeyObject of the stored row now. */
+const keyBody = async (id: string, extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ key: { ...toKeyObject(await keyRow(id), t.clock.now()), ...extra } });
+
+let n = 0;
+const idem = () => ({ 'idempotency-key': `golden-${++n}-${Math.random()}` });
+
+describe('the key object on the wire is toKeyObject of the stored row', () => {
+  it('mint, its replay, GET, list, PATCH, rotate and DELETE: byte for byte', () => frozen(async () => {
+    const own = await createTenant(t);
+    const token = own.serviceKey;
+    const body = { name: 'golden', agent_label: 'fleet:g.1', line_id: crypto.randomUUID(), permissions: 'sms_only', monthly_cap_cents: 900, self_rotation: true };
+    const headers = idem();
+    const minted = await call(t.app, 'POST', '/v1/keys', { token, body, headers });
+    expect(minted.status).toBe(201);
+    const id = minted.body.key.id as string;
+    const secrets = { plaintext_key: minted.body.key.plaintext_key, rotation_secret: minted.body.key.rotation_secret };
+    expect(minted.raw).toBe(await keyBody(id, secrets));
+    const replay = await call(t.app, 'POST', '/v1/keys', { token, body, headers });
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.raw).toBe(await keyBody(id));
+
+    // Awkward text, microseconds JavaScript never sees, spend in the current cycle.
+    const anchor = new Date(t.clock.now().getTime() - DAY);
     await t.database.db.execute(sql`
-      update api_keys set name = ${AWKWARD}, agent_label = ${AWKWARD},
+      update api_keys set name = ${AWKWARD}, agent_label = ${AWKWARD}, monthly_spend_cents = 120,
              cycle_anchor = ${anchor.toISOString()}::timestamptz + interval '456 microseconds',
-             last_used_at = '2026-02-01T00:00:00.999999Z', monthly_spend_cents = 120,
-             spend_cycle_start = ${anchor.toISOString()}::timestamptz + interval '30 days'
-       where id = ${capped.id}`);
-    await t.database.db.execute(sql`
-      update api_keys set monthly_spend_cents = 70, spend_cycle_start = null where id = ${plain.id}`);
-    await t.database.db.execute(sql`
-      update api_keys set cycle_anchor = ${anchor.toISOString()}::timestamptz, monthly_spend_cents = 42,
-             spend_cycle_start = ${anchor.toISOString()}::timestamptz where id = ${successor.id}`);
-
-    const instants = [
-      new Date(anchor.getTime() - DAY), // before the anchor: cycle 0
-      anchor,
-      new Date(anchor.getTime() + SPEND_CYCLE_MS - 1), // last millisecond of cycle 0
-      new Date(anchor.getTime() + SPEND_CYCLE_MS), // first of cycle 1
-      new Date(anchor.getTime() + SPEND_CYCLE_MS + 1),
-      new Date(anchor.getTime() + 2 * SPEND_CYCLE_MS - 1),
-      new Date(anchor.getTime() + 2 * SPEND_CYCLE_MS),
-      new Date('2026-03-29T01:30:00.000Z'), // around a European DST change: cycles are fixed-length
-      new Date(),
-    ];
-    let nonZeroSpends = 0;
-    let zeroSpends = 0;
-    for (const id of [plain.id, capped.id, old.id, successor.id, revoked.id]) {
-      const row = await keyRow(id);
-      for (const now of instants) {
-        const expected = toKeyObject(row, now);
-        expect(await keyJson(id, now), `${id} at ${now.toISOString()}`).toBe(JSON.stringify(expected));
-        // Verify's key object: the same, then account_id.
-        expect(await keyJson(id, now, true)).toBe(JSON.stringify({ ...expected, account_id: row.accountId }));
-        if (expected.monthly_spend_cents > 0) nonZeroSpends++;
-        else zeroSpends++;
-      }
-    }
-    // The instants cover both sides of the rule: spend in its cycle, and spend of a past cycle.
-    expect(nonZeroSpends).toBeGreaterThan(5);
-    expect(zeroSpends).toBeGreaterThan(5);
-    expect(JSON.parse(await keyJson(capped.id, new Date())).name).toBe(AWKWARD);
-  });
-
-  it('what the routes send is that JSON: GET and list agree with PATCH (built in JavaScript)', async () => {
-    const k = await mintChild(t, tenant, { monthlyCapCents: 900 });
-    const patched = await call(t.app, 'PATCH', `/v1/keys/${k.id}`, { token: tenant.serviceKey, body: { agent_label: 'agent:x', name: 'renamed' } });
-    expect(patched.status).toBe(200);
-    const got = await call(t.app, 'GET', `/v1/keys/${k.id}`, { token: tenant.serviceKey });
-    expect(got.status).toBe(200);
+             spend_cycle_start = ${anchor.toISOString()}::timestamptz,
+             last_used_at = '2026-02-01T00:00:00.999999Z'
+       where id = ${id}`);
+    const got = await call(t.app, 'GET', `/v1/keys/${id}`, { token });
     expect(got.headers['content-type']).toBe('application/json; charset=utf-8');
-    expect(got.body).toEqual(patched.body);
-    const list = await call(t.app, 'GET', '/v1/keys?limit=100', { token: tenant.serviceKey });
-    expect(list.status).toBe(200);
-    expect(list.body.keys.find((x: { id: string }) => x.id === k.id)).toEqual(patched.body.key);
-    expect(Object.keys(list.body)).toEqual(['keys', 'total']);
-  });
+    expect(got.raw).toBe(await keyBody(id));
+    expect(got.body.key).toMatchObject({ name: AWKWARD, monthly_spend_cents: 120, last_used_at: '2026-02-01T00:00:00.999Z' });
 
-  it('verify answers the same key object whether Postgres built it (no cost) or JavaScript did (debit)', async () => {
+    const other = await mintChild(t, own, { monthlyCapCents: 5 });
+    const rows = [await keyRow(id), await keyRow(other.id)].sort((a, b) => (a.createdAt.getTime() - b.createdAt.getTime() || (a.id < b.id ? -1 : 1)) * -1);
+    const list = await call(t.app, 'GET', '/v1/keys', { token });
+    expect(list.raw).toBe(JSON.stringify({ keys: rows.map((r) => toKeyObject(r, t.clock.now())), total: 2 }));
+
+    const patched = await call(t.app, 'PATCH', `/v1/keys/${id}`, { token, body: { name: 'renamed', monthly_cap_cents: null } });
+    expect(patched.status).toBe(200);
+    expect(patched.raw).toBe(await keyBody(id));
+
+    const rotated = await call(t.app, 'POST', `/v1/keys/${id}/rotate`, { token, headers: idem() });
+    expect(rotated.status).toBe(201);
+    const next = rotated.body.key;
+    expect(rotated.raw).toBe(await keyBody(next.id, { plaintext_key: next.plaintext_key, rotation_secret: next.rotation_secret }));
+    // Spend follows the agent.
+    expect(next.monthly_spend_cents).toBe(120);
+    expect((await call(t.app, 'GET', `/v1/keys/${id}`, { token })).raw).toBe(await keyBody(id));
+
+    const revoked = await call(t.app, 'DELETE', `/v1/keys/${next.id}`, { token });
+    expect(revoked.status).toBe(200);
+    expect(revoked.raw).toBe(await keyBody(next.id));
+    expect(revoked.body.key.revoked_at).toBe(t.clock.now().toISOString());
+  }));
+
+  it('shows the stored spend only while its cycle is the current one, on GET and in the list', () => frozen(async () => {
+    const own = await createTenant(t);
+    const k = await mintChild(t, own);
+    const now = t.clock.now().getTime();
+    const at = (ms: number) => new Date(ms).toISOString();
+    // [anchor, spend_cycle_start, spend shown]: a cycle is SPEND_CYCLE_MS from the anchor, fixed length.
+    const cases: [string, string | null, number][] = [
+      [at(now - DAY), at(now - DAY), 42], // cycle 0, its spend
+      [at(now - SPEND_CYCLE_MS + 1), at(now - SPEND_CYCLE_MS + 1), 42], // the last millisecond of cycle 0
+      [at(now - SPEND_CYCLE_MS), at(now - SPEND_CYCLE_MS), 0], // the first of cycle 1: cycle 0's spend is past
+      [at(now - SPEND_CYCLE_MS), at(now), 42], // cycle 1's own spend
+      [at(now - 2 * SPEND_CYCLE_MS - 1), at(now - SPEND_CYCLE_MS - 1), 0], // two cycles on, cycle 1's spend is past
+      [at(now + DAY), at(now + DAY), 42], // an anchor ahead of the clock: cycle 0
+      [at(now - DAY), null, 42], // never debited in a cycle: the stored spend
+    ];
+    for (const [anchor, cycleStart, shown] of cases) {
+      await t.database.db.execute(sql`
+        update api_keys set monthly_spend_cents = 42, cycle_anchor = ${anchor}::timestamptz,
+               spend_cycle_start = ${cycleStart}::timestamptz where id = ${k.id}`);
+      const got = await call(t.app, 'GET', `/v1/keys/${k.id}`, { token: own.serviceKey });
+      expect(got.body.key.monthly_spend_cents, `anchor ${anchor}, cycle ${cycleStart}`).toBe(shown);
+      expect(got.raw).toBe(await keyBody(k.id));
+      const list = await call(t.app, 'GET', '/v1/keys', { token: own.serviceKey });
+      expect(list.body.keys[0].monthly_spend_cents).toBe(shown);
+    }
+  }));
+
+  it('verify answers the same key object whether it debits or not: toKeyObject of the row, then account_id', async () => {
     const line = crypto.randomUUID();
     const k = await mintChild(t, tenant, { monthlyCapCents: 900, agentLabel: AWKWARD, lineId: line });
     const verify = (body: unknown) => call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body });
@@ -112,9 +136,11 @@ describe('keyObjectJson (SQL) equals toKeyObject (JavaScript)', () => {
     const plain = await verify({ key: k.plaintext, verb: 'call', line_id: line });
     expect(plain.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(plain.body).toEqual({ valid: true, code: 'valid', key: debited.body.key });
+    const row = await keyRow(k.id);
+    expect(JSON.stringify(plain.body.key)).toBe(JSON.stringify({ ...toKeyObject(row, t.clock.now()), account_id: row.accountId }));
     expect(plain.body.key.monthly_spend_cents).toBe(7);
     expect(plain.body.key.agent_label).toBe(AWKWARD);
-    // Refusals carry the key too: the cost path's (JavaScript) and the plain path's (Postgres) agree.
+    // Refusals carry the key too: with a cost and without, the same.
     const refusedWithCost = await verify({ key: k.plaintext, verb: 'call', cost_cents: 1, request_id: 'json-twin-2' });
     const refused = await verify({ key: k.plaintext, verb: 'call' });
     expect(refused.body).toMatchObject({ valid: false, code: 'agent_scope_error', key: debited.body.key });

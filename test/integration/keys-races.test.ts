@@ -48,7 +48,7 @@ describe('races (real concurrency on the database)', () => {
   });
 });
 
-describe('races of the one-statement rotation', () => {
+describe('races of the rotation under one Idempotency-Key', () => {
   it(`${N} concurrent rotations of one key with ONE Idempotency-Key → one rotation; the rest replay it or are told it is in progress`, async ({ app: t }) => {
     const own = await createTenant(t);
     const key = (await call(t.app, 'POST', '/v1/keys', { token: own.serviceKey, body: { name: 'once' }, headers: { 'idempotency-key': `m-${Math.random()}` } })).body.key;

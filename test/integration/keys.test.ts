@@ -227,7 +227,7 @@ describe('GET/PATCH/DELETE /v1/keys/{id}', () => {
   });
 });
 
-describe('mint and rotate in one statement answer exactly what they stored', () => {
+describe('mint and rotate answer exactly what they stored', () => {
   const secretFree = (key: Record<string, unknown>) => {
     const { plaintext_key: _p, rotation_secret: _r, ...rest } = key;
     return rest;

@@ -9,9 +9,9 @@ import { ServiceKeyReadCache } from '../../src/domain/auth/service-key-cache.js'
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type TestApp } from '../support/harness.js';
 
 /*
- * The fast paths of issue 7 keep the contract: the one-statement list writes a valid chain link with
- * the right facts, the service-key read cache never lets a revoked key write, and the prepared
- * lookups answer like the queries they replace.
+ * The hot paths keep the contract: the key list records its read in a valid chain link with the
+ * right facts, the service-key read cache never lets a revoked key write, GET /v1/keys/{id} answers
+ * only the owner, and the audit feed's statement keeps its plan.
  */
 
 let t: TestApp;
@@ -37,7 +37,7 @@ async function verifyChain(accountId: string) {
   return rows;
 }
 
-describe('GET /v1/keys in one statement', () => {
+describe('GET /v1/keys records its read', () => {
   it('records count, limit, offset and total in a valid chain link, also for an empty page', async () => {
     const tenant = await createTenant(t);
     const minted = [];
@@ -103,7 +103,7 @@ describe('service-key read cache', () => {
   });
 });
 
-describe('prepared lookups', () => {
+describe('GET /v1/keys/{id}', () => {
   it('GET /v1/keys/{id} answers only the owner; API keys authenticate on /v1/keys as invalid', async () => {
     const a = await createTenant(t);
     const b = await createTenant(t);

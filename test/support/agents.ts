@@ -1,4 +1,4 @@
-import type { MintInput } from '../../src/domain/keys/keys.service.js';
+import type { MintInput } from '../../src/domain/keys/child-keys.js';
 import { mintChild } from './child-keys.js';
 import type { TestApp } from './harness.js';
 

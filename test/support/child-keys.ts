@@ -1,5 +1,7 @@
 import { actorOf, authenticate, type ServicePrincipal } from '../../src/domain/auth/auth.service.js';
-import { mintChildKeyTx, prepareKeyMaterial, revokeChildKey, rotateKeyTx, type MintInput } from '../../src/domain/keys/keys.service.js';
+import { mintChildKeyTx, revokeChildKey, type MintInput } from '../../src/domain/keys/child-keys.js';
+import { prepareKeyMaterial } from '../../src/domain/keys/key-material.js';
+import { rotateKeyTx } from '../../src/domain/keys/rotation.js';
 import type { OpContext } from '../../src/domain/context.js';
 import { withEvents } from '../../src/domain/audit/events.js';
 import type { ApiKeyRow } from '../../src/db/schema.js';

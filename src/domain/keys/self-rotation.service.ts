@@ -1,12 +1,11 @@
-import argon2 from 'argon2';
-import { eq } from 'drizzle-orm';
-import type { Db } from '../../db/types.js';
-import { apiKeys, type ApiKeyRow } from '../../db/schema.js';
-import { prepareKeyMaterial, rotateKeyTx } from './keys.service.js';
-import type { OpContext } from '../context.js';
-import { parseToken } from '../auth/credentials.js';
-import { DomainError, invalidApiKey } from '../errors.js';
+import { keyByTokenHash } from '../../db/queries/keys.queries.js';
+import type { ApiKeyRow } from '../../db/schema.js';
 import { withEvents, type EventStore, type RequestMeta } from '../audit/events.js';
+import { parseToken } from '../auth/credentials.js';
+import type { OpContext } from '../context.js';
+import { DomainError, invalidApiKey } from '../errors.js';
+import { prepareKeyMaterial, rotationSecretMatches } from './key-material.js';
+import { rotateKeyTx } from './rotation.js';
 
 /*
  * Agent self-rotation (spec §7). The route authenticates itself rather than through the auth
@@ -22,20 +21,12 @@ export interface SelfRotation {
   successor: ApiKeyRow;
 }
 
-async function secretMatches(hash: string, secret: string): Promise<boolean> {
-  try {
-    return await argon2.verify(hash, secret);
-  } catch {
-    // A malformed stored hash verifies nothing.
-    return false;
-  }
-}
-
-export async function selfRotate(store: EventStore, token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> {
+/** The key a token and rotation secret name, if they may rotate it. */
+async function rotatableKey(store: EventStore, token: string, rotationSecret: string): Promise<ApiKeyRow> {
   const parsed = parseToken(token);
   if (!parsed || parsed.kind !== 'api') throw invalidApiKey();
   // Revoked rows too: a revoked key with a matching secret is agent_revoked, not invalid.
-  const [row] = await store.db.select().from(apiKeys).where(eq(apiKeys.tokenHash, parsed.tokenHash));
+  const row = await keyByTokenHash(store.db, parsed.tokenHash);
   if (!row) throw invalidApiKey();
   if (!row.selfRotation || !row.rotationSecretHash) {
     // Only an active key learns that self-rotation is not configured; a revoked one is just invalid.
@@ -43,8 +34,13 @@ export async function selfRotate(store: EventStore, token: string, rotationSecre
     throw new DomainError('rotation_not_configured');
   }
   // argon2id is slow by design: verify and hash before any transaction opens.
-  if (!(await secretMatches(row.rotationSecretHash, rotationSecret))) throw invalidApiKey();
+  if (!(await rotationSecretMatches(row.rotationSecretHash, rotationSecret))) throw invalidApiKey();
   if (row.revokedAt) throw new DomainError('agent_revoked');
+  return row;
+}
+
+async function selfRotate(store: EventStore, token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> {
+  const row = await rotatableKey(store, token, rotationSecret);
   const material = await prepareKeyMaterial(row.environment, true);
   const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
   let successor: ApiKeyRow;

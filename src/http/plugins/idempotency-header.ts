@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError } from '../../domain/errors.js';
-import { requestFingerprint, type IdempotencyRequest, type IdempotentOutcome } from '../../domain/idempotency/idempotency.service.js';
+import { requestFingerprint } from '../../domain/idempotency/fingerprint.js';
+import type { IdempotencyRequest, IdempotentOutcome } from '../../domain/idempotency/idempotency.service.js';
 
 /** Spec §5: 1–255 characters, no whitespace. */
 const MAX_KEY_LENGTH = 255;

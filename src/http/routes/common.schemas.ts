@@ -1,6 +1,5 @@
 import { z } from 'zod';
 import { ERROR_STATUS } from '../plugins/error-status.js';
-import { PERMISSIONS } from '../../db/schema.js';
 import { SECRET_PATTERN } from '../../domain/auth/credentials.js';
 import { errorSchemaByStatus, type ErrorStatus } from './error.schemas.js';
 
@@ -43,34 +42,8 @@ export const errorEnvelopeSchema = z
   })
   .meta({ id: 'ErrorEnvelope' });
 
-export const isoTimestamp = z.string().meta({ format: 'date-time' });
-
-export const keyObjectSchema = z
-  .object({
-    id: z.uuid(),
-    key_prefix: z.string(),
-    environment: z.enum(['test', 'live']),
-    name: z.string(),
-    agent_label: z.string().nullable(),
-    line_id: z.uuid().nullable(),
-    permissions: z.enum(PERMISSIONS),
-    monthly_cap_cents: z.number().int().nullable(),
-    monthly_spend_cents: z.number().int(),
-    created_at: isoTimestamp,
-    revoked_at: isoTimestamp.nullable(),
-    last_used_at: isoTimestamp.nullable(),
-    rotated_from: z.uuid().nullable(),
-    created_by_service_key_id: z.uuid().nullable(),
-  })
-  .meta({ id: 'Key' });
-
-/** Mint and rotate add the plaintext on the first response only; a replay omits it. */
-export const issuedKeyObjectSchema = keyObjectSchema
-  .extend({
-    plaintext_key: z.string().optional(),
-    rotation_secret: z.string().optional(),
-  })
-  .meta({ id: 'IssuedKey' });
+/** The key object is declared once, in the domain (its schema is the OpenAPI document's `Key`). */
+export { isoTimestamp, issuedKeyObjectSchema, keyObjectSchema } from '../../domain/keys/key-object.js';
 
 /**
  * Responses for the error statuses a route can produce: each status gets its named envelope

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Clock } from '../../domain/clock.js';
-import type { KeyPatch, KeysService } from '../../domain/keys/keys.service.js';
+import type { KeyPatch } from '../../domain/keys/child-keys.js';
+import type { KeysService } from '../../domain/keys/keys.service.js';
 import { opContext, servicePrincipal } from '../plugins/auth.js';
 import { idempotencyOf, sendOutcome } from '../plugins/idempotency-header.js';
 import {
