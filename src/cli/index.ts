@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { parseConfig } from '../config.js';
 import { DomainError } from '../domain/errors.js';
-import { serveForever } from '../server.js';
+import { serveForever } from '../main.js';
 import { registerAuditCommands } from './audit.commands.js';
 import { registerPortalCommands } from './portal.commands.js';
 import { CliExit, print, withServices } from './runtime.js';
