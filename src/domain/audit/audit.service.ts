@@ -111,7 +111,7 @@ export function explainAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQu
   return explainFeed(db, feedValues(principal, principal.id, query, ctx));
 }
 
-export async function readAuditFeed(store: EventStore, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
+async function readAuditFeed(store: EventStore, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
   const db = store.db;
   if (query.before !== null && !isUuid(query.before)) {
     throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);

@@ -51,7 +51,7 @@ export const POLICIES: Record<LimitName, Policy> = {
 };
 
 /** 60 failed authentications per minute per IP; see RATE_LIMIT_AUTH_FAILURES in config.ts. */
-export const AUTH_FAILURES_DEFAULT: RateRule = { max: 60, windowSeconds: 60 };
+const AUTH_FAILURES_DEFAULT: RateRule = { max: 60, windowSeconds: 60 };
 const AUTH_FAILURES = 'auth.failures';
 
 export interface RateLimitOptions {
