@@ -22,7 +22,7 @@ import { agentsRoutes } from './http/routes/agents.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
 
-/** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
+/** Everything the app needs, built by main.ts, the CLI or a test. buildApp never reads process.env. */
 export interface AppDeps {
   /** The domain's services (src/services.ts: createServices); routes never see the database. */
   services: Services;

@@ -71,7 +71,7 @@ function chainedFields(input: Omit<EventInput, 'data'> & { data: unknown }): Cha
     requestId: clean(input.meta.requestId, 128),
     ip: clean(input.meta.ip, 64),
     userAgent: clean(input.meta.userAgent, 512),
-    // Stored as jsonb and hashed later from the stored row (event-linker.ts), so no normalising here.
+    // Stored as jsonb and hashed later from the stored row (linker.ts), so no normalising here.
     data: input.data,
     createdAt: input.createdAt,
   };
