@@ -14,7 +14,7 @@ import { createServices } from '../src/services.js';
 import { openDatabase } from '../src/db/database.js';
 import type { FastifyInstance } from 'fastify';
 import type { Clock } from '../src/domain/clock.js';
-import { useExamples } from '../src/http/openapi/document.js';
+import type { ExamplesByKind } from '../src/http/openapi/document.js';
 import { normalizeExamples, recordScenario } from './openapi-examples.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -37,11 +37,11 @@ const steppingClock = (): Clock => {
   return { now: () => new Date(Date.parse('2026-01-15T09:00:00.000Z') + tick++ * 1000) };
 };
 
-async function withApps<T>(fn: (app: FastifyInstance, admin: FastifyInstance) => Promise<T>): Promise<T> {
+async function withApps<T>(fn: (app: FastifyInstance, admin: FastifyInstance) => Promise<T>, openapiExamples?: ExamplesByKind): Promise<T> {
   const database = await openDatabase({});
   try {
     await database.migrate();
-    const deps = { services: createServices(database), logger: pino({ level: 'silent' }), clock: steppingClock() };
+    const deps = { services: createServices(database), logger: pino({ level: 'silent' }), clock: steppingClock(), openapiExamples };
     const app = await buildApp(deps);
     const admin = await buildAdminApp({ ...deps, adminToken: ADMIN_TOKEN });
     try {
@@ -61,12 +61,14 @@ async function withApps<T>(fn: (app: FastifyInstance, admin: FastifyInstance) =>
  */
 export async function generateDocuments(): Promise<Record<keyof typeof DOCUMENT_FILES | 'examples', string>> {
   const examples = normalizeExamples(await withApps((app, admin) => recordScenario(app, admin, ADMIN_TOKEN)));
-  useExamples(examples);
-  return withApps(async (app, admin) => ({
-    public: toYaml(app.swagger()),
-    internal: toYaml(admin.swagger()),
-    examples: `${JSON.stringify(examples, null, 2)}\n`,
-  }));
+  return withApps(
+    async (app, admin) => ({
+      public: toYaml(app.swagger()),
+      internal: toYaml(admin.swagger()),
+      examples: `${JSON.stringify(examples, null, 2)}\n`,
+    }),
+    examples,
+  );
 }
 
 /** openapi-typescript over the public document (given as YAML text, as written to openapi.yaml). */

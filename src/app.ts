@@ -15,13 +15,14 @@ import { healthRoutes } from './http/routes/health.routes.js';
 import { registerJsonParser } from './http/plugins/json-body.js';
 import { keysRoutes } from './http/routes/keys.routes.js';
 import { internalOpenapi, publicOpenapi } from './http/openapi/openapi.js';
+import type { ExamplesByKind } from './http/openapi/document.js';
 import { compiledSerializerCompiler } from './http/plugins/serializer.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/plugins/rate-limit.js';
 import { agentsRoutes } from './http/routes/agents.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
 
-/** Everything the app needs, built by main.ts, cli.ts or a test. buildApp never reads process.env. */
+/** Everything the app needs, built by main.ts, the CLI or a test. buildApp never reads process.env. */
 export interface AppDeps {
   /** The domain's services (src/services.ts: createServices); routes never see the database. */
   services: Services;
@@ -34,6 +35,8 @@ export interface AppDeps {
   trustProxy?: boolean | number;
   /** Rate limits and their counter store (in-process unless a Redis is given). */
   rateLimit?: RateLimitOptions;
+  /** The OpenAPI documents' examples; the committed ones unless given (scripts/openapi.ts records fresh ones). */
+  openapiExamples?: ExamplesByKind;
 }
 
 export interface AdminDeps extends AppDeps {
@@ -79,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const { services } = deps;
   const app = baseInstance(deps);
-  await app.register(publicOpenapi); // first: it documents every route registered after it
+  await app.register(publicOpenapi, { examples: deps.openapiExamples?.public }); // first: it documents every route registered after it
   await app.register(cors, {
     origin: '*',
     methods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
@@ -105,7 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const app = baseInstance(deps);
-  await app.register(internalOpenapi, { adminToken: deps.adminToken });
+  await app.register(internalOpenapi, { adminToken: deps.adminToken, examples: deps.openapiExamples?.internal });
   await app.register(async (internal) => {
     registerAdminAuth(internal, deps.adminToken);
     await internal.register(portalRoutes, { prefix: '/internal/v1', portal: deps.services.portal, clock });

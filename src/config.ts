@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import type { LimitName } from './http/plugins/limits.js';
 
 /**
- * The whole configuration, parsed once from the environment in main.ts / cli.ts and passed down.
+ * The whole configuration, parsed once from the environment in main.ts / the CLI and passed down.
  * Nothing below this file reads process.env. No secret has a default: the admin listener only
  * starts when KEYPLANE_ADMIN_TOKEN is set.
  */
@@ -43,8 +44,9 @@ export const configSchema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(5).default(250),
   /*
    * Rate limits (spec §4, §6, §7), one entry per route, as <max>/<window seconds>. Unset = the
-   * contract's value (POLICIES in src/http/rate-limit.ts); raise them for benchmarks. Counted per service key per route for /v1/keys, per
-   * API key for /v1/audit, per client IP for self-rotation (every attempt counts).
+   * contract's value (POLICIES in src/http/plugins/rate-limit.ts); raise them for benchmarks.
+   * Counted per service key per route for /v1/keys, per API key for /v1/audit, per client IP for
+   * self-rotation (every attempt counts). RATE_LIMIT_VARIABLES below names the policy of each.
    */
   RATE_LIMIT_KEYS_MINT: rateRule.optional(),
   RATE_LIMIT_KEYS_LIST: rateRule.optional(),
@@ -77,6 +79,18 @@ export const configSchema = z.object({
 });
 
 export type Config = z.infer<typeof configSchema>;
+
+/** The variable that overrides each rate-limit policy (docs/operations.md lists them under these names). */
+export const RATE_LIMIT_VARIABLES = {
+  'keys.mint': 'RATE_LIMIT_KEYS_MINT',
+  'keys.list': 'RATE_LIMIT_KEYS_LIST',
+  'keys.get': 'RATE_LIMIT_KEYS_GET',
+  'keys.update': 'RATE_LIMIT_KEYS_UPDATE',
+  'keys.revoke': 'RATE_LIMIT_KEYS_REVOKE',
+  'keys.rotate': 'RATE_LIMIT_KEYS_ROTATE',
+  'audit.read': 'RATE_LIMIT_AUDIT_READ',
+  'agents.self_rotate': 'RATE_LIMIT_AGENTS_SELF_ROTATE',
+} as const satisfies Record<LimitName, keyof Config>;
 
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
   const result = configSchema.safeParse(env);

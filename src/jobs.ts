@@ -9,14 +9,14 @@ import type { MaintenanceService } from './domain/services.js';
  * are already ignored by the claim logic, so the sweep only bounds the table's size: every 10
  * minutes is plenty.
  */
-export const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
+const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
 
 /**
  * Links compliance events that a crash (between a commit and its linking round) or a failed round
  * left waiting. Requests link their own events before answering, so normally there are none and
  * the check is one probe of an empty partial index.
  */
-export const LINK_SWEEP_INTERVAL_MS = 2_000;
+const LINK_SWEEP_INTERVAL_MS = 2_000;
 
 function every(intervalMs: number, runNow: boolean, work: () => Promise<void>): () => void {
   let running = false;

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { parseConfig } from '../config.js';
 import { DomainError } from '../domain/errors.js';
-import { serveForever } from '../server.js';
+import { serveForever } from '../main.js';
 import { registerAuditCommands } from './audit.commands.js';
 import { registerPortalCommands } from './portal.commands.js';
 import { CliExit, print, withServices } from './runtime.js';
@@ -10,7 +10,7 @@ import { registerVerifyCommand } from './verify.command.js';
 export { EXIT_CHAIN_BROKEN } from './audit.commands.js';
 
 /** The keyplane command: serve, migrate, and one file per command group. */
-export function buildCli(): Command {
+function buildCli(): Command {
   const program = new Command('keyplane')
     .description('keyplane: a key-management plane for fleets of AI agents')
     .showHelpAfterError()

@@ -8,6 +8,13 @@ type Env = 'test' | 'live';
 
 /** bootstrap, accounts, service-keys and api-keys: what the portal backend does, from a shell. */
 export function registerPortalCommands(program: Command): void {
+  registerBootstrap(program);
+  registerAccounts(program);
+  registerServiceKeys(program);
+  registerApiKeys(program);
+}
+
+function registerBootstrap(program: Command): void {
   program
     .command('bootstrap')
     .description('create a test account with one service key and one portal API key, for a smoke test')
@@ -31,7 +38,9 @@ export function registerPortalCommands(program: Command): void {
         );
       }),
     );
+}
 
+function registerAccounts(program: Command): void {
   const accounts = program.command('accounts').description('accounts');
   accounts
     .command('create')
@@ -43,7 +52,9 @@ export function registerPortalCommands(program: Command): void {
         print(!!o.json, a, `account ${a.id} created`);
       }),
     );
+}
 
+function registerServiceKeys(program: Command): void {
   const sk = program.command('service-keys').description('service keys (sk_svc_…)');
   sk.command('create')
     .requiredOption('--account <id>', 'account id')
@@ -81,7 +92,9 @@ export function registerPortalCommands(program: Command): void {
     .action(async (id: string, o: { json?: boolean }) =>
       withServices(async ({ services }) => print(!!o.json, await services.portal.revokeServiceKey(id, cliContext()), `service key ${id} revoked`)),
     );
+}
 
+function registerApiKeys(program: Command): void {
   const ak = program.command('api-keys').description('portal API keys (sk_test_…/sk_live_…, legacy_full)');
   ak.command('create')
     .requiredOption('--account <id>', 'account id')

@@ -1,7 +1,7 @@
 import { parseConfig, type Config } from '../config.js';
 import type { OpContext } from '../domain/context.js';
 import type { Services } from '../domain/services.js';
-import { openConfiguredDatabase } from '../server.js';
+import { openConfiguredDatabase } from '../main.js';
 import { createServices } from '../services.js';
 
 /*

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { generateToken } from '../../src/domain/auth/credentials.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
 import type { RateLimitOptions } from '../../src/http/plugins/rate-limit.js';
-import { createTenant, testDatabase, type Tenant, type TestApp } from '../support/harness.js';
+import { createTenant, storeOf, testDatabase, type Tenant, type TestApp } from '../support/harness.js';
 import { buildLimitedApp, call, expectLimitHeaders, expectRateLimited, FrozenClock } from '../support/rate-limit.js';
 import { countPrefix, deletePrefix, freePort, silentServer, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
 import { requires } from '../support/requirements.js';
@@ -53,7 +53,8 @@ async function instance(rateLimit: RateLimitOptions, logger?: pino.Logger) {
 }
 
 beforeAll(async () => {
-  tenant = await createTenant({ database: await testDatabase(), clock } as unknown as TestApp);
+  const database = await testDatabase();
+  tenant = await createTenant({ database, store: storeOf(database), clock } as unknown as TestApp);
 });
 afterAll(async () => {
   await Promise.all(apps.map((a) => a.close()));

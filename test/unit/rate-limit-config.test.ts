@@ -1,14 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config.js';
+import { parseConfig, RATE_LIMIT_VARIABLES } from '../../src/config.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import { MemoryCounterStore } from '../../src/http/plugins/counter-stores.js';
 import { LIMIT_NAMES } from '../../src/http/plugins/limits.js';
-import { rateLimitOptions } from '../../src/server.js';
+import { rateLimitOptions } from '../../src/main.js';
 
 describe('rate-limit configuration', () => {
   it('one RATE_LIMIT_* entry per policy, as <max>/<window seconds>', () => {
     const env: Record<string, string> = {};
-    LIMIT_NAMES.forEach((name, i) => (env[`RATE_LIMIT_${name.toUpperCase().replace('.', '_')}`] = `${i + 1}/${10 * (i + 1)}`));
+    LIMIT_NAMES.forEach((name, i) => (env[RATE_LIMIT_VARIABLES[name]] = `${i + 1}/${10 * (i + 1)}`));
     const opts = rateLimitOptions(parseConfig({ ...env, RATE_LIMIT_AUTH_FAILURES: '7/30' }));
     expect(Object.keys(opts.limits ?? {}).sort()).toEqual([...LIMIT_NAMES].sort());
     LIMIT_NAMES.forEach((name, i) => expect(opts.limits?.[name]).toEqual({ max: i + 1, windowSeconds: 10 * (i + 1) }));

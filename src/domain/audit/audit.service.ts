@@ -1,14 +1,10 @@
-import { and, eq, sql } from 'drizzle-orm';
-import type { Db, Tx } from '../../db/types.js';
+import type { Db } from '../../db/types.js';
 import { isDriverError } from '../../db/errors.js';
-import { preparedQuery } from '../../db/statements.js';
-import { apiKeys, complianceEvents } from '../../db/schema.js';
+import { eventExists, explainFeed, keyOfAccount, readFeedAndRecord, type FeedRow, type FeedValues } from '../../db/queries/audit.queries.js';
 import type { ApiPrincipal } from '../auth/auth.service.js';
 import { isUuid } from '../ids.js';
 import type { OpContext } from '../context.js';
 import { DomainError, notFound, validationError } from '../errors.js';
-import { asyncCommitCte } from '../../db/durability.js';
-import { eventInsertCte } from '../../db/queries/events.queries.js';
 import { eventValues, type EventStore } from './events.js';
 
 /*
@@ -51,20 +47,12 @@ export interface AuditPage {
   nextBefore: string | null;
 }
 
-/** What the feed statement returns: its record, how many rows it fetched, and the page as JSON. */
-interface FeedResult {
-  recorded: number;
-  fetched: number;
-  items: string | null;
-  last_id: string | null;
-}
-
 /**
  * Which key's feed the caller may read. Not a uuid, another account's or another environment's
  * key: not_found. A line-scoped key may read only its own rotation chain (same agent_id); any
  * other id is agent_scope_error, whether or not it exists, so the 403 is no existence oracle.
  */
-async function resolveTarget(tx: Db | Tx, principal: ApiPrincipal, requested: string): Promise<string> {
+async function resolveTarget(db: Db, principal: ApiPrincipal, requested: string): Promise<string> {
   if (requested === 'self' || requested === principal.id) return principal.id;
   const lineId = principal.key.lineId;
   const scopeError = () =>
@@ -75,12 +63,7 @@ async function resolveTarget(tx: Db | Tx, principal: ApiPrincipal, requested: st
     if (lineId) throw scopeError();
     throw notFound();
   }
-  const [row] = await tx
-    .select({ id: apiKeys.id, agentId: apiKeys.agentId })
-    .from(apiKeys)
-    .where(
-      and(eq(apiKeys.id, requested), eq(apiKeys.accountId, principal.accountId), eq(apiKeys.environment, principal.environment)),
-    );
+  const row = await keyOfAccount(db, requested, principal);
   if (lineId) {
     if (!row || row.agentId !== principal.key.agentId) throw scopeError();
     return row.id;
@@ -90,30 +73,19 @@ async function resolveTarget(tx: Db | Tx, principal: ApiPrincipal, requested: st
 }
 
 /**
- * The feed page and its audit_read event in ONE statement (its own implicit transaction, committed
- * asynchronously; the caller links and flushes before answering): one index-ordered branch per key
- * column, merged (see README "Audit log"), `limit + 1` rows to tell whether another page exists,
- * and the event whose count Postgres fills in. If the event cannot be written the statement fails
- * and no row is returned, so nothing is read without its record.
+ * Reads the page and records its audit_read event in one statement (audit.queries.ts: the event
+ * commits with the read, or nothing is read). The caller links and flushes before answering.
  */
-async function readAndRecord(
-  db: Db,
-  principal: ApiPrincipal,
-  target: string,
-  query: AuditQuery,
-  ctx: OpContext,
-): Promise<FeedResult> {
-  const { statement, values } = feedCall(principal, target, query, ctx);
-  const [result] = await statement(db, values);
+async function readAndRecord(db: Db, principal: ApiPrincipal, target: string, query: AuditQuery, ctx: OpContext): Promise<FeedRow> {
+  const result = await readFeedAndRecord(db, feedValues(principal, target, query, ctx));
   if (result?.recorded !== 1) throw unrecorded();
   return result;
 }
 
-/** The feed statement a read runs, and its values. */
-function feedCall(principal: ApiPrincipal, target: string, query: AuditQuery, ctx: OpContext) {
+/** The feed statement's values for a read. */
+function feedValues(principal: ApiPrincipal, target: string, query: AuditQuery, ctx: OpContext): FeedValues {
   const wantsEvents = query.eventTypes === null || query.eventTypes.includes('compliance_event');
-  const statement = query.before ? feedAfterCursor : feedFromNewest;
-  const values = {
+  return {
     account_id: principal.accountId,
     target,
     limit: query.limit,
@@ -132,86 +104,26 @@ function feedCall(principal: ApiPrincipal, target: string, query: AuditQuery, ct
       createdAt: ctx.now,
     }),
   };
-  return { statement, values };
 }
 
 /** The plan of the read's statement for the caller's own feed (EXPLAIN; nothing is read or recorded). */
 export function explainAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<string> {
-  const { statement, values } = feedCall(principal, principal.id, query, ctx);
-  return statement.explain(db, values);
+  return explainFeed(db, feedValues(principal, principal.id, query, ctx));
 }
 
-/**
- * The feed statement, with or without the `before` cursor; built once (db/raw.ts: preparedQuery).
- * Each item is the JSON its event's link printed (item_json, migration 0006: keyplane_audit_item);
- * an event not linked yet (its round failed and is retried) or linked before 0006 is printed here
- * by the same function.
- */
-function feedStatement(withCursor: boolean) {
-  const p = (name: string) => sql.placeholder(name);
-  const cursor = withCursor
-    ? sql`and (e.created_at, e.id) < (select c.created_at, c.id from compliance_events c
-                                        where c.account_id = ${p('account_id')} and c.id = ${p('before')}::uuid)`
-    : sql``;
-  // One walk of each key column's index, newest first, reading each event's item as it goes; the
-  // three walks are merged in that same order (Merge Append) and an event named twice (as actor and
-  // subject, as every audit_read of one's own feed is) is kept once (DISTINCT ON, adjacent in the
-  // merge). No sort of events and no second visit to any row: the previous form took the ids from
-  // the indexes, deduplicated them by hashing, sorted them, then fetched each item by primary key
-  // (EXPLAIN ANALYZE on the bench's feed: 1.03 ms and 575 buffers, against 0.19 ms and 256).
-  // The price: an event without item_json (not linked yet, or linked before 0006) is printed in
-  // every walk that reaches it, up to three walks of `fetch` rows, before the merge keeps a page of
-  // them. Such events are the few in flight at the head of a feed, or a history older than 0006;
-  // fetching them again by id after the merge would put the probe back on every page.
-  const branch = (column: string) => sql`(
-    select e.created_at, e.id, coalesce(e.item_json, keyplane_audit_item(e)) as json from compliance_events e
-     where e.account_id = ${p('account_id')} and e.${sql.raw(column)} = ${p('target')}::uuid ${cursor}
-     order by e.created_at desc, e.id desc
-     limit ${p('fetch')})`;
-  const event = eventInsertCte('ev', {
-    json: sql`jsonb_build_object(
-        'count', counts.n, 'api_key_id', ${p('target')}::text, 'limit', ${p('limit')}::int,
-        'event_types', ${p('event_types')}::jsonb, 'before', ${p('before')}::text, 'ip', ${p('ev_ip')}::text,
-        'user_agent', ${p('ev_user_agent')}::text)::text`,
-    from: sql`counts`,
-  });
-  return preparedQuery<FeedResult>(
-    sql`with page as (
-          select m.id, m.json, row_number() over (order by m.created_at desc, m.id desc) as rn
-            from (select distinct on (u.created_at, u.id) u.created_at, u.id, u.json
-                    from (${branch('actor_key_id')} union all ${branch('subject_key_id')} union all ${branch('related_key_id')}) u
-                   order by u.created_at desc, u.id desc
-                   limit ${p('fetch')}) m),
-        counts as (select least(count(*), ${p('limit')}::int)::int as n from page),
-        ${event},
-        ${asyncCommitCte}
-        select (select count(*) from ev)::int as recorded,
-               (select count(*) from page)::int as fetched,
-               (select string_agg(p.json, ',' order by p.rn) from page p where p.rn <= ${p('limit')}::int) as items,
-               (select p.id from page p where p.rn = ${p('limit')}::int) as last_id
-          from async_commit`,
-  );
-}
-const feedFromNewest = feedStatement(false);
-const feedAfterCursor = feedStatement(true);
-
-export async function readAuditFeed(store: EventStore, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
+async function readAuditFeed(store: EventStore, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
   const db = store.db;
   if (query.before !== null && !isUuid(query.before)) {
     throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
   }
   const target = await resolveTarget(db, principal, query.apiKeyId);
-  if (query.before) {
-    const [exists] = await db
-      .select({ id: complianceEvents.id })
-      .from(complianceEvents)
-      .where(and(eq(complianceEvents.accountId, principal.accountId), eq(complianceEvents.id, query.before)));
-    if (!exists) throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
+  if (query.before && !(await eventExists(db, principal.accountId, query.before))) {
+    throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
   }
-  let result: FeedResult;
+  let result: FeedRow;
   try {
     result = await readAndRecord(db, principal, target, query, ctx);
-    // Linked and durable before disclosed (domain/event-linker.ts).
+    // Linked and durable before disclosed (linker.ts).
     await store.linker.link(principal.accountId);
   } catch (err) {
     // Nothing is disclosed without its record. A database failure (or the linker's own 503) is
@@ -223,7 +135,7 @@ export async function readAuditFeed(store: EventStore, principal: ApiPrincipal, 
   return { eventsJson: result.items ?? '', limit: query.limit, apiKeyId: target, nextBefore };
 }
 
-/** The audit feed (GET /v1/audit) and the chain's checks and exports (`keyplane audit …`). */
+/** The audit feed (GET /v1/audit). */
 export function createAuditService(store: EventStore) {
   return {
     read: (principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> => readAuditFeed(store, principal, query, ctx),

@@ -1,13 +1,13 @@
-import type { EventStore } from './events.js';
-import { and, asc, eq, gt, lte } from 'drizzle-orm';
+import { accountIdsAfter, chainHead, chainHeadsAfter, eventsBySeq, type ChainHeadRow } from '../../db/queries/chain.queries.js';
 import type { Db } from '../../db/types.js';
-import { accounts, complianceEvents, eventColumns, GENESIS_HASH, type ComplianceEventRow } from '../../db/schema.js';
+import { GENESIS_HASH, type ComplianceEventRow } from '../../db/schema.js';
 import { isUuid } from '../ids.js';
 import { notFound } from '../errors.js';
 import { canonicalEvent, chainHash } from './chain-hash.js';
+import type { EventStore } from './events.js';
 
 /*
- * Recomputes the compliance hash chains (see domain/events.ts). For each account, in seq order:
+ * Recomputes the compliance hash chains (see linker.ts). For each account, in seq order:
  * seq runs 1..n without a gap, each prev_hash equals the previous link (the first one the genesis
  * hash), each hash equals sha256(prev_hash | seq | canonical event), and the last link equals the
  * account's chain head. The first link that fails is reported.
@@ -44,13 +44,7 @@ export interface Verification {
   firstBreak: ChainBreak | null;
 }
 
-interface Head {
-  id: string;
-  chainSeq: number;
-  chainHead: string;
-}
-
-async function verifyFromHead(db: Db, head: Head): Promise<AccountVerification> {
+async function verifyFromHead(db: Db, head: ChainHeadRow): Promise<AccountVerification> {
   const broken = (seq: number, eventId: string | null, problem: ChainBreak['problem'], message: string): AccountVerification => ({
     accountId: head.id,
     events: seq - 1,
@@ -60,18 +54,7 @@ async function verifyFromHead(db: Db, head: Head): Promise<AccountVerification> 
   let prev = GENESIS_HASH;
   let lastId: string | null = null;
   for (;;) {
-    const rows: ComplianceEventRow[] = await db
-      .select(eventColumns)
-      .from(complianceEvents)
-      .where(
-        and(
-          eq(complianceEvents.accountId, head.id),
-          gt(complianceEvents.seq, expectedSeq - 1),
-          lte(complianceEvents.seq, head.chainSeq),
-        ),
-      )
-      .orderBy(asc(complianceEvents.seq))
-      .limit(EVENT_BATCH);
+    const rows = await eventsBySeq(db, head.id, { afterSeq: expectedSeq - 1, uptoSeq: head.chainSeq }, EVENT_BATCH);
     for (const row of rows) {
       if (row.seq !== expectedSeq) {
         return broken(expectedSeq, row.id, 'seq_gap', `event seq ${expectedSeq} is missing (the next event has seq ${row.seq})`);
@@ -100,10 +83,7 @@ async function verifyFromHead(db: Db, head: Head): Promise<AccountVerification> 
 
 export async function verifyAccountChain(db: Db, accountId: string): Promise<AccountVerification> {
   if (!isUuid(accountId)) throw notFound();
-  const [head] = await db
-    .select({ id: accounts.id, chainSeq: accounts.chainSeq, chainHead: accounts.chainHead })
-    .from(accounts)
-    .where(eq(accounts.id, accountId));
+  const head = await chainHead(db, accountId);
   if (!head) throw notFound();
   return verifyFromHead(db, head);
 }
@@ -118,12 +98,7 @@ export async function verifyChains(db: Db, opts: { accountId?: string } = {}): P
   let events = 0;
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
-    const heads = await db
-      .select({ id: accounts.id, chainSeq: accounts.chainSeq, chainHead: accounts.chainHead })
-      .from(accounts)
-      .where(gt(accounts.id, after))
-      .orderBy(asc(accounts.id))
-      .limit(ACCOUNT_BATCH);
+    const heads = await chainHeadsAfter(db, after, ACCOUNT_BATCH);
     for (const head of heads) {
       const v = await verifyFromHead(db, head);
       accountsSeen++;
@@ -140,15 +115,10 @@ export async function verifyChains(db: Db, opts: { accountId?: string } = {}): P
  * The events of one account in seq order, in batches, for export (JSON lines). Yields the stored
  * rows unchanged, so that an archive can be verified with the same rules as the live table.
  */
-export async function* exportAccountEvents(db: Db, accountId: string, afterSeq = 0): AsyncGenerator<ComplianceEventRow> {
+async function* exportAccountEvents(db: Db, accountId: string, afterSeq = 0): AsyncGenerator<ComplianceEventRow> {
   let last = afterSeq;
   for (;;) {
-    const rows = await db
-      .select(eventColumns)
-      .from(complianceEvents)
-      .where(and(eq(complianceEvents.accountId, accountId), gt(complianceEvents.seq, last)))
-      .orderBy(asc(complianceEvents.seq))
-      .limit(EVENT_BATCH);
+    const rows = await eventsBySeq(db, accountId, { afterSeq: last }, EVENT_BATCH);
     yield* rows;
     if (rows.length < EVENT_BATCH) return;
     last = rows[rows.length - 1]!.seq!;
@@ -156,13 +126,13 @@ export async function* exportAccountEvents(db: Db, accountId: string, afterSeq =
 }
 
 /** Every account id, in id order, in batches. */
-export async function* accountIds(db: Db): AsyncGenerator<string> {
+async function* accountIds(db: Db): AsyncGenerator<string> {
   let after = '00000000-0000-0000-0000-000000000000';
   for (;;) {
-    const rows = await db.select({ id: accounts.id }).from(accounts).where(gt(accounts.id, after)).orderBy(asc(accounts.id)).limit(ACCOUNT_BATCH);
-    for (const r of rows) yield r.id;
-    if (rows.length < ACCOUNT_BATCH) return;
-    after = rows[rows.length - 1]!.id;
+    const ids = await accountIdsAfter(db, after, ACCOUNT_BATCH);
+    yield* ids;
+    if (ids.length < ACCOUNT_BATCH) return;
+    after = ids[ids.length - 1]!;
   }
 }
 
@@ -175,7 +145,6 @@ export function createChainService(store: EventStore) {
       if (waiting > 0) await store.linker.linkPending();
       return { ...(await verifyChains(store.db, opts)), linkedFirst: waiting };
     },
-    verifyAccount: (accountId: string) => verifyAccountChain(store.db, accountId),
     exportAccount: (accountId: string, afterSeq = 0) => exportAccountEvents(store.db, accountId, afterSeq),
     accountIds: () => accountIds(store.db),
   };

@@ -71,7 +71,7 @@ function chainedFields(input: Omit<EventInput, 'data'> & { data: unknown }): Cha
     requestId: clean(input.meta.requestId, 128),
     ip: clean(input.meta.ip, 64),
     userAgent: clean(input.meta.userAgent, 512),
-    // Stored as jsonb and hashed later from the stored row (event-linker.ts), so no normalising here.
+    // Stored as jsonb and hashed later from the stored row (linker.ts), so no normalising here.
     data: input.data,
     createdAt: input.createdAt,
   };
@@ -117,7 +117,7 @@ export async function withEvents<T>(store: EventStore, account: string | ((resul
 }
 
 /** The fields of one event as stored (its data comes from the statement that records it). */
-export function eventFields(input: Omit<EventInput, 'data'>): Omit<ChainedFields, 'data'> {
+function eventFields(input: Omit<EventInput, 'data'>): Omit<ChainedFields, 'data'> {
   const { data: _none, ...fields } = chainedFields({ ...input, data: null });
   return fields;
 }

@@ -26,7 +26,7 @@ import { canonicalEvent, chainHash } from './chain-hash.js';
  */
 
 /** Events linked per statement: large enough for any burst, small enough to keep a round short. */
-export const LINK_BATCH = 1_000;
+const LINK_BATCH = 1_000;
 
 /**
  * A round that has not ended after this long is given up by its waiters (they answer 503 and may
@@ -34,10 +34,10 @@ export const LINK_BATCH = 1_000;
  * round itself may still finish; a later round running beside it is safe, as both take the
  * account row's lock in turn.
  */
-export const LINK_ROUND_TIMEOUT_MS = 5_000;
+const LINK_ROUND_TIMEOUT_MS = 5_000;
 
 /** Seconds a client should wait before retrying when a linking round overran its bound. */
-export const LINK_RETRY_AFTER_S = 2;
+const LINK_RETRY_AFTER_S = 2;
 
 export interface LinkerOptions {
   /** Overrides LINK_ROUND_TIMEOUT_MS (tests make a round overrun it). */

@@ -16,3 +16,9 @@ export const serviceKeyView = (k: Parameters<typeof toServiceKeyObject>[0]): Ser
 
 /** A key issued once: its object and its plaintext, shown on this answer only. */
 export type IssuedView<T> = T & { plaintext_key: string };
+
+/** A key row just issued, and its plaintext (returned once, never stored). */
+export interface Issued<T> {
+  row: T;
+  plaintext: string;
+}

@@ -1,6 +1,5 @@
 import { ERROR_COMPONENTS } from '../routes/error.schemas.js';
-import recorded from './examples.json' with { type: 'json' };
-import { fallbackOperation, OPERATIONS, TAGS } from './catalog.js';
+import { fallbackOperation, OPERATIONS, TAGS, type OperationDoc } from './catalog.js';
 
 /**
  * Turns what @fastify/swagger generated into the published document: names and tags each
@@ -24,12 +23,8 @@ export interface OperationExamples {
   responses: Record<string, unknown>;
 }
 export type DocumentExamples = Record<string, OperationExamples>;
-
-let examples = recorded as unknown as Record<DocumentKind, DocumentExamples>;
-/** For the generator, which records fresh examples before it builds the documents. */
-export function useExamples(next: Record<DocumentKind, DocumentExamples>): void {
-  examples = next;
-}
+/** The examples of both documents, as examples.json holds them. */
+export type ExamplesByKind = Record<DocumentKind, DocumentExamples>;
 
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const;
 const OPERATION_KEYS = ['operationId', 'summary', 'description', 'tags', 'security', 'parameters', 'requestBody', 'responses'];
@@ -66,10 +61,8 @@ function ordered(obj: Json, first: readonly string[]): Json {
   return out;
 }
 
-function decorateOperation(op: Json, method: string, path: string, kind: DocumentKind, schemas: Json): Json {
-  const meta = (op[OPERATION_META] ?? { auth: null, limit: null }) as OperationMeta;
-  delete op[OPERATION_META];
-  const docs = OPERATIONS[`${method.toUpperCase()} ${path}`] ?? fallbackOperation(method.toUpperCase(), path);
+/** Names the operation, tags it and describes it (the catalog's text and its authentication). */
+function describeOperation(op: Json, meta: OperationMeta, docs: OperationDoc): void {
   op.operationId ??= docs.operationId;
   op.summary ??= docs.summary;
   const authNote =
@@ -81,30 +74,18 @@ function decorateOperation(op: Json, method: string, path: string, kind: Documen
   const description = [docs.description, authNote].filter(Boolean).join('\n\n');
   if (description && !op.description) op.description = description;
   op.tags ??= [docs.tag];
+}
 
-  // @fastify/swagger marks every body required; one whose schema accepts null (rotate: "no body")
-  // may be left out, and Content-Type: application/json with an empty body is accepted.
-  const bodySchema = op.requestBody?.content?.['application/json']?.schema;
-  if (bodySchema?.anyOf?.some((s: Json) => s.type === 'null')) op.requestBody.required = false;
+/** What a response's decoration depends on besides the response itself. */
+interface ResponseContext {
+  meta: OperationMeta;
+  docs: OperationDoc;
+  seen: OperationExamples | undefined;
+  schemas: Json;
+}
 
-  const responses: Json = op.responses ?? {};
-  // Any route answers an unexpected fault (a bug, a failed write) with the generic 500 envelope of
-  // the one error handler; no route declares it in its zod schemas, so it is added here for all.
-  responses['500'] ??= { content: { 'application/json': { schema: { $ref: '#/components/schemas/InternalError' } } } };
-  // The admin listener's guard covers /internal/... only; its health probes are open like the public ones.
-  const secured = meta.auth !== null || '401' in responses || (kind === 'internal' && path.startsWith('/internal/'));
-  op.security = secured ? [{ [kind === 'public' ? 'bearerAuth' : 'operatorToken']: [] }] : [];
-
-  if (docs.idempotencyKey) {
-    // The route's zod schema has it optional (a missing key is spec §5's 400, not a 422); it is required.
-    const params: Json[] = (op.parameters ?? []).filter((p: Json) => !(p.in === 'header' && String(p.name).toLowerCase() === 'idempotency-key'));
-    op.parameters = [IDEMPOTENCY_PARAMETER, ...params];
-  }
-
-  const seen = examples[kind]?.[`${method.toUpperCase()} ${path}`];
-  const requestMedia = op.requestBody?.content?.['application/json'];
-  if (seen?.request !== undefined && requestMedia) requestMedia.example = seen.request;
-
+/** The responses in status order, each with its description, its headers and its recorded example. */
+function decorateResponses(responses: Json, { meta, docs, seen, schemas }: ResponseContext): Json {
   const sorted: Json = {};
   for (const status of Object.keys(responses).sort()) {
     const res = responses[status] as Json;
@@ -126,7 +107,38 @@ function decorateOperation(op: Json, method: string, path: string, kind: Documen
     res.headers = { ...headers, ...res.headers };
     sorted[status] = ordered(res, ['description', 'headers', 'content']);
   }
-  op.responses = sorted;
+  return sorted;
+}
+
+function decorateOperation(op: Json, method: string, path: string, kind: DocumentKind, schemas: Json, examples: DocumentExamples): Json {
+  const meta = (op[OPERATION_META] ?? { auth: null, limit: null }) as OperationMeta;
+  delete op[OPERATION_META];
+  const docs = OPERATIONS[`${method.toUpperCase()} ${path}`] ?? fallbackOperation(method.toUpperCase(), path);
+  describeOperation(op, meta, docs);
+
+  // @fastify/swagger marks every body required; one whose schema accepts null (rotate: "no body")
+  // may be left out, and Content-Type: application/json with an empty body is accepted.
+  const bodySchema = op.requestBody?.content?.['application/json']?.schema;
+  if (bodySchema?.anyOf?.some((s: Json) => s.type === 'null')) op.requestBody.required = false;
+
+  const responses: Json = op.responses ?? {};
+  // Any route answers an unexpected fault (a bug, a failed write) with the generic 500 envelope of
+  // the one error handler; no route declares it in its zod schemas, so it is added here for all.
+  responses['500'] ??= { content: { 'application/json': { schema: { $ref: '#/components/schemas/InternalError' } } } };
+  // The admin listener's guard covers /internal/... only; its health probes are open like the public ones.
+  const secured = meta.auth !== null || '401' in responses || (kind === 'internal' && path.startsWith('/internal/'));
+  op.security = secured ? [{ [kind === 'public' ? 'bearerAuth' : 'operatorToken']: [] }] : [];
+
+  if (docs.idempotencyKey) {
+    // The route's zod schema has it optional (a missing key is spec §5's 400, not a 422); it is required.
+    const params: Json[] = (op.parameters ?? []).filter((p: Json) => !(p.in === 'header' && String(p.name).toLowerCase() === 'idempotency-key'));
+    op.parameters = [IDEMPOTENCY_PARAMETER, ...params];
+  }
+
+  const seen = examples[`${method.toUpperCase()} ${path}`];
+  const requestMedia = op.requestBody?.content?.['application/json'];
+  if (seen?.request !== undefined && requestMedia) requestMedia.example = seen.request;
+  op.responses = decorateResponses(responses, { meta, docs, seen, schemas });
   return ordered(op, OPERATION_KEYS);
 }
 
@@ -158,7 +170,8 @@ function reachable(paths: Json, schemas: Json, keep: readonly string[]): string[
   return [...seen].sort();
 }
 
-export function finalizeDocument(doc: Json, kind: DocumentKind): Json {
+/** The published document of `kind`, its bodies illustrated by `examples` (recorded responses). */
+export function finalizeDocument(doc: Json, kind: DocumentKind, examples: DocumentExamples): Json {
   const schemas: Json = doc.components?.schemas ?? {};
   const paths: Json = {};
   const usedTags = new Set<string>();
@@ -167,7 +180,7 @@ export function finalizeDocument(doc: Json, kind: DocumentKind): Json {
     const out: Json = {};
     for (const method of METHODS) {
       if (!item[method]) continue;
-      out[method] = decorateOperation(item[method], method, path, kind, schemas);
+      out[method] = decorateOperation(item[method], method, path, kind, schemas, examples);
       for (const t of out[method].tags as string[]) usedTags.add(t);
     }
     paths[path] = out;

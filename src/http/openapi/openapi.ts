@@ -5,7 +5,8 @@ import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import { registerAdminAuth } from '../plugins/admin-auth.js';
 import { INTERNAL_INFO, PUBLIC_INFO } from './catalog.js';
-import { finalizeDocument, type DocumentKind, type OperationMeta, OPERATION_META } from './document.js';
+import { finalizeDocument, type DocumentExamples, type DocumentKind, type ExamplesByKind, type OperationMeta, OPERATION_META } from './document.js';
+import recorded from './examples.json' with { type: 'json' };
 
 /**
  * The OpenAPI 3.1 documents, generated from the routes' zod schemas by @fastify/swagger and
@@ -16,6 +17,14 @@ import { finalizeDocument, type DocumentKind, type OperationMeta, OPERATION_META
 
 /** The version of the API contract, not of the package: documents stay byte-stable across releases. */
 const API_VERSION = '1.0.0';
+
+/** The examples committed with the code (`npm run openapi` records them from real responses). */
+const RECORDED_EXAMPLES = recorded as unknown as ExamplesByKind;
+
+export interface OpenapiOptions {
+  /** The bodies that illustrate the document; the recorded ones unless given (the generator records fresh ones). */
+  examples?: DocumentExamples;
+}
 
 /** Routes that describe the API rather than belong to it. */
 const isDocsRoute = (url: string) => url === '/openapi.json' || url === '/internal/openapi.json' || url.startsWith('/docs');
@@ -32,7 +41,7 @@ const transform = (input: TransformInput) => {
   return { schema: { ...out.schema, [OPERATION_META]: meta }, url };
 };
 
-function swaggerOptions(kind: DocumentKind): FastifyDynamicSwaggerOptions {
+function swaggerOptions(kind: DocumentKind, examples: DocumentExamples = RECORDED_EXAMPLES[kind]): FastifyDynamicSwaggerOptions {
   const info = kind === 'public' ? PUBLIC_INFO : INTERNAL_INFO;
   const scheme = kind === 'public' ? 'bearerAuth' : 'operatorToken';
   return {
@@ -56,14 +65,14 @@ function swaggerOptions(kind: DocumentKind): FastifyDynamicSwaggerOptions {
       },
     },
     transform: transform as FastifyDynamicSwaggerOptions['transform'],
-    transformObject: (doc) => finalizeDocument(jsonSchemaTransformObject(doc) as Record<string, unknown>, kind) as never,
+    transformObject: (doc) => finalizeDocument(jsonSchemaTransformObject(doc) as Record<string, unknown>, kind, examples) as never,
   };
 }
 
 /** Public listener: the document at /openapi.json and a self-contained Swagger UI at /docs. */
-export const publicOpenapi = fp(
-  async (app: FastifyInstance) => {
-    await app.register(swagger, swaggerOptions('public'));
+export const publicOpenapi = fp<OpenapiOptions>(
+  async (app: FastifyInstance, opts) => {
+    await app.register(swagger, swaggerOptions('public', opts.examples));
     // Assets come from the installed package (no CDN); the document from /docs/json.
     await app.register(swaggerUi, {
       routePrefix: '/docs',
@@ -75,9 +84,9 @@ export const publicOpenapi = fp(
 );
 
 /** Admin listener: the internal document at /internal/openapi.json, behind the operator token. */
-export const internalOpenapi = fp<{ adminToken: string }>(
+export const internalOpenapi = fp<OpenapiOptions & { adminToken: string }>(
   async (app: FastifyInstance, opts) => {
-    await app.register(swagger, swaggerOptions('internal'));
+    await app.register(swagger, swaggerOptions('internal', opts.examples));
     await app.register(async (guarded) => {
       registerAdminAuth(guarded, opts.adminToken);
       guarded.get('/internal/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -1,6 +1,6 @@
 /**
  * Rate-limit policy names (spec §4 table, §6, §7). A route names its policy in its config
- * (`config: { limit: 'keys.mint' }`); http/rate-limit.ts turns the name into a limit keyed after
+ * (`config: { limit: 'keys.mint' }`); rate-limit.ts turns the name into a limit keyed after
  * authentication (per service key, per API key) or per client IP (self-rotation).
  */
 export const LIMIT_NAMES = [

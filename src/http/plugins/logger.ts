@@ -5,7 +5,7 @@ import type { LoggerOptions } from 'pino';
  * body is censored wherever it appears. Fastify's request serializer logs no headers or bodies in
  * the first place; this is the second line of defence for anything a handler might log.
  */
-export const REDACT_PATHS = [
+const REDACT_PATHS = [
   'req.headers.authorization',
   'req.headers["idempotency-key"]',
   'headers.authorization',

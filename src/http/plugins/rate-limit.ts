@@ -51,7 +51,7 @@ export const POLICIES: Record<LimitName, Policy> = {
 };
 
 /** 60 failed authentications per minute per IP; see RATE_LIMIT_AUTH_FAILURES in config.ts. */
-export const AUTH_FAILURES_DEFAULT: RateRule = { max: 60, windowSeconds: 60 };
+const AUTH_FAILURES_DEFAULT: RateRule = { max: 60, windowSeconds: 60 };
 const AUTH_FAILURES = 'auth.failures';
 
 export interface RateLimitOptions {
@@ -86,84 +86,98 @@ function setRateLimitHeaders(reply: FastifyReply, name: string, rule: RateRule, 
 const rateLimited = (retryAfterSeconds: number) =>
   new DomainError('rate_limited', undefined, [], { retryAfterSeconds: Math.max(1, retryAfterSeconds) });
 
+/** Runs a limiter; a store failure is logged and the request served (counters must never block). */
+async function count(request: FastifyRequest, limiter: Limiter, increment = true): Promise<LimiterResult | null> {
+  try {
+    const res = await limiter(request, { increment });
+    return res.isAllowed ? null : res;
+  } catch (err) {
+    request.log.warn({ err: { message: (err as Error).message } }, 'rate-limit counter failed; request served unlimited');
+    return null;
+  }
+}
+
+/** The counters (Redis when configured, else this process's), closed with the app, as @fastify/rate-limit's store. */
+async function registerCounterStore(app: FastifyInstance, opts: RateLimitPluginOptions): Promise<void> {
+  const store: CounterStore = opts.redis
+    ? await RedisCounterStore.open({ ...opts.redis, clock: opts.clock, log: app.log })
+    : new MemoryCounterStore(opts.clock);
+  app.addHook('onClose', () => store.close());
+  // @fastify/rate-limit builds its store with `new`; a function returning an object yields that object.
+  const storeCtor = function sharedStore() {
+    return store;
+  } as unknown as FastifyRateLimitStoreCtor;
+  await app.register(fastifyRateLimit, { global: false, store: storeCtor });
+}
+
+/** One limiter per policy, with its rule (the configured override or the contract's value). */
+function policyLimiters(app: FastifyInstance, limits: RateLimitOptions['limits']) {
+  const rules = {} as Record<LimitName, RateRule>;
+  const limiters = {} as Record<LimitName, Limiter>;
+  for (const name of LIMIT_NAMES) {
+    const policy = POLICIES[name];
+    const rule = (rules[name] = limits?.[name] ?? policy.defaults);
+    limiters[name] = app.createRateLimit({
+      max: rule.max,
+      timeWindow: rule.windowSeconds * 1000,
+      keyGenerator: (request) => {
+        const p = request.principal;
+        // A credential policy always runs after authentication; the IP is only a safety net.
+        return policy.per === 'credential' && p ? `${name}:${p.id}` : `${name}:ip:${clientIp(request)}`;
+      },
+    });
+  }
+  return { rules, limiters };
+}
+
+/** Adds each limited route's policy as a route-level onRequest hook (after authentication). */
+function registerPolicies(app: FastifyInstance, limits: RateLimitOptions['limits']): void {
+  const { rules, limiters } = policyLimiters(app, limits);
+  const enforce = (name: LimitName) =>
+    async function rateLimitHook(request: FastifyRequest, reply: FastifyReply) {
+      const res = await count(request, limiters[name]);
+      if (!res) return;
+      const reset = res.ttlInSeconds;
+      setRateLimitHeaders(reply, name, rules[name], res.remaining, reset);
+      if (res.isExceeded) {
+        const retryAfter = POLICIES[name].retryAfter;
+        throw rateLimited(retryAfter === 'reset' ? reset : retryAfter);
+      }
+    };
+  app.addHook('onRoute', (route) => {
+    const name = route.config?.limit;
+    if (!name) return;
+    if (!POLICIES[name]) throw new Error(`unknown rate-limit policy "${name}" on ${route.method} ${route.url}`);
+    const hooks = route.onRequest ? (Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]) : [];
+    route.onRequest = [...hooks, enforce(name)] as typeof route.onRequest;
+  });
+}
+
+/** Brute-force damping. Registered before the auth plugin, so it runs before any token is looked up. */
+function registerAuthFailureDamping(app: FastifyInstance, failureRule: RateRule): void {
+  const failures = app.createRateLimit({
+    max: failureRule.max,
+    timeWindow: failureRule.windowSeconds * 1000,
+    keyGenerator: (request) => `${AUTH_FAILURES}:${clientIp(request)}`,
+  });
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.routeOptions.config?.auth) return;
+    const res = await count(request, failures, false);
+    if (res && res.remaining <= 0) {
+      setRateLimitHeaders(reply, AUTH_FAILURES, failureRule, 0, res.ttlInSeconds);
+      throw rateLimited(res.ttlInSeconds);
+    }
+  });
+  app.decorate('recordAuthFailure', async (request: FastifyRequest) => {
+    await count(request, failures);
+  });
+}
+
 export const rateLimitPlugin = fp<RateLimitPluginOptions>(
   async (app, opts) => {
-    const store: CounterStore = opts.redis
-      ? await RedisCounterStore.open({ ...opts.redis, clock: opts.clock, log: app.log })
-      : new MemoryCounterStore(opts.clock);
-    app.addHook('onClose', () => store.close());
-
-    // @fastify/rate-limit builds its store with `new`; a function returning an object yields that object.
-    const storeCtor = function sharedStore() {
-      return store;
-    } as unknown as FastifyRateLimitStoreCtor;
-    await app.register(fastifyRateLimit, { global: false, store: storeCtor });
-
-    /** Runs a limiter; a store failure is logged and the request served (counters must never block). */
-    async function count(request: FastifyRequest, limiter: Limiter, increment = true): Promise<LimiterResult | null> {
-      try {
-        const res = await limiter(request, { increment });
-        return res.isAllowed ? null : res;
-      } catch (err) {
-        request.log.warn({ err: { message: (err as Error).message } }, 'rate-limit counter failed; request served unlimited');
-        return null;
-      }
-    }
-
-    const rules = {} as Record<LimitName, RateRule>;
-    const limiters = {} as Record<LimitName, Limiter>;
-    for (const name of LIMIT_NAMES) {
-      const policy = POLICIES[name];
-      const rule = (rules[name] = opts.limits?.[name] ?? policy.defaults);
-      limiters[name] = app.createRateLimit({
-        max: rule.max,
-        timeWindow: rule.windowSeconds * 1000,
-        keyGenerator: (request) => {
-          const p = request.principal;
-          // A credential policy always runs after authentication; the IP is only a safety net.
-          return policy.per === 'credential' && p ? `${name}:${p.id}` : `${name}:ip:${clientIp(request)}`;
-        },
-      });
-    }
-
-    const enforce = (name: LimitName) =>
-      async function rateLimitHook(request: FastifyRequest, reply: FastifyReply) {
-        const res = await count(request, limiters[name]);
-        if (!res) return;
-        const reset = res.ttlInSeconds;
-        setRateLimitHeaders(reply, name, rules[name], res.remaining, reset);
-        if (res.isExceeded) {
-          const retryAfter = POLICIES[name].retryAfter;
-          throw rateLimited(retryAfter === 'reset' ? reset : retryAfter);
-        }
-      };
-
-    app.addHook('onRoute', (route) => {
-      const name = route.config?.limit;
-      if (!name) return;
-      if (!POLICIES[name]) throw new Error(`unknown rate-limit policy "${name}" on ${route.method} ${route.url}`);
-      const hooks = route.onRequest ? (Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]) : [];
-      route.onRequest = [...hooks, enforce(name)] as typeof route.onRequest;
-    });
-
-    // Brute-force damping. Registered before the auth plugin, so it runs before any token is looked up.
-    const failureRule = opts.authFailures ?? AUTH_FAILURES_DEFAULT;
-    const failures = app.createRateLimit({
-      max: failureRule.max,
-      timeWindow: failureRule.windowSeconds * 1000,
-      keyGenerator: (request) => `${AUTH_FAILURES}:${clientIp(request)}`,
-    });
-    app.addHook('onRequest', async (request, reply) => {
-      if (!request.routeOptions.config?.auth) return;
-      const res = await count(request, failures, false);
-      if (res && res.remaining <= 0) {
-        setRateLimitHeaders(reply, AUTH_FAILURES, failureRule, 0, res.ttlInSeconds);
-        throw rateLimited(res.ttlInSeconds);
-      }
-    });
-    app.decorate('recordAuthFailure', async (request: FastifyRequest) => {
-      await count(request, failures);
-    });
+    await registerCounterStore(app, opts);
+    registerPolicies(app, opts.limits);
+    registerAuthFailureDamping(app, opts.authFailures ?? AUTH_FAILURES_DEFAULT);
   },
   { name: 'keyplane-rate-limit' },
 );

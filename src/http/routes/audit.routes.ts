@@ -4,7 +4,7 @@ import type { AuditService } from '../../domain/audit/audit.service.js';
 import type { Clock } from '../../domain/clock.js';
 import { apiPrincipal, opContext } from '../plugins/auth.js';
 import { auditQuery, auditResponse } from './audit.schemas.js';
-import { sendJson } from '../plugins/prebuilt-json.js';
+import { sendRawJson } from '../plugins/prebuilt-json.js';
 import '../plugins/limits.js';
 
 export interface AuditRoutesOptions {
@@ -27,10 +27,10 @@ export async function auditRoutes(app: FastifyInstance, opts: AuditRoutesOptions
         { apiKeyId: q.api_key_id, limit: q.limit, eventTypes: q.event_types ?? null, before: q.before ?? null },
         ctx,
       );
-      // The items come as JSON from Postgres (migration 0006: keyplane_audit_item); ids are uuids (no escaping).
+      // The items come as JSON printed at link time (keyplane_audit_item); ids are uuids (no escaping).
       const nextBefore = page.nextBefore === null ? 'null' : `"${page.nextBefore}"`;
       const body = `{"events":[${page.eventsJson}],"limit":${page.limit},"api_key_id":"${page.apiKeyId}","next_before":${nextBefore}}`;
-      return sendJson(reply, body);
+      return sendRawJson(reply, body);
     },
   );
 }

@@ -29,7 +29,7 @@ const eventTypes = z
 /**
  * A compliance_event item's data: every field its hash covers (the event's own facts under
  * `details`) and its link, so an agent can recompute the links of its slice. seq, prev_hash and
- * hash are null only while the event waits for its link (milliseconds; see event-linker.ts).
+ * hash are null only while the event waits for its link (milliseconds; see domain/audit/linker.ts).
  */
 const complianceEventData = z
   .object({

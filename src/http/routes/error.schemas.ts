@@ -38,21 +38,21 @@ function codesFor(status: number, extra: ErrorCode[] = []): [ErrorCode, ...Error
   return [...codes, ...extra] as [ErrorCode, ...ErrorCode[]];
 }
 
-export const agentPermissionDeniedError = envelope(
+const agentPermissionDeniedError = envelope(
   'AgentPermissionDeniedError',
   ['agent_permission_denied'],
   "403 agent_permission_denied: the key's permissions tier does not allow the verb.",
   detailItem.extend({ tier: z.string(), verb: z.string() }),
 );
 
-export const agentScopeError = envelope(
+const agentScopeError = envelope(
   'AgentScopeError',
   ['agent_scope_error'],
   '403 agent_scope_error: a line-scoped key reached outside its line.',
   detailItem.extend({ line_id: z.string() }),
 );
 
-export const agentCapExceededError = envelope(
+const agentCapExceededError = envelope(
   'AgentCapExceededError',
   ['agent_cap_exceeded'],
   "402 agent_cap_exceeded: the key's monthly spending cap would be exceeded.",

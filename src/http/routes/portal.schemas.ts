@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { displayName, errorResponses, isoTimestamp, issuedKeyObjectSchema } from './common.schemas.js';
 
-export const nameSchema = displayName;
-export const environmentSchema = z.enum(['test', 'live']);
+const nameSchema = displayName;
+const environmentSchema = z.enum(['test', 'live']);
 
 export const idParams = z.object({ id: z.uuid() });
 
