@@ -12,10 +12,9 @@
  */
 export { openDatabase, type Database, type Db } from '../../src/db/database.js';
 export { canonicalEvent, chainHash, type ChainedFields } from '../../src/domain/audit/chain-hash.js';
-export { recordEvent, withEvents, type EventInput, type EventStore } from '../../src/domain/audit/events.js';
+export { recordEvent, withEvents, type EventInput } from '../../src/domain/audit/events.js';
 
 export { buildAdminApp, buildApp } from '../../src/app.js';
-export { createServices } from '../../src/services.js';
 export { queryRows } from '../../src/db/statements.js';
 export { apiKeys } from '../../src/db/schema.js';
 export { EventLinker } from '../../src/domain/audit/linker.js';

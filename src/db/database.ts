@@ -8,7 +8,7 @@ import { copyTemplateDir, readTemplate } from './pglite/template.js';
 import { schema } from './schema.js';
 import type { Db } from './types.js';
 
-export type { Db, Tx } from './types.js';
+export type { Db } from './types.js';
 
 /** Connections of the linker's own pool (Database.linkerDb says why it has one). */
 export const LINKER_POOL_MAX = 2;

@@ -19,7 +19,6 @@ import { createTenant, createTestApp, type TestAppOptions } from './harness.js';
 export function appTest(overrides: TestAppOptions = {}) {
   return base
     // vitest reads a fixture's dependencies from this object pattern: it must be one, even empty.
-    // eslint-disable-next-line no-empty-pattern
     .extend('app', { scope: 'file' }, async ({}, { onCleanup }) => {
       const t = await createTestApp(overrides);
       onCleanup(() => t.close());
@@ -30,4 +29,3 @@ export function appTest(overrides: TestAppOptions = {}) {
 
 /** The fixtures over an app with the default configuration. */
 export const it = appTest();
-export const test = it;

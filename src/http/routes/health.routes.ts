@@ -16,7 +16,7 @@ const readinessResponse = {
 export async function healthRoutes(app: FastifyInstance, opts: { health: HealthService }): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
   r.get('/healthz', { schema: { response: livenessResponse } }, async () => ({ status: 'ok' as const }));
-  r.get('/readyz', { schema: { response: readinessResponse } }, async (request, reply) => {
+  r.get('/readyz', { schema: { response: readinessResponse } }, async (request) => {
     try {
       // Bounded: a dead database must make readiness fail quickly, not hang the probe.
       await Promise.race([

@@ -32,7 +32,6 @@ export const verifyBody = z
       ctx.addIssue({ code: 'custom', path: ['request_id'], message: 'request_id is required with cost_cents' });
     }
   });
-export type VerifyBody = z.infer<typeof verifyBody>;
 
 export const verifyCodeSchema = z.enum(['valid', 'invalid_api_key', 'agent_permission_denied', 'agent_scope_error', 'agent_cap_exceeded']);
 
