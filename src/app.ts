@@ -62,7 +62,7 @@ function baseInstance(deps: AppDeps): FastifyInstance {
   app.setSerializerCompiler(compiledSerializerCompiler);
   registerJsonParser(app);
   registerErrorHandling(app, { isUnavailable: isDatabaseUnavailable, describe: driverError });
-  // Once close() starts, Fastify closes idle keep-alive connections, but a connection whose request
+  // When close() starts, Fastify closes idle keep-alive connections, but a connection whose request
   // is still in flight becomes idle only after its response; telling the client to close it then
   // lets shutdown finish promptly instead of waiting out the keep-alive timeout.
   let draining = false;

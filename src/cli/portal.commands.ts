@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { cliContext, print, withServices } from './runtime.js';
 
 const environmentOption = () => new Option('--environment <env>', 'test or live').choices(['test', 'live']).default('test');
-const shownOnce = (id: string, prefix: string, plaintext: string, what: string) => `${what} ${id} (${prefix})\n${plaintext}\nShown once: store it now.`;
+const issuedSecretText = (id: string, prefix: string, plaintext: string, what: string) => `${what} ${id} (${prefix})\n${plaintext}\nShown once: store it now.`;
 
 type Env = 'test' | 'live';
 
@@ -64,7 +64,7 @@ function registerServiceKeys(program: Command): void {
     .action(async (o: { account: string; environment: Env; name: string; json?: boolean }) =>
       withServices(async ({ services }) => {
         const k = await services.portal.createServiceKey({ accountId: o.account, environment: o.environment, name: o.name }, cliContext());
-        print(!!o.json, k, shownOnce(k.id, k.key_prefix, k.plaintext_key, 'service key'));
+        print(!!o.json, k, issuedSecretText(k.id, k.key_prefix, k.plaintext_key, 'service key'));
       }),
     );
   sk.command('list')
@@ -104,7 +104,7 @@ function registerApiKeys(program: Command): void {
     .action(async (o: { account: string; environment: Env; name: string; json?: boolean }) =>
       withServices(async ({ services }) => {
         const k = await services.portal.createPortalApiKey({ accountId: o.account, environment: o.environment, name: o.name }, cliContext());
-        print(!!o.json, k, shownOnce(k.id, k.key_prefix, k.plaintext_key, 'api key'));
+        print(!!o.json, k, issuedSecretText(k.id, k.key_prefix, k.plaintext_key, 'api key'));
       }),
     );
   ak.command('revoke')
