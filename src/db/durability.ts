@@ -15,14 +15,14 @@ import type { Db } from './types.js';
  * as the commit record is in the WAL buffers; then someone waits for durability with flushWal()
  * before anything is answered: a tiny synchronous commit whose flush covers every earlier commit
  * record (WAL is flushed in order). For events that is the end of the linking round the request
- * waits for (domain/event-linker.ts), shared by every request of the round. Nothing is disclosed
+ * waits for (domain/audit/linker.ts), shared by every request of the round. Nothing is disclosed
  * before its record is on disk; a crash before the flush loses the change, the event and the
  * response together. Concurrent flushes share fsyncs (group commit). One visible difference: for
  * those few milliseconds another session can already read the change.
  *
- * The debits no longer do this (migration 0013): an instance runs one debit statement at a time, so
- * its next batch waits for the answer anyway, and a synchronous commit spares a flush statement
- * per batch.
+ * The debits do not do this (src/db/sql/verify_debit_batch.sql): an instance runs one debit
+ * statement at a time, so its next batch waits for the answer anyway, and a synchronous commit
+ * spares a flush statement per batch.
  */
 
 /** A CTE (reference it so it runs) making the statement's own implicit transaction commit asynchronously. */

@@ -25,12 +25,10 @@ type PgliteClient = { query<T>(text: string, params: unknown[]): Promise<{ rows:
 /**
  * A raw statement whose SQL text is built once, at module load, with its values as
  * `sql.placeholder(name)`: for the hot statements that drizzle's query builder cannot express (the
- * mint, list and audit statements with their event CTE) and the hottest reads. Building the text
- * per request showed in the profile (drizzle's sqlToQuery: half of a mint's handler CPU). Server
- * mode runs it as a named prepared statement, so Postgres parses it once per connection, and with
- * the pool's plan_cache_mode (db/client.ts) plans it once too (EXPLAIN ANALYZE had put planning of
- * the list and audit statements at 0.6–0.9 ms against 0.6–1.1 ms of execution); embedded mode
- * passes the text and values to PGlite.
+ * list and audit statements with their event CTE, the debit) and the hottest reads, so that no
+ * request pays for building SQL text. Server mode runs it as a named prepared statement, so
+ * Postgres parses it once per connection, and with the pool's plan_cache_mode (db/database.ts)
+ * plans it once too; embedded mode passes the text and values to PGlite.
  */
 export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
   const { sql: text, params } = dialect.sqlToQuery(query);
