@@ -1,8 +1,9 @@
-import { and, eq, getTableColumns, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
 import { asyncCommitCte } from '../durability.js';
 import { apiKeys, type ApiKeyRow } from '../schema.js';
 import { preparedQuery } from '../statements.js';
 import type { Db, Tx } from '../types.js';
+import { apiKeyRowOf, type ApiKeyColumns } from './api-key-rows.js';
 import { eventInsertCte } from './events.queries.js';
 
 /*
@@ -95,17 +96,6 @@ export async function keyByTokenHash(db: Db, tokenHash: string): Promise<ApiKeyR
   return row;
 }
 
-/** A stored row as the driver returns it (snake_case columns) mapped as drizzle maps it. */
-const columns = Object.entries(getTableColumns(apiKeys));
-function apiKeyRowOf(raw: Record<string, unknown>): ApiKeyRow {
-  const row: Record<string, unknown> = {};
-  for (const [field, column] of columns) {
-    const value = raw[column.name];
-    row[field] = value === null || value === undefined ? null : column.mapFromDriverValue(value);
-  }
-  return row as ApiKeyRow;
-}
-
 export interface ListPage {
   accountId: string;
   serviceKeyId: string;
@@ -132,7 +122,7 @@ export async function listPage(db: Db, page: ListPage, event: Record<string, unk
   const first = result[0];
   if (!first || first.recorded !== 1) throw new Error(`account ${page.accountId}: list event not recorded`);
   // The page LEFT JOINed to the one counts row: an empty page is one row of nulls.
-  const rows = result.filter((r) => r.id !== null).map(apiKeyRowOf);
+  const rows = result.filter((r) => r.id !== null).map((r) => apiKeyRowOf(r as unknown as ApiKeyColumns));
   return { rows, total: first.total };
 }
 

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { ApiKeyRow, Permission } from '../schema.js';
 import { preparedQuery, queryRows } from '../statements.js';
 import type { Db } from '../types.js';
-import { apiKeyRowOf, dateOf, type ApiKeyColumns } from './auth.queries.js';
+import { apiKeyRowOf, dateOf, type ApiKeyColumns } from './api-key-rows.js';
 
 /*
  * The statements of data-plane spend: the debit function (src/db/sql/verify_debit_batch.sql) and the

@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { ApiKeyRow } from '../schema.js';
 import { preparedQuery } from '../statements.js';
 import type { Db } from '../types.js';
-import { apiKeyRowOf, type ApiKeyColumns } from './auth.queries.js';
+import { apiKeyRowOf, type ApiKeyColumns } from './api-key-rows.js';
 
 /*
  * The read of a verify without cost: the rows of a batch of token hashes, plain columns (keyplane
