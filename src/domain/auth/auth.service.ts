@@ -14,8 +14,8 @@ export interface ServicePrincipal {
   id: string;
   /**
    * Whose child keys this key manages: its rotation chain's first key (service_keys.lineage_id), so
-   * that rotating a service key hands its fleet to the successor. Children store it as
-   * created_by_service_key_id.
+   * that rotating a service key hands its fleet to the successor. Each child records it as its
+   * creator.
    */
   ownerId: string;
   accountId: string;
