@@ -3,9 +3,9 @@ import type { ApiKeyRow } from '../../db/schema.js';
 import { recordEvent, withEvents, type EventStore } from '../audit/events.js';
 import { generateToken, type Environment } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
-import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import { getAccount } from './accounts.js';
+import { revokeRecorded } from './revocation.js';
 import type { Issued } from './portal-views.js';
 
 /** A portal API key: permissions legacy_full, no creating service key, no cap. */
@@ -46,20 +46,6 @@ export async function createPortalApiKey(
 }
 
 /** Revokes a portal API key; a child key (minted by a service key) is not_found here. */
-export async function revokePortalApiKey(store: EventStore, id: string, ctx: OpContext): Promise<ApiKeyRow> {
-  return withEvents(store, (row) => row.accountId, async (tx) => {
-    const row = await revokePortalKeyRow(tx, id, ctx.now);
-    if (!row) throw notFound();
-    await recordEvent(tx, {
-      accountId: row.accountId,
-      eventType: 'portal_key_revoked',
-      environment: row.environment,
-      actor: ctx.actor,
-      meta: ctx.meta,
-      subjectKeyId: row.id,
-      data: { key_prefix: row.keyPrefix },
-      createdAt: ctx.now,
-    });
-    return row;
-  });
+export function revokePortalApiKey(store: EventStore, id: string, ctx: OpContext): Promise<ApiKeyRow> {
+  return revokeRecorded(store, (tx) => revokePortalKeyRow(tx, id, ctx.now), 'portal_key_revoked', ctx);
 }

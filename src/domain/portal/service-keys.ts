@@ -12,6 +12,7 @@ import type { OpContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import { getAccount } from './accounts.js';
+import { revokeRecorded } from './revocation.js';
 import type { Issued } from './portal-views.js';
 
 /*
@@ -100,20 +101,6 @@ export async function rotateServiceKey(store: EventStore, id: string, ctx: OpCon
   return { row, plaintext: token.plaintext };
 }
 
-export async function revokeServiceKey(store: EventStore, id: string, ctx: OpContext): Promise<ServiceKeyRow> {
-  return withEvents(store, (row) => row.accountId, async (tx) => {
-    const row = await revokeServiceKeyRow(tx, id, ctx.now);
-    if (!row) throw notFound();
-    await recordEvent(tx, {
-      accountId: row.accountId,
-      eventType: 'service_key_revoked',
-      environment: row.environment,
-      actor: ctx.actor,
-      meta: ctx.meta,
-      subjectKeyId: row.id,
-      data: { key_prefix: row.keyPrefix },
-      createdAt: ctx.now,
-    });
-    return row;
-  });
+export function revokeServiceKey(store: EventStore, id: string, ctx: OpContext): Promise<ServiceKeyRow> {
+  return revokeRecorded(store, (tx) => revokeServiceKeyRow(tx, id, ctx.now), 'service_key_revoked', ctx);
 }
