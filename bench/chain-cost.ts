@@ -15,7 +15,7 @@
  */
 import { and, count, desc, eq, isNull, sql } from 'drizzle-orm';
 import { adminQuery as admin, databaseUrlFor } from './lib/admin-db.js';
-import { openDatabase, type Database, type Db, EventLinker, queryRows, apiKeys, authenticate, type ServicePrincipal, listChildKeys, mintChildKeyTx, prepareKeyMaterial, type OpContext, newId, withEvents, canonicalEvent, recordEvent, type EventInput, portal } from './lib/keyplane.js';
+import { openDatabase, type Database, type Db, EventLinker, queryRows, apiKeys, authenticate, type ServicePrincipal, listChildKeys, mintChildKeyTx, prepareKeyMaterial, type OpContext, eventFields, withEvents, canonicalEvent, recordEvent, type EventInput, portal } from './lib/keyplane.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -24,23 +24,9 @@ const dbName = `keyplane_bench_${Date.now().toString(36)}`;
 
 /** The same event recordEvent writes, inserted without the chain: seq from a sequence, no account row. */
 async function plainInsert(db: Db, input: EventInput): Promise<void> {
-  const id = newId();
-  const canonical = canonicalEvent({
-    id,
-    accountId: input.accountId,
-    eventType: input.eventType,
-    environment: input.environment,
-    actorKind: input.actor.kind,
-    actorKeyId: input.actor.keyId,
-    actorKeyPrefix: input.actor.keyPrefix,
-    subjectKeyId: input.subjectKeyId ?? null,
-    relatedKeyId: input.relatedKeyId ?? null,
-    requestId: input.meta.requestId,
-    ip: input.meta.ip,
-    userAgent: input.meta.userAgent,
-    data: input.data,
-    createdAt: input.createdAt,
-  });
+  const fields = { ...eventFields(input), data: input.data };
+  const { id } = fields;
+  const canonical = canonicalEvent(fields);
   await db.execute(sql`
     insert into compliance_events
       (id, account_id, seq, prev_hash, hash, event_type, environment, actor_kind, actor_key_id,

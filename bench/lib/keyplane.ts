@@ -12,7 +12,7 @@
  */
 export { openDatabase, type Database, type Db } from '../../src/db/database.js';
 export { canonicalEvent, chainHash, type ChainedFields } from '../../src/domain/audit/chain-hash.js';
-export { recordEvent, withEvents, type EventInput } from '../../src/domain/audit/events.js';
+export { eventFields, recordEvent, withEvents, type EventInput } from '../../src/domain/audit/events.js';
 
 export { buildAdminApp, buildApp } from '../../src/app.js';
 export { queryRows } from '../../src/db/statements.js';

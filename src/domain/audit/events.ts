@@ -117,7 +117,7 @@ export async function withEvents<T>(store: EventStore, account: string | ((resul
 }
 
 /** The fields of one event as stored (its data comes from the statement that records it). */
-function eventFields(input: Omit<EventInput, 'data'>): Omit<ChainedFields, 'data'> {
+export function eventFields(input: Omit<EventInput, 'data'>): Omit<ChainedFields, 'data'> {
   const { data: _none, ...fields } = chainedFields({ ...input, data: null });
   return fields;
 }
