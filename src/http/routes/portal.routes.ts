@@ -16,7 +16,7 @@ import {
   portalKeySchema,
   serviceKeySchema,
 } from './portal.schemas.js';
-import { requestMeta } from '../plugins/auth.js';
+import { operatorContext } from '../plugins/operator-context.js';
 
 export interface PortalRoutesOptions {
   portal: PortalService;
@@ -27,11 +27,7 @@ export interface PortalRoutesOptions {
 export async function portalRoutes(app: FastifyInstance, opts: PortalRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { portal } = opts;
-  const ctx = (request: FastifyRequest): OpContext => ({
-    actor: { kind: 'portal', keyId: null, keyPrefix: 'portal' },
-    meta: requestMeta(request),
-    now: opts.clock.now(),
-  });
+  const ctx = (request: FastifyRequest): OpContext => operatorContext(request, opts.clock);
 
   r.post(
     '/accounts',
