@@ -45,8 +45,9 @@ export const configSchema = z.object({
   /*
    * Rate limits (spec §4, §6, §7), one entry per route, as <max>/<window seconds>. Unset = the
    * contract's value (POLICIES in src/http/plugins/rate-limit.ts); raise them for benchmarks.
-   * Counted per service key per route for /v1/keys, per API key for /v1/audit, per client IP for
-   * self-rotation (every attempt counts). RATE_LIMIT_VARIABLES below names the policy of each.
+   * Counted per service key per route for /v1/keys, per API key for /v1/audit, per agent (its
+   * rotation chain) for self-rotation attempts whose key and secret match. RATE_LIMIT_VARIABLES
+   * below names the policy of each.
    */
   RATE_LIMIT_KEYS_MINT: rateRule.optional(),
   RATE_LIMIT_KEYS_LIST: rateRule.optional(),
@@ -56,6 +57,12 @@ export const configSchema = z.object({
   RATE_LIMIT_KEYS_ROTATE: rateRule.optional(),
   RATE_LIMIT_AUDIT_READ: rateRule.optional(),
   RATE_LIMIT_AGENTS_SELF_ROTATE: rateRule.optional(),
+  /**
+   * Failed self-rotations (bad key, wrong secret) per client address, an IPv6 client by its /64.
+   * 10 per 15 minutes lets a fleet behind one NAT survive a few misconfigured agents while keeping
+   * online guessing of rotation secrets pointless. Unset = 10/900.
+   */
+  RATE_LIMIT_AGENTS_SELF_ROTATE_FAILURES: rateRule.optional(),
   /**
    * Brute-force damping: failed authentications (401s) per client IP. 60 a minute is far above what
    * a misconfigured but honest client produces, and makes online guessing pointless. Unset = 60/60.

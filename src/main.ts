@@ -41,6 +41,7 @@ export function rateLimitOptions(config: Config): RateLimitOptions {
   return {
     limits,
     authFailures: config.RATE_LIMIT_AUTH_FAILURES,
+    selfRotateFailures: config.RATE_LIMIT_AGENTS_SELF_ROTATE_FAILURES,
     redis: config.REDIS_URL
       ? {
           url: config.REDIS_URL,

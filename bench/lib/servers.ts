@@ -12,7 +12,7 @@ export const ADMIN_TOKEN = 'bench-operator-token-0123456789abcdefghijklmnop';
 /** Rate limits raised far beyond what one machine can send: the bench measures work, not 429s. */
 const HIGH = '1000000000/1';
 export const HIGH_LIMITS: NodeJS.ProcessEnv = Object.fromEntries(
-  ['KEYS_MINT', 'KEYS_LIST', 'KEYS_GET', 'KEYS_UPDATE', 'KEYS_REVOKE', 'KEYS_ROTATE', 'AUDIT_READ', 'AGENTS_SELF_ROTATE', 'AUTH_FAILURES'].map((n) => [
+  ['KEYS_MINT', 'KEYS_LIST', 'KEYS_GET', 'KEYS_UPDATE', 'KEYS_REVOKE', 'KEYS_ROTATE', 'AUDIT_READ', 'AGENTS_SELF_ROTATE', 'AGENTS_SELF_ROTATE_FAILURES', 'AUTH_FAILURES'].map((n) => [
     `RATE_LIMIT_${n}`,
     HIGH,
   ]),

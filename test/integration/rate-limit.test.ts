@@ -118,34 +118,55 @@ describe("every policy at the contract's values (routes declaring config.limit)"
     });
   });
 
-  it('agents.self_rotate: 3 attempts per IP, failures included; the 4th gets the real remaining wait', async () => {
-    const attempt = (ok: boolean, ip = '198.51.100.7') =>
-      app.inject({ method: 'POST', url: '/v1/probe/agents.self_rotate', payload: { ok }, remoteAddress: ip });
-    expect((await attempt(false)).statusCode).toBe(401);
-    expect((await attempt(false)).statusCode).toBe(401);
-    const third = await attempt(true);
+  it('agents.self_rotate: 3 matched attempts per agent; the 4th gets the real remaining wait; other agents on the address are unaffected', async () => {
+    const attempt = (agent: string, ip = '198.51.100.7') =>
+      app.inject({ method: 'POST', url: '/v1/probe/agents.self_rotate', payload: { ok: true, agent }, remoteAddress: ip });
+    expect((await attempt('a1')).statusCode).toBe(200);
+    expect((await attempt('a1', '198.51.100.99')).statusCode).toBe(200);
+    const third = await attempt('a1');
     expect(third.statusCode).toBe(200);
     expect(third.headers['ratelimit']).toBe('"agents.self_rotate";r=0;t=900');
 
-    const fourth = await attempt(true);
+    const fourth = await attempt('a1', '198.51.100.50');
     expect(fourth.statusCode).toBe(429);
     expect(fourth.json().error.code).toBe('rate_limited');
     expect(fourth.headers['retry-after']).toBe('900');
     expect(fourth.headers['ratelimit-policy']).toBe('"agents.self_rotate";q=3;w=900');
 
     clock.advance(300_000);
-    const later = await attempt(true);
+    const later = await attempt('a1');
     expect(later.statusCode).toBe(429);
     expect(later.headers['retry-after']).toBe('600');
     expect(later.headers['ratelimit']).toBe('"agents.self_rotate";r=0;t=600');
 
-    // Another client IP has its own budget.
-    expect((await attempt(true, '198.51.100.8')).statusCode).toBe(200);
+    // Another agent on the same address has its own budget.
+    const other = await attempt('a2');
+    expect(other.statusCode).toBe(200);
+    expect(other.headers['ratelimit']).toBe('"agents.self_rotate";r=2;t=900');
 
     clock.advance(600_000);
-    const reset = await attempt(true);
+    const reset = await attempt('a1');
     expect(reset.statusCode).toBe(200);
     expect(reset.headers['ratelimit']).toBe('"agents.self_rotate";r=2;t=900');
+  });
+
+  it('agents.self_rotate.failures: 10 failures per address (an IPv6 client by its /64), then every attempt from it is 429', async () => {
+    const attempt = (ok: boolean, ip: string) =>
+      app.inject({ method: 'POST', url: '/v1/probe/agents.self_rotate', payload: { ok, agent: `ok-${ip}` }, remoteAddress: ip });
+    for (let i = 1; i <= 10; i++) {
+      const res = await attempt(false, `2001:db8:7:1::${i.toString(16)}`);
+      expect(res.statusCode).toBe(401);
+      expect(res.headers['ratelimit']).toBe(`"agents.self_rotate.failures";r=${10 - i};t=900`);
+    }
+    const refused = await attempt(true, '2001:db8:7:1:ffff::1');
+    expect(refused.statusCode).toBe(429);
+    expect(refused.headers['retry-after']).toBe('900');
+    expect(refused.headers['ratelimit-policy']).toBe('"agents.self_rotate.failures";q=10;w=900');
+    // Another /64, and IPv4, have their own budgets; successes never count against an address.
+    expect((await attempt(true, '2001:db8:7:2::1')).statusCode).toBe(200);
+    for (let i = 0; i < 12; i++) expect((await attempt(true, `2001:db8:7:3::${i + 1}`)).statusCode).toBe(200);
+    clock.advance(900_000);
+    expect((await attempt(true, '2001:db8:7:1::1')).statusCode).toBe(200);
   });
 });
 
@@ -217,14 +238,14 @@ describe('the client IP behind a proxy (TRUST_PROXY)', () => {
 
   it('with trustProxy, X-Forwarded-For decides the client IP', async () => {
     const { app } = await limitedApp({ trustProxy: true }, probeRoutes);
-    for (let i = 0; i < 3; i++) expect((await attempt(app, '203.0.113.1')).statusCode).toBe(401);
+    for (let i = 0; i < 10; i++) expect((await attempt(app, '203.0.113.1')).statusCode).toBe(401);
     expect((await attempt(app, '203.0.113.1')).statusCode).toBe(429);
     expect((await attempt(app, '203.0.113.2')).statusCode).toBe(401);
   });
 
   it('without it, X-Forwarded-For is ignored: a client cannot pick a fresh IP per request', async () => {
     const { app } = await limitedApp({}, probeRoutes);
-    for (let i = 0; i < 3; i++) expect((await attempt(app, `203.0.113.${10 + i}`)).statusCode).toBe(401);
+    for (let i = 0; i < 10; i++) expect((await attempt(app, `203.0.113.${10 + i}`)).statusCode).toBe(401);
     expect((await attempt(app, '203.0.113.99')).statusCode).toBe(429);
   });
 });
@@ -296,7 +317,7 @@ describe('the audit and self-rotation routes declare theirs', () => {
     expectRateLimited(await call(app, 'GET', '/v1/audit', { token: tenant.apiKey }), 60);
   });
 
-  it('POST /v1/agents/self/rotate-key: 3 attempts per IP at the default, failed ones counted, then the real wait', async () => {
+  it('POST /v1/agents/self/rotate-key: 10 failed attempts per address at the default, then the real wait', async () => {
     const attempt = () =>
       app.inject({
         method: 'POST',
@@ -305,12 +326,12 @@ describe('the audit and self-rotation routes declare theirs', () => {
         payload: { rotationSecret: 'rs_wrong' },
         remoteAddress: '198.18.0.1',
       });
-    for (let i = 0; i < 3; i++) expect((await attempt()).statusCode).not.toBe(429);
+    for (let i = 0; i < 10; i++) expect((await attempt()).statusCode).not.toBe(429);
     const refused = await attempt();
     expect(refused.statusCode).toBe(429);
     expect(refused.json().error.code).toBe('rate_limited');
     expect(refused.headers['retry-after']).toBe('900');
-    expect(refused.headers['ratelimit-policy']).toBe('"agents.self_rotate";q=3;w=900');
+    expect(refused.headers['ratelimit-policy']).toBe('"agents.self_rotate.failures";q=10;w=900');
     clock.advance(100_000);
     expect((await attempt()).headers['retry-after']).toBe('800');
   });

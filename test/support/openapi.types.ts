@@ -45,7 +45,7 @@ export interface paths {
         put?: never;
         /**
          * Rotate the calling agent key with its rotation secret
-         * @description Authentication: the agent's current API key (Bearer) and its rotation secret in the body. The old key and secret stop working at once; `agentId` stays the same across rotations. Rate limit: 3 attempts per 15 minutes per client IP, failed attempts included.
+         * @description Authentication: the agent's current API key (Bearer) and its rotation secret in the body. The old key and secret stop working at once; `agentId` stays the same across rotations. Rate limits: 3 attempts per 15 minutes per agent once the key and secret match (`agents.self_rotate`), and 10 failed attempts per 15 minutes per client address, an IPv6 client by its /64 (`agents.self_rotate.failures`); a 429 names the policy that tripped.
          */
         post: operations["selfRotateKey"];
         delete?: never;

@@ -25,7 +25,8 @@ export async function buildLimitedApp(
 /**
  * Probe routes, one per policy, declared exactly as the real routes declare theirs: they prove the
  * plugin applies any named policy to any route. The self-rotation probe authenticates itself like
- * the real route does (no auth tier) and fails unless its body says `{"ok": true}`.
+ * the real route does (no auth tier): it fails (counted against the address) unless its body says
+ * `{"ok": true}`, and counts a success against the agent its body names.
  */
 export function probeRoutes(app: FastifyInstance): void {
   const tiers: Partial<Record<LimitName, 'service' | 'api'>> = {
@@ -40,8 +41,13 @@ export function probeRoutes(app: FastifyInstance): void {
   for (const [name, auth] of Object.entries(tiers)) {
     app.get(`/v1/probe/${name}`, { config: { auth, limit: name as LimitName } }, async () => ({ ok: true }));
   }
-  app.post('/v1/probe/agents.self_rotate', { config: { limit: 'agents.self_rotate' } }, async (request) => {
-    if ((request.body as { ok?: boolean } | undefined)?.ok !== true) throw new DomainError('invalid_api_key');
+  app.post('/v1/probe/agents.self_rotate', { config: { limit: 'agents.self_rotate' } }, async (request, reply) => {
+    const body = request.body as { ok?: boolean; agent?: string } | undefined;
+    if (body?.ok !== true) {
+      await app.agentAttempts.countFailure(request, reply);
+      throw new DomainError('invalid_api_key');
+    }
+    await app.agentAttempts.countAgent(request, reply, body.agent ?? 'agent-1');
     return { ok: true };
   });
 }

@@ -21,8 +21,12 @@ export interface SelfRotation {
   successor: ApiKeyRow;
 }
 
-/** The key a token and rotation secret name, if they may rotate it. */
-async function rotatableKey(store: EventStore, token: string, rotationSecret: string): Promise<ApiKeyRow> {
+/**
+ * The key a token and rotation secret name, in any state, once both match; every failure throws
+ * (invalid_api_key, rotation_not_configured). The route counts what comes back against the agent
+ * and a failure against the client address.
+ */
+async function matchingKey(store: EventStore, token: string, rotationSecret: string): Promise<ApiKeyRow> {
   const parsed = parseToken(token);
   if (!parsed || parsed.kind !== 'api') throw invalidApiKey();
   // Revoked rows too: a revoked key with a matching secret is agent_revoked, not invalid.
@@ -35,12 +39,11 @@ async function rotatableKey(store: EventStore, token: string, rotationSecret: st
   }
   // argon2id is slow by design: verify and hash before any transaction opens.
   if (!(await rotationSecretMatches(row.rotationSecretHash, rotationSecret))) throw invalidApiKey();
-  if (row.revokedAt) throw new DomainError('agent_revoked');
   return row;
 }
 
-async function selfRotate(store: EventStore, token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> {
-  const row = await rotatableKey(store, token, rotationSecret);
+async function selfRotate(store: EventStore, row: ApiKeyRow, meta: RequestMeta, now: Date): Promise<SelfRotation> {
+  if (row.revokedAt) throw new DomainError('agent_revoked');
   const material = await prepareKeyMaterial(row.environment, true);
   const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
   let successor: ApiKeyRow;
@@ -62,11 +65,20 @@ async function selfRotate(store: EventStore, token: string, rotationSecret: stri
   };
 }
 
-/** POST /v1/agents/self/rotate-key. */
+/** A key whose token and rotation secret both matched (any state): what rotate acts on. */
+export interface MatchedAgentKey {
+  agentId: string;
+  row: ApiKeyRow;
+}
+
+/** POST /v1/agents/self/rotate-key: match the credentials, then (after the route's limit) rotate. */
 export function createSelfRotationService(store: EventStore) {
   return {
-    rotate: (token: string, rotationSecret: string, meta: RequestMeta, now: Date): Promise<SelfRotation> =>
-      selfRotate(store, token, rotationSecret, meta, now),
+    async match(token: string, rotationSecret: string): Promise<MatchedAgentKey> {
+      const row = await matchingKey(store, token, rotationSecret);
+      return { agentId: row.agentId, row };
+    },
+    rotate: (key: MatchedAgentKey, meta: RequestMeta, now: Date): Promise<SelfRotation> => selfRotate(store, key.row, meta, now),
   };
 }
 

@@ -2,9 +2,12 @@ import fastifyRateLimit, { normalizeIP, type FastifyRateLimitStoreCtor } from '@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Clock } from '../../domain/clock.js';
-import { DomainError } from '../../domain/errors.js';
 import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './counter-stores.js';
 import { LIMIT_NAMES, type LimitName } from './limits.js';
+import { SELF_ROTATE_FAILURES_DEFAULT, selfRotateFailureLimits } from './agent-attempts.js';
+import { count, rateLimited, setRateLimitHeaders, type Limiter, type RateRule } from './limiter.js';
+
+export type { RateRule };
 
 /*
  * Rate limits (spec §4, §6, §7) and brute-force damping, on @fastify/rate-limit's limiter
@@ -23,20 +26,18 @@ import { LIMIT_NAMES, type LimitName } from './limits.js';
  * database. It is per IP, so other clients are not slowed.
  */
 
-export interface RateRule {
-  max: number;
-  windowSeconds: number;
-}
-
 interface Policy {
-  /** Whose counter a request counts against. */
-  per: 'credential' | 'client_ip';
+  /**
+   * Whose counter a request counts against: the authenticated credential, or (self-rotation, which
+   * authenticates itself) the agent once both its credentials matched (agent-attempts.ts).
+   */
+  per: 'credential' | 'agent';
   defaults: RateRule;
   /** Retry-After on 429: the contract's fixed seconds, or 'reset' = the real wait until the window ends. */
   retryAfter: number | 'reset';
 }
 
-/** The contract's table: per service key per route (§4), per API key (§6), per client IP (§7). */
+/** The contract's table: per service key per route (§4), per API key (§6), per agent (§7). */
 export const POLICIES: Record<LimitName, Policy> = {
   'keys.mint': { per: 'credential', defaults: { max: 60, windowSeconds: 3600 }, retryAfter: 60 },
   'keys.list': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
@@ -45,9 +46,10 @@ export const POLICIES: Record<LimitName, Policy> = {
   'keys.revoke': { per: 'credential', defaults: { max: 120, windowSeconds: 3600 }, retryAfter: 60 },
   'keys.rotate': { per: 'credential', defaults: { max: 30, windowSeconds: 3600 }, retryAfter: 120 },
   'audit.read': { per: 'credential', defaults: { max: 60, windowSeconds: 3600 }, retryAfter: 60 },
-  // Self-rotation authenticates itself (key + rotation secret), so it is keyed on the IP and every
-  // attempt counts, failed ones included: the rotation secret can only be guessed 3 times per 15 min.
-  'agents.self_rotate': { per: 'client_ip', defaults: { max: 3, windowSeconds: 900 }, retryAfter: 'reset' },
+  // Self-rotation authenticates itself (key + rotation secret): an attempt whose credentials match
+  // counts against its agent (the rotation chain), so agents behind one address do not share a
+  // budget; a failed one counts against the client address (SELF_ROTATE_FAILURES_DEFAULT).
+  'agents.self_rotate': { per: 'agent', defaults: { max: 3, windowSeconds: 900 }, retryAfter: 'reset' },
 };
 
 /** 60 failed authentications per minute per IP; see RATE_LIMIT_AUTH_FAILURES in config.ts. */
@@ -58,6 +60,8 @@ export interface RateLimitOptions {
   /** Per-policy overrides; unset policies use the contract's values. */
   limits?: Partial<Record<LimitName, RateRule>>;
   authFailures?: RateRule;
+  /** Failed self-rotations per client address; see RATE_LIMIT_AGENTS_SELF_ROTATE_FAILURES. */
+  selfRotateFailures?: RateRule;
   /** Shared counters; without it they live in this process. */
   redis?: { url: string; keyPrefix: string; connectTimeoutMs: number; commandTimeoutMs: number };
 }
@@ -66,8 +70,6 @@ export interface RateLimitPluginOptions extends RateLimitOptions {
   clock: Clock;
 }
 
-type Limiter = ReturnType<FastifyInstance['createRateLimit']>;
-type LimiterResult = Extract<Awaited<ReturnType<Limiter>>, { isAllowed: false }>;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -77,25 +79,6 @@ declare module 'fastify' {
 }
 
 const clientIp = (request: FastifyRequest) => normalizeIP(request.ip);
-
-function setRateLimitHeaders(reply: FastifyReply, name: string, rule: RateRule, remaining: number, resetSeconds: number) {
-  reply.header('ratelimit-policy', `"${name}";q=${rule.max};w=${rule.windowSeconds}`);
-  reply.header('ratelimit', `"${name}";r=${remaining};t=${resetSeconds}`);
-}
-
-const rateLimited = (retryAfterSeconds: number) =>
-  new DomainError('rate_limited', undefined, [], { retryAfterSeconds: Math.max(1, retryAfterSeconds) });
-
-/** Runs a limiter; a store failure is logged and the request served (counters must never block). */
-async function count(request: FastifyRequest, limiter: Limiter, increment = true): Promise<LimiterResult | null> {
-  try {
-    const res = await limiter(request, { increment });
-    return res.isAllowed ? null : res;
-  } catch (err) {
-    request.log.warn({ err: { message: (err as Error).message } }, 'rate-limit counter failed; request served unlimited');
-    return null;
-  }
-}
 
 /** The counters (Redis when configured, else this process's), closed with the app, as @fastify/rate-limit's store. */
 async function registerCounterStore(app: FastifyInstance, opts: RateLimitPluginOptions): Promise<void> {
@@ -121,35 +104,55 @@ function policyLimiters(app: FastifyInstance, limits: RateLimitOptions['limits']
       max: rule.max,
       timeWindow: rule.windowSeconds * 1000,
       keyGenerator: (request) => {
+        // An agent policy is counted by the route once it knows the agent (agent-attempts.ts).
+        if (policy.per === 'agent') return `${name}:agent:${request.agentId ?? ''}`;
         const p = request.principal;
         // A credential policy always runs after authentication; the IP is only a safety net.
-        return policy.per === 'credential' && p ? `${name}:${p.id}` : `${name}:ip:${clientIp(request)}`;
+        return p ? `${name}:${p.id}` : `${name}:ip:${clientIp(request)}`;
       },
     });
   }
   return { rules, limiters };
 }
 
-/** Adds each limited route's policy as a route-level onRequest hook (after authentication). */
-function registerPolicies(app: FastifyInstance, limits: RateLimitOptions['limits']): void {
-  const { rules, limiters } = policyLimiters(app, limits);
+/** Counts a request against a policy: its headers, and rate_limited past the budget. */
+async function enforcePolicy(request: FastifyRequest, reply: FastifyReply, name: LimitName, rule: RateRule, limiter: Limiter) {
+  const res = await count(request, limiter);
+  if (!res) return;
+  const reset = res.ttlInSeconds;
+  setRateLimitHeaders(reply, name, rule, res.remaining, reset);
+  if (res.isExceeded) {
+    const retryAfter = POLICIES[name].retryAfter;
+    throw rateLimited(retryAfter === 'reset' ? reset : retryAfter);
+  }
+}
+
+/**
+ * Adds each limited route's policy as a route-level onRequest hook (after authentication); a route
+ * of an agent policy gets the client address's failure check there instead, and counts the agent
+ * itself (request.countAgentAttempt) once its credentials matched.
+ */
+function registerPolicies(app: FastifyInstance, opts: RateLimitOptions): void {
+  const { rules, limiters } = policyLimiters(app, opts.limits);
+  const failures = selfRotateFailureLimits(app, opts.selfRotateFailures ?? SELF_ROTATE_FAILURES_DEFAULT);
+  app.decorate('agentAttempts', {
+    countAgent: (request: FastifyRequest, reply: FastifyReply, agentId: string) => {
+      request.agentId = agentId;
+      return enforcePolicy(request, reply, 'agents.self_rotate', rules['agents.self_rotate'], limiters['agents.self_rotate']);
+    },
+    countFailure: failures.countFailure,
+  });
   const enforce = (name: LimitName) =>
     async function rateLimitHook(request: FastifyRequest, reply: FastifyReply) {
-      const res = await count(request, limiters[name]);
-      if (!res) return;
-      const reset = res.ttlInSeconds;
-      setRateLimitHeaders(reply, name, rules[name], res.remaining, reset);
-      if (res.isExceeded) {
-        const retryAfter = POLICIES[name].retryAfter;
-        throw rateLimited(retryAfter === 'reset' ? reset : retryAfter);
-      }
+      await enforcePolicy(request, reply, name, rules[name], limiters[name]);
     };
   app.addHook('onRoute', (route) => {
     const name = route.config?.limit;
     if (!name) return;
     if (!POLICIES[name]) throw new Error(`unknown rate-limit policy "${name}" on ${route.method} ${route.url}`);
     const hooks = route.onRequest ? (Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest]) : [];
-    route.onRequest = [...hooks, enforce(name)] as typeof route.onRequest;
+    const hook = POLICIES[name].per === 'agent' ? failures.checkAddress : enforce(name);
+    route.onRequest = [...hooks, hook] as typeof route.onRequest;
   });
 }
 
@@ -176,7 +179,7 @@ function registerAuthFailureDamping(app: FastifyInstance, failureRule: RateRule)
 export const rateLimitPlugin = fp<RateLimitPluginOptions>(
   async (app, opts) => {
     await registerCounterStore(app, opts);
-    registerPolicies(app, opts.limits);
+    registerPolicies(app, opts);
     registerAuthFailureDamping(app, opts.authFailures ?? AUTH_FAILURES_DEFAULT);
   },
   { name: 'keyplane-rate-limit' },

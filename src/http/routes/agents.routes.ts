@@ -3,10 +3,11 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Clock } from '../../domain/clock.js';
 import { DomainError } from '../../domain/errors.js';
-import type { SelfRotationService } from '../../domain/keys/self-rotation.service.js';
+import type { MatchedAgentKey, SelfRotationService } from '../../domain/keys/self-rotation.service.js';
 import { bearerToken, requestMeta } from '../plugins/auth.js';
 import { errorResponses } from './common.schemas.js';
 import { errorBody } from '../plugins/error-handler.js';
+import '../plugins/agent-attempts.js';
 import '../plugins/limits.js';
 
 export interface AgentsRoutesOptions {
@@ -32,8 +33,9 @@ const selfRotateResponse = {
 
 /**
  * POST /v1/agents/self/rotate-key (spec §7). No `auth` in the route config: the service
- * authenticates the bearer key itself (see self-rotation.service.ts). The rate limit (3 per 15
- * minutes per client IP, failures included) is the `agents.self_rotate` policy.
+ * authenticates the bearer key and rotation secret itself (see self-rotation.service.ts). The
+ * `agents.self_rotate` policy counts an attempt whose credentials matched against its agent and a
+ * failed one against the client address (plugins/agent-attempts.ts).
  */
 export async function agentsRoutes(app: FastifyInstance, opts: AgentsRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
@@ -46,17 +48,20 @@ export async function agentsRoutes(app: FastifyInstance, opts: AgentsRoutesOptio
       schema: { body: selfRotateBody, response: selfRotateResponse },
     },
     async (request, reply) => {
-      const token = bearerToken(request.headers.authorization);
-      if (token === undefined) throw new DomainError('unauthorized');
-      if (token === null) throw new DomainError('invalid_api_key');
-      if (request.validationError) {
+      let key: MatchedAgentKey;
+      try {
+        key = await matchCredentials(request.headers.authorization, opts.agents, request.validationError ? undefined : request.body.rotationSecret);
+      } catch (err) {
+        await app.agentAttempts.countFailure(request, reply);
+        if (err !== MISSING_SECRET) throw err;
         return reply.code(400).send(
           errorBody('validation_error', 'rotationSecret is required.', [
             { field: 'rotationSecret', message: 'required: the rotation secret issued with this key' },
           ]),
         );
       }
-      const result = await opts.agents.rotate(token, request.body.rotationSecret, requestMeta(request), opts.clock.now());
+      await app.agentAttempts.countAgent(request, reply, key.agentId);
+      const result = await opts.agents.rotate(key, requestMeta(request), opts.clock.now());
       return {
         message: 'Key rotated. Store the new API key and rotation secret now: they are shown once, and the old ones no longer work.',
         apiKey: result.apiKey,
@@ -66,4 +71,16 @@ export async function agentsRoutes(app: FastifyInstance, opts: AgentsRoutesOptio
       };
     },
   );
+}
+
+/** Thrown by matchCredentials for a body without a usable rotationSecret (answered 400). */
+const MISSING_SECRET = new Error('rotationSecret missing');
+
+/** The bearer key and rotation secret, matched; each way of failing throws its contract error. */
+async function matchCredentials(authorization: string | undefined, agents: SelfRotationService, rotationSecret?: string): Promise<MatchedAgentKey> {
+  const token = bearerToken(authorization);
+  if (token === undefined) throw new DomainError('unauthorized');
+  if (token === null) throw new DomainError('invalid_api_key');
+  if (rotationSecret === undefined) throw MISSING_SECRET;
+  return agents.match(token, rotationSecret);
 }
