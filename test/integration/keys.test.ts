@@ -251,7 +251,8 @@ describe('mint and rotate answer exactly what they stored', () => {
 
     const rotated = await call(t.app, 'POST', `/v1/keys/${minted.body.key.id}/rotate`, { token: tenant.serviceKey, headers: { 'idempotency-key': `${idem}-rotate` } });
     expect(rotated.status).toBe(201);
-    expect(rotated.body.key.rotation_secret).toMatch(/^rs_/);
+    // The agent's secret carries over: the successor's first answer has none to show.
+    expect(rotated.body.key).not.toHaveProperty('rotation_secret');
     const successor = await call(t.app, 'GET', `/v1/keys/${rotated.body.key.id}`, { token: tenant.serviceKey });
     expect(successor.body.key).toEqual(secretFree(rotated.body.key));
     const rotateReplay = await call(t.app, 'POST', `/v1/keys/${minted.body.key.id}/rotate`, { token: tenant.serviceKey, headers: { 'idempotency-key': `${idem}-rotate` } });
@@ -275,12 +276,13 @@ describe('POST /v1/keys/{id}/rotate', () => {
     });
     expect(next.plaintext_key).toMatch(/^sk_test_/);
     expect(next.plaintext_key).not.toBe(old.plaintext_key);
-    expect(next.rotation_secret).toMatch(/^rs_/);
-    expect(next.rotation_secret).not.toBe(old.rotation_secret);
+    // A self-rotating key keeps its agent's rotation secret (the event says so); none is answered.
+    expect(next).not.toHaveProperty('rotation_secret');
     const oldNow = await call(t.app, 'GET', `/v1/keys/${old.id}`, { token: tenant.serviceKey });
     expect(oldNow.body.key.revoked_at).not.toBeNull();
     const ev = (await events(tenant.accountId, 'agent_key_rotated')).find((e) => e.subjectKeyId === old.id)!;
     expect(ev.relatedKeyId).toBe(next.id);
+    expect(ev.data).toMatchObject({ rotation_secret: 'kept' });
   });
 
   it('a key minted without self_rotation gets no rotation secret on rotation', async () => {

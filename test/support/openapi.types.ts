@@ -143,7 +143,7 @@ export interface paths {
         put?: never;
         /**
          * Rotate a child key atomically
-         * @description Revokes the key and mints its successor in one transaction; the successor carries `plaintext_key` on the first response only.
+         * @description Revokes the key and mints its successor in one transaction; the successor carries `plaintext_key` on the first response only. A self-rotating key's successor keeps the agent's rotation secret; `?rotation_secret=reset` issues a new one, in the first response only.
          *
          *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
          */
@@ -1598,7 +1598,10 @@ export interface operations {
     };
     rotateKey: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description `reset`: issue a new rotation secret (answered once, in this 201). Unset: the successor keeps the agent's secret. */
+                rotation_secret?: "reset";
+            };
             header: {
                 /** @description Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5). */
                 "Idempotency-Key": string;

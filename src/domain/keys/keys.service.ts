@@ -16,7 +16,7 @@ import {
 import { mintChildKeyTx, ownerOf, revokeChildKey, updateChildKey, type KeyPatch, type MintInput } from './child-keys.js';
 import { prepareKeyMaterial, type KeyMaterial } from './key-material.js';
 import { toKeyObject, type KeyObject } from './key-object.js';
-import { rotateKeyTx } from './rotation.js';
+import { resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
 
 /**
  * GET /v1/keys: one statement reads the page and the total and records the service_key_list_read
@@ -106,7 +106,8 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
     async revoke(principal: ServicePrincipal, id: string, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await revokeChildKey(store, principal, id, ctx), ctx.now);
     },
-    rotate(principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext): Promise<IdempotentOutcome> {
+    /** `resetSecret`: a self-rotating key's successor gets a new rotation secret instead of keeping the agent's. */
+    rotate(principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext, resetSecret = false): Promise<IdempotentOutcome> {
       const target = { accountId: principal.accountId, keyId: id, createdByServiceKeyId: principal.ownerId };
       return executeIdempotent(
         store,
@@ -119,9 +120,11 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
           prepare: async () => {
             const current = await getRow(principal, id);
             if (current.revokedAt) throw notFound();
-            return prepareKeyMaterial(principal.environment, current.selfRotation);
+            if (resetSecret && !current.selfRotation) throw resetWithoutSelfRotation();
+            return prepareKeyMaterial(principal.environment, resetSecret);
           },
-          run: async (tx, m) => issuedKey((await rotateKeyTx(tx, target, m, ctx)).successor, m, ctx.now),
+          run: async (tx, m) =>
+            issuedKey((await rotateKeyTx(tx, target, m, ctx, 'agent_key_rotated', resetSecret ? 'new' : 'kept')).successor, m, ctx.now),
         },
         opts,
       );

@@ -2,12 +2,19 @@ import { lockActiveKey, replaceKey, type ActiveKeyTarget } from '../../db/querie
 import type { ApiKeyRow } from '../../db/schema.js';
 import { recordEvent, type EventTx, type EventType } from '../audit/events.js';
 import type { OpContext } from '../context.js';
-import { notFound } from '../errors.js';
+import { notFound, validationError } from '../errors.js';
 import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
 
+/**
+ * What a rotation does with the rotation secret: `new` (a self-rotation, or a developer's
+ * `?rotation_secret=reset`) gives the successor the material's fresh secret; `kept` carries the old
+ * key's secret hash over, so an agent keeps rotating itself after its developer rotated its key.
+ */
+export type RotationSecretMode = 'new' | 'kept';
+
 /** The successor of a locked key: the same settings and agent, new credentials. */
-function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date) {
+function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date, secret: RotationSecretMode) {
   return {
     id: material.id,
     accountId: locked.accountId,
@@ -28,7 +35,7 @@ function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date) {
     agentId: locked.agentId,
     createdByServiceKeyId: locked.createdByServiceKeyId,
     selfRotation: locked.selfRotation,
-    rotationSecretHash: locked.selfRotation ? material.rotationSecretHash : null,
+    rotationSecretHash: !locked.selfRotation ? null : secret === 'kept' ? locked.rotationSecretHash : material.rotationSecretHash,
   };
 }
 
@@ -46,11 +53,16 @@ export async function rotateKeyTx(
   material: KeyMaterial,
   ctx: OpContext,
   eventType: Extract<EventType, 'agent_key_rotated' | 'agent_key_self_rotated'> = 'agent_key_rotated',
+  secret: RotationSecretMode = 'new',
 ): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
   if (!isUuid(target.keyId)) throw notFound();
   const locked = await lockActiveKey(tx, target);
   if (!locked) throw notFound();
-  const replaced = await replaceKey(tx, locked.id, ctx.now, successorOf(locked, material, ctx.now));
+  // A secret made for a key that stopped self-rotating meanwhile must not be answered.
+  if (material.rotationSecret && !locked.selfRotation) throw resetWithoutSelfRotation();
+  const replaced = await replaceKey(tx, locked.id, ctx.now, successorOf(locked, material, ctx.now, secret));
+  // A developer's rotation of a self-rotating key says what became of the agent's secret.
+  const secretData = eventType === 'agent_key_rotated' && locked.selfRotation ? { rotation_secret: secret === 'kept' ? 'kept' : 'reset' } : {};
   await recordEvent(tx, {
     accountId: locked.accountId,
     eventType,
@@ -59,8 +71,14 @@ export async function rotateKeyTx(
     meta: ctx.meta,
     subjectKeyId: locked.id,
     relatedKeyId: material.id,
-    data: { key_prefix: locked.keyPrefix, new_key_id: material.id, new_key_prefix: material.token.keyPrefix },
+    data: { key_prefix: locked.keyPrefix, new_key_id: material.id, new_key_prefix: material.token.keyPrefix, ...secretData },
     createdAt: ctx.now,
   });
   return replaced;
 }
+
+/** `?rotation_secret=reset` on a key without self-rotation: nothing to reset. */
+export const resetWithoutSelfRotation = () =>
+  validationError('rotation_secret=reset applies to a key with self-rotation; POST /v1/keys/{id}/rotation-secret turns it on.', [
+    { field: 'rotation_secret', message: 'the key has no self-rotation' },
+  ]);

@@ -68,7 +68,8 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'POST /v1/keys/{id}/rotate': {
     operationId: 'rotateKey',
     summary: 'Rotate a child key atomically',
-    description: 'Revokes the key and mints its successor in one transaction; the successor carries `plaintext_key` on the first response only.',
+    description:
+      'Revokes the key and mints its successor in one transaction; the successor carries `plaintext_key` on the first response only. A self-rotating key\'s successor keeps the agent\'s rotation secret; `?rotation_secret=reset` issues a new one, in the first response only.',
     tag: 'keys',
     idempotencyKey: true,
   },

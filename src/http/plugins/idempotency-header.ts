@@ -30,9 +30,14 @@ export function idempotencyKeyOf(request: FastifyRequest): string {
   return value;
 }
 
-/** A mint's or rotation's Idempotency-Key and the fingerprint of the request it came with. */
-export function idempotencyOf(request: FastifyRequest): IdempotencyRequest {
-  return { key: idempotencyKeyOf(request), fingerprint: requestFingerprint(request.method, request.url, request.body) };
+/**
+ * A mint's or rotation's Idempotency-Key and the fingerprint of the request it came with. The path
+ * is fingerprinted without its query: a route whose query changes the effect passes it as
+ * `query` (only when set, so a request without it keeps the fingerprint it always had).
+ */
+export function idempotencyOf(request: FastifyRequest, query?: Record<string, string>): IdempotencyRequest {
+  const fingerprinted = query ? { body: request.body ?? null, query } : request.body;
+  return { key: idempotencyKeyOf(request), fingerprint: requestFingerprint(request.method, request.url, fingerprinted) };
 }
 
 /** Sends an idempotent answer: the first in full, a replay with its stored (secret-free) body and Idempotent-Replayed: true. */

@@ -15,6 +15,7 @@ import {
   mintKeyResponse,
   revokeKeyResponse,
   rotateKeyBody,
+  rotateKeyQuery,
   rotateKeyResponse,
   updateKeyBody,
   updateKeyResponse,
@@ -97,10 +98,12 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
     '/keys/:id/rotate',
     {
       config: { auth: 'service', limit: 'keys.rotate' },
-      schema: { params: keyIdParams, body: rotateKeyBody, headers: idempotencyHeaders, response: rotateKeyResponse },
+      schema: { params: keyIdParams, querystring: rotateKeyQuery, body: rotateKeyBody, headers: idempotencyHeaders, response: rotateKeyResponse },
     },
     async (request, reply) => {
-      const outcome = await keys.rotate(servicePrincipal(request), request.params.id, idempotencyOf(request), opContext(request, clock));
+      const reset = request.query.rotation_secret === 'reset';
+      const idempotency = idempotencyOf(request, reset ? { rotation_secret: 'reset' } : undefined);
+      const outcome = await keys.rotate(servicePrincipal(request), request.params.id, idempotency, opContext(request, clock), reset);
       return sendOutcome(reply, outcome);
     },
   );

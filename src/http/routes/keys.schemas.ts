@@ -40,6 +40,14 @@ export const updateKeyBody = z
 /** Rotate takes no body; an empty one (or {}) is what SDKs send with Content-Type: application/json. */
 export const rotateKeyBody = z.object({}).strict().nullish();
 
+/** `?rotation_secret=reset`: a self-rotating key's successor gets a new rotation secret (else it keeps the agent's). */
+export const rotateKeyQuery = z.object({
+  rotation_secret: z
+    .enum(['reset'])
+    .optional()
+    .meta({ description: "`reset`: issue a new rotation secret (answered once, in this 201). Unset: the successor keeps the agent's secret." }),
+});
+
 export const keyIdParams = z.object({ id: z.string().max(100) });
 
 /** GET /v1/keys: limit 1–100 (default 50), offset 0–100000 (default 0). */

@@ -1,0 +1,107 @@
+import { and, eq } from 'drizzle-orm';
+import { describe, expect } from 'vitest';
+import { complianceEvents } from '../../src/db/schema.js';
+import { call, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { appTest } from '../support/fixtures.js';
+
+/*
+ * Self-rotation for fleets (issue 28): the agent's secret survives its developer's rotation,
+ * self-rotation can be turned on and off, a lost answer is retried safely, and a copied pair is
+ * detected. Each agent rotates from its own address (TEST-NET-3) and the agent budget is raised:
+ * the limits have their own tests (self-rotation-limit.test.ts).
+ */
+const it = appTest({ rateLimit: { limits: { 'agents.self_rotate': { max: 1000, windowSeconds: 900 } } } });
+
+let nextAddress = 0;
+async function selfRotate(t: TestApp, apiKey: string, rotationSecret: string) {
+  const n = nextAddress++;
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/api/v1/agents/self/rotate-key',
+    headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+    payload: JSON.stringify({ rotationSecret }),
+    remoteAddress: `203.0.${113 - Math.floor(n / 250)}.${(n % 250) + 1}`,
+  });
+  recordSecrets(res.body);
+  return { status: res.statusCode, body: JSON.parse(res.body), headers: res.headers };
+}
+
+const svc = async (t: TestApp, tenant: Tenant, method: string, url: string, body?: unknown, idempotencyKey?: string) => {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (method === 'POST') headers['idempotency-key'] = idempotencyKey ?? crypto.randomUUID();
+  const res = await call(t.app, method, url, { token: tenant.serviceKey, body, headers });
+  recordSecrets(res.raw);
+  return res;
+};
+
+async function mintSelfRotating(t: TestApp, tenant: Tenant) {
+  const minted = await svc(t, tenant, 'POST', '/v1/keys', { name: 'fleet agent', self_rotation: true });
+  expect(minted.status).toBe(201);
+  return { id: minted.body.key.id as string, apiKey: minted.body.key.plaintext_key as string, rotationSecret: minted.body.key.rotation_secret as string };
+}
+
+const eventsOf = (t: TestApp, tenant: Tenant, type: string) =>
+  t.database.db
+    .select()
+    .from(complianceEvents)
+    .where(and(eq(complianceEvents.accountId, tenant.accountId), eq(complianceEvents.eventType, type)));
+
+describe('a developer rotation keeps the agent’s rotation secret', () => {
+  it('rotated the way the Python SDK does (body-less POST under /api/v1, rotation_secret dropped), the agent self-rotates with its old secret: 200', async ({ app: t, tenant }) => {
+    const agent = await mintSelfRotating(t, tenant);
+    // The SDK posts no body with Content-Type: application/json, and its Key object keeps only known fields.
+    const rotated = await t.app.inject({
+      method: 'POST',
+      url: `/api/v1/keys/${agent.id}/rotate`,
+      headers: { authorization: `Bearer ${tenant.serviceKey}`, 'content-type': 'application/json', 'idempotency-key': `sdk-${agent.id}` },
+    });
+    recordSecrets(rotated.body);
+    expect(rotated.statusCode).toBe(201);
+    const key = JSON.parse(rotated.body).key;
+    expect(key).not.toHaveProperty('rotation_secret');
+    const res = await selfRotate(t, key.plaintext_key, agent.rotationSecret);
+    expect(res.status).toBe(200);
+    expect(res.body.agentId).toBe(agent.id);
+    const ev = (await eventsOf(t, tenant, 'agent_key_rotated')).find((e) => e.subjectKeyId === agent.id)!;
+    expect(ev.data).toMatchObject({ rotation_secret: 'kept' });
+  });
+
+  it('?rotation_secret=reset issues a new secret on the first 201 only; the old secret stops working', async ({ app: t, tenant }) => {
+    const agent = await mintSelfRotating(t, tenant);
+    const idem = `reset-${agent.id}`;
+    const first = await svc(t, tenant, 'POST', `/v1/keys/${agent.id}/rotate?rotation_secret=reset`, undefined, idem);
+    expect(first.status).toBe(201);
+    expect(first.body.key.rotation_secret).toMatch(/^rs_/);
+    expect(first.body.key.rotation_secret).not.toBe(agent.rotationSecret);
+    const replay = await svc(t, tenant, 'POST', `/v1/keys/${agent.id}/rotate?rotation_secret=reset`, undefined, idem);
+    expect(replay.status).toBe(201);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.body.key).not.toHaveProperty('rotation_secret');
+    expect(replay.body.key).not.toHaveProperty('plaintext_key');
+    // The same Idempotency-Key without the reset is another request.
+    const other = await svc(t, tenant, 'POST', `/v1/keys/${agent.id}/rotate`, undefined, idem);
+    expect(other.status).toBe(409);
+    expect(errorCode(other)).toBe('idempotency_key_reused');
+    expect((await selfRotate(t, first.body.key.plaintext_key, agent.rotationSecret)).status).toBe(401);
+    expect((await selfRotate(t, first.body.key.plaintext_key, first.body.key.rotation_secret)).status).toBe(200);
+    const ev = (await eventsOf(t, tenant, 'agent_key_rotated')).find((e) => e.subjectKeyId === agent.id)!;
+    expect(ev.data).toMatchObject({ rotation_secret: 'reset' });
+  });
+
+  it('?rotation_secret=reset on a key without self-rotation is 422 naming the rotation-secret route; other values are 422; nothing rotates', async ({ app: t, tenant }) => {
+    const plain = await svc(t, tenant, 'POST', '/v1/keys', { name: 'no self-rotation' });
+    const res = await svc(t, tenant, 'POST', `/v1/keys/${plain.body.key.id}/rotate?rotation_secret=reset`);
+    expect(res.status).toBe(422);
+    expect(errorCode(res)).toBe('validation_error');
+    expect(res.body.error.message).toContain('/rotation-secret');
+    const agent = await mintSelfRotating(t, tenant);
+    const odd = await svc(t, tenant, 'POST', `/v1/keys/${agent.id}/rotate?rotation_secret=new`);
+    expect(odd.status).toBe(422);
+    expect((await svc(t, tenant, 'GET', `/v1/keys/${plain.body.key.id}`)).body.key.revoked_at).toBeNull();
+    expect((await svc(t, tenant, 'GET', `/v1/keys/${agent.id}`)).body.key.revoked_at).toBeNull();
+    // A plain key's rotation event says nothing of a secret it never had.
+    await svc(t, tenant, 'POST', `/v1/keys/${plain.body.key.id}/rotate`);
+    const ev = (await eventsOf(t, tenant, 'agent_key_rotated')).find((e) => e.subjectKeyId === plain.body.key.id)!;
+    expect(ev.data).not.toHaveProperty('rotation_secret');
+  });
+});
