@@ -85,6 +85,7 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   const self = await step(app, pub, 'POST', '/v1/agents/self/rotate-key', { token: key?.plaintext_key, body: { rotationSecret: key?.rotation_secret } });
   await step(app, pub, 'GET', '/v1/audit', { token: (self?.apiKey as string | undefined) ?? apiKey });
   const other = await step(app, pub, 'POST', '/v1/keys', { token: service, body: { name: 'billing agent' }, headers: { 'idempotency-key': 'mint-billing-agent-1' } });
+  await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/rotation-secret`, { token: service, headers: { 'idempotency-key': 'secret-billing-agent-1' } });
   const rotated = await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/rotate`, { token: service, headers: { 'idempotency-key': 'rotate-billing-agent-1' } });
   await step(app, pub, 'DELETE', `/v1/keys/${rotated?.key?.id}`, { token: service });
   return { public: pub, internal: int };

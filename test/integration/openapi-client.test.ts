@@ -108,6 +108,9 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     const emptyPatch = await client.PATCH('/v1/keys/{id}', { params: path, body: {}, headers: bearer(tenant.serviceKey) });
     expect(emptyPatch.response.status).toBe(422);
 
+    const secret = await client.POST('/v1/keys/{id}/rotation-secret', { params: { ...path, ...idem('secret') }, headers: bearer(tenant.serviceKey) });
+    expect(secret.response.status).toBe(201);
+    expect(secret.data?.rotation_secret).toMatch(/^rs_/);
     const rotated = await client.POST('/v1/keys/{id}/rotate', { params: { ...path, ...idem('rotate') }, headers: bearer(tenant.serviceKey) });
     expect(rotated.response.status).toBe(201);
     const successor = rotated.data!.key;

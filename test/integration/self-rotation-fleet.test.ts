@@ -105,3 +105,63 @@ describe('a developer rotation keeps the agent’s rotation secret', () => {
     expect(ev.data).not.toHaveProperty('rotation_secret');
   });
 });
+
+describe('turning self-rotation on and off', () => {
+  it('POST /v1/keys/{id}/rotation-secret turns it on: 201 {key, rotation_secret}, the replay without the secret, the event; the token is unchanged', async ({ app: t, tenant }) => {
+    const minted = await svc(t, tenant, 'POST', '/v1/keys', { name: 'turned on later' });
+    const { id, plaintext_key: apiKey } = minted.body.key;
+    expect((await selfRotate(t, apiKey, `rs_${'q'.repeat(43)}`)).status).toBe(403);
+    const idem = `secret-${id}`;
+    const issued = await svc(t, tenant, 'POST', `/v1/keys/${id}/rotation-secret`, undefined, idem);
+    expect(issued.status).toBe(201);
+    expect(Object.keys(issued.body).sort()).toEqual(['key', 'rotation_secret']);
+    expect(issued.body.rotation_secret).toMatch(/^rs_[0-9A-Za-z]{43}$/);
+    expect(issued.body.key).toMatchObject({ id, revoked_at: null });
+    expect(issued.body.key).not.toHaveProperty('plaintext_key');
+    const replay = await svc(t, tenant, 'POST', `/v1/keys/${id}/rotation-secret`, undefined, idem);
+    expect(replay.status).toBe(201);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    expect(replay.body).toEqual({ key: issued.body.key });
+    const ev = (await eventsOf(t, tenant, 'agent_rotation_secret_issued')).filter((e) => e.subjectKeyId === id);
+    expect(ev).toHaveLength(1);
+    // The key keeps its token; the agent now rotates itself with the secret.
+    const rotated = await selfRotate(t, apiKey, issued.body.rotation_secret);
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.agentId).toBe(id);
+  });
+
+  it('issuing again replaces the secret; it needs an Idempotency-Key; a revoked or foreign key is 404', async ({ app: t, tenant }) => {
+    const agent = await mintSelfRotating(t, tenant);
+    const issued = await svc(t, tenant, 'POST', `/v1/keys/${agent.id}/rotation-secret`);
+    expect(issued.status).toBe(201);
+    expect((await selfRotate(t, agent.apiKey, agent.rotationSecret)).status).toBe(401);
+    const noKey = await call(t.app, 'POST', `/v1/keys/${agent.id}/rotation-secret`, { token: tenant.serviceKey });
+    expect(noKey.status).toBe(400);
+    expect(errorCode(noKey)).toBe('missing_idempotency_key');
+    const revoked = await svc(t, tenant, 'POST', '/v1/keys', { name: 'gone' });
+    await svc(t, tenant, 'DELETE', `/v1/keys/${revoked.body.key.id}`);
+    expect((await svc(t, tenant, 'POST', `/v1/keys/${revoked.body.key.id}/rotation-secret`)).status).toBe(404);
+    expect((await svc(t, tenant, 'POST', '/v1/keys/00000000-0000-4000-8000-000000000000/rotation-secret')).status).toBe(404);
+  });
+
+  it('PATCH self_rotation false clears the secret (self-rotation answers rotation_not_configured); true is 422 naming the route', async ({ app: t, tenant }) => {
+    const agent = await mintSelfRotating(t, tenant);
+    const on = await svc(t, tenant, 'PATCH', `/v1/keys/${agent.id}`, { self_rotation: true });
+    expect(on.status).toBe(422);
+    expect(errorCode(on)).toBe('validation_error');
+    expect(on.body.error.message).toContain('/rotation-secret');
+    expect(on.body.error.details[0].field).toBe('self_rotation');
+    const off = await svc(t, tenant, 'PATCH', `/v1/keys/${agent.id}`, { self_rotation: false });
+    expect(off.status).toBe(200);
+    expect(off.raw).not.toMatch(/rs_/);
+    const refused = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.code).toBe('rotation_not_configured');
+    const ev = (await eventsOf(t, tenant, 'agent_key_updated')).find((e) => e.subjectKeyId === agent.id)!;
+    expect(ev.data).toMatchObject({ changed_fields: ['self_rotation'] });
+    // Turned on again, the old secret stays dead: only the new one works.
+    const again = await svc(t, tenant, 'POST', `/v1/keys/${agent.id}/rotation-secret`);
+    expect((await selfRotate(t, agent.apiKey, agent.rotationSecret)).status).toBe(401);
+    expect((await selfRotate(t, agent.apiKey, again.body.rotation_secret)).status).toBe(200);
+  });
+});

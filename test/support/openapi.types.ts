@@ -154,6 +154,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/keys/{id}/rotation-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issue (or replace) a rotation secret and turn self-rotation on
+         * @description The key keeps its token. Answers `{"key", "rotation_secret"}`; the secret is in the first response only, a replay omits it. Records `agent_rotation_secret_issued`. `PATCH {"self_rotation": false}` turns it off.
+         *
+         *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
+         */
+        post: operations["issueRotationSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -314,6 +336,11 @@ export interface components {
             plaintext_key?: string;
             revoked_at: string | null;
             rotated_from: string | null;
+            rotation_secret?: string;
+        };
+        IssuedRotationSecret: {
+            key: components["schemas"]["Key"];
+            /** @description The new rotation secret: first response only. */
             rotation_secret?: string;
         };
         Key: {
@@ -1336,8 +1363,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000008",
-                     *         "key_prefix": "sk_test_EX03xxxx",
+                     *         "id": "00000000-0000-4000-8000-000000000009",
+                     *         "key_prefix": "sk_test_EX04xxxx",
                      *         "environment": "test",
                      *         "name": "billing agent",
                      *         "agent_label": null,
@@ -1345,10 +1372,10 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:11.000Z",
-                     *         "revoked_at": "2026-01-15T09:00:12.000Z",
+                     *         "created_at": "2026-01-15T09:00:12.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:13.000Z",
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000009",
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000008",
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
                      *       }
                      *     }
@@ -1470,6 +1497,8 @@ export interface operations {
                     name?: string;
                     /** @enum {string} */
                     permissions?: "full" | "call_only" | "sms_only" | "read_only";
+                    /** @description `false` turns self-rotation off and clears the rotation secret; `true` is refused (422): `POST /v1/keys/{id}/rotation-secret` turns it on. */
+                    self_rotation?: boolean;
                 };
             };
         };
@@ -1630,6 +1659,173 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000009",
+                     *         "key_prefix": "sk_test_EX04xxxx",
+                     *         "environment": "test",
+                     *         "name": "billing agent",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "permissions": "full",
+                     *         "monthly_cap_cents": null,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:12.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000008",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "plaintext_key": "sk_test_EXAMPLE06notarealkey"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        key: components["schemas"]["IssuedKey"];
+                    };
+                };
+            };
+            /** @description 400: a required header is missing or repeated, or (self-rotation) the body lacks rotationSecret. */
+            400: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequestError"];
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 409: the Idempotency-Key was used for a different request, or its first request is still running (Retry-After). */
+            409: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterInProgress"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConflictError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    issueRotationSecret: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5). */
+                "Idempotency-Key": string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never> | null;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
                      *         "id": "00000000-0000-4000-8000-000000000008",
                      *         "key_prefix": "sk_test_EX03xxxx",
                      *         "environment": "test",
@@ -1642,15 +1838,13 @@ export interface operations {
                      *         "created_at": "2026-01-15T09:00:11.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000009",
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
-                     *         "plaintext_key": "sk_test_EXAMPLE05notarealkey"
-                     *       }
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *       },
+                     *       "rotation_secret": "rs_EXAMPLE05notarealkey"
                      *     }
                      */
-                    "application/json": {
-                        key: components["schemas"]["IssuedKey"];
-                    };
+                    "application/json": components["schemas"]["IssuedRotationSecret"];
                 };
             };
             /** @description 400: a required header is missing or repeated, or (self-rotation) the body lacks rotationSecret. */

@@ -35,10 +35,12 @@ export const ROUTES: RouteSpec[] = [
   { name: 'keys.list', listener: 'public', method: 'GET', path: '/keys', credential: 'service', queryFields: ['limit', 'offset'] },
   { name: 'keys.get', listener: 'public', method: 'GET', path: '/keys/:id', credential: 'service' },
   { name: 'keys.update', listener: 'public', method: 'PATCH', path: '/keys/:id', credential: 'service',
-    bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents'] },
+    bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'self_rotation'] },
   { name: 'keys.revoke', listener: 'public', method: 'DELETE', path: '/keys/:id', credential: 'service' },
   { name: 'keys.rotate', listener: 'public', method: 'POST', path: '/keys/:id/rotate', credential: 'service', idempotent: true, issuesSecret: true,
     queryFields: ['rotation_secret'] },
+  { name: 'keys.rotation_secret', listener: 'public', method: 'POST', path: '/keys/:id/rotation-secret', credential: 'service', idempotent: true,
+    issuesSecret: true },
   { name: 'audit.read', listener: 'public', method: 'GET', path: '/audit', credential: 'api', queryFields: ['api_key_id', 'limit', 'event_types', 'before'] },
   { name: 'agents.self_rotate', listener: 'public', method: 'POST', path: '/agents/self/rotate-key', credential: 'agent', issuesSecret: true,
     bodyFields: ['rotationSecret'] },
@@ -64,5 +66,5 @@ export const UNPREFIXED = new Set(['health.live', 'health.ready']);
 /** Rate limits far above what a test sends, for suites that test something other than the limits. */
 export function unlimitedRateLimits(): RateLimitOptions {
   const rule = { max: 10_000_000, windowSeconds: 3600 };
-  return { limits: Object.fromEntries(LIMIT_NAMES.map((n) => [n, rule])), authFailures: rule };
+  return { limits: Object.fromEntries(LIMIT_NAMES.map((n) => [n, rule])), authFailures: rule, selfRotateFailures: rule };
 }

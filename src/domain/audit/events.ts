@@ -16,6 +16,7 @@ export const EVENT_TYPES = [
   'agent_key_revoked',
   'agent_key_rotated',
   'agent_key_self_rotated',
+  'agent_rotation_secret_issued',
   'service_key_list_read',
   'audit_read',
   'account_created',

@@ -3,7 +3,7 @@ import type { ApiKeyRow, Permission } from '../../db/schema.js';
 import { recordEvent, withEvents, type EventStore, type EventTx } from '../audit/events.js';
 import type { ServicePrincipal } from '../auth/auth.service.js';
 import type { OpContext } from '../context.js';
-import { notFound } from '../errors.js';
+import { notFound, validationError } from '../errors.js';
 import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
 
@@ -29,6 +29,8 @@ export interface KeyPatch {
   lineId?: string | null;
   permissions?: Exclude<Permission, 'legacy_full'>;
   monthlyCapCents?: number | null;
+  /** Only `false` (clears the secret): a secret is issued by POST /v1/keys/{id}/rotation-secret. */
+  selfRotation?: boolean;
 }
 
 /** The scope a service key acts in: its account and the keys its rotation chain minted. */
@@ -69,12 +71,19 @@ export async function mintChildKeyTx(tx: EventTx, p: ServicePrincipal, input: Mi
 const toSnake = (s: string) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 export async function updateChildKey(store: EventStore, p: ServicePrincipal, id: string, patch: KeyPatch, ctx: OpContext): Promise<ApiKeyRow> {
+  // PATCH never answers a secret, so it cannot issue one.
+  if (patch.selfRotation === true) {
+    throw validationError('self_rotation can only be turned on by POST /v1/keys/{id}/rotation-secret, which answers the new rotation secret.', [
+      { field: 'self_rotation', message: 'only false; POST /v1/keys/{id}/rotation-secret turns it on' },
+    ]);
+  }
   if (!isUuid(id)) throw notFound();
   const changed = Object.entries(patch)
     .filter(([, v]) => v !== undefined)
     .map(([k]) => toSnake(k));
+  const values = patch.selfRotation === false ? { ...patch, rotationSecretHash: null } : patch;
   return withEvents(store, p.accountId, async (tx) => {
-    const row = await updateKey(tx, ownerOf(p), id, patch);
+    const row = await updateKey(tx, ownerOf(p), id, values);
     if (!row) throw notFound();
     await recordEvent(tx, {
       accountId: p.accountId,
@@ -107,4 +116,24 @@ export async function revokeChildKey(store: EventStore, p: ServicePrincipal, id:
     });
     return row;
   });
+}
+
+/**
+ * POST /v1/keys/{id}/rotation-secret, inside its idempotent transaction: the active key gets a new
+ * rotation secret (replacing any) and self-rotation turns on; its token is unchanged.
+ */
+export async function issueRotationSecretTx(tx: EventTx, p: ServicePrincipal, id: string, secretHash: string, ctx: OpContext): Promise<ApiKeyRow> {
+  const row = await updateKey(tx, ownerOf(p), id, { selfRotation: true, rotationSecretHash: secretHash });
+  if (!row) throw notFound();
+  await recordEvent(tx, {
+    accountId: p.accountId,
+    eventType: 'agent_rotation_secret_issued',
+    environment: p.environment,
+    actor: ctx.actor,
+    meta: ctx.meta,
+    subjectKeyId: id,
+    data: { key_prefix: row.keyPrefix },
+    createdAt: ctx.now,
+  });
+  return row;
 }

@@ -21,6 +21,12 @@ export async function prepareKeyMaterial(environment: Environment, selfRotation:
   return { id: newId(), token, rotationSecret, rotationSecretHash };
 }
 
+/** A new rotation secret and its argon2id hash, for a key that keeps its token. */
+export async function prepareRotationSecret(): Promise<{ rotationSecret: string; rotationSecretHash: string }> {
+  const rotationSecret = generateRotationSecret();
+  return { rotationSecret, rotationSecretHash: await argon2.hash(rotationSecret, ROTATION_SECRET_ARGON2) };
+}
+
 /** Whether a rotation secret matches its stored hash; a malformed stored hash verifies nothing. */
 export async function rotationSecretMatches(hash: string, secret: string): Promise<boolean> {
   try {

@@ -1,6 +1,6 @@
 import { keyById, listPage, preparedKeyReads } from '../../db/queries/keys.queries.js';
 import type { ApiKeyRow } from '../../db/schema.js';
-import { eventValues, type EventStore } from '../audit/events.js';
+import { eventValues, type EventStore, type EventTx } from '../audit/events.js';
 import type { ServicePrincipal } from '../auth/auth.service.js';
 import type { Environment } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
@@ -13,8 +13,8 @@ import {
   type IdempotentOutcome,
   type StoredResponse,
 } from '../idempotency/idempotency.service.js';
-import { mintChildKeyTx, ownerOf, revokeChildKey, updateChildKey, type KeyPatch, type MintInput } from './child-keys.js';
-import { prepareKeyMaterial, type KeyMaterial } from './key-material.js';
+import { issueRotationSecretTx, mintChildKeyTx, ownerOf, revokeChildKey, updateChildKey, type KeyPatch, type MintInput } from './child-keys.js';
+import { prepareKeyMaterial, prepareRotationSecret, type KeyMaterial } from './key-material.js';
 import { toKeyObject, type KeyObject } from './key-object.js';
 import { resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
 
@@ -63,6 +63,20 @@ const scopeOf = (p: ServicePrincipal, idem: IdempotencyRequest): IdempotencyScop
   key: idem.key,
   fingerprint: idem.fingerprint,
 });
+
+/** Issue a rotation secret for an active key: hashed after the claim, stored in the transaction. */
+function rotationSecretOperation(principal: ServicePrincipal, id: string, current: () => Promise<ApiKeyRow>, ctx: OpContext) {
+  return {
+    prepare: async () => {
+      if ((await current()).revokedAt) throw notFound();
+      return prepareRotationSecret();
+    },
+    run: async (tx: EventTx, s: { rotationSecret: string; rotationSecretHash: string }): Promise<StoredResponse> => {
+      const row = await issueRotationSecretTx(tx, principal, id, s.rotationSecretHash, ctx);
+      return { status: 201, body: { key: toKeyObject(row, ctx.now), rotation_secret: s.rotationSecret } };
+    },
+  };
+}
 
 export interface KeysServiceOptions {
   /** See IDEMPOTENCY_LOCK_TIMEOUT_MS in config.ts; unset = LOCK_TIMEOUT_MS. */
@@ -129,6 +143,9 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
         opts,
       );
     },
+    /** POST /v1/keys/{id}/rotation-secret: the secret in the first 201 only (a replay's body is redacted). */
+    issueRotationSecret: (principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext): Promise<IdempotentOutcome> =>
+      executeIdempotent(store, scopeOf(principal, idem), ctx.now, rotationSecretOperation(principal, id, () => getRow(principal, id), ctx), opts),
   };
 }
 

@@ -73,6 +73,14 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     tag: 'keys',
     idempotencyKey: true,
   },
+  'POST /v1/keys/{id}/rotation-secret': {
+    operationId: 'issueRotationSecret',
+    summary: 'Issue (or replace) a rotation secret and turn self-rotation on',
+    description:
+      'The key keeps its token. Answers `{"key", "rotation_secret"}`; the secret is in the first response only, a replay omits it. Records `agent_rotation_secret_issued`. `PATCH {"self_rotation": false}` turns it off.',
+    tag: 'keys',
+    idempotencyKey: true,
+  },
   'GET /v1/audit': {
     operationId: 'listAuditEvents',
     summary: "Read an API key's compliance feed",

@@ -17,6 +17,7 @@ import {
   rotateKeyBody,
   rotateKeyQuery,
   rotateKeyResponse,
+  rotationSecretResponse,
   updateKeyBody,
   updateKeyResponse,
 } from './keys.schemas.js';
@@ -83,6 +84,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         lineId: canonicalLine(b.line_id),
         permissions: b.permissions,
         monthlyCapCents: b.monthly_cap_cents,
+        selfRotation: b.self_rotation,
       };
       return { key: await keys.update(servicePrincipal(request), request.params.id, patch, opContext(request, clock)) };
     },
@@ -104,6 +106,19 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
       const reset = request.query.rotation_secret === 'reset';
       const idempotency = idempotencyOf(request, reset ? { rotation_secret: 'reset' } : undefined);
       const outcome = await keys.rotate(servicePrincipal(request), request.params.id, idempotency, opContext(request, clock), reset);
+      return sendOutcome(reply, outcome);
+    },
+  );
+
+  r.post(
+    '/keys/:id/rotation-secret',
+    {
+      // The rotate route's limit: issuing a secret is as sensitive as rotating.
+      config: { auth: 'service', limit: 'keys.rotate' },
+      schema: { params: keyIdParams, body: rotateKeyBody, headers: idempotencyHeaders, response: rotationSecretResponse },
+    },
+    async (request, reply) => {
+      const outcome = await keys.issueRotationSecret(servicePrincipal(request), request.params.id, idempotencyOf(request), opContext(request, clock));
       return sendOutcome(reply, outcome);
     },
   );

@@ -33,6 +33,10 @@ export const updateKeyBody = z
     line_id: z.uuid().nullable().optional(),
     permissions: settablePermission.optional(),
     monthly_cap_cents: monthlyCap.nullable().optional(),
+    self_rotation: z
+      .boolean()
+      .optional()
+      .meta({ description: '`false` turns self-rotation off and clears the rotation secret; `true` is refused (422): `POST /v1/keys/{id}/rotation-secret` turns it on.' }),
   })
   .strict()
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'send at least one field to change' });
@@ -74,4 +78,11 @@ export const mintKeyResponse = { 201: issued, ...errorResponses([400, 401, 409, 
 export const getKeyResponse = { 200: single, ...errorResponses([401, 404, 422, 429, 503] as const) };
 export const updateKeyResponse = { 200: single, ...errorResponses([401, 404, 413, 422, 429, 503] as const) };
 export const revokeKeyResponse = { 200: single, ...errorResponses([401, 404, 413, 422, 429, 503] as const) };
+/** POST /v1/keys/{id}/rotation-secret takes no body, like rotate. */
+export const rotationSecretResponse = {
+  201: z
+    .object({ key: keyObjectSchema, rotation_secret: z.string().optional().meta({ description: 'The new rotation secret: first response only.' }) })
+    .meta({ id: 'IssuedRotationSecret' }),
+  ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const),
+};
 export const rotateKeyResponse = { 201: issued, ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const) };
