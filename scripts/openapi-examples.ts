@@ -58,6 +58,7 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   const accountId = account?.account?.id as string;
   const sk = await step(admin, int, 'POST', `/internal/v1/accounts/${accountId}/service-keys`, { token: adminToken, body: { environment: 'test', name: 'fleet manager' } });
   await step(admin, int, 'GET', `/internal/v1/accounts/${accountId}/service-keys`, { token: adminToken });
+  await step(admin, int, 'PATCH', `/internal/v1/accounts/${accountId}`, { token: adminToken, body: { reuse_reaction: 'revoke_chain' } });
   const ak = await step(admin, int, 'POST', `/internal/v1/accounts/${accountId}/api-keys`, { token: adminToken, body: { environment: 'test', name: 'portal' } });
   const spare = await step(admin, int, 'POST', `/internal/v1/accounts/${accountId}/service-keys`, { token: adminToken, body: { name: 'spare' } });
   const successor = await step(admin, int, 'POST', `/internal/v1/service-keys/${spare?.service_key?.id}/rotate`, { token: adminToken });

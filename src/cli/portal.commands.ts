@@ -1,4 +1,5 @@
-import { Option, type Command } from 'commander';
+import { Argument, Option, type Command } from 'commander';
+import { REUSE_REACTIONS, type ReuseReaction } from '../domain/portal/accounts.js';
 import { cliContext, print, withServices } from './runtime.js';
 
 const environmentOption = () => new Option('--environment <env>', 'test or live').choices(['test', 'live']).default('test');
@@ -50,6 +51,18 @@ function registerAccounts(program: Command): void {
       withServices(async ({ services }) => {
         const a = await services.portal.createAccount(o.name, cliContext());
         print(!!o.json, a, `account ${a.id} created`);
+      }),
+    );
+  accounts
+    .command('set-reuse-reaction')
+    .description("what a copied self-rotation pair coming back does: revoke_chain (default) or report")
+    .argument('<account-id>', 'account id')
+    .addArgument(new Argument('<reaction>', 'revoke_chain or report').choices(REUSE_REACTIONS))
+    .option('--json', 'print JSON')
+    .action(async (accountId: string, reaction: ReuseReaction, o: { json?: boolean }) =>
+      withServices(async ({ services }) => {
+        const a = await services.portal.setReuseReaction(accountId, reaction, cliContext());
+        print(!!o.json, a, `account ${a.id}: reuse reaction ${a.reuse_reaction}`);
       }),
     );
 }

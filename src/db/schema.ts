@@ -33,7 +33,12 @@ export const accounts = pgTable('accounts', {
   chainSeq: bigint('chain_seq', { mode: 'number' }).notNull().default(0),
   chainPrev: text('chain_prev').notNull().default(GENESIS_HASH),
   chainHead: text('chain_head').notNull().default(GENESIS_HASH),
-});
+  /**
+   * What a copied self-rotation pair coming back does (agent_key_reuse_detected): 'revoke_chain'
+   * revokes the agent's live key, 'report' only records the event.
+   */
+  reuseReaction: text('reuse_reaction', { enum: ['revoke_chain', 'report'] }).notNull().default('revoke_chain'),
+}, (t) => [check('accounts_reuse_reaction_ck', sql`${t.reuseReaction} in ('revoke_chain','report')`)]);
 
 export const serviceKeys = pgTable(
   'service_keys',
@@ -101,6 +106,12 @@ export const apiKeys = pgTable(
     selfRotation: boolean('self_rotation').notNull().default(false),
     /** argon2id hash of the rotation secret; null when self-rotation is not configured. */
     rotationSecretHash: text('rotation_secret_hash'),
+    /**
+     * On a key made by a self-rotation: the key whose key and secret made it (for a retry's
+     * replacement, the same key again). While this key is unused (last_used_at null) it is pending
+     * and that old pair may retry the rotation; once used, the old pair coming back is reuse.
+     */
+    selfRotationBaseId: uuid('self_rotation_base_id'),
   },
   (t) => [
     uniqueIndex('api_keys_token_hash_uq').on(t.tokenHash),
@@ -111,6 +122,8 @@ export const apiKeys = pgTable(
     index('api_keys_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst()),
     // Exactly one successor per key: this index is what makes a double rotation impossible.
     uniqueIndex('api_keys_rotated_from_uq').on(t.rotatedFrom),
+    // One live key per rotation chain, enforced; and the self-rotation path finds it by agent.
+    uniqueIndex('api_keys_agent_live_uq').on(t.agentId).where(sql`${t.revokedAt} is null`),
     check('api_keys_env_ck', sql`${t.environment} in ('test','live')`),
     check(
       'api_keys_permissions_ck',

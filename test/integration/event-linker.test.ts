@@ -200,8 +200,8 @@ describe('the active child-key count behind GET /v1/keys total', () => {
     const [seed] = await Promise.all([mintChild(t, tenant, { name: 'seed' })]);
     await t.database.db.execute(sql`
       insert into api_keys (id, account_id, environment, name, permissions, key_prefix, token_hash, created_at, cycle_anchor, agent_id, created_by_service_key_id)
-      select gen_random_uuid(), account_id, environment, 'bulk', permissions, key_prefix, md5(random()::text) || g, created_at, cycle_anchor, agent_id, created_by_service_key_id
-        from api_keys, generate_series(1, 250) g where id = ${seed!.id}`);
+      select u.nid, k.account_id, k.environment, 'bulk', k.permissions, k.key_prefix, md5(random()::text) || u.g, k.created_at, k.cycle_anchor, u.nid, k.created_by_service_key_id
+        from api_keys k, lateral (select gen_random_uuid() as nid, g from generate_series(1, 250) g) u where k.id = ${seed!.id}`);
     await t.database.db.execute(sql`update api_keys set last_used_at = now() where created_by_service_key_id = ${tenant.serviceKeyId}`);
     expect(await counted(tenant.serviceKeyId)).toBe(251);
     expect(await actual(tenant.serviceKeyId)).toBe(251);

@@ -69,6 +69,7 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
     'other environment': 'n/a',
   },
   'admin.accounts.create': { valid: [201], ...OPERATOR },
+  'admin.accounts.update': { valid: [200], ...OPERATOR },
   'admin.service_keys.create': { valid: [201], ...OPERATOR },
   'admin.service_keys.list': { valid: [200], ...OPERATOR },
   'admin.service_keys.rotate': { valid: [201], ...OPERATOR },
@@ -183,6 +184,8 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
     }
     case 'admin.accounts.create':
       return { app: t.admin, method: 'POST', url: '/internal/v1/accounts', token, body: { name: 'acct' } };
+    case 'admin.accounts.update':
+      return { app: t.admin, method: 'PATCH', url: `/internal/v1/accounts/${b.accountId}`, token, body: { reuse_reaction: 'revoke_chain' } };
     case 'admin.service_keys.create':
       return { app: t.admin, method: 'POST', url: `/internal/v1/accounts/${b.accountId}/service-keys`, token, body: {} };
     case 'admin.service_keys.list':

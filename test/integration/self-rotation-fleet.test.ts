@@ -1,7 +1,7 @@
-import { and, eq } from 'drizzle-orm';
+import { and, asc, eq } from 'drizzle-orm';
 import { describe, expect } from 'vitest';
-import { complianceEvents } from '../../src/db/schema.js';
-import { call, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { apiKeys, complianceEvents } from '../../src/db/schema.js';
+import { ADMIN_TOKEN, call, createTenant, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
 import { appTest } from '../support/fixtures.js';
 
 /*
@@ -163,5 +163,124 @@ describe('turning self-rotation on and off', () => {
     const again = await svc(t, tenant, 'POST', `/v1/keys/${agent.id}/rotation-secret`);
     expect((await selfRotate(t, agent.apiKey, agent.rotationSecret)).status).toBe(401);
     expect((await selfRotate(t, agent.apiKey, again.body.rotation_secret)).status).toBe(200);
+  });
+});
+
+/** The chain's keys (any state), oldest first. */
+const chainOf = (t: TestApp, agentId: string) =>
+  t.database.db.select().from(apiKeys).where(eq(apiKeys.agentId, agentId)).orderBy(asc(apiKeys.createdAt), asc(apiKeys.id));
+
+const auditStatus = async (t: TestApp, apiKey: string) => (await call(t.app, 'GET', '/v1/audit', { token: apiKey })).status;
+
+describe('a lost answer is retried safely', () => {
+  it('self-rotate, discard the answer, retry with the old pair: 200 with a new pair; the discarded pair is invalid; one live key', async ({ app: t, tenant }) => {
+    const agent = await mintSelfRotating(t, tenant);
+    const lost = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(lost.status).toBe(200);
+    const retry = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(retry.status).toBe(200);
+    expect(retry.body.agentId).toBe(agent.id);
+    expect(retry.body.apiKey).not.toBe(lost.body.apiKey);
+    expect(retry.body.rotationSecret).not.toBe(lost.body.rotationSecret);
+    // The discarded pair: its key authenticates nowhere, and its pair rotates nothing.
+    expect(await auditStatus(t, lost.body.apiKey)).toBe(401);
+    expect((await selfRotate(t, lost.body.apiKey, lost.body.rotationSecret)).status).toBe(403);
+    // A second lost answer is retried the same way.
+    const again = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(again.status).toBe(200);
+    expect(await auditStatus(t, again.body.apiKey)).toBe(200);
+    expect(await auditStatus(t, retry.body.apiKey)).toBe(401);
+    const chain = await chainOf(t, agent.id);
+    expect(chain.filter((k) => k.revokedAt === null).map((k) => k.id)).toHaveLength(1);
+    const replaced = await eventsOf(t, tenant, 'agent_key_self_rotation_replaced');
+    expect(replaced.filter((e) => e.actorKeyId === agent.id)).toHaveLength(2);
+    // The agent goes on from the last pair; its old pair is now reuse (the new key was used above).
+    expect((await selfRotate(t, again.body.apiKey, again.body.rotationSecret)).status).toBe(200);
+  });
+
+  it('verify counts as a use: after it, the old pair is no retry', async ({ app: t, tenant }) => {
+    const agent = await mintSelfRotating(t, tenant);
+    const next = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    const verified = await call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: { key: next.body.apiKey, verb: 'call' } });
+    expect(verified.body.valid).toBe(true);
+    const stale = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(stale.status).toBe(403);
+    expect(stale.body.error.code).toBe('agent_revoked');
+    expect(await auditStatus(t, next.body.apiKey)).toBe(401);
+  });
+
+  it('two concurrent retries of one lost rotation leave exactly one live key', async ({ app: t, tenant }) => {
+    for (let round = 0; round < 3; round++) {
+      const agent = await mintSelfRotating(t, tenant);
+      expect((await selfRotate(t, agent.apiKey, agent.rotationSecret)).status).toBe(200);
+      const results = await Promise.all([0, 1].map(() => selfRotate(t, agent.apiKey, agent.rotationSecret)));
+      const ok = results.filter((r) => r.status === 200);
+      expect(ok.length).toBeGreaterThanOrEqual(1);
+      for (const r of results) if (r.status !== 200) expect(r.body.error.code).toBe('agent_revoked');
+      const live = (await chainOf(t, agent.id)).filter((k) => k.revokedAt === null);
+      expect(live).toHaveLength(1);
+      // The live key is the last 200's.
+      const working = await Promise.all(ok.map((r) => auditStatus(t, r.body.apiKey)));
+      expect(working.filter((s) => s === 200)).toHaveLength(1);
+    }
+  });
+});
+
+describe('reuse of a copied pair', () => {
+  it('self-rotate, use the new key once, present the old pair: 403, the chain’s live key is revoked, the event is in the feed', async ({ app: t, tenant }) => {
+    const agent = await mintSelfRotating(t, tenant);
+    const first = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(await auditStatus(t, first.body.apiKey)).toBe(200);
+    const second = await selfRotate(t, first.body.apiKey, first.body.rotationSecret);
+    expect(await auditStatus(t, second.body.apiKey)).toBe(200);
+    const stale = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(stale.status).toBe(403);
+    expect(stale.body.error).toMatchObject({ code: 'agent_revoked' });
+    expect(await auditStatus(t, second.body.apiKey)).toBe(401);
+    expect((await chainOf(t, agent.id)).every((k) => k.revokedAt !== null)).toBe(true);
+    const head = (await chainOf(t, agent.id)).at(-1)!;
+    // The account's portal key reads the revoked head's feed.
+    const feed = await call(t.app, 'GET', `/v1/audit?api_key_id=${head.id}`, { token: tenant.apiKey });
+    expect(feed.status).toBe(200);
+    const detected = feed.body.events.filter((e: { data: { event_type: string } }) => e.data.event_type === 'agent_key_reuse_detected');
+    expect(detected).toHaveLength(1);
+    expect(detected[0].data).toMatchObject({
+      event_type: 'agent_key_reuse_detected',
+      actor_kind: 'api_key',
+      actor_key_id: agent.id,
+      subject_key_id: head.id,
+    });
+    expect(detected[0].data.details).toMatchObject({ stale_key_id: agent.id, rotations_back: 2, reaction: 'revoke_chain', revoked: true });
+    // Again: nothing live is left to revoke; the answer stays 403 and no second event is written.
+    expect((await selfRotate(t, agent.apiKey, agent.rotationSecret)).status).toBe(403);
+    expect((await eventsOf(t, tenant, 'agent_key_reuse_detected')).filter((e) => e.subjectKeyId === head.id)).toHaveLength(1);
+  });
+
+  it('with the account’s reaction `report` the key stays live and only the event is written', async ({ app: t }) => {
+    const tenant = await createTenant(t);
+    const set = await call(t.admin, 'PATCH', `/internal/v1/accounts/${tenant.accountId}`, { token: ADMIN_TOKEN, body: { reuse_reaction: 'report' } });
+    expect(set.status).toBe(200);
+    expect(set.body.account).toMatchObject({ id: tenant.accountId, reuse_reaction: 'report' });
+    const agent = await mintSelfRotating(t, tenant);
+    const next = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(await auditStatus(t, next.body.apiKey)).toBe(200);
+    const stale = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(stale.status).toBe(403);
+    expect(stale.body.error.code).toBe('agent_revoked');
+    expect(await auditStatus(t, next.body.apiKey)).toBe(200);
+    const [ev] = await eventsOf(t, tenant, 'agent_key_reuse_detected');
+    expect(ev!.data).toMatchObject({ reaction: 'report', revoked: false, rotations_back: 1 });
+    // The agent's own pair still works.
+    expect((await selfRotate(t, next.body.apiKey, next.body.rotationSecret)).status).toBe(200);
+  });
+
+  it('a key its developer rotated or revoked is no reuse: 403, the chain untouched, no event', async ({ app: t, tenant }) => {
+    const agent = await mintSelfRotating(t, tenant);
+    const rotated = await svc(t, tenant, 'POST', `/v1/keys/${agent.id}/rotate`);
+    expect(await auditStatus(t, rotated.body.key.plaintext_key)).toBe(200);
+    const stale = await selfRotate(t, agent.apiKey, agent.rotationSecret);
+    expect(stale.status).toBe(403);
+    expect(await auditStatus(t, rotated.body.key.plaintext_key)).toBe(200);
+    expect((await eventsOf(t, tenant, 'agent_key_reuse_detected')).filter((e) => e.actorKeyId === agent.id)).toHaveLength(0);
   });
 });

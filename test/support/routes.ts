@@ -45,6 +45,7 @@ export const ROUTES: RouteSpec[] = [
   { name: 'agents.self_rotate', listener: 'public', method: 'POST', path: '/agents/self/rotate-key', credential: 'agent', issuesSecret: true,
     bodyFields: ['rotationSecret'] },
   { name: 'admin.accounts.create', listener: 'admin', method: 'POST', path: '/internal/v1/accounts', credential: 'operator', bodyFields: ['name'] },
+  { name: 'admin.accounts.update', listener: 'admin', method: 'PATCH', path: '/internal/v1/accounts/:id', credential: 'operator', bodyFields: ['reuse_reaction'] },
   { name: 'admin.service_keys.create', listener: 'admin', method: 'POST', path: '/internal/v1/accounts/:id/service-keys', credential: 'operator',
     issuesSecret: true, bodyFields: ['environment', 'name'] },
   { name: 'admin.service_keys.list', listener: 'admin', method: 'GET', path: '/internal/v1/accounts/:id/service-keys', credential: 'operator' },

@@ -8,11 +8,12 @@ import { requires } from '../support/requirements.js';
 const { describe, it } = await requires(['initdb', 'pg_ctl']);
 
 /*
- * Crash safety (issue 8, point 1): a storm of mints and rotations against keyplane as a child
- * process on its own Postgres cluster, SIGKILLed at random moments, restarted, and every request that
- * was in flight retried with its Idempotency-Key. Afterwards: no partial rotation, every 201 the
- * client saw is in the database, every retry got the stored answer or one fresh effect, and the
- * compliance chains verify.
+ * Crash safety (issue 8, point 1): a storm of mints, rotations and agent self-rotations against
+ * keyplane as a child process on its own Postgres cluster, SIGKILLed at random moments, restarted,
+ * and every request that was in flight retried: with its Idempotency-Key, or (a self-rotation) with
+ * the same old key and secret. Afterwards: no partial rotation, one live key per chain, every 201
+ * the client saw is in the database, every retry got the stored answer or one fresh effect, every
+ * agent's last pair works, and the compliance chains verify.
  */
 
 /** Kills per run: the issue asks for several; each costs about a server start (2-3 s). */
@@ -23,10 +24,13 @@ const WORKERS = 8;
 const LOCK_TIMEOUT_MS = 3_000;
 
 interface Sent {
-  kind: 'mint' | 'rotate';
+  kind: 'mint' | 'rotate' | 'self_rotate';
   idem: string;
   url: string;
   body: unknown;
+  /** A self-rotation: the agent's key as Bearer (else the service key), and its index in `agents`. */
+  agentKey?: string;
+  agent?: number;
   /** The chain a rotation belongs to (worker-local), to update its head on success. */
   chain?: number;
   /** The key id of the first 201, or of the answer to the retry. */
@@ -46,7 +50,12 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
+interface AgentPair {
+  apiKey: string;
+  rotationSecret: string;
+}
+
+describe('crash safety: SIGKILL during a storm of mints, rotations and self-rotations', () => {
   it(`survives ${KILLS} kills with nothing lost, nothing doubled and the chain intact`, async () => {
     const env = { IDEMPOTENCY_LOCK_TIMEOUT_MS: String(LOCK_TIMEOUT_MS) };
     server = await startServer(cluster.url, env);
@@ -55,25 +64,51 @@ describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
     const sent: Sent[] = [];
     // Per worker: the current head (active key id) of each of its rotation chains.
     const chains: string[][] = Array.from({ length: WORKERS }, () => []);
+    // Per worker: the current pair of each self-rotating agent it minted (rotated only by itself).
+    const agents: AgentPair[][] = Array.from({ length: WORKERS }, () => []);
     const statuses = new Map<number, number>();
     let seq = 0;
 
     const send = async (s: Sent) => {
       const method = 'POST';
-      const r = await http(server!.base, method, s.url, { token, body: s.body, headers: { 'idempotency-key': s.idem } });
+      const headers: Record<string, string> = s.agentKey ? {} : { 'idempotency-key': s.idem };
+      const r = await http(server!.base, method, s.url, { token: s.agentKey ?? token, body: s.body, headers });
       statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
       return r;
     };
 
+    /** What a worker sends next: a self-rotation of one of its agents, a rotation or a mint. */
+    const nextRequest = (w: number): Sent => {
+      const mine = chains[w]!;
+      const idem = `crash-${w}-${++seq}-${Math.random().toString(36).slice(2)}`;
+      if (agents[w]!.length > 0 && Math.random() < 0.3) {
+        const agent = Math.floor(Math.random() * agents[w]!.length);
+        const pair = agents[w]![agent]!;
+        return { kind: 'self_rotate', idem, url: '/v1/agents/self/rotate-key', body: { rotationSecret: pair.rotationSecret }, agentKey: pair.apiKey, agent, inFlight: true };
+      }
+      if (mine.length > 0 && Math.random() < 0.6) {
+        const chain = Math.floor(Math.random() * mine.length);
+        return { kind: 'rotate', idem, url: `/v1/keys/${mine[chain]}/rotate`, body: undefined, chain, inFlight: true };
+      }
+      // A self-rotating key is its agent's own: only the agent rotates it (no chain index).
+      const selfRotation = Math.random() < 0.3;
+      return { kind: 'mint', idem, url: '/v1/keys', body: { name: idem, self_rotation: selfRotation }, chain: selfRotation ? undefined : mine.length, inFlight: true };
+    };
+
+    /** A 200 or 201 answered: the agent's new pair, or the chain's new head. */
+    const settle = (w: number, s: Sent, body: any, fresh: boolean) => {
+      if (s.kind === 'self_rotate') {
+        agents[w]![s.agent!] = { apiKey: body.apiKey, rotationSecret: body.rotationSecret };
+        return;
+      }
+      s.keyId = body.key.id;
+      if (s.chain !== undefined) chains[w]![s.chain] = s.keyId!;
+      else if (fresh) agents[w]!.push({ apiKey: body.key.plaintext_key, rotationSecret: body.key.rotation_secret });
+    };
+
     const worker = async (w: number, stop: { now: boolean }) => {
       while (!stop.now) {
-        const mine = chains[w]!;
-        const rotate = mine.length > 0 && Math.random() < 0.6;
-        const chain = rotate ? Math.floor(Math.random() * mine.length) : mine.length;
-        const idem = `crash-${w}-${++seq}-${Math.random().toString(36).slice(2)}`;
-        const s: Sent = rotate
-          ? { kind: 'rotate', idem, url: `/v1/keys/${mine[chain]}/rotate`, body: undefined, chain, inFlight: true }
-          : { kind: 'mint', idem, url: '/v1/keys', body: { name: idem, self_rotation: Math.random() < 0.1 }, chain, inFlight: true };
+        const s = nextRequest(w);
         sent.push(s);
         let r;
         try {
@@ -84,9 +119,8 @@ describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
           throw err;
         }
         s.inFlight = false;
-        expect(r.status, r.raw).toBe(201);
-        s.keyId = r.body.key.id;
-        mine[chain] = s.keyId!;
+        expect(r.status, r.raw).toBe(s.kind === 'self_rotate' ? 200 : 201);
+        settle(w, s, r.body, true);
       }
     };
 
@@ -94,6 +128,7 @@ describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
     let inFlightRetried = 0;
     let freshAfterRetry = 0;
     let replayedAfterRetry = 0;
+    let selfRotationsRetried = 0;
     for (let cycle = 0; cycle < KILLS; cycle++) {
       const stop = { now: false };
       const running = Array.from({ length: WORKERS }, (_, w) => worker(w, stop));
@@ -106,7 +141,8 @@ describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
 
       server = await startServer(cluster.url, env);
       // Retry every in-flight request with its Idempotency-Key until it is no longer in progress
-      // (the dead claim's lock expires after LOCK_TIMEOUT_MS).
+      // (the dead claim's lock expires after LOCK_TIMEOUT_MS); a self-rotation with its old pair,
+      // which replaces the successor its lost answer named, if that committed.
       const pending = sent.filter((s) => s.inFlight);
       await Promise.all(
         pending.map(async (s) => {
@@ -119,6 +155,15 @@ describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
               await new Promise((res) => setTimeout(res, 200));
               continue;
             }
+            const w = Number(s.idem.split('-')[1]);
+            if (s.kind === 'self_rotate') {
+              expect(r.status, r.raw).toBe(200);
+              settle(w, s, r.body, true);
+              s.inFlight = false;
+              inFlightRetried++;
+              selfRotationsRetried++;
+              return;
+            }
             expect(r.status, r.raw).toBe(201);
             const replayed = r.headers.get('idempotent-replayed') === 'true';
             if (replayed) {
@@ -130,13 +175,9 @@ describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
               freshAfterRetry++;
               expect(r.body.key.plaintext_key).toMatch(/^sk_test_/);
             }
-            s.keyId = r.body.key.id;
+            settle(w, s, r.body, !replayed);
             s.inFlight = false;
             inFlightRetried++;
-            if (s.chain !== undefined) {
-              const w = Number(s.idem.split('-')[1]);
-              chains[w]![s.chain] = s.keyId!;
-            }
             return;
           }
         }),
@@ -144,7 +185,7 @@ describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
     }
 
     // A completed request retried replays its stored answer: the same key, no second effect.
-    const completed = sent.filter((s) => s.keyId).slice(-20);
+    const completed = sent.filter((s) => s.keyId && s.kind !== 'self_rotate').slice(-20);
     for (const s of completed) {
       const r = await send(s);
       expect(r.status).toBe(201);
@@ -164,10 +205,16 @@ describe('crash safety: SIGKILL during a storm of mints and rotations', () => {
       .query('select name, count(*)::int as n from api_keys where rotated_from is null group by name having count(*) > 1')
       .finally(() => c.end());
     expect(rows).toEqual([]);
-    expect(sent.every((s) => !s.inFlight && s.keyId)).toBe(true);
+    expect(sent.every((s) => !s.inFlight && (s.kind === 'self_rotate' || s.keyId))).toBe(true);
+    // No agent was stranded: the last pair each one was answered works.
+    const pairs = agents.flat();
+    const working = await Promise.all(pairs.map(async (p) => (await http(server!.base, 'GET', '/v1/audit?limit=1', { token: p.apiKey })).status));
+    expect(working.filter((s) => s !== 200)).toEqual([]);
+    const selfRotations = sent.filter((s) => s.kind === 'self_rotate').length;
     expect([...statuses.keys()].filter((s) => s >= 500)).toEqual([]);
     process.stdout.write(
-      `[crash] kills survived: ${kills}; requests: ${sent.length} (${mints.length} mints, ${sent.length - mints.length} rotations); ` +
+      `[crash] kills survived: ${kills}; requests: ${sent.length} (${mints.length} mints, ${sent.length - mints.length - selfRotations} rotations, ` +
+        `${selfRotations} self-rotations, ${selfRotationsRetried} retried with the old pair after a kill, ${pairs.length} agents all working); ` +
         `in flight at a kill and retried: ${inFlightRetried} (${replayedAfterRetry} replayed the stored answer, ${freshAfterRetry} fresh single effect); ` +
         `keys ${report.keys}, rotations ${report.rotations}, events ${report.events}; statuses ${JSON.stringify(Object.fromEntries(statuses))}\n`,
     );

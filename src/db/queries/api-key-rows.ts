@@ -30,6 +30,7 @@ export interface ApiKeyColumns {
   created_by_service_key_id: string | null;
   self_rotation: boolean;
   rotation_secret_hash: string | null;
+  self_rotation_base_id: string | null;
 }
 
 /** Timestamps arrive as Date from both drivers' defaults, as text through drizzle's execute: either. */
@@ -60,5 +61,6 @@ export function apiKeyRowOf(c: ApiKeyColumns): ApiKeyRow {
     createdByServiceKeyId: c.created_by_service_key_id,
     selfRotation: c.self_rotation,
     rotationSecretHash: c.rotation_secret_hash,
+    selfRotationBaseId: c.self_rotation_base_id,
   };
 }

@@ -17,9 +17,12 @@ export const EVENT_TYPES = [
   'agent_key_rotated',
   'agent_key_self_rotated',
   'agent_rotation_secret_issued',
+  'agent_key_self_rotation_replaced',
+  'agent_key_reuse_detected',
   'service_key_list_read',
   'audit_read',
   'account_created',
+  'account_updated',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

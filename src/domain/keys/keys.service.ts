@@ -138,7 +138,7 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
             return prepareKeyMaterial(principal.environment, resetSecret);
           },
           run: async (tx, m) =>
-            issuedKey((await rotateKeyTx(tx, target, m, ctx, 'agent_key_rotated', resetSecret ? 'new' : 'kept')).successor, m, ctx.now),
+            issuedKey((await rotateKeyTx(tx, target, m, ctx, { secret: resetSecret ? 'new' : 'kept' })).successor, m, ctx.now),
         },
         opts,
       );

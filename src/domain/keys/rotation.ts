@@ -13,8 +13,15 @@ import type { KeyMaterial } from './key-material.js';
  */
 export type RotationSecretMode = 'new' | 'kept';
 
+export interface RotationOptions {
+  eventType?: Extract<EventType, 'agent_key_rotated' | 'agent_key_self_rotated' | 'agent_key_self_rotation_replaced'>;
+  secret?: RotationSecretMode;
+  /** A self-rotation: the key whose pair made the successor (schema: self_rotation_base_id). */
+  selfRotationBaseId?: string;
+}
+
 /** The successor of a locked key: the same settings and agent, new credentials. */
-function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date, secret: RotationSecretMode) {
+function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date, secret: RotationSecretMode, selfRotationBaseId: string | null = null) {
   return {
     id: material.id,
     accountId: locked.accountId,
@@ -36,6 +43,7 @@ function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date, secret
     createdByServiceKeyId: locked.createdByServiceKeyId,
     selfRotation: locked.selfRotation,
     rotationSecretHash: !locked.selfRotation ? null : secret === 'kept' ? locked.rotationSecretHash : material.rotationSecretHash,
+    selfRotationBaseId,
   };
 }
 
@@ -52,15 +60,25 @@ export async function rotateKeyTx(
   target: ActiveKeyTarget,
   material: KeyMaterial,
   ctx: OpContext,
-  eventType: Extract<EventType, 'agent_key_rotated' | 'agent_key_self_rotated'> = 'agent_key_rotated',
-  secret: RotationSecretMode = 'new',
+  opts: RotationOptions = {},
 ): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
   if (!isUuid(target.keyId)) throw notFound();
   const locked = await lockActiveKey(tx, target);
   if (!locked) throw notFound();
+  return replaceLockedKeyTx(tx, locked, material, ctx, opts);
+}
+
+/** The rotation of a key the transaction has locked: revoke, insert the successor, record the event. */
+export async function replaceLockedKeyTx(
+  tx: EventTx,
+  locked: ApiKeyRow,
+  material: KeyMaterial,
+  ctx: OpContext,
+  { eventType = 'agent_key_rotated', secret = 'new', selfRotationBaseId }: RotationOptions = {},
+): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
   // A secret made for a key that stopped self-rotating meanwhile must not be answered.
   if (material.rotationSecret && !locked.selfRotation) throw resetWithoutSelfRotation();
-  const replaced = await replaceKey(tx, locked.id, ctx.now, successorOf(locked, material, ctx.now, secret));
+  const replaced = await replaceKey(tx, locked.id, ctx.now, successorOf(locked, material, ctx.now, secret, selfRotationBaseId));
   // A developer's rotation of a self-rotating key says what became of the agent's secret.
   const secretData = eventType === 'agent_key_rotated' && locked.selfRotation ? { rotation_secret: secret === 'kept' ? 'kept' : 'reset' } : {};
   await recordEvent(tx, {

@@ -4,13 +4,15 @@ import { withEvents, type EventStore, type RequestMeta } from '../audit/events.j
 import { parseToken } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
 import { DomainError, invalidApiKey } from '../errors.js';
-import { prepareKeyMaterial, rotationSecretMatches } from './key-material.js';
+import { prepareKeyMaterial, rotationSecretMatches, type KeyMaterial } from './key-material.js';
 import { rotateKeyTx } from './rotation.js';
+import { staleKeyTx } from './stale-pair.js';
 
 /*
  * Agent self-rotation (spec §7). The route authenticates itself rather than through the auth
- * plugin, because it must tell a revoked key whose rotation secret matches (403 agent_revoked)
- * from an unknown key or a wrong secret (401 invalid_api_key, the one message used everywhere).
+ * plugin, because it must tell a revoked key whose rotation secret matches (403 agent_revoked, or
+ * a retry, or reuse: stale-pair.ts) from an unknown key or a wrong secret (401 invalid_api_key, the
+ * one message used everywhere).
  */
 
 export interface SelfRotation {
@@ -29,7 +31,7 @@ export interface SelfRotation {
 async function matchingKey(store: EventStore, token: string, rotationSecret: string): Promise<ApiKeyRow> {
   const parsed = parseToken(token);
   if (!parsed || parsed.kind !== 'api') throw invalidApiKey();
-  // Revoked rows too: a revoked key with a matching secret is agent_revoked, not invalid.
+  // Revoked rows too: a revoked key with a matching secret is a retry, reuse or agent_revoked.
   const row = await keyByTokenHash(store.db, parsed.tokenHash);
   if (!row) throw invalidApiKey();
   if (!row.selfRotation || !row.rotationSecretHash) {
@@ -42,20 +44,7 @@ async function matchingKey(store: EventStore, token: string, rotationSecret: str
   return row;
 }
 
-async function selfRotate(store: EventStore, row: ApiKeyRow, meta: RequestMeta, now: Date): Promise<SelfRotation> {
-  if (row.revokedAt) throw new DomainError('agent_revoked');
-  const material = await prepareKeyMaterial(row.environment, true);
-  const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
-  let successor: ApiKeyRow;
-  try {
-    ({ successor } = await withEvents(store, row.accountId, (tx) =>
-      rotateKeyTx(tx, { accountId: row.accountId, keyId: row.id }, material, ctx, 'agent_key_self_rotated'),
-    ));
-  } catch (err) {
-    // A concurrent rotation with the same credentials won: this key is now revoked.
-    if (err instanceof DomainError && err.code === 'not_found') throw new DomainError('agent_revoked');
-    throw err;
-  }
+function answer(material: KeyMaterial, successor: ApiKeyRow): SelfRotation {
   return {
     apiKey: material.token.plaintext,
     rotationSecret: material.rotationSecret!,
@@ -63,6 +52,31 @@ async function selfRotate(store: EventStore, row: ApiKeyRow, meta: RequestMeta, 
     agentName: successor.agentLabel ?? successor.name,
     successor,
   };
+}
+
+/** A live key rotates; its successor is pending (retryable with this pair) until first used. */
+async function rotateLive(store: EventStore, row: ApiKeyRow, material: KeyMaterial, ctx: OpContext): Promise<SelfRotation> {
+  try {
+    const { successor } = await withEvents(store, row.accountId, (tx) =>
+      rotateKeyTx(tx, { accountId: row.accountId, keyId: row.id }, material, ctx, { eventType: 'agent_key_self_rotated', selfRotationBaseId: row.id }),
+    );
+    return answer(material, successor);
+  } catch (err) {
+    // A concurrent rotation with the same credentials won: this key is now revoked.
+    if (err instanceof DomainError && err.code === 'not_found') throw new DomainError('agent_revoked');
+    throw err;
+  }
+}
+
+async function selfRotate(store: EventStore, row: ApiKeyRow, meta: RequestMeta, now: Date): Promise<SelfRotation> {
+  // The new pair is made (argon2) before any transaction opens, whichever way the attempt goes.
+  const material = await prepareKeyMaterial(row.environment, true);
+  const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
+  if (!row.revokedAt) return rotateLive(store, row, material, ctx);
+  const outcome = await withEvents(store, row.accountId, (tx) => staleKeyTx(tx, row, material, ctx));
+  if (outcome.kind === 'retried') return answer(material, outcome.successor);
+  // Reuse (its reaction committed with its event) or a key its developer retired: as today.
+  throw new DomainError('agent_revoked');
 }
 
 /** A key whose token and rotation secret both matched (any state): what rotate acts on. */

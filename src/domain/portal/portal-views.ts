@@ -8,9 +8,15 @@ export interface AccountView {
   created_at: string;
 }
 
+/** An account with its settings (PATCH /internal/v1/accounts/{id}). */
+export interface AccountSettingsView extends AccountView {
+  reuse_reaction: AccountRow['reuseReaction'];
+}
+
 export type PortalKeyObject = KeyObject & { account_id: string };
 
 export const accountView = (a: AccountRow): AccountView => ({ id: a.id, name: a.name, created_at: a.createdAt.toISOString() });
+export const accountSettingsView = (a: AccountRow): AccountSettingsView => ({ ...accountView(a), reuse_reaction: a.reuseReaction });
 export const portalKeyView = (k: ApiKeyRow): PortalKeyObject => ({ ...toKeyObject(k), account_id: k.accountId });
 export const serviceKeyView = (k: Parameters<typeof toServiceKeyObject>[0]): ServiceKeyObject => toServiceKeyObject(k);
 

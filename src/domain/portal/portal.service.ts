@@ -2,9 +2,9 @@ import type { AccountRow, ApiKeyRow, ServiceKeyRow } from '../../db/schema.js';
 import type { EventStore } from '../audit/events.js';
 import type { Environment } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
-import { createAccount, getAccount } from './accounts.js';
+import { createAccount, getAccount, setAccountReuseReaction, type ReuseReaction } from './accounts.js';
 import { createPortalApiKey, revokePortalApiKey } from './portal-keys.js';
-import { accountView, portalKeyView, serviceKeyView, type Issued, type IssuedView } from './portal-views.js';
+import { accountSettingsView, accountView, portalKeyView, serviceKeyView, type Issued, type IssuedView } from './portal-views.js';
 import { createServiceKey, listServiceKeys, revokeServiceKey, rotateServiceKey } from './service-keys.js';
 
 /*
@@ -39,6 +39,8 @@ export function createPortalService(store: EventStore) {
   return {
     createAccount: async (name: string, ctx: OpContext) => accountView(await createAccount(store, name, ctx)),
     getAccount: async (accountId: string) => accountView(await getAccount(store.db, accountId)),
+    setReuseReaction: async (accountId: string, reaction: ReuseReaction, ctx: OpContext) =>
+      accountSettingsView(await setAccountReuseReaction(store, accountId, reaction, ctx)),
     createServiceKey: async (input: KeyInput, ctx: OpContext) => issued(await createServiceKey(store, input, ctx), serviceKeyView),
     listServiceKeys: async (accountId: string) => (await listServiceKeys(store.db, accountId)).map(serviceKeyView),
     rotateServiceKey: async (id: string, ctx: OpContext) => issued(await rotateServiceKey(store, id, ctx), serviceKeyView),

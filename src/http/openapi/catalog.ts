@@ -96,6 +96,13 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   },
 
   'POST /internal/v1/accounts': { operationId: 'createAccount', summary: 'Create an account', tag: 'portal' },
+  'PATCH /internal/v1/accounts/{id}': {
+    operationId: 'updateAccount',
+    summary: "Set an account's reaction to a reused self-rotation pair",
+    description:
+      '`reuse_reaction`: `revoke_chain` (the default) revokes the agent\'s live key when an old self-rotation pair comes back after its successor was used; `report` only records `agent_key_reuse_detected`. Records `account_updated`.',
+    tag: 'portal',
+  },
   'POST /internal/v1/accounts/{id}/service-keys': { operationId: 'createServiceKey', summary: 'Issue a service key', tag: 'portal' },
   'GET /internal/v1/accounts/{id}/service-keys': { operationId: 'listServiceKeys', summary: "List an account's service keys", tag: 'portal' },
   'POST /internal/v1/service-keys/{id}/rotate': { operationId: 'rotateServiceKey', summary: 'Rotate a service key', tag: 'portal' },

@@ -6,6 +6,7 @@ import type { OpContext } from '../../domain/context.js';
 import type { PortalService } from '../../domain/portal/portal.service.js';
 import {
   accountSchema,
+  accountSettingsSchema,
   adminErrors,
   adminReadErrors,
   bootstrapBody,
@@ -15,6 +16,7 @@ import {
   idParams,
   portalKeySchema,
   serviceKeySchema,
+  updateAccountBody,
 } from './portal.schemas.js';
 import { operatorContext } from '../plugins/operator-context.js';
 
@@ -35,6 +37,12 @@ export async function portalRoutes(app: FastifyInstance, opts: PortalRoutesOptio
     async (request, reply) => {
       return reply.code(201).send({ account: await portal.createAccount(request.body.name, ctx(request)) });
     },
+  );
+
+  r.patch(
+    '/accounts/:id',
+    { schema: { params: idParams, body: updateAccountBody, response: { 200: z.object({ account: accountSettingsSchema }), ...adminErrors } } },
+    async (request) => ({ account: await portal.setReuseReaction(request.params.id, request.body.reuse_reaction, ctx(request)) }),
   );
 
   r.post(

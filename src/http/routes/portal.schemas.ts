@@ -8,6 +8,12 @@ export const idParams = z.object({ id: z.uuid() });
 
 export const accountSchema = z.object({ id: z.uuid(), name: z.string(), created_at: isoTimestamp }).meta({ id: 'Account' });
 
+const reuseReaction = z.enum(['revoke_chain', 'report']).meta({
+  description: "What a copied self-rotation pair coming back does: `revoke_chain` (default) revokes the agent's live key, `report` only records agent_key_reuse_detected.",
+});
+export const updateAccountBody = z.object({ reuse_reaction: reuseReaction }).strict().meta({ id: 'UpdateAccountRequest' });
+export const accountSettingsSchema = accountSchema.extend({ reuse_reaction: reuseReaction }).meta({ id: 'AccountSettings' });
+
 export const serviceKeySchema = z
   .object({
     id: z.uuid(),

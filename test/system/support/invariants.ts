@@ -48,7 +48,8 @@ export async function checkInvariants(databaseUrl: string): Promise<InvariantRep
         c,
         `select k.id from api_keys k
           where k.revoked_at is not null and k.created_by_service_key_id is not null
-            and (exists (select 1 from compliance_events e where e.subject_key_id = k.id and e.event_type = 'agent_key_revoked'))
+            and (exists (select 1 from compliance_events e where e.subject_key_id = k.id
+                          and (e.event_type = 'agent_key_revoked' or (e.event_type = 'agent_key_reuse_detected' and e.data->>'revoked' = 'true'))))
               = (exists (select 1 from api_keys s where s.rotated_from = k.id))`,
       ),
     );
@@ -75,7 +76,7 @@ export async function checkInvariants(databaseUrl: string): Promise<InvariantRep
         `select s.id from api_keys s where s.rotated_from is not null
             and (select count(*) from compliance_events e
                   where e.related_key_id = s.id and e.subject_key_id = s.rotated_from
-                    and e.event_type in ('agent_key_rotated', 'agent_key_self_rotated')) <> 1`,
+                    and e.event_type in ('agent_key_rotated', 'agent_key_self_rotated', 'agent_key_self_rotation_replaced')) <> 1`,
       ),
     );
     bad(
@@ -83,7 +84,7 @@ export async function checkInvariants(databaseUrl: string): Promise<InvariantRep
       await rows(
         c,
         `select e.id from compliance_events e
-          where e.event_type in ('agent_key_rotated', 'agent_key_self_rotated')
+          where e.event_type in ('agent_key_rotated', 'agent_key_self_rotated', 'agent_key_self_rotation_replaced')
             and not exists (select 1 from api_keys s where s.id = e.related_key_id and s.rotated_from = e.subject_key_id)`,
       ),
     );

@@ -51,6 +51,8 @@ export async function startServer(databaseUrl: string, extraEnv: Record<string, 
     RATE_LIMIT_KEYS_ROTATE: UNLIMITED,
     RATE_LIMIT_AUDIT_READ: UNLIMITED,
     RATE_LIMIT_AUTH_FAILURES: UNLIMITED,
+    RATE_LIMIT_AGENTS_SELF_ROTATE: UNLIMITED,
+    RATE_LIMIT_AGENTS_SELF_ROTATE_FAILURES: UNLIMITED,
     ...extraEnv,
   };
   const logFile = path.join(inject('runDir'), 'logs', `server-${process.pid}-${++started}.log`);
