@@ -142,4 +142,26 @@ describe('two instances, one Postgres, one Redis', () => {
       expect(row.hash).toBe(chainHash(row.prevHash!, row.seq!, canonicalEvent(row)));
     });
   });
+
+  it('self-rotation: one agent budget across both instances (3 per 15 min), a lost answer retried on the other instance', async () => {
+    const selfRotate = (inst: Instance, pair: { apiKey: string; rotationSecret: string }) =>
+      http(inst.base, 'POST', '/v1/agents/self/rotate-key', { token: pair.apiKey, body: { rotationSecret: pair.rotationSecret } });
+    const mintAgent = async () => {
+      const r = await mint(a, otherServiceKey, { name: 'fleet agent', self_rotation: true });
+      expect(r.status).toBe(201);
+      return { apiKey: r.body.key.plaintext_key as string, rotationSecret: r.body.key.rotation_secret as string };
+    };
+    const agent = await mintAgent();
+    // Rotated on a, answer lost; retried with the old pair on b: a fresh pair.
+    expect((await selfRotate(a, agent)).status).toBe(200);
+    const retried = await selfRotate(b, agent);
+    expect(retried.status).toBe(200);
+    const second = await selfRotate(a, { apiKey: retried.body.apiKey, rotationSecret: retried.body.rotationSecret });
+    expect(second.status).toBe(200);
+    const refused = await selfRotate(b, { apiKey: second.body.apiKey, rotationSecret: second.body.rotationSecret });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('ratelimit-policy')).toBe('"agents.self_rotate";q=3;w=900');
+    // Another agent, from the same address, has its own budget.
+    expect((await selfRotate(b, await mintAgent())).status).toBe(200);
+  });
 });

@@ -73,6 +73,10 @@ describe('keyplane CLI', () => {
     expect(ak.plaintext_key).toMatch(/^sk_test_/);
     const akRevoked = JSON.parse((await cli(['api-keys', 'revoke', ak.id, '--json'])).stdout);
     expect(akRevoked.revoked_at).not.toBeNull();
+    const reaction = JSON.parse((await cli(['accounts', 'set-reuse-reaction', acc.id, 'report', '--json'])).stdout);
+    expect(reaction).toMatchObject({ id: acc.id, reuse_reaction: 'report' });
+    const bad = await cli(['accounts', 'set-reuse-reaction', acc.id, 'ignore']);
+    expect(bad.code).not.toBe(0);
   }, SLOW);
 
   it('errors are one line, with --json one JSON object, and a non-zero exit', async () => {
