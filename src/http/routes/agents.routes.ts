@@ -52,7 +52,8 @@ export async function agentsRoutes(app: FastifyInstance, opts: AgentsRoutesOptio
       try {
         key = await matchCredentials(request.headers.authorization, opts.agents, request.validationError ? undefined : request.body.rotationSecret);
       } catch (err) {
-        await app.agentAttempts.countFailure(request, reply);
+        // A failed attempt counts against the address; a database outage (503) is no attempt.
+        if (err === MISSING_SECRET || (err instanceof DomainError && FAILURES.has(err.code))) await app.agentAttempts.countFailure(request, reply);
         if (err !== MISSING_SECRET) throw err;
         return reply.code(400).send(
           errorBody('validation_error', 'rotationSecret is required.', [
@@ -72,6 +73,9 @@ export async function agentsRoutes(app: FastifyInstance, opts: AgentsRoutesOptio
     },
   );
 }
+
+/** The answers of a failed attempt: no, malformed or unknown key, wrong secret, no secret configured. */
+const FAILURES = new Set(['unauthorized', 'invalid_api_key', 'rotation_not_configured']);
 
 /** Thrown by matchCredentials for a body without a usable rotationSecret (answered 400). */
 const MISSING_SECRET = new Error('rotationSecret missing');
