@@ -20,6 +20,7 @@ import { compiledSerializerCompiler } from './http/plugins/serializer.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/plugins/rate-limit.js';
 import { agentsRoutes } from './http/routes/agents.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
+import { clientErrorHandler, connectionOptions } from './http/plugins/transport.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
 
 /** Everything the app needs, built by main.ts, the CLI or a test. buildApp never reads process.env. */
@@ -30,9 +31,12 @@ export interface AppDeps {
   clock?: Clock;
   /** Largest accepted body, bytes. */
   bodyLimit?: number;
-  /** Time allowed to receive a whole request, ms. */
+  /** Time allowed to receive a whole request, headers and body, ms; then 408 and the socket closed. */
   requestTimeoutMs?: number;
-  trustProxy?: boolean | number;
+  /** Open connections per listener (server.maxConnections); further ones are closed on accept. */
+  maxConnections?: number;
+  /** Which hops may set X-Forwarded-For: a hop count, the proxies' addresses, or true (every hop). */
+  trustProxy?: boolean | number | string[];
   /** Rate limits and their counter store (in-process unless a Redis is given). */
   rateLimit?: RateLimitOptions;
   /** The OpenAPI documents' examples; the committed ones unless given (scripts/openapi.ts records fresh ones). */
@@ -47,17 +51,24 @@ export interface AdminDeps extends AppDeps {
 export const PUBLIC_PREFIXES = ['/v1', '/api/v1'] as const;
 
 function baseInstance(deps: AppDeps): FastifyInstance {
+  const requestTimeout = deps.requestTimeoutMs ?? 15_000;
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger,
     genReqId: genRequestId,
     bodyLimit: deps.bodyLimit ?? 64 * 1024,
-    requestTimeout: deps.requestTimeoutMs ?? 15_000,
+    requestTimeout,
+    http: connectionOptions(requestTimeout),
+    clientErrorHandler,
     // A hop count is valid (proxy-addr takes it); Fastify's types only omit it.
     trustProxy: (deps.trustProxy ?? false) as boolean,
+    // A HEAD of a GET that records a read (a list, the audit feed) would write the event and send
+    // nothing; HEAD is served only where a route asks for it (the health probes).
+    exposeHeadRoutes: false,
     // Answer 503 to requests that arrive while shutting down, so the load balancer retries elsewhere.
     return503OnClosing: true,
     frameworkErrors: frameworkErrorHandler,
   }) as unknown as FastifyInstance;
+  app.server.maxConnections = deps.maxConnections ?? 1024;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(compiledSerializerCompiler);
   registerJsonParser(app);
@@ -82,6 +93,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const { services } = deps;
   const app = baseInstance(deps);
+  if (deps.trustProxy === true) {
+    deps.logger.warn('TRUST_PROXY=true: every hop is trusted, so a client can choose its own IP (rate limits, the logged ip); set the hop count or the proxies\' addresses');
+  }
   await app.register(publicOpenapi, { examples: deps.openapiExamples?.public }); // first: it documents every route registered after it
   await app.register(cors, {
     origin: '*',

@@ -19,6 +19,9 @@ export const ERROR_CODES = [
   'idempotency_in_progress',
   'payload_too_large',
   'rate_limited',
+  'bad_request',
+  'request_timeout',
+  'headers_too_large',
   'internal_error',
   'service_unavailable',
 ] as const;
@@ -49,6 +52,9 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   idempotency_in_progress: 'A request with this Idempotency-Key is still in progress; retry shortly.',
   payload_too_large: 'The request body is too large.',
   rate_limited: 'Too many requests; retry after the time given in Retry-After.',
+  bad_request: 'The request could not be read as HTTP.',
+  request_timeout: 'The request was not received in time.',
+  headers_too_large: 'The request headers are too large.',
   internal_error: 'An internal error occurred.',
   service_unavailable: 'The service is temporarily unavailable; retry after the time given in Retry-After.',
 };

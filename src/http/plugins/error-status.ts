@@ -18,6 +18,9 @@ export const ERROR_STATUS = {
   idempotency_in_progress: 409,
   payload_too_large: 413,
   rate_limited: 429,
+  bad_request: 400,
+  request_timeout: 408,
+  headers_too_large: 431,
   internal_error: 500,
   service_unavailable: 503,
 } as const satisfies Record<ErrorCode, number>;
