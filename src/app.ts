@@ -20,7 +20,7 @@ import { compiledSerializerCompiler } from './http/plugins/serializer.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/plugins/rate-limit.js';
 import { agentsRoutes } from './http/routes/agents.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
-import { clientErrorHandler, connectionOptions } from './http/plugins/transport.js';
+import { clientErrorHandler, connectionOptions, proxyTrust } from './http/plugins/transport.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
 
 /** Everything the app needs, built by main.ts, the CLI or a test. buildApp never reads process.env. */
@@ -59,8 +59,7 @@ function baseInstance(deps: AppDeps): FastifyInstance {
     requestTimeout,
     http: connectionOptions(requestTimeout),
     clientErrorHandler,
-    // A hop count is valid (proxy-addr takes it); Fastify's types only omit it.
-    trustProxy: (deps.trustProxy ?? false) as boolean,
+    trustProxy: proxyTrust(deps.trustProxy),
     // A HEAD of a GET that records a read (a list, the audit feed) would write the event and send
     // nothing; HEAD is served only where a route asks for it (the health probes).
     exposeHeadRoutes: false,
@@ -82,7 +81,9 @@ function baseInstance(deps: AppDeps): FastifyInstance {
   });
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
-    if (draining) reply.header('connection', 'close');
+    // An answer sent before the body was read (a 401 from onRequest) would leave the socket waiting
+    // for the rest of a body nobody reads: close it instead.
+    if (draining || request.raw.complete === false) reply.header('connection', 'close');
     done(null, payload);
   });
   return app;

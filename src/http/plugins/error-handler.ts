@@ -110,8 +110,11 @@ export function registerErrorHandling(app: FastifyInstance, outages: OutageRules
     if (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP')) return reply.code(422).send(errorBody('validation_error', 'The body could not be read.'));
     // Before the outage check: the body stream's abort error carries ECONNRESET, like a dropped database.
     if (isClientAbort(err, request)) {
+      // Nobody is left to read an answer: log it, answer nothing, drop what remains of the socket.
       request.log.info('the client closed the connection before its request was complete');
-      return reply.code(400).send(errorBody('bad_request', 'The request was not received completely.'));
+      reply.hijack();
+      request.raw.socket?.destroy();
+      return;
     }
     if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return clientFault(fe, request, reply);
     if (outages.isUnavailable(err)) {

@@ -25,6 +25,16 @@ export function connectionOptions(requestTimeoutMs: number): ServerOptions {
   };
 }
 
+/**
+ * TRUST_PROXY as Fastify takes it. A hop count becomes proxy-addr's "the first n hops are proxies"
+ * (Fastify itself trusts no hop for a bare number, so X-Forwarded-For would be ignored behind a load
+ * balancer and every client would share the balancer's buckets).
+ */
+export function proxyTrust(trustProxy: boolean | number | string[] | undefined): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trustProxy !== 'number') return trustProxy ?? false;
+  return trustProxy === 0 ? false : (_address, hop) => hop < trustProxy;
+}
+
 /** The status and code Node's client errors answer: a timeout, an overflow, else an unreadable request. */
 function clientErrorCode(code: string | undefined): ErrorCode {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return 'request_timeout';
@@ -56,7 +66,9 @@ export function clientErrorHandler(this: { log: FastifyBaseLogger }, err: Error 
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   const code = clientErrorCode(err.code);
   this.log.info({ err: { code: err.code }, status: statusOf(code), remoteAddress: socket.remoteAddress }, 'client error');
-  if (socket.writable) socket.write(rawErrorResponse(code));
+  // Never inside a response already under way on this socket (Node's own handler has the same care).
+  const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (socket.writable && !current?.headersSent) socket.write(rawErrorResponse(code));
   socket.destroy();
 }
 
