@@ -14,8 +14,9 @@ import { statusOf } from './error-status.js';
 
 /**
  * Node's own timers for one listener. requestTimeout covers headers and body, but Node only checks
- * it every connectionsCheckingInterval (30 s by default), so a held body lived up to 45 s past a
- * 15 s limit; checking a few times per timeout keeps the overshoot under a second.
+ * it every connectionsCheckingInterval (30 s by default), so a held body outlived a 15 s limit by up
+ * to 30 s; checking a few times per timeout keeps the overshoot under a second. headersTimeout
+ * (60 s by default) gets the same limit: a request whose headers never end is no better.
  */
 export function connectionOptions(requestTimeoutMs: number): ServerOptions {
   return {
