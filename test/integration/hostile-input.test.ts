@@ -221,6 +221,15 @@ const jsonRows: Row[] = [
 /** Headers: credentials, request ids, idempotency keys. */
 const headerRows: Row[] = [
   { name: 'no Authorization', listener: 'public', request: () => ({ method: 'GET', path: '/v1/keys' }), status: 401, code: 'unauthorized' },
+  {
+    name: 'a 401 before the body is read closes the socket rather than wait for the rest of the body',
+    listener: 'public',
+    request: () => ({ method: 'POST', path: '/v1/keys', headers: [...json, ['idempotency-key', 'k']], body: '{"name":"he', announce: 100 }),
+    status: 401,
+    code: 'unauthorized',
+    closes: true,
+    check: (res) => void expect(res.ms).toBeLessThan(REQUEST_TIMEOUT_MS),
+  },
   { name: 'a Basic scheme', listener: 'public', request: () => ({ method: 'GET', path: '/v1/keys', headers: [['authorization', 'Basic dXNlcjpwYXNz']] }), status: 401, code: 'invalid_api_key' },
   { name: 'a 10 KB bearer token', listener: 'public', request: () => ({ method: 'GET', path: '/v1/keys', headers: [bearer('k'.repeat(10_000))] }), status: 401, code: 'invalid_api_key' },
   { name: 'a wrong operator token', listener: 'admin', request: () => ({ method: 'GET', path: `/internal/v1/accounts/${MISSING_ID}/service-keys`, headers: [bearer(`${ADMIN_TOKEN}x`)] }), status: 401, code: 'invalid_api_key' },
