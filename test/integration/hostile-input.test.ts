@@ -262,10 +262,12 @@ const idempotencyRows: Row[] = [
 ];
 
 /*
- * The table. Rows of the other parts of issue 27 join it here when their branches merge: secrets in
- * the URL, X-Request-Id and User-Agent (scrubbed from logs, headers and events), the H1 flow (a
- * revoked service key's children revoked by the operator) and operator token scopes (a `verify`
- * token on an admin route → 403).
+ * The table. Extension point: the other parts of issue 27 add their groups here as they merge, each
+ * a `Row[]` like those above, spread into TABLE: `secretRows` (a secret-shaped string in the URL,
+ * X-Request-Id or User-Agent never reaches a log line, a response header or an event; a `check`
+ * reads the stored event), `reachRows` (the H1 flow: a revoked service key's children, revoked by
+ * the operator routes, answer 401) and `scopeRows` (a `verify` operator token on every other
+ * internal route → 403, no event). A row's `before` can set up what it needs.
  */
 const TABLE: Row[] = [...frameworkRows('public'), ...frameworkRows('admin'), ...headRows, ...proxyRows, ...jsonRows, ...headerRows, ...idempotencyRows];
 
