@@ -22,6 +22,7 @@ import { agentsRoutes } from './http/routes/agents.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
 import { clientErrorHandler, connectionOptions, proxyTrust } from './http/plugins/transport.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
+import { createOperatorAuth } from './domain/operator-tokens/operator-auth.js';
 
 /** Everything the app needs, built by main.ts, the CLI or a test. buildApp never reads process.env. */
 export interface AppDeps {
@@ -119,13 +120,17 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   return app;
 }
 
-/** The portal's internal API on its own listener (spec §9); no CORS, operator token required. */
+/**
+ * The portal's internal API on its own listener (spec §9); no CORS, an operator token required: the
+ * bootstrap token (adminToken) or a named one, whose scope each route checks (admin-auth.ts).
+ */
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const app = baseInstance(deps);
-  await app.register(internalOpenapi, { adminToken: deps.adminToken, examples: deps.openapiExamples?.internal });
+  const operatorAuth = createOperatorAuth(deps.services.operatorTokens, deps.adminToken);
+  await app.register(internalOpenapi, { operatorAuth, examples: deps.openapiExamples?.internal });
   await app.register(async (internal) => {
-    registerAdminAuth(internal, deps.adminToken);
+    registerAdminAuth(internal, operatorAuth);
     await internal.register(portalRoutes, { prefix: '/internal/v1', portal: deps.services.portal, clock });
     await internal.register(verifyRoutes, { prefix: '/internal/v1', verify: deps.services.verify, clock });
   });

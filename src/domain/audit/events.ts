@@ -19,12 +19,18 @@ export const EVENT_TYPES = [
   'service_key_list_read',
   'audit_read',
   'account_created',
+  'operator_token_created',
+  'operator_token_revoked',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export type ActorKind = 'service_key' | 'api_key' | 'portal';
 
-/** Who acted. Portal actions (internal API, CLI) have no key: kind 'portal', prefix 'portal' or 'cli'. */
+/**
+ * Who acted. Operator actions have kind 'portal': on the internal API, keyId is the operator token's
+ * id (null for the bootstrap token) and keyPrefix `operator:<token name>`; from the CLI, keyId null
+ * and keyPrefix 'cli'.
+ */
 export interface Actor {
   kind: ActorKind;
   keyId: string | null;

@@ -12,6 +12,7 @@ export const ERROR_STATUS = {
   agent_revoked: 403,
   rotation_not_configured: 403,
   m3_fraud_block: 403,
+  insufficient_scope: 403,
   agent_cap_exceeded: 402,
   not_found: 404,
   idempotency_key_reused: 409,
