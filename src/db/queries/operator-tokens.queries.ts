@@ -19,15 +19,19 @@ export interface LiveOperatorToken {
   tokenHash: string;
 }
 
-const liveByHashes = preparedQuery<{ id: string; name: string; scope: OperatorScope; token_hash: string }>(
-  sql`select t.id, t.name, t.scope, t.token_hash from operator_tokens t
-      where t.token_hash = any(${sql.placeholder('hashes')}::text[]) and t.revoked_at is null`,
+// Revocation is filtered after the read, not in the WHERE: with `revoked_at is null` there, the
+// generic plan made on a small table walked operator_tokens_live_name_uq (whose predicate it is)
+// and filtered every live token by hash (test/system/plan-cache.test.ts); this is one probe of
+// operator_tokens_token_hash_uq per hash.
+const byHashes = preparedQuery<{ id: string; name: string; scope: OperatorScope; token_hash: string; revoked: boolean }>(
+  sql`select t.id, t.name, t.scope, t.token_hash, t.revoked_at is not null as revoked from operator_tokens t
+      where t.token_hash = any(${sql.placeholder('hashes')}::text[])`,
 );
 
 /** The live (unrevoked) tokens of these hashes; unknown or revoked hashes have none. */
 export async function liveOperatorTokensByHashes(db: Db, tokenHashes: string[]): Promise<LiveOperatorToken[]> {
-  const rows = await liveByHashes(db, { hashes: tokenHashes });
-  return rows.map((r) => ({ id: r.id, name: r.name, scope: r.scope, tokenHash: r.token_hash }));
+  const rows = await byHashes(db, { hashes: tokenHashes });
+  return rows.filter((r) => !r.revoked).map((r) => ({ id: r.id, name: r.name, scope: r.scope, tokenHash: r.token_hash }));
 }
 
 export async function insertOperatorToken(tx: Tx, row: NewOperatorTokenRow): Promise<OperatorTokenRow> {
