@@ -10,8 +10,9 @@ import { ERROR_STATUS } from '../../src/http/plugins/error-status.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
 import { mintAgent, type Agent } from '../support/agents.js';
 import { appTest } from '../support/fixtures.js';
-import { ADMIN_TOKEN, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, createTestApp, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
 import { holdSocket, portOf, sendRaw, type RawRequest, type RawResponse } from '../support/raw-http.js';
+import { ROUTES } from '../support/routes.js';
 
 /*
  * The hostile-input table (issue 27, item 5): every case of the red-team, each one request sent as
@@ -261,15 +262,65 @@ const idempotencyRows: Row[] = [
   },
 ];
 
+/** Operator tokens of the scope rows, made by the first row that needs them. */
+let scopeTokens: { verify: string; revoked: string } | undefined;
+async function withScopeTokens(c: Ctx): Promise<void> {
+  if (scopeTokens) return;
+  const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: { requestId: null, ip: null, userAgent: 'vitest' }, now: c.t.clock.now() };
+  const suffix = Math.random().toString(36).slice(2);
+  const verify = await c.t.services.operatorTokens.create({ name: `hostile-verify-${suffix}`, scope: 'verify' }, ctx);
+  const revoked = await c.t.services.operatorTokens.create({ name: `hostile-revoked-${suffix}`, scope: 'verify' }, ctx);
+  await c.t.services.operatorTokens.revoke(revoked.id, ctx);
+  recordSecrets(`${verify.plaintext_key}\n${revoked.plaintext_key}`);
+  scopeTokens = { verify: verify.plaintext_key, revoked: revoked.plaintext_key };
+}
+const scoped = (method: string, path: string, body?: string, token: 'verify' | 'revoked' = 'verify') => (): RawRequest => ({
+  method,
+  path,
+  headers: [bearer(scopeTokens![token]), ...json],
+  ...(body === undefined ? {} : { body }),
+});
+const verifyBody = '{"key":"sk_test_nothing","verb":"call"}';
+
+/**
+ * A `verify` operator token: verify only. Every other admin route of the routes table answers it 403
+ * before reading the body, and writes nothing; a revoked one is the 401 of any bad token.
+ */
+const scopeRows: Row[] = [
+  ...ROUTES.filter((r) => r.listener === 'admin' && r.credential === 'operator' && r.name !== 'admin.verify').map(
+    (r): Row => ({
+      name: `a verify token on ${r.method} ${r.path}`,
+      listener: 'admin',
+      before: withScopeTokens,
+      request: scoped(r.method, r.path.replace(/:[A-Za-z_]+/g, MISSING_ID), r.method === 'GET' ? undefined : '{"name":"scoped"}'),
+      status: 403,
+      code: 'insufficient_scope',
+    }),
+  ),
+  { name: 'a verify token on the internal OpenAPI document', listener: 'admin', before: withScopeTokens, request: scoped('GET', '/internal/openapi.json'), status: 403, code: 'insufficient_scope' },
+  { name: 'a verify token verifies', listener: 'admin', before: withScopeTokens, request: scoped('POST', '/internal/v1/verify', verifyBody), status: 200, code: null },
+  { name: 'a revoked verify token', listener: 'admin', before: withScopeTokens, request: scoped('POST', '/internal/v1/verify', verifyBody, 'revoked'), status: 401, code: 'invalid_api_key' },
+  { name: 'a verify token on the public API', listener: 'public', before: withScopeTokens, request: scoped('GET', '/v1/keys'), status: 401, code: 'invalid_api_key' },
+];
+
 /*
  * The table. Extension point: the other parts of issue 27 add their groups here as they merge, each
  * a `Row[]` like those above, spread into TABLE: `secretRows` (a secret-shaped string in the URL,
  * X-Request-Id or User-Agent never reaches a log line, a response header or an event; a `check`
  * reads the stored event), `reachRows` (the H1 flow: a revoked service key's children, revoked by
- * the operator routes, answer 401) and `scopeRows` (a `verify` operator token on every other
- * internal route → 403, no event). A row's `before` can set up what it needs.
+ * the operator routes, answer 401); `scopeRows` (above: a `verify` operator token on every other
+ * internal route → 403, no event) has joined. A row's `before` can set up what it needs.
  */
-const TABLE: Row[] = [...frameworkRows('public'), ...frameworkRows('admin'), ...headRows, ...proxyRows, ...jsonRows, ...headerRows, ...idempotencyRows];
+const TABLE: Row[] = [
+  ...frameworkRows('public'),
+  ...frameworkRows('admin'),
+  ...headRows,
+  ...proxyRows,
+  ...jsonRows,
+  ...headerRows,
+  ...idempotencyRows,
+  ...scopeRows,
+];
 
 let ctx: Ctx;
 it.beforeAll(async ({ app: t, tenant }) => {
