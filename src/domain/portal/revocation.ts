@@ -1,5 +1,5 @@
 import type { Tx } from '../../db/types.js';
-import { recordEvent, withEvents, type EventStore, type EventType } from '../audit/events.js';
+import { recordEvent, withEvents, type EventStore, type EventTx, type EventType } from '../audit/events.js';
 import type { OpContext } from '../context.js';
 import { notFound } from '../errors.js';
 
@@ -11,6 +11,32 @@ interface RevokedKey {
   keyPrefix: string;
 }
 
+/** The event types that record a key's revocation, one per kind of key. */
+export type RevocationEvent = Extract<EventType, 'service_key_revoked' | 'portal_key_revoked' | 'agent_key_revoked'>;
+
+/**
+ * Records the revocation of `key` in the transaction that revoked it: its kind's event, naming the
+ * key as subject and its prefix (never a secret), plus `details` (why, and what went with it).
+ */
+export async function recordRevocation(
+  tx: EventTx,
+  key: RevokedKey,
+  eventType: RevocationEvent,
+  ctx: OpContext,
+  details: Record<string, unknown> = {},
+): Promise<void> {
+  await recordEvent(tx, {
+    accountId: key.accountId,
+    eventType,
+    environment: key.environment,
+    actor: ctx.actor,
+    meta: ctx.meta,
+    subjectKeyId: key.id,
+    data: { key_prefix: key.keyPrefix, ...details },
+    createdAt: ctx.now,
+  });
+}
+
 /**
  * Revokes one key and records `eventType` for it in the same transaction: `revoke` returns the
  * revoked row, or nothing when there is no active key of that id to revoke (not_found).
@@ -18,22 +44,13 @@ interface RevokedKey {
 export function revokeRecorded<R extends RevokedKey>(
   store: EventStore,
   revoke: (tx: Tx) => Promise<R | undefined>,
-  eventType: Extract<EventType, 'service_key_revoked' | 'portal_key_revoked'>,
+  eventType: Extract<RevocationEvent, 'service_key_revoked' | 'portal_key_revoked'>,
   ctx: OpContext,
 ): Promise<R> {
   return withEvents(store, (row) => row.accountId, async (tx) => {
     const row = await revoke(tx);
     if (!row) throw notFound();
-    await recordEvent(tx, {
-      accountId: row.accountId,
-      eventType,
-      environment: row.environment,
-      actor: ctx.actor,
-      meta: ctx.meta,
-      subjectKeyId: row.id,
-      data: { key_prefix: row.keyPrefix },
-      createdAt: ctx.now,
-    });
+    await recordRevocation(tx, row, eventType, ctx);
     return row;
   });
 }
