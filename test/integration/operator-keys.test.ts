@@ -188,6 +188,9 @@ describe('DELETE /internal/v1/keys/{id}', () => {
     const [svcEvent] = await events(t, gone.tenant.accountId, 'service_key_revoked');
     expect(svcEvent!.data).toMatchObject({ children: 'revoke', children_revoked: 3 });
     expect(await events(t, gone.tenant.accountId, 'agent_key_revoked')).toHaveLength(3);
+    // The fleet's events, recorded by one INSERT, are linked into the account's chain like any other.
+    const chain = await t.services.chain.verify({ accountId: gone.tenant.accountId });
+    expect(chain).toMatchObject({ accounts: 1, firstBreak: null, linkedFirst: 0 });
     // Writes are refused at once; reads keep the contract's 60-second grace.
     expect((await call(t.app, 'POST', '/v1/keys', { token: gone.tenant.serviceKey, body: { name: 'x' }, headers: idem() })).status).toBe(401);
   });

@@ -12,7 +12,7 @@ import { withEvents, type EventStore, type EventTx } from '../audit/events.js';
 import { parseToken, visiblePrefix } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
 import { validationError } from '../errors.js';
-import { recordRevocation, type RevocationEvent } from '../portal/revocation.js';
+import { recordRevocations, type RevocationEvent } from '../portal/revocation.js';
 import { findAnyKey, viewsOf, type OperatorKeyView } from './operator-keys.js';
 
 /*
@@ -46,8 +46,9 @@ async function revokeKeysTx(tx: EventTx, accountId: string, keys: AnyKeyRow[], c
   const serviceIds = keys.filter((k) => k.kind === 'service').map((k) => k.row.id);
   const api = await revokeApiKeyRows(tx, accountId, apiIds, ctx.now);
   const service = await revokeServiceKeyRows(tx, accountId, serviceIds, ctx.now);
-  for (const row of api) await recordRevocation(tx, row, EVENT_OF[row.createdByServiceKeyId ? 'child' : 'portal'], ctx, details);
-  for (const row of service) await recordRevocation(tx, row, 'service_key_revoked', ctx, details);
+  await recordRevocations(tx, api.filter((r) => r.createdByServiceKeyId), EVENT_OF.child, ctx, details);
+  await recordRevocations(tx, api.filter((r) => !r.createdByServiceKeyId), EVENT_OF.portal, ctx, details);
+  await recordRevocations(tx, service, EVENT_OF.service, ctx, details);
   return new Set([...api, ...service].map((r) => r.id));
 }
 
@@ -69,7 +70,7 @@ async function revokeServiceKey(store: EventStore, key: ServiceKeyRow, children:
   }
   const result = await withEvents(store, key.accountId, async (tx) => {
     const gone = children === 'revoke' ? await revokeChainChildren(tx, key.accountId, key.lineageId, ctx.now) : [];
-    for (const child of gone) await recordRevocation(tx, child, 'agent_key_revoked', ctx, { reason: 'service_key_revoked', service_key_id: key.id });
+    await recordRevocations(tx, gone, 'agent_key_revoked', ctx, { reason: 'service_key_revoked', service_key_id: key.id });
     const details = { children: children ?? 'keep', children_revoked: gone.length };
     const revoked = await revokeKeysTx(tx, key.accountId, [{ kind: 'service', row: key }], ctx, details);
     return { revoked: revoked.size > 0, childrenRevoked: gone.length, live: await liveChildCount(tx, key.lineageId) };

@@ -1,5 +1,5 @@
 import type { Tx } from '../../db/types.js';
-import { recordEvent, withEvents, type EventStore, type EventTx, type EventType } from '../audit/events.js';
+import { recordEvent, recordEvents, withEvents, type EventStore, type EventTx, type EventType } from '../audit/events.js';
 import type { OpContext } from '../context.js';
 import { notFound } from '../errors.js';
 
@@ -35,6 +35,29 @@ export async function recordRevocation(
     data: { key_prefix: key.keyPrefix, ...details },
     createdAt: ctx.now,
   });
+}
+
+/** As recordRevocation, for many keys revoked in one statement: their events in one INSERT. */
+export async function recordRevocations(
+  tx: EventTx,
+  keys: RevokedKey[],
+  eventType: RevocationEvent,
+  ctx: OpContext,
+  details: Record<string, unknown> = {},
+): Promise<void> {
+  await recordEvents(
+    tx,
+    keys.map((key) => ({
+      accountId: key.accountId,
+      eventType,
+      environment: key.environment,
+      actor: ctx.actor,
+      meta: ctx.meta,
+      subjectKeyId: key.id,
+      data: { key_prefix: key.keyPrefix, ...details },
+      createdAt: ctx.now,
+    })),
+  );
 }
 
 /**
