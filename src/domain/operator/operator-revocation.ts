@@ -12,7 +12,7 @@ import { withEvents, type EventStore, type EventTx } from '../audit/events.js';
 import { parseToken, visiblePrefix } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
 import { validationError } from '../errors.js';
-import { recordRevocations, type RevocationEvent } from '../portal/revocation.js';
+import { recordRevocations, type RevocationEvent } from '../keys/revocation.js';
 import { findAnyKey, viewsOf, type OperatorKeyView } from './operator-keys.js';
 
 /*

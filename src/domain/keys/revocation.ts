@@ -3,6 +3,12 @@ import { recordEvent, recordEvents, withEvents, type EventStore, type EventTx, t
 import type { OpContext } from '../context.js';
 import { notFound } from '../errors.js';
 
+/*
+ * A key's revocation and its compliance event, for every path that revokes one: a service key's
+ * DELETE /v1/keys/{id} (child-keys.ts), the portal's revocations (portal/) and the operator's
+ * (operator/).
+ */
+
 /** What a revocation's event names of the key it revoked. */
 interface RevokedKey {
   id: string;
