@@ -217,7 +217,7 @@ describe('POST /internal/v1/keys/revoke-leaked', () => {
     const other: Tenant = await createTenant(t);
     const unknown = generateToken('api', 'test').plaintext;
     recordSecrets(unknown);
-    const tokens = [children[0]!.token, tenant.apiKey, other.serviceKey, withLastCharChanged(children[1]!.token), 'sk_live_short', 'ghp_notours', unknown, children[0]!.token];
+    const tokens = [children[0]!.token, ` ${tenant.apiKey}\n`, other.serviceKey, withLastCharChanged(children[1]!.token), 'sk_live_short', 'ghp_notours', unknown, children[0]!.token];
     const res = await leak(t, tokens);
     expect(res.status).toBe(200);
     const r = res.body.results;
@@ -230,7 +230,7 @@ describe('POST /internal/v1/keys/revoke-leaked', () => {
     expect(r[5]).toMatchObject({ prefix: null, found: false });
     expect(r[6]).toMatchObject({ prefix: unknown.slice(0, 16), found: false });
     expect(r[7]).toEqual(r[0]);
-    for (const token of tokens.filter((x) => x.length > 20)) expect(res.raw).not.toContain(token);
+    for (const token of tokens.filter((x) => x.length > 20)) expect(res.raw).not.toContain(token.trim());
 
     expect(await verifyCode(t, children[0]!.token)).toBe('invalid_api_key');
     expect(await verifyCode(t, tenant.apiKey)).toBe('invalid_api_key');

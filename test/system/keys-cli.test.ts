@@ -108,6 +108,9 @@ describe('keyplane keys', () => {
     for (const c of children) expect(await verifyCode(c.token)).toBe('invalid_api_key');
     expect((await cli(['keys', 'revoke', service.id, '--children', 'maybe'])).code).toBe(2);
     expect((await cli(['keys', 'show', '00000000-0000-4000-8000-000000000000'])).code).toBe(1);
+    const noAccount = await cli(['keys', 'list', '--account', 'nope', '--json']);
+    expect(noAccount.code).toBe(1);
+    expect(noAccount.json()).toEqual({ error: { code: 'not_found', message: 'not found' } });
 
     // Each revocation's event names the CLI as its actor.
     const events = (await cli(['audit', 'export', '--account', boot.account_id])).stdout.trim().split('\n').map((l) => JSON.parse(l));

@@ -118,6 +118,7 @@ function decodeCursor(cursor: string): { createdAt: Date; id: string } {
 
 /** A page of an account's keys, newest first (ties by id), with the cursor of the next page. */
 export async function listAccountKeys(db: Db, accountId: string, q: KeyListQuery): Promise<KeyListPage> {
+  if (!isUuid(accountId)) throw notFound();
   const before = q.cursor === undefined ? null : decodeCursor(q.cursor);
   await getAccount(db, accountId);
   const rows = await accountKeys(db, {

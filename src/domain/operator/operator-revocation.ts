@@ -117,7 +117,9 @@ export const MAX_LEAKED_TOKENS = 1000;
  * two accounts). A service key's children are kept: revoke them with DELETE …?children=revoke.
  */
 export async function revokeLeaked(store: EventStore, tokens: string[], ctx: OpContext): Promise<LeakResult[]> {
-  const hashes = tokens.map((t) => parseToken(t)?.tokenHash ?? null);
+  // Surrounding whitespace is how a token is pasted or grepped, not part of it.
+  const trimmed = tokens.map((t) => t.trim());
+  const hashes = trimmed.map((t) => parseToken(t)?.tokenHash ?? null);
   const found = new Map((await keysByTokenHashes(store.db, [...new Set(hashes.filter((h) => h !== null))])).map((k) => [k.row.tokenHash, k]));
   const byAccount = new Map<string, AnyKeyRow[]>();
   for (const k of found.values()) if (!k.row.revokedAt) byAccount.set(k.row.accountId, [...(byAccount.get(k.row.accountId) ?? []), k]);
@@ -126,7 +128,7 @@ export async function revokeLeaked(store: EventStore, tokens: string[], ctx: OpC
     const ids = await withEvents(store, accountId, (tx) => revokeKeysTx(tx, accountId, keys, ctx, { reason: 'leaked' }));
     for (const id of ids) revokedNow.add(id);
   }
-  return tokens.map((token, i) => {
+  return trimmed.map((token, i) => {
     const key = hashes[i] ? found.get(hashes[i]) : undefined;
     return {
       prefix: key ? key.row.keyPrefix : visiblePrefix(token),
