@@ -3,6 +3,7 @@ import { parseConfig } from '../config.js';
 import { DomainError } from '../domain/errors.js';
 import { serveForever } from '../main.js';
 import { registerAuditCommands } from './audit.commands.js';
+import { registerKeysCommands } from './keys.commands.js';
 import { registerPortalCommands } from './portal.commands.js';
 import { CliExit, print, stderrMigrationLog, withServices } from './runtime.js';
 import { registerVerifyCommand } from './verify.command.js';
@@ -30,6 +31,7 @@ function buildCli(): Command {
     );
 
   registerPortalCommands(program);
+  registerKeysCommands(program);
   registerAuditCommands(program);
   registerVerifyCommand(program);
   return program;
