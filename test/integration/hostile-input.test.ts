@@ -10,7 +10,7 @@ import { ERROR_STATUS } from '../../src/http/plugins/error-status.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
 import { mintAgent, type Agent } from '../support/agents.js';
 import { appTest } from '../support/fixtures.js';
-import { ADMIN_TOKEN, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, addServiceKey, call, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
 import { holdSocket, portOf, sendRaw, type RawRequest, type RawResponse } from '../support/raw-http.js';
 
 /*
@@ -261,6 +261,43 @@ const idempotencyRows: Row[] = [
   },
 ];
 
+/**
+ * The H1 flow: the children of a revoked service key stayed valid and nothing could revoke them.
+ * Each row's `before` revokes a service key (its children kept), checks its child still works,
+ * then revokes the child through the operator route; the row's request is the child's next use.
+ */
+async function childOfRevokedServiceKey(c: Ctx): Promise<string> {
+  const svc = await addServiceKey(c.t, c.tenant.accountId);
+  const child = await mintAgent(c.t, svc.serviceKey, { name: 'h1 child' });
+  const keep = await call(c.t.admin, 'DELETE', `/internal/v1/keys/${svc.serviceKeyId}?children=keep`, { token: ADMIN_TOKEN });
+  expect(keep.status).toBe(200);
+  const still = await call(c.t.app, 'GET', '/v1/audit?limit=1', { token: child.apiKey });
+  expect(still.status, 'a kept child works after its service key is revoked').toBe(200);
+  const revoked = await call(c.t.admin, 'DELETE', `/internal/v1/keys/${child.id}`, { token: ADMIN_TOKEN });
+  expect(revoked.status).toBe(200);
+  return child.apiKey;
+}
+const h1: { child?: string } = {};
+const reachRows: Row[] = [
+  {
+    name: 'public: a revoked service key\'s child, revoked by the operator, is refused on its next request (H1)',
+    listener: 'public',
+    before: async (c) => void (h1.child = await childOfRevokedServiceKey(c)),
+    request: () => ({ method: 'GET', path: '/v1/audit', headers: [bearer(h1.child!)] }),
+    status: 401,
+    code: 'invalid_api_key',
+  },
+  {
+    name: 'admin: verify of that child answers invalid_api_key (H1)',
+    listener: 'admin',
+    before: async (c) => void (h1.child = await childOfRevokedServiceKey(c)),
+    request: () => ({ method: 'POST', path: '/internal/v1/verify', headers: [bearer(ADMIN_TOKEN), ...json], body: JSON.stringify({ key: h1.child, verb: 'call' }) }),
+    status: 200,
+    code: null,
+    check: (res) => expect(JSON.parse(res.body)).toMatchObject({ valid: false, code: 'invalid_api_key' }),
+  },
+];
+
 /*
  * The table. Extension point: the other parts of issue 27 add their groups here as they merge, each
  * a `Row[]` like those above, spread into TABLE: `secretRows` (a secret-shaped string in the URL,
@@ -269,7 +306,7 @@ const idempotencyRows: Row[] = [
  * the operator routes, answer 401) and `scopeRows` (a `verify` operator token on every other
  * internal route → 403, no event). A row's `before` can set up what it needs.
  */
-const TABLE: Row[] = [...frameworkRows('public'), ...frameworkRows('admin'), ...headRows, ...proxyRows, ...jsonRows, ...headerRows, ...idempotencyRows];
+const TABLE: Row[] = [...frameworkRows('public'), ...frameworkRows('admin'), ...headRows, ...proxyRows, ...jsonRows, ...headerRows, ...idempotencyRows, ...reachRows];
 
 let ctx: Ctx;
 it.beforeAll(async ({ app: t, tenant }) => {
