@@ -6,6 +6,7 @@ import { driverError, isDatabaseUnavailable } from './db/errors.js';
 import type { Clock } from './domain/clock.js';
 import { systemClock } from './domain/clock.js';
 import { auditRoutes } from './http/routes/audit.routes.js';
+import { operatorKeysRoutes } from './http/routes/operator-keys.routes.js';
 import { portalRoutes } from './http/routes/portal.routes.js';
 import { registerAdminAuth } from './http/plugins/admin-auth.js';
 import { authPlugin } from './http/plugins/auth.js';
@@ -132,6 +133,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   await app.register(async (internal) => {
     registerAdminAuth(internal, operatorAuth);
     await internal.register(portalRoutes, { prefix: '/internal/v1', portal: deps.services.portal, clock });
+    await internal.register(operatorKeysRoutes, { prefix: '/internal/v1', operatorKeys: deps.services.operatorKeys, clock });
     await internal.register(verifyRoutes, { prefix: '/internal/v1', verify: deps.services.verify, clock });
   });
   await app.register(healthRoutes, { health: deps.services.health });

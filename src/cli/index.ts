@@ -4,6 +4,7 @@ import { DomainError } from '../domain/errors.js';
 import { serveForever } from '../main.js';
 import { registerAuditCommands } from './audit.commands.js';
 import { registerOperatorTokenCommands } from './operator-tokens.commands.js';
+import { registerKeysCommands } from './keys.commands.js';
 import { registerPortalCommands } from './portal.commands.js';
 import { CliExit, print, stderrMigrationLog, withServices } from './runtime.js';
 import { registerVerifyCommand } from './verify.command.js';
@@ -32,6 +33,7 @@ function buildCli(): Command {
 
   registerPortalCommands(program);
   registerOperatorTokenCommands(program);
+  registerKeysCommands(program);
   registerAuditCommands(program);
   registerVerifyCommand(program);
   return program;

@@ -10,9 +10,9 @@ import { ERROR_STATUS } from '../../src/http/plugins/error-status.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
 import { mintAgent, type Agent } from '../support/agents.js';
 import { appTest } from '../support/fixtures.js';
-import { ADMIN_TOKEN, createTestApp, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, addServiceKey, call, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
 import { holdSocket, portOf, sendRaw, type RawRequest, type RawResponse } from '../support/raw-http.js';
-import { ROUTES } from '../support/routes.js';
+import { scopeRows } from '../support/scope-rows.js';
 
 /*
  * The hostile-input table (issue 27, item 5): every case of the red-team, each one request sent as
@@ -262,54 +262,51 @@ const idempotencyRows: Row[] = [
   },
 ];
 
-/** Operator tokens of the scope rows, made by the first row that needs them. */
-let scopeTokens: { verify: string; revoked: string } | undefined;
-async function withScopeTokens(c: Ctx): Promise<void> {
-  if (scopeTokens) return;
-  const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: { requestId: null, ip: null, userAgent: 'vitest' }, now: c.t.clock.now() };
-  const suffix = Math.random().toString(36).slice(2);
-  const verify = await c.t.services.operatorTokens.create({ name: `hostile-verify-${suffix}`, scope: 'verify' }, ctx);
-  const revoked = await c.t.services.operatorTokens.create({ name: `hostile-revoked-${suffix}`, scope: 'verify' }, ctx);
-  await c.t.services.operatorTokens.revoke(revoked.id, ctx);
-  recordSecrets(`${verify.plaintext_key}\n${revoked.plaintext_key}`);
-  scopeTokens = { verify: verify.plaintext_key, revoked: revoked.plaintext_key };
-}
-const scoped = (method: string, path: string, body?: string, token: 'verify' | 'revoked' = 'verify') => (): RawRequest => ({
-  method,
-  path,
-  headers: [bearer(scopeTokens![token]), ...json],
-  ...(body === undefined ? {} : { body }),
-});
-const verifyBody = '{"key":"sk_test_nothing","verb":"call"}';
-
 /**
- * A `verify` operator token: verify only. Every other admin route of the routes table answers it 403
- * before reading the body, and writes nothing; a revoked one is the 401 of any bad token.
+ * The H1 flow: the children of a revoked service key stayed valid and nothing could revoke them.
+ * Each row's `before` revokes a service key (its children kept), checks its child still works,
+ * then revokes the child through the operator route; the row's request is the child's next use.
  */
-const scopeRows: Row[] = [
-  ...ROUTES.filter((r) => r.listener === 'admin' && r.credential === 'operator' && r.name !== 'admin.verify').map(
-    (r): Row => ({
-      name: `a verify token on ${r.method} ${r.path}`,
-      listener: 'admin',
-      before: withScopeTokens,
-      request: scoped(r.method, r.path.replace(/:[A-Za-z_]+/g, MISSING_ID), r.method === 'GET' ? undefined : '{"name":"scoped"}'),
-      status: 403,
-      code: 'insufficient_scope',
-    }),
-  ),
-  { name: 'a verify token on the internal OpenAPI document', listener: 'admin', before: withScopeTokens, request: scoped('GET', '/internal/openapi.json'), status: 403, code: 'insufficient_scope' },
-  { name: 'a verify token verifies', listener: 'admin', before: withScopeTokens, request: scoped('POST', '/internal/v1/verify', verifyBody), status: 200, code: null },
-  { name: 'a revoked verify token', listener: 'admin', before: withScopeTokens, request: scoped('POST', '/internal/v1/verify', verifyBody, 'revoked'), status: 401, code: 'invalid_api_key' },
-  { name: 'a verify token on the public API', listener: 'public', before: withScopeTokens, request: scoped('GET', '/v1/keys'), status: 401, code: 'invalid_api_key' },
+async function childOfRevokedServiceKey(c: Ctx): Promise<string> {
+  const svc = await addServiceKey(c.t, c.tenant.accountId);
+  const child = await mintAgent(c.t, svc.serviceKey, { name: 'h1 child' });
+  const keep = await call(c.t.admin, 'DELETE', `/internal/v1/keys/${svc.serviceKeyId}?children=keep`, { token: ADMIN_TOKEN });
+  expect(keep.status).toBe(200);
+  const still = await call(c.t.app, 'GET', '/v1/audit?limit=1', { token: child.apiKey });
+  expect(still.status, 'a kept child works after its service key is revoked').toBe(200);
+  const revoked = await call(c.t.admin, 'DELETE', `/internal/v1/keys/${child.id}`, { token: ADMIN_TOKEN });
+  expect(revoked.status).toBe(200);
+  return child.apiKey;
+}
+const h1: { child?: string } = {};
+const reachRows: Row[] = [
+  {
+    name: 'public: a revoked service key\'s child, revoked by the operator, is refused on its next request (H1)',
+    listener: 'public',
+    before: async (c) => void (h1.child = await childOfRevokedServiceKey(c)),
+    request: () => ({ method: 'GET', path: '/v1/audit', headers: [bearer(h1.child!)] }),
+    status: 401,
+    code: 'invalid_api_key',
+  },
+  {
+    name: 'admin: verify of that child answers invalid_api_key (H1)',
+    listener: 'admin',
+    before: async (c) => void (h1.child = await childOfRevokedServiceKey(c)),
+    request: () => ({ method: 'POST', path: '/internal/v1/verify', headers: [bearer(ADMIN_TOKEN), ...json], body: JSON.stringify({ key: h1.child, verb: 'call' }) }),
+    status: 200,
+    code: null,
+    check: (res) => expect(JSON.parse(res.body)).toMatchObject({ valid: false, code: 'invalid_api_key' }),
+  },
 ];
 
 /*
  * The table. Extension point: the other parts of issue 27 add their groups here as they merge, each
  * a `Row[]` like those above, spread into TABLE: `secretRows` (a secret-shaped string in the URL,
  * X-Request-Id or User-Agent never reaches a log line, a response header or an event; a `check`
- * reads the stored event), `reachRows` (the H1 flow: a revoked service key's children, revoked by
- * the operator routes, answer 401); `scopeRows` (above: a `verify` operator token on every other
- * internal route → 403, no event) has joined. A row's `before` can set up what it needs.
+ * reads the stored event). Joined so far: `scopeRows` (test/support/scope-rows.ts: a `verify`
+ * operator token on every other internal route → 403, no event) and `reachRows` (the H1 flow: a
+ * revoked service key's children, revoked by the operator routes, answer 401). A row's `before` can
+ * set up what it needs.
  */
 const TABLE: Row[] = [
   ...frameworkRows('public'),
@@ -319,7 +316,8 @@ const TABLE: Row[] = [
   ...jsonRows,
   ...headerRows,
   ...idempotencyRows,
-  ...scopeRows,
+  ...scopeRows(MISSING_ID),
+  ...reachRows,
 ];
 
 let ctx: Ctx;

@@ -94,6 +94,10 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'admin.api_keys.revoke': { valid: [200], ...OPERATOR },
   'admin.bootstrap': { valid: [201], ...OPERATOR },
   'admin.verify': { valid: [200], ...OPERATOR, 'verify-scoped operator token': [200] },
+  'admin.keys.list': { valid: [200], ...OPERATOR },
+  'admin.keys.get': { valid: [200], ...OPERATOR },
+  'admin.keys.revoke': { valid: [200], ...OPERATOR },
+  'admin.keys.revoke_leaked': { valid: [200], ...OPERATOR },
 };
 
 let t: TestApp;
@@ -227,6 +231,14 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'POST', url: '/internal/v1/bootstrap', token, body: {} };
     case 'admin.verify':
       return { app: t.admin, method: 'POST', url: '/internal/v1/verify', token, body: { key: a.apiKey, verb: 'call' } };
+    case 'admin.keys.list':
+      return { app: t.admin, method: 'GET', url: `/internal/v1/accounts/${b.accountId}/keys`, token };
+    case 'admin.keys.get':
+      return { app: t.admin, method: 'GET', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
+    case 'admin.keys.revoke':
+      return { app: t.admin, method: 'DELETE', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
+    case 'admin.keys.revoke_leaked':
+      return { app: t.admin, method: 'POST', url: '/internal/v1/keys/revoke-leaked', token, body: { tokens: [(await mintChild(t, b)).plaintext] } };
   }
   throw new Error(`no request builder for ${route.name}: add one`);
 }

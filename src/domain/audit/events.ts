@@ -1,4 +1,4 @@
-import { eventPlaceholders, insertEvent } from '../../db/queries/events.queries.js';
+import { eventPlaceholders, insertEvent, insertEvents } from '../../db/queries/events.queries.js';
 import type { Db, Tx } from '../../db/types.js';
 import type { Environment } from '../auth/credentials.js';
 import { newId } from '../ids.js';
@@ -108,6 +108,17 @@ export async function recordEvent(tx: EventTx, input: EventInput): Promise<{ id:
   const f = chainedFields(input);
   await insertEvent(tx, { ...f, actorKind: input.actor.kind, data: f.data as object });
   return { id: f.id };
+}
+
+/** Records many events inside the caller's transaction in one INSERT, as recordEvent records one. */
+export async function recordEvents(tx: EventTx, inputs: EventInput[]): Promise<void> {
+  await insertEvents(
+    tx,
+    inputs.map((input) => {
+      const f = chainedFields(input);
+      return { ...f, actorKind: input.actor.kind, data: f.data as object };
+    }),
+  );
 }
 
 /**

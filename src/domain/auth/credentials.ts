@@ -117,3 +117,16 @@ export function operatorTokenHash(token: string): string | null {
 
 /** Pattern that matches any full secret keyplane issues: used by the log-leak checks. */
 export const SECRET_PATTERN = /(?:sk_(?:svc_)?(?:test|live)_[0-9A-Za-z]{49}|rs_[0-9A-Za-z]{43}|kpo_[0-9A-Za-z]{49})/g;
+
+const KIND_PREFIX_RE = /^sk_(?:svc_)?(?:test|live)_/;
+/**
+ * What of a token may be shown: its kind prefix and up to KEY_PREFIX_RANDOM_CHARS random characters
+ * after it (for a well-formed token, exactly its key_prefix). null for a string that does not start
+ * like a keyplane token, since it may be someone else's secret.
+ */
+export function visiblePrefix(token: string): string | null {
+  const kind = KIND_PREFIX_RE.exec(token)?.[0];
+  if (!kind) return null;
+  const random = /^[0-9A-Za-z]*/.exec(token.slice(kind.length))![0];
+  return kind + random.slice(0, KEY_PREFIX_RANDOM_CHARS);
+}
