@@ -1,6 +1,7 @@
 import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { count, rateLimited, setRateLimitHeaders, type RateRule } from './limiter.js';
+import { clientAddress } from './transport.js';
 
 /*
  * Self-rotation's two budgets (spec §7). The route authenticates itself (key + rotation secret), so
@@ -43,7 +44,7 @@ export function selfRotateFailureLimits(app: FastifyInstance, rule: RateRule) {
     max: rule.max,
     timeWindow: rule.windowSeconds * 1000,
     // normalizeIP: an IPv4-mapped address as IPv4, an IPv6 one as the start of its /64.
-    keyGenerator: (request) => `${SELF_ROTATE_FAILURES}:${normalizeIP(request.ip, 64)}`,
+    keyGenerator: (request) => `${SELF_ROTATE_FAILURES}:${normalizeIP(clientAddress(request) ?? 'unknown', 64)}`,
   });
   return {
     async checkAddress(request: FastifyRequest, reply: FastifyReply): Promise<void> {

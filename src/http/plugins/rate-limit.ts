@@ -6,6 +6,7 @@ import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './coun
 import { LIMIT_NAMES, type LimitName } from './limits.js';
 import { SELF_ROTATE_FAILURES_DEFAULT, selfRotateFailureLimits } from './agent-attempts.js';
 import { count, rateLimited, setRateLimitHeaders, type Limiter, type RateRule } from './limiter.js';
+import { clientAddress } from './transport.js';
 
 export type { RateRule };
 
@@ -78,7 +79,7 @@ declare module 'fastify' {
   }
 }
 
-const clientIp = (request: FastifyRequest) => normalizeIP(request.ip);
+const clientIp = (request: FastifyRequest) => normalizeIP(clientAddress(request) ?? 'unknown');
 
 /** The counters (Redis when configured, else this process's), closed with the app, as @fastify/rate-limit's store. */
 async function registerCounterStore(app: FastifyInstance, opts: RateLimitPluginOptions): Promise<void> {
