@@ -92,6 +92,3 @@ export const ROTATION_SECRET_PREFIX = 'rs_';
 export function generateRotationSecret(): string {
   return ROTATION_SECRET_PREFIX + randomBase62(RANDOM_LENGTH);
 }
-
-/** Pattern that matches any full secret keyplane issues: used by the log-leak checks. */
-export const SECRET_PATTERN = /(?:sk_(?:svc_)?(?:test|live)_[0-9A-Za-z]{49}|rs_[0-9A-Za-z]{43})/g;
