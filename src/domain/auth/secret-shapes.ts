@@ -44,7 +44,7 @@ function hasMarker(text: string): boolean {
 }
 
 function decodedUnderscores(text: string): string {
-  return text.includes('%5F') || text.includes('%5f') ? text.replace(ENCODED_UNDERSCORE, '_') : text;
+  return text.includes('%5') ? text.replace(ENCODED_UNDERSCORE, '_') : text;
 }
 
 /** Whether the text holds anything shaped like a secret keyplane issues (also %5F-encoded). */
