@@ -18,7 +18,8 @@ import { createServices, type ServicesOptions } from '../../src/services.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
 import { validateResponses, type Violation } from './openapi-validator.js';
 
-export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdefghijklmnop';
+/** The operator token of every test app; random-looking, as the start-up rule (config.ts) requires. */
+export const ADMIN_TOKEN = 'test-aa81b809d166022f2b5ea9670302137be56c8ae269d90428b79fc10afb8f4e04';
 
 let shared: Promise<Database> | undefined;
 
