@@ -1,16 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { generateRotationSecret, generateToken } from '../../src/domain/auth/credentials.js';
+import { generateRotationSecret, generateToken, randomBase62 } from '../../src/domain/auth/credentials.js';
 import { isSecretShaped, scrubSecrets, SECRET_PATTERN } from '../../src/domain/auth/secret-shapes.js';
 
 const child = generateToken('api', 'live');
 const service = generateToken('service', 'test');
 const rotation = generateRotationSecret();
+// A named operator token: kpo_, 43 random and 6 checksum base62 characters.
+const operator = `kpo_${randomBase62(49)}`;
 
 describe('secret shapes: the one list of what keyplane issues', () => {
   it.each([
     ['a child or portal API key', child.plaintext, '[redacted:sk_live_]'],
     ['a service key', service.plaintext, '[redacted:sk_svc_test_]'],
     ['a rotation secret', rotation, '[redacted:rs_]'],
+    ['a named operator token', operator, '[redacted:kpo_]'],
   ])('scrubs %s anywhere in the text, keeping only its prefix', (_kind, secret, marker) => {
     const url = `/v1/keys/${secret}?a=1&token=${secret}`;
     const out = scrubSecrets(url);
@@ -26,9 +29,13 @@ describe('secret shapes: the one list of what keyplane issues', () => {
     expect(scrubSecrets(`/v1/keys?k=${encoded}`)).toBe('/v1/keys?k=[redacted:sk_svc_test_]');
     expect(isSecretShaped(encoded.replace(/%5F/g, '%5f'))).toBe(true);
   });
+  it('the leak pattern matches each issued secret exactly', () => {
+    for (const secret of [child.plaintext, service.plaintext, rotation, operator]) expect(`x ${secret} y`.match(SECRET_PATTERN)).toEqual([secret]);
+  });
   it('leaves display prefixes, ids and ordinary text alone (returned as the same string)', () => {
     for (const text of [
       child.keyPrefix,
+      operator.slice(0, 12),
       `/v1/audit?api_key_id=${child.keyPrefix}&limit=5`,
       '/internal/v1/accounts/0b7c1a0e-6a43-4a9b-9c39-1c6f0f7f2f4b/service-keys',
       'saperly-sdk/2.1 node/20.19 (linux; x64)',
