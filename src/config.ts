@@ -31,7 +31,7 @@ export const configSchema = z.object({
     .string()
     .superRefine((token, ctx) => {
       const problem = operatorTokenProblem(token);
-      if (problem) ctx.addIssue({ code: 'custom', message: `KEYPLANE_ADMIN_TOKEN ${problem}` });
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .optional(),
   DATABASE_URL: z.string().url().optional(),

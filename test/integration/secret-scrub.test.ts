@@ -121,4 +121,24 @@ describe('secrets in the URL, X-Request-Id and User-Agent', () => {
     expect(stored[0]!.user_agent).toBe('ops-script [redacted:sk_test_]');
     expect(stored[0]!.request_id).toMatch(UUID);
   });
+
+  // Last in the file: it closes the public app it listens with.
+  it('on a real socket: the raw request line and headers get the same treatment', async ({ app: t, tenant }) => {
+    const address = await t.app.listen({ host: '127.0.0.1', port: 0 });
+    lines.length = 0;
+    try {
+      const res = await fetch(`${address}/v1/keys?limit=1&key=${tenant.apiKey}`, {
+        headers: { authorization: `Bearer ${tenant.serviceKey}`, 'x-request-id': tenant.apiKey, 'user-agent': `curl/8 ${tenant.apiKey}` },
+      });
+      expect(res.status).toBe(422);
+      expect(res.headers.get('x-request-id')).toMatch(UUID);
+      expect(JSON.stringify([...res.headers])).not.toContain(tenant.apiKey);
+      await res.text();
+    } finally {
+      await t.app.close();
+    }
+    const logged = lines.join('');
+    expect(logged).toContain('/v1/keys?limit=1&key=[redacted:sk_test_]');
+    expect(logged).not.toContain(tenant.apiKey);
+  });
 });

@@ -43,8 +43,8 @@ describe('the operator token rule (KEYPLANE_ADMIN_TOKEN)', () => {
   });
 
   it('is applied at start: parseConfig refuses a weak token without quoting it, and accepts a strong one', () => {
-    expect(() => parseConfig({ KEYPLANE_ADMIN_TOKEN: OLD_COMPOSE_PLACEHOLDER })).toThrow(/KEYPLANE_ADMIN_TOKEN looks like a placeholder/);
-    expect(() => parseConfig({ KEYPLANE_ADMIN_TOKEN: 'z'.repeat(40) })).toThrow(/KEYPLANE_ADMIN_TOKEN has fewer than 10 distinct/);
+    expect(() => parseConfig({ KEYPLANE_ADMIN_TOKEN: OLD_COMPOSE_PLACEHOLDER })).toThrow(/KEYPLANE_ADMIN_TOKEN: looks like a placeholder/);
+    expect(() => parseConfig({ KEYPLANE_ADMIN_TOKEN: 'z'.repeat(40) })).toThrow(/KEYPLANE_ADMIN_TOKEN: has fewer than 10 distinct/);
     try {
       parseConfig({ KEYPLANE_ADMIN_TOKEN: OLD_COMPOSE_PLACEHOLDER });
     } catch (err) {
