@@ -4,8 +4,8 @@
  *  - the real admin app (buildAdminApp: operator token, zod schemas, POST /internal/v1/verify);
  *  - a bare Fastify app with GET /baseline/:id doing one SELECT by primary key on api_keys,
  *    the ceiling any verify can be compared against.
- * It seeds one account with KEYS child keys (no cap, so debits never stop) and reports the ports,
- * plaintexts and ids to the parent over IPC.
+ * It seeds one account with KEYS child keys (no cap, so debits never stop) and one `verify`-scoped
+ * operator token, and reports the ports, plaintexts and ids to the parent over IPC.
  */
 import Fastify from 'fastify';
 import pino from 'pino';
@@ -33,6 +33,8 @@ for (let i = 0; i < keyCount; i++) {
   keys.push({ id: row.id, plaintext: material.token.plaintext });
 }
 
+const verifyToken = (await services.operatorTokens.create({ name: 'bench-data-plane', scope: 'verify' }, ctx)).plaintext_key;
+
 // Logging off on both sides: the comparison is of the work per request, not of log volume (the
 // parent counts non-2xx answers, so an error does not go unseen).
 const logger = pino({ level: 'silent' });
@@ -46,7 +48,7 @@ await admin.listen({ host: '127.0.0.1', port: 0 });
 await bare.listen({ host: '127.0.0.1', port: 0 });
 const portOf = (a: { server: { address(): unknown } }) => (a.server.address() as { port: number }).port;
 
-process.send!({ adminPort: portOf(admin), barePort: portOf(bare), keys });
+process.send!({ adminPort: portOf(admin), barePort: portOf(bare), keys, verifyToken });
 process.on('message', async (m) => {
   if (m === 'stop') {
     await Promise.all([admin.close(), bare.close()]);

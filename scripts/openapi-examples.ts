@@ -87,6 +87,16 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   const other = await step(app, pub, 'POST', '/v1/keys', { token: service, body: { name: 'billing agent' }, headers: { 'idempotency-key': 'mint-billing-agent-1' } });
   const rotated = await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/rotate`, { token: service, headers: { 'idempotency-key': 'rotate-billing-agent-1' } });
   await step(app, pub, 'DELETE', `/v1/keys/${rotated?.key?.id}`, { token: service });
+
+  // The operator's reach over every key (kill switch, leak intake), once the fleet above exists.
+  const serviceKeyId = sk?.service_key?.id as string;
+  await step(admin, int, 'GET', `/internal/v1/accounts/${accountId}/keys?kind=child&status=active`, { token: adminToken });
+  await step(admin, int, 'GET', '/internal/v1/accounts/00000000-0000-4000-8000-000000000000/keys', { token: adminToken });
+  await step(admin, int, 'GET', `/internal/v1/keys/${other?.key?.id}`, { token: adminToken });
+  await step(admin, int, 'GET', '/internal/v1/keys/00000000-0000-4000-8000-000000000000', { token: adminToken });
+  await step(admin, int, 'DELETE', `/internal/v1/keys/${serviceKeyId}`, { token: adminToken });
+  await step(admin, int, 'DELETE', `/internal/v1/keys/${serviceKeyId}?children=revoke`, { token: adminToken });
+  await step(admin, int, 'POST', '/internal/v1/keys/revoke-leaked', { token: adminToken, body: { tokens: [apiKey, 'sk_live_mistyped'] } });
   return { public: pub, internal: int };
 }
 

@@ -6,6 +6,7 @@ import { driverError, isDatabaseUnavailable } from './db/errors.js';
 import type { Clock } from './domain/clock.js';
 import { systemClock } from './domain/clock.js';
 import { auditRoutes } from './http/routes/audit.routes.js';
+import { operatorKeysRoutes } from './http/routes/operator-keys.routes.js';
 import { portalRoutes } from './http/routes/portal.routes.js';
 import { registerAdminAuth } from './http/plugins/admin-auth.js';
 import { authPlugin } from './http/plugins/auth.js';
@@ -20,7 +21,9 @@ import { compiledSerializerCompiler } from './http/plugins/serializer.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/plugins/rate-limit.js';
 import { agentsRoutes } from './http/routes/agents.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
+import { clientErrorHandler, connectionOptions, proxyTrust } from './http/plugins/transport.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
+import { createOperatorAuth } from './domain/operator-tokens/operator-auth.js';
 
 /** Everything the app needs, built by main.ts, the CLI or a test. buildApp never reads process.env. */
 export interface AppDeps {
@@ -30,9 +33,12 @@ export interface AppDeps {
   clock?: Clock;
   /** Largest accepted body, bytes. */
   bodyLimit?: number;
-  /** Time allowed to receive a whole request, ms. */
+  /** Time allowed to receive a whole request, headers and body, ms; then 408 and the socket closed. */
   requestTimeoutMs?: number;
-  trustProxy?: boolean | number;
+  /** Open connections per listener (server.maxConnections); further ones are closed on accept. */
+  maxConnections?: number;
+  /** Which hops may set X-Forwarded-For: a hop count, the proxies' addresses, or true (every hop). */
+  trustProxy?: boolean | number | string[];
   /** Rate limits and their counter store (in-process unless a Redis is given). */
   rateLimit?: RateLimitOptions;
   /** The OpenAPI documents' examples; the committed ones unless given (scripts/openapi.ts records fresh ones). */
@@ -47,17 +53,23 @@ export interface AdminDeps extends AppDeps {
 export const PUBLIC_PREFIXES = ['/v1', '/api/v1'] as const;
 
 function baseInstance(deps: AppDeps): FastifyInstance {
+  const requestTimeout = deps.requestTimeoutMs ?? 15_000;
   const app: FastifyInstance = Fastify({
     loggerInstance: deps.logger,
     genReqId: genRequestId,
     bodyLimit: deps.bodyLimit ?? 64 * 1024,
-    requestTimeout: deps.requestTimeoutMs ?? 15_000,
-    // A hop count is valid (proxy-addr takes it); Fastify's types only omit it.
-    trustProxy: (deps.trustProxy ?? false) as boolean,
+    requestTimeout,
+    http: connectionOptions(requestTimeout),
+    clientErrorHandler,
+    trustProxy: proxyTrust(deps.trustProxy),
+    // A HEAD of a GET that records a read (a list, the audit feed) would write the event and send
+    // nothing; HEAD is served only where a route asks for it (the health probes).
+    exposeHeadRoutes: false,
     // Answer 503 to requests that arrive while shutting down, so the load balancer retries elsewhere.
     return503OnClosing: true,
     frameworkErrors: frameworkErrorHandler,
   }) as unknown as FastifyInstance;
+  app.server.maxConnections = deps.maxConnections ?? 1024;
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(compiledSerializerCompiler);
   registerJsonParser(app);
@@ -71,7 +83,9 @@ function baseInstance(deps: AppDeps): FastifyInstance {
   });
   app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
-    if (draining) reply.header('connection', 'close');
+    // An answer sent before the body was read (a 401 from onRequest) would leave the socket waiting
+    // for the rest of a body nobody reads: close it instead.
+    if (draining || request.raw.complete === false) reply.header('connection', 'close');
     done(null, payload);
   });
   return app;
@@ -82,6 +96,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const { services } = deps;
   const app = baseInstance(deps);
+  if (deps.trustProxy === true) {
+    deps.logger.warn('TRUST_PROXY=true: every hop is trusted, so a client can choose its own IP (rate limits, the logged ip); set the hop count or the proxies\' addresses');
+  }
   await app.register(publicOpenapi, { examples: deps.openapiExamples?.public }); // first: it documents every route registered after it
   await app.register(cors, {
     origin: '*',
@@ -104,14 +121,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   return app;
 }
 
-/** The portal's internal API on its own listener (spec §9); no CORS, operator token required. */
+/**
+ * The portal's internal API on its own listener (spec §9); no CORS, an operator token required: the
+ * bootstrap token (adminToken) or a named one, whose scope each route checks (admin-auth.ts).
+ */
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const clock = deps.clock ?? systemClock;
   const app = baseInstance(deps);
-  await app.register(internalOpenapi, { adminToken: deps.adminToken, examples: deps.openapiExamples?.internal });
+  const operatorAuth = createOperatorAuth(deps.services.operatorTokens, deps.adminToken);
+  await app.register(internalOpenapi, { operatorAuth, examples: deps.openapiExamples?.internal });
   await app.register(async (internal) => {
-    registerAdminAuth(internal, deps.adminToken);
+    registerAdminAuth(internal, operatorAuth);
     await internal.register(portalRoutes, { prefix: '/internal/v1', portal: deps.services.portal, clock });
+    await internal.register(operatorKeysRoutes, { prefix: '/internal/v1', operatorKeys: deps.services.operatorKeys, clock });
     await internal.register(verifyRoutes, { prefix: '/internal/v1', verify: deps.services.verify, clock });
   });
   await app.register(healthRoutes, { health: deps.services.health });

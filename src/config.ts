@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { LimitName } from './http/plugins/limits.js';
 import { operatorTokenProblem } from './domain/auth/token-strength.js';
@@ -17,9 +18,32 @@ const rateRule = z
     return { max, windowSeconds };
   })
   .refine((r) => r.max >= 1 && r.windowSeconds >= 1, 'max and window must both be at least 1');
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+/** proxy-addr's named ranges, accepted in a TRUST_PROXY list beside addresses and CIDRs. */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const isProxyEntry = (entry: string): boolean => {
+  if (PROXY_RANGES.has(entry)) return true;
+  const [address = '', bits, ...rest] = entry.split('/');
+  if (rest.length > 0 || isIP(address) === 0) return false;
+  return bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (isIP(address) === 4 ? 32 : 128));
+};
+/**
+ * Which hops may set X-Forwarded-For: `false`/`0` none, a hop count (`1` = the one load balancer in
+ * front), a comma-separated list of trusted addresses, CIDRs or proxy-addr ranges, or `true` (every
+ * hop: the client then picks its own IP, so main.ts warns at start). Unlike the other switches `1`
+ * is a count here, never `true`: read as `true` it let a client spoof its rate-limit bucket.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .transform((v, ctx): boolean | number | string[] => {
+    if (v === 'true' || v === 'false') return v === 'true';
+    if (/^\d+$/.test(v)) return Number(v);
+    const entries = v.split(',').map((e) => e.trim());
+    if (entries.length > 0 && entries.every(isProxyEntry)) return entries;
+    ctx.addIssue({ code: 'custom', message: 'must be false, true, a hop count, or a comma-separated list of proxy addresses or CIDRs' });
+    return z.NEVER;
+  });
 
 export const configSchema = z.object({
   HOST: z.string().default('0.0.0.0'),
@@ -69,12 +93,17 @@ export const configSchema = z.object({
    */
   RATE_LIMIT_AUTH_FAILURES: rateRule.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Behind a load balancer set this to the number of proxy hops (or true) so req.ip is the client's. */
-  TRUST_PROXY: z.union([bool, z.coerce.number().int().min(0)]).default(false),
+  /** Behind a load balancer: the number of proxy hops, or the proxies' addresses, so req.ip is the client's. */
+  TRUST_PROXY: trustProxy.default(false),
   /** 64 KiB: the largest legitimate body (a mint) is under 1 KiB; anything bigger is abuse. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(64 * 1024),
-  /** A request that has not completed in 15 s is answered 503 rather than holding a socket. */
+  /** A request (headers and body) not received within 15 s is answered 408 and its socket closed. */
   REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(15_000),
+  /**
+   * Open connections per listener; further ones are closed on accept. 1024 stays under the usual
+   * 4096 file descriptors with room for the database pool, Redis and both listeners.
+   */
+  MAX_CONNECTIONS: z.coerce.number().int().min(1).max(1_000_000).default(1024),
   /**
    * How long an Idempotency-Key claim whose request never finished (its process died) blocks retries
    * with 409 idempotency_in_progress before the next retry takes it over. Unset = 15 s

@@ -77,6 +77,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     logger,
     bodyLimit: config.BODY_LIMIT_BYTES,
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
+    maxConnections: config.MAX_CONNECTIONS,
     trustProxy: config.TRUST_PROXY,
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });

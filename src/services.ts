@@ -7,6 +7,8 @@ import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
 import { createKeysService } from './domain/keys/keys.service.js';
 import { createSelfRotationService } from './domain/keys/self-rotation.service.js';
+import { createOperatorTokensService } from './domain/operator-tokens/operator-tokens.service.js';
+import { createOperatorKeysService } from './domain/operator/operator.service.js';
 import { createPortalService } from './domain/portal/portal.service.js';
 import type { Services } from './domain/services.js';
 import { createVerifyService } from './domain/verify/verify.service.js';
@@ -33,6 +35,8 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     chain: createChainService(store),
     verify: createVerifyService(database.db, lastUsed),
     portal: createPortalService(store),
+    operatorTokens: createOperatorTokensService(store),
+    operatorKeys: createOperatorKeysService(store),
     health: { database: database.kind, ping: () => database.ping() },
     maintenance: {
       sweepIdempotency: (now) => sweepIdempotencyKeys(database.db, now),

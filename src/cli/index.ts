@@ -3,8 +3,10 @@ import { parseConfig } from '../config.js';
 import { DomainError } from '../domain/errors.js';
 import { serveForever } from '../main.js';
 import { registerAuditCommands } from './audit.commands.js';
+import { registerOperatorTokenCommands } from './operator-tokens.commands.js';
+import { registerKeysCommands } from './keys.commands.js';
 import { registerPortalCommands } from './portal.commands.js';
-import { CliExit, print, withServices } from './runtime.js';
+import { CliExit, print, stderrMigrationLog, withServices } from './runtime.js';
 import { registerVerifyCommand } from './verify.command.js';
 
 export { EXIT_CHAIN_BROKEN } from './audit.commands.js';
@@ -26,10 +28,12 @@ function buildCli(): Command {
     .description('apply pending migrations and exit')
     .option('--json', 'print JSON')
     .action(async (o: { json?: boolean }) =>
-      withServices(async ({ database }) => print(!!o.json, { migrated: true, database }, `migrations applied (${database})`)),
+      withServices(async ({ database }) => print(!!o.json, { migrated: true, database }, `migrations applied (${database})`), stderrMigrationLog),
     );
 
   registerPortalCommands(program);
+  registerOperatorTokenCommands(program);
+  registerKeysCommands(program);
   registerAuditCommands(program);
   registerVerifyCommand(program);
   return program;

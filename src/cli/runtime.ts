@@ -1,4 +1,5 @@
 import { parseConfig, type Config } from '../config.js';
+import type { MigrationLogger } from '../db/migrate.js';
 import type { OpContext } from '../domain/context.js';
 import type { Services } from '../domain/services.js';
 import { openConfiguredDatabase } from '../main.js';
@@ -22,12 +23,17 @@ export interface CliRuntime {
   database: 'postgres' | 'pglite';
 }
 
+/** Each migration step on standard error, so that a --json answer stays the only thing on stdout. */
+export const stderrMigrationLog: MigrationLogger = {
+  info: (fields, message) => process.stderr.write(`${message}: ${Object.values(fields).join(' ')}\n`),
+};
+
 /** Opens the configured database (migrating it first), runs `fn`, and closes it. */
-export async function withServices<T>(fn: (rt: CliRuntime) => Promise<T>): Promise<T> {
+export async function withServices<T>(fn: (rt: CliRuntime) => Promise<T>, migrationLog?: MigrationLogger): Promise<T> {
   const config = parseConfig(process.env);
   const database = await openConfiguredDatabase(config);
   try {
-    await database.migrate();
+    await database.migrate(migrationLog);
     return await fn({ services: createServices(database), config, database: database.kind });
   } finally {
     await database.close();

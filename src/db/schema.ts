@@ -245,11 +245,41 @@ export const spendLedger = pgTable(
   ],
 );
 
-export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger };
+export const OPERATOR_SCOPES = ['admin', 'verify'] as const;
+export type OperatorScope = (typeof OPERATOR_SCOPES)[number];
+
+/**
+ * Named operator tokens for the admin listener (kpo_…), beside the bootstrap KEYPLANE_ADMIN_TOKEN:
+ * `admin` may call the whole internal API, `verify` only POST /internal/v1/verify. Not account
+ * data: the one table without account_id (their events go to the operator account's chain).
+ */
+export const operatorTokens = pgTable(
+  'operator_tokens',
+  {
+    id: uuid('id').primaryKey(),
+    name: text('name').notNull(),
+    scope: text('scope', { enum: OPERATOR_SCOPES }).notNull(),
+    keyPrefix: text('key_prefix').notNull(),
+    /** Hex SHA-256 of the whole plaintext token. */
+    tokenHash: text('token_hash').notNull(),
+    createdAt: ts('created_at').notNull(),
+    revokedAt: ts('revoked_at'),
+  },
+  (t) => [
+    // Every request on the admin listener with a named token probes this index.
+    uniqueIndex('operator_tokens_token_hash_uq').on(t.tokenHash),
+    // A name names one live token, so that `revoke <name>` is unambiguous; a revoked name may be reused.
+    uniqueIndex('operator_tokens_live_name_uq').on(t.name).where(sql`${t.revokedAt} is null`),
+    check('operator_tokens_scope_ck', sql`${t.scope} in ('admin','verify')`),
+  ],
+);
+
+export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger, operatorTokens };
 export type Schema = typeof schema;
 export type AccountRow = typeof accounts.$inferSelect;
 export type ServiceKeyRow = typeof serviceKeys.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
+export type OperatorTokenRow = typeof operatorTokens.$inferSelect;
 /** An event as stored, without its printed feed item (which is not part of the event). */
 const { itemJson: _printedItem, ...eventColumnSet } = getTableColumns(complianceEvents);
 /** The columns of ComplianceEventRow, for `db.select(eventColumns)`. */

@@ -3,6 +3,8 @@ import type { ChainService } from './audit/chain.service.js';
 import type { AuthService } from './auth/auth.service.js';
 import type { KeysService } from './keys/keys.service.js';
 import type { SelfRotationService } from './keys/self-rotation.service.js';
+import type { OperatorTokensService } from './operator-tokens/operator-tokens.service.js';
+import type { OperatorKeysService } from './operator/operator.service.js';
 import type { PortalService } from './portal/portal.service.js';
 import type { VerifyService } from './verify/verify.service.js';
 
@@ -29,6 +31,9 @@ export interface Services {
   chain: ChainService;
   verify: VerifyService;
   portal: PortalService;
+  operatorTokens: OperatorTokensService;
+  /** Every key of every account, for the operator: find, revoke, leak intake. */
+  operatorKeys: OperatorKeysService;
   health: HealthService;
   maintenance: MaintenanceService;
 }

@@ -1,19 +1,19 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
 import { canonicalEvent, chainHash } from '../../src/domain/audit/chain-hash.js';
 import { mintAgent, type Agent } from '../support/agents.js';
-import { addServiceKey, call, createTenant, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { addServiceKey, call, createTenant, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 let t: TestApp;
 let tenant: Tenant;
 let agent: Agent;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(async ({ app, tenant: tn }) => {
+  t = app;
+  tenant = tn;
   agent = await mintAgent(t, tenant.serviceKey, { name: 'reader' });
 });
-afterAll(() => t.close());
 
 const audit = (token: string, query = '', prefix = '/v1') => call(t.app, 'GET', `${prefix}/audit${query}`, { token });
 

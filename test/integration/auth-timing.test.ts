@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { base62Checksum, generateToken, randomBase62 } from '../../src/domain/auth/credentials.js';
-import { ADMIN_TOKEN, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, type Tenant, type TestApp } from '../support/harness.js';
 import { unlimitedRateLimits } from '../support/routes.js';
+import { appTest } from '../support/fixtures.js';
+
+const it = appTest({ rateLimit: unlimitedRateLimits() });
 
 /*
  * Timing (issue 8, point 4): rejecting an unknown key must not tell an attacker whether its visible
@@ -21,11 +24,10 @@ const ABSOLUTE_BOUND_MS = 0.3;
 let t: TestApp;
 let tenant: Tenant;
 
-beforeAll(async () => {
-  t = await createTestApp({ rateLimit: unlimitedRateLimits() });
-  tenant = await createTenant(t);
+it.beforeAll(({ app, tenant: tn }) => {
+  t = app;
+  tenant = tn;
 });
-afterAll(() => t?.close());
 
 /** A well-formed token (valid checksum) that shares the first `keep` random characters of `real`. */
 function sharing(real: string, kindPrefix: string, keep: number): string {

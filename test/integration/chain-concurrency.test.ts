@@ -1,17 +1,17 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
 import { authenticate, type ServicePrincipal } from '../../src/domain/auth/auth.service.js';
 import { verifyAccountChain } from '../../src/domain/audit/chain.service.js';
 import { listChildKeys } from '../../src/domain/keys/keys.service.js';
 import { mintAgent } from '../support/agents.js';
-import { call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import { call, createTenant, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
+it.beforeAll(({ app }) => {
+  t = app;
 });
-afterAll(() => t.close());
 
 /** The account's seqs in order, and its chain head: a gap-free chain is exactly 1..n with head n. */
 async function chainState(accountId: string) {

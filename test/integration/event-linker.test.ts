@@ -1,16 +1,16 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
 import { verifyAccountChain } from '../../src/domain/audit/chain.service.js';
 import { recordEvent, withEvents, type EventInput, type EventTx } from '../../src/domain/audit/events.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { addServiceKey, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
+it.beforeAll(({ app }) => {
+  t = app;
 });
-afterAll(() => t.close());
 
 const event = (accountId: string, n: number): EventInput => ({
   accountId,

@@ -1,20 +1,20 @@
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { and, eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { apiKeys, complianceEvents, idempotencyKeys } from '../../src/db/schema.js';
 import { newId } from '../../src/domain/ids.js';
 import { requestFingerprint } from '../../src/domain/idempotency/fingerprint.js';
 import { IDEMPOTENCY_TTL_MS, LOCK_TIMEOUT_MS, sweepIdempotencyKeys } from '../../src/domain/idempotency/idempotency.service.js';
-import { call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { call, createTenant, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 let t: TestApp;
 let tenant: Tenant;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(({ app, tenant: tn }) => {
+  t = app;
+  tenant = tn;
 });
-afterAll(() => t.close());
 
 const uniq = () => `idem-${Math.random().toString(36).slice(2)}`;
 const mint = (body: unknown, idem: string | undefined, token = tenant.serviceKey, headers: Record<string, string> = {}) =>

@@ -1,11 +1,12 @@
 import { eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
 import { apiKeys, complianceEvents, type ApiKeyRow } from '../../src/db/schema.js';
 import { recordEvent, type EventTx } from '../../src/domain/audit/events.js';
 import { SPEND_CYCLE_MS, toKeyObject } from '../../src/domain/keys/key-object.js';
 import { mintChild } from '../support/child-keys.js';
-import { ADMIN_TOKEN, call, createTenant, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, createTenant, type Tenant, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 /*
  * Golden output: the wire JSON of every key route (mint, GET, list, PATCH, DELETE, rotate, and a
@@ -16,11 +17,10 @@ import { ADMIN_TOKEN, call, createTenant, createTestApp, type Tenant, type TestA
 
 let t: TestApp;
 let tenant: Tenant;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(({ app, tenant: tn }) => {
+  t = app;
+  tenant = tn;
 });
-afterAll(() => t.close());
 
 /** Runs with the clock stopped, so that a route's `now` and the expected object's are one instant. */
 async function frozen(fn: () => Promise<void>): Promise<void> {

@@ -1,12 +1,13 @@
 import { asc, eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { complianceEvents } from '../../src/db/schema.js';
 import { explainAuditFeed } from '../../src/domain/audit/audit.service.js';
 import { actorOf, authenticate } from '../../src/domain/auth/auth.service.js';
 import { canonicalEvent, chainHash } from '../../src/domain/audit/chain-hash.js';
 import { NO_REQUEST } from '../../src/domain/audit/events.js';
 import { ServiceKeyReadCache } from '../../src/domain/auth/service-key-cache.js';
-import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, createTenant, errorCode, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 /*
  * The hot paths keep the contract: the key list records its read in a valid chain link with the
@@ -15,10 +16,9 @@ import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type TestApp
  */
 
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
+it.beforeAll(({ app }) => {
+  t = app;
 });
-afterAll(() => t.close());
 
 let n = 0;
 const mint = (token: string, name: string) =>

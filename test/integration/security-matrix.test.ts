@@ -5,7 +5,8 @@ import { generateToken } from '../../src/domain/auth/credentials.js';
 import * as portal from '../../src/domain/portal/portal.service.js';
 import { mintAgent, type Agent } from '../support/agents.js';
 import { mintChild, revokeChild } from '../support/child-keys.js';
-import { ADMIN_TOKEN, addServiceKey, call, createTenant, createTestApp, errorCode, type CallResult, type Tenant, type TestApp } from '../support/harness.js';
+import { NO_REQUEST } from '../../src/domain/audit/events.js';
+import { ADMIN_TOKEN, addServiceKey, call, createTenant, createTestApp, errorCode, recordSecrets, type CallResult, type Tenant, type TestApp } from '../support/harness.js';
 import { ROUTES, unlimitedRateLimits, type RouteSpec } from '../support/routes.js';
 import { withLastCharChanged } from '../support/tokens.js';
 
@@ -27,6 +28,7 @@ const SCENARIOS = [
   "another service key's resource",
   "another account's resource",
   'other environment',
+  'verify-scoped operator token',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -36,17 +38,33 @@ type Expect = readonly [number, string?] | 'n/a';
 const UNAUTHORIZED = [401, 'unauthorized'] as const;
 const INVALID = [401, 'invalid_api_key'] as const;
 const NOT_FOUND = [404, 'not_found'] as const;
-/** The rejections every authenticated route shares: spec §2, one answer whatever is wrong. */
-const AUTH: Record<'no credential' | 'malformed' | 'bad checksum' | 'unknown' | 'revoked' | 'wrong tier', Expect> = {
+const INSUFFICIENT_SCOPE = [403, 'insufficient_scope'] as const;
+/**
+ * The rejections every authenticated route shares: spec §2, one answer whatever is wrong. An
+ * operator token (kpo_…) is no key of the public API.
+ */
+const AUTH: Record<'no credential' | 'malformed' | 'bad checksum' | 'unknown' | 'revoked' | 'wrong tier' | 'verify-scoped operator token', Expect> = {
   'no credential': UNAUTHORIZED,
   malformed: INVALID,
   'bad checksum': INVALID,
   unknown: INVALID,
   revoked: INVALID,
   'wrong tier': INVALID,
+  'verify-scoped operator token': INVALID,
 };
-/** The operator's routes: one token, nothing to revoke, no tenants or environments to cross. */
-const OPERATOR = { ...AUTH, revoked: 'n/a', "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' } as const;
+/**
+ * The operator's routes: 'valid' is the bootstrap token, 'revoked' a revoked named admin token; no
+ * tenants or environments to cross. Every route but verify refuses a verify-scoped token: a new
+ * admin route that spreads this row is checked for it, and the test below checks every admin route
+ * of the routes table whether or not its row says so.
+ */
+const OPERATOR = {
+  ...AUTH,
+  'verify-scoped operator token': INSUFFICIENT_SCOPE,
+  "another service key's resource": 'n/a',
+  "another account's resource": 'n/a',
+  'other environment': 'n/a',
+} as const;
 
 const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'keys.mint': { valid: [201], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': [422, 'validation_error'] },
@@ -75,7 +93,11 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'admin.api_keys.create': { valid: [201], ...OPERATOR },
   'admin.api_keys.revoke': { valid: [200], ...OPERATOR },
   'admin.bootstrap': { valid: [201], ...OPERATOR },
-  'admin.verify': { valid: [200], ...OPERATOR },
+  'admin.verify': { valid: [200], ...OPERATOR, 'verify-scoped operator token': [200] },
+  'admin.keys.list': { valid: [200], ...OPERATOR },
+  'admin.keys.get': { valid: [200], ...OPERATOR },
+  'admin.keys.revoke': { valid: [200], ...OPERATOR },
+  'admin.keys.revoke_leaked': { valid: [200], ...OPERATOR },
 };
 
 let t: TestApp;
@@ -83,7 +105,8 @@ let a: Tenant;
 let b: Tenant;
 let sibling: { serviceKey: string; id: string };
 let live: { serviceKey: string; childId: string };
-let revoked: { service: string; api: string; agent: Agent };
+let revoked: { service: string; api: string; agent: Agent; operator: string };
+let verifyToken: string;
 let agent: Agent;
 let uniq = 0;
 
@@ -106,7 +129,13 @@ beforeAll(async () => {
   await revokeChild(t, a, doomedApi.id);
   const doomedAgent = await mintAgent(t, a.serviceKey, { selfRotation: true });
   await revokeChild(t, a, doomedAgent.id);
-  revoked = { service: doomedSvc.serviceKey, api: doomedApi.plaintext, agent: doomedAgent };
+  const opCtx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: NO_REQUEST, now: t.clock.now() };
+  const suffix = Math.random().toString(36).slice(2);
+  verifyToken = (await t.services.operatorTokens.create({ name: `matrix-verify-${suffix}`, scope: 'verify' }, opCtx)).plaintext_key;
+  const doomedOperator = await t.services.operatorTokens.create({ name: `matrix-doomed-${suffix}`, scope: 'admin' }, opCtx);
+  await t.services.operatorTokens.revoke(doomedOperator.id, opCtx);
+  recordSecrets(`${verifyToken}\n${doomedOperator.plaintext_key}`);
+  revoked = { service: doomedSvc.serviceKey, api: doomedApi.plaintext, agent: doomedAgent, operator: doomedOperator.plaintext_key };
   t.clock.advance(61_000);
 }, 60_000);
 
@@ -138,9 +167,11 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       case 'unknown':
         return tier === 'service' ? generateToken('service', 'test').plaintext : tier === 'operator' ? `${ADMIN_TOKEN}-unknown` : generateToken('api', 'test').plaintext;
       case 'revoked':
-        return tier === 'service' ? revoked.service : tier === 'agent' ? revoked.agent.apiKey : revoked.api;
+        return { service: revoked.service, agent: revoked.agent.apiKey, api: revoked.api, operator: revoked.operator, none: '' }[tier];
       case 'wrong tier':
         return tier === 'service' ? a.apiKey : a.serviceKey;
+      case 'verify-scoped operator token':
+        return verifyToken;
       default:
         return good;
     }
@@ -200,6 +231,14 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'POST', url: '/internal/v1/bootstrap', token, body: {} };
     case 'admin.verify':
       return { app: t.admin, method: 'POST', url: '/internal/v1/verify', token, body: { key: a.apiKey, verb: 'call' } };
+    case 'admin.keys.list':
+      return { app: t.admin, method: 'GET', url: `/internal/v1/accounts/${b.accountId}/keys`, token };
+    case 'admin.keys.get':
+      return { app: t.admin, method: 'GET', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
+    case 'admin.keys.revoke':
+      return { app: t.admin, method: 'DELETE', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
+    case 'admin.keys.revoke_leaked':
+      return { app: t.admin, method: 'POST', url: '/internal/v1/keys/revoke-leaked', token, body: { tokens: [(await mintChild(t, b)).plaintext] } };
   }
   throw new Error(`no request builder for ${route.name}: add one`);
 }
@@ -231,5 +270,35 @@ describe('security matrix: every route × every wrong caller', () => {
       expect(ids).not.toContain(sibling.id);
       expect(ids).not.toContain(live.childId);
     }
+  });
+});
+
+/*
+ * Operator-token scopes over the routes table itself, not the matrix rows: a route another change
+ * adds to the admin listener is checked here as soon as it is in test/support/routes.ts. Scope is
+ * decided before the body is read, so any id and no body will do.
+ */
+describe('operator token scopes: every admin route of the routes table', () => {
+  const ADMIN_ROUTES = ROUTES.filter((r) => r.listener === 'admin' && r.credential === 'operator');
+  const anyUrl = (route: RouteSpec) => route.path.replace(/:[A-Za-z_]+/g, '3f1c8a52-7a0e-4d5b-9c43-2b1d6e0f9a17');
+
+  it.each(ADMIN_ROUTES.filter((r) => r.name !== 'admin.verify').map((r) => [r.method, r.path, r] as const))(
+    '%s %s refuses a verify-scoped token: 403 insufficient_scope',
+    async (_m, _p, route) => {
+      const res = await call(t.admin, route.method, anyUrl(route), { token: verifyToken });
+      expect(res.status, res.raw.slice(0, 300)).toBe(403);
+      expect(errorCode(res)).toBe('insufficient_scope');
+    },
+  );
+
+  it.each(ADMIN_ROUTES.map((r) => [r.method, r.path, r] as const))('%s %s answers a named admin token as the bootstrap token', async (_m, _p, route) => {
+    const named = await t.services.operatorTokens.create(
+      { name: `matrix-admin-${++uniq}-${Math.random().toString(36).slice(2)}`, scope: 'admin' },
+      { actor: { kind: 'portal', keyId: null, keyPrefix: 'test' }, meta: NO_REQUEST, now: t.clock.now() },
+    );
+    recordSecrets(named.plaintext_key);
+    const req = await build(route, 'valid', '');
+    const res = await call(req.app, req.method, req.url, { token: named.plaintext_key, body: req.body, headers: req.headers });
+    expect(res.status, res.raw.slice(0, 300)).toBe((MATRIX[route.name]!.valid as readonly [number])[0]);
   });
 });

@@ -1,19 +1,19 @@
 import { eq, sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
 import { apiKeys } from '../../src/db/schema.js';
 import { cycleStartFor, SPEND_CYCLE_MS } from '../../src/domain/keys/key-object.js';
 import { agentLedgerSum } from '../../src/db/queries/spend.queries.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
 import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 let t: TestApp;
 let tenant: Tenant;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(({ app, tenant: tn }) => {
+  t = app;
+  tenant = tn;
 });
-afterAll(() => t.close());
 
 const verifyOn = (app: TestApp, body: unknown) => call(app.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body });
 const verify = (body: unknown) => verifyOn(t, body);

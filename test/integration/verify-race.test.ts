@@ -1,11 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import pino from 'pino';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, describe, expect, inject } from 'vitest';
 import { buildAdminApp } from '../../src/app.js';
 import { createServices } from '../../src/services.js';
 import { openDatabase, type Database } from '../../src/db/database.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
-import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, createTenant, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 import type { FastifyInstance } from 'fastify';
 
 /*
@@ -17,8 +18,8 @@ import type { FastifyInstance } from 'fastify';
 let t: TestApp;
 let other: FastifyInstance;
 let otherDb: Database | undefined;
-beforeAll(async () => {
-  t = await createTestApp();
+it.beforeAll(async ({ app }) => {
+  t = app;
   const url = inject('databaseUrl');
   otherDb = url ? await openDatabase({ databaseUrl: url, poolMax: 4 }) : undefined;
   other = await buildAdminApp({ services: createServices(otherDb ?? t.database), logger: pino({ level: 'silent' }), clock: t.clock, adminToken: ADMIN_TOKEN });
@@ -27,7 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await other.close();
   await otherDb?.close();
-  await t.close();
 });
 
 interface Sample {

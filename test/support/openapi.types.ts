@@ -222,7 +222,7 @@ export interface components {
         BadRequestError: {
             error: {
                 /** @enum {string} */
-                code: "missing_idempotency_key" | "duplicate_idempotency_key_header" | "validation_error";
+                code: "missing_idempotency_key" | "duplicate_idempotency_key_header" | "bad_request" | "validation_error";
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
@@ -266,7 +266,7 @@ export interface components {
         ErrorEnvelope: {
             error: {
                 /** @enum {string} */
-                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "rotation_not_configured" | "m3_fraud_block" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "payload_too_large" | "rate_limited" | "internal_error" | "service_unavailable";
+                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
                 details: ({
                     field?: string;
                     message: string;
@@ -1345,8 +1345,8 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:11.000Z",
-                     *         "revoked_at": "2026-01-15T09:00:12.000Z",
+                     *         "created_at": "2026-01-15T09:00:14.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:16.000Z",
                      *         "last_used_at": null,
                      *         "rotated_from": "00000000-0000-4000-8000-000000000009",
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
@@ -1636,7 +1636,7 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:11.000Z",
+                     *         "created_at": "2026-01-15T09:00:14.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": "00000000-0000-4000-8000-000000000009",

@@ -53,6 +53,11 @@ export const ROUTES: RouteSpec[] = [
   { name: 'admin.bootstrap', listener: 'admin', method: 'POST', path: '/internal/v1/bootstrap', credential: 'operator', issuesSecret: true, bodyFields: ['name'] },
   { name: 'admin.verify', listener: 'admin', method: 'POST', path: '/internal/v1/verify', credential: 'operator',
     bodyFields: ['key', 'verb', 'line_id', 'cost_cents', 'request_id'] },
+  { name: 'admin.keys.list', listener: 'admin', method: 'GET', path: '/internal/v1/accounts/:id/keys', credential: 'operator',
+    queryFields: ['status', 'prefix', 'kind', 'limit', 'cursor'] },
+  { name: 'admin.keys.get', listener: 'admin', method: 'GET', path: '/internal/v1/keys/:id', credential: 'operator' },
+  { name: 'admin.keys.revoke', listener: 'admin', method: 'DELETE', path: '/internal/v1/keys/:id', credential: 'operator', queryFields: ['children'] },
+  { name: 'admin.keys.revoke_leaked', listener: 'admin', method: 'POST', path: '/internal/v1/keys/revoke-leaked', credential: 'operator', bodyFields: ['tokens'] },
   { name: 'health.live', listener: 'public', method: 'GET', path: '/healthz', credential: 'none' },
   { name: 'health.ready', listener: 'public', method: 'GET', path: '/readyz', credential: 'none' },
 ];

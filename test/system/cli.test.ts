@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createFleetDatabase } from '../support/fleet.js';
 import { recordSecrets } from '../support/harness.js';
 
 const run = promisify(execFile);
@@ -16,7 +17,8 @@ function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: 'silent', ...extra };
   delete env.DATABASE_URL;
   const url = inject('databaseUrl');
-  if (url && !extra.DATA_DIR) env.DATABASE_URL = url;
+  if (extra.DATABASE_URL) env.DATABASE_URL = extra.DATABASE_URL;
+  else if (url && !extra.DATA_DIR) env.DATABASE_URL = url;
   else env.DATA_DIR ??= path.join(tmp, 'data');
   return env;
 }
@@ -96,6 +98,21 @@ describe('keyplane CLI', () => {
     rmSync(path.join(dir, 'keyplane.lock'));
     const after = await cli(['bootstrap', '--json'], { DATA_DIR: dir });
     expect(after.code).toBe(0);
+  }, SLOW);
+
+  it('migrate names each step it applies on stderr, and --json keeps stdout one JSON object', async () => {
+    const fresh = await createFleetDatabase('cli_migrate');
+    try {
+      const res = await cli(['migrate', '--json'], { DATABASE_URL: fresh.url });
+      expect(res.code).toBe(0);
+      expect(JSON.parse(res.stdout)).toEqual({ migrated: true, database: 'postgres' });
+      expect(res.stderr).toMatch(/^applied migration: 0000_baseline$/m);
+      expect(res.stderr).toMatch(/^applied SQL file: verify_debit_batch\.sql$/m);
+      const again = await cli(['migrate'], { DATABASE_URL: fresh.url });
+      expect(again.stderr).not.toMatch(/applied/);
+    } finally {
+      await fresh.drop();
+    }
   }, SLOW);
 
   it('takes over a lock left by a process that died', async () => {

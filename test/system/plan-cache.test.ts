@@ -3,7 +3,7 @@ import { afterAll, beforeAll, expect } from 'vitest';
 import { openDatabase } from '../../src/db/database.js';
 import { queryRows } from '../../src/db/statements.js';
 import { createFleetDatabase } from '../support/fleet.js';
-import { ADMIN_TOKEN, call, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, createTenant, createTestApp, recordSecrets, type TestApp } from '../support/harness.js';
 import { requires } from '../support/requirements.js';
 
 const { it } = await requires(['postgres']);
@@ -119,9 +119,12 @@ it('plans made while the tables were tiny walk indexes in order, never a whole t
       expect(res.body.valid).toBe(true);
     }
     // Verifies read their keys in batches (db/batched-lookup.ts): a few at once, so both reads are
-    // planned for an array of hashes.
+    // planned for an array of hashes. These carry a named operator token, read the same way.
+    const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: { requestId: null, ip: null, userAgent: 'vitest' }, now: new Date() };
+    const dataPlane = (await t.services.operatorTokens.create({ name: 'plan-data-plane', scope: 'verify' }, ctx)).plaintext_key;
+    recordSecrets(dataPlane);
     const reads = await Promise.all(
-      ['read', 'call', 'sms'].map((verb) => call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: { key: tenant.apiKey, verb } })),
+      ['read', 'call', 'sms'].map((verb) => call(t.admin, 'POST', '/internal/v1/verify', { token: dataPlane, body: { key: tenant.apiKey, verb } })),
     );
     expect(reads.map((r) => r.body.valid)).toEqual([true, true, true]);
   } finally {
@@ -136,7 +139,11 @@ it('plans made while the tables were tiny walk indexes in order, never a whole t
 
   expect(plans.some((p) => p.includes('spend_ledger_request_uq'))).toBe(true);
   // Verify's batched reads: an index probe per hash, never a join that hashes the whole table.
-  const batched = plans.filter((p) => p.includes('token_hash = ANY'));
+  // The named operator token's read: a probe of its unique index, like the keys'.
+  const operator = plans.filter((p) => p.includes('from operator_tokens'));
+  expect(operator.length).toBeGreaterThanOrEqual(1);
+  for (const p of operator) expect(p).toContain('Index Scan using operator_tokens_token_hash_uq');
+  const batched = plans.filter((p) => p.includes('token_hash = ANY') && !operator.includes(p));
   expect(batched.length).toBeGreaterThanOrEqual(2);
   for (const p of batched) {
     expect(p).toContain('Index Scan using api_keys_token_hash_uq');

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   base62Checksum,
+  generateOperatorToken,
   generateRotationSecret,
   generateToken,
+  operatorTokenHash,
   parseToken,
   randomBase62,
   sha256Hex,
@@ -73,5 +75,20 @@ describe('token format', () => {
     expect(`x ${t.plaintext} y`.match(SECRET_PATTERN)).toEqual([t.plaintext]);
     expect(rs.match(SECRET_PATTERN)).toEqual([rs]);
     expect(t.keyPrefix.match(SECRET_PATTERN)).toBeNull();
+  });
+
+  it('operator tokens: kpo_, checksummed, hashed like keys, never taken for a key (nor a key for one)', () => {
+    const op = generateOperatorToken();
+    expect(op.plaintext).toMatch(/^kpo_[0-9A-Za-z]{49}$/);
+    expect(op.keyPrefix).toBe(op.plaintext.slice(0, 12));
+    expect(operatorTokenHash(op.plaintext)).toBe(op.tokenHash);
+    expect(op.tokenHash).toBe(sha256Hex(op.plaintext));
+    const flipped = op.plaintext.slice(0, -1) + (op.plaintext.endsWith('A') ? 'B' : 'A');
+    expect(operatorTokenHash(flipped)).toBeNull();
+    expect(operatorTokenHash(`${op.plaintext}A`)).toBeNull();
+    expect(parseToken(op.plaintext)).toBeNull();
+    expect(operatorTokenHash(generateToken('api', 'test').plaintext)).toBeNull();
+    expect(`a=${op.plaintext};`.match(SECRET_PATTERN)).toEqual([op.plaintext]);
+    expect(op.keyPrefix.match(SECRET_PATTERN)).toBeNull();
   });
 });

@@ -23,6 +23,41 @@ export async function insertEvent(tx: Tx, e: NewEventRow): Promise<void> {
 }
 
 /**
+ * Inserts many unlinked events in one statement (as insertEvent does one): for a change that
+ * records an event per row it touched, such as the revocation of a service key's whole fleet.
+ */
+export async function insertEvents(tx: Tx, events: NewEventRow[]): Promise<void> {
+  if (events.length === 0) return;
+  const rows = events.map((e) => ({
+    id: e.id,
+    account_id: e.accountId,
+    event_type: e.eventType,
+    environment: e.environment ?? null,
+    actor_kind: e.actorKind,
+    actor_key_id: e.actorKeyId ?? null,
+    actor_key_prefix: e.actorKeyPrefix ?? null,
+    subject_key_id: e.subjectKeyId ?? null,
+    related_key_id: e.relatedKeyId ?? null,
+    request_id: e.requestId ?? null,
+    ip: e.ip ?? null,
+    user_agent: e.userAgent ?? null,
+    data: e.data,
+    created_at: e.createdAt.toISOString(),
+  }));
+  await tx.execute(sql`
+    insert into compliance_events
+      (id, account_id, event_type, environment, actor_kind, actor_key_id, actor_key_prefix,
+       subject_key_id, related_key_id, request_id, ip, user_agent, data, created_at)
+    select r.id, r.account_id, r.event_type, r.environment, r.actor_kind, r.actor_key_id, r.actor_key_prefix,
+           r.subject_key_id, r.related_key_id, r.request_id, r.ip, r.user_agent, r.data, r.created_at
+      from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as r(
+             id uuid, account_id uuid, event_type text, environment text, actor_kind text, actor_key_id uuid,
+             actor_key_prefix text, subject_key_id uuid, related_key_id uuid, request_id text, ip text,
+             user_agent text, data jsonb, created_at timestamptz),
+           (select set_config('synchronous_commit', 'off', true)) async_commit`);
+}
+
+/**
  * Locks an account's chain head for a linking round (and makes the round commit asynchronously).
  * FOR NO KEY UPDATE: it serialises linkers, and unlike FOR UPDATE it does not conflict with the
  * FOR KEY SHARE that every insert referencing the account takes through its foreign key, so mints

@@ -1,4 +1,4 @@
-import { eventPlaceholders, insertEvent } from '../../db/queries/events.queries.js';
+import { eventPlaceholders, insertEvent, insertEvents } from '../../db/queries/events.queries.js';
 import type { Db, Tx } from '../../db/types.js';
 import type { Environment } from '../auth/credentials.js';
 import { scrubSecrets } from '../auth/secret-shapes.js';
@@ -20,12 +20,18 @@ export const EVENT_TYPES = [
   'service_key_list_read',
   'audit_read',
   'account_created',
+  'operator_token_created',
+  'operator_token_revoked',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export type ActorKind = 'service_key' | 'api_key' | 'portal';
 
-/** Who acted. Portal actions (internal API, CLI) have no key: kind 'portal', prefix 'portal' or 'cli'. */
+/**
+ * Who acted. Operator actions have kind 'portal': on the internal API, keyId is the operator token's
+ * id (null for the bootstrap token) and keyPrefix `operator:<token name>`; from the CLI, keyId null
+ * and keyPrefix 'cli'.
+ */
 export interface Actor {
   kind: ActorKind;
   keyId: string | null;
@@ -104,6 +110,17 @@ export async function recordEvent(tx: EventTx, input: EventInput): Promise<{ id:
   const f = chainedFields(input);
   await insertEvent(tx, { ...f, actorKind: input.actor.kind, data: f.data as object });
   return { id: f.id };
+}
+
+/** Records many events inside the caller's transaction in one INSERT, as recordEvent records one. */
+export async function recordEvents(tx: EventTx, inputs: EventInput[]): Promise<void> {
+  await insertEvents(
+    tx,
+    inputs.map((input) => {
+      const f = chainedFields(input);
+      return { ...f, actorKind: input.actor.kind, data: f.data as object };
+    }),
+  );
 }
 
 /**

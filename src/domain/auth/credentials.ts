@@ -92,3 +92,38 @@ export const ROTATION_SECRET_PREFIX = 'rs_';
 export function generateRotationSecret(): string {
   return ROTATION_SECRET_PREFIX + randomBase62(RANDOM_LENGTH);
 }
+
+/**
+ * Operator tokens (the admin listener's named tokens): kpo_<43 base62><6 base62 CRC32>, the API
+ * keys' shape under a prefix of their own, so that no API key is mistaken for one (or the reverse)
+ * and scanners can tell a leaked operator token from a leaked key.
+ */
+export const OPERATOR_TOKEN_PREFIX = 'kpo_';
+const OPERATOR_TOKEN_RE = /^kpo_([0-9A-Za-z]{43})([0-9A-Za-z]{6})$/;
+
+export function generateOperatorToken(): NewToken {
+  const random = randomBase62(RANDOM_LENGTH);
+  const body = OPERATOR_TOKEN_PREFIX + random;
+  const plaintext = body + base62Checksum(body);
+  return { plaintext, tokenHash: sha256Hex(plaintext), keyPrefix: OPERATOR_TOKEN_PREFIX + random.slice(0, KEY_PREFIX_RANDOM_CHARS) };
+}
+
+/** The hash of an operator token of the right shape and checksum; null (no I/O) for anything else. */
+export function operatorTokenHash(token: string): string | null {
+  const m = token.length === 53 ? OPERATOR_TOKEN_RE.exec(token) : null;
+  if (!m || base62Checksum(token.slice(0, token.length - CHECKSUM_LENGTH)) !== m[2]) return null;
+  return sha256Hex(token);
+}
+
+const KIND_PREFIX_RE = /^sk_(?:svc_)?(?:test|live)_/;
+/**
+ * What of a token may be shown: its kind prefix and up to KEY_PREFIX_RANDOM_CHARS random characters
+ * after it (for a well-formed token, exactly its key_prefix). null for a string that does not start
+ * like a keyplane token, since it may be someone else's secret.
+ */
+export function visiblePrefix(token: string): string | null {
+  const kind = KIND_PREFIX_RE.exec(token)?.[0];
+  if (!kind) return null;
+  const random = /^[0-9A-Za-z]*/.exec(token.slice(kind.length))![0];
+  return kind + random.slice(0, KEY_PREFIX_RANDOM_CHARS);
+}

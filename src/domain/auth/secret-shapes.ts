@@ -1,4 +1,4 @@
-import { CHECKSUM_LENGTH, RANDOM_LENGTH, ROTATION_SECRET_PREFIX } from './credentials.js';
+import { CHECKSUM_LENGTH, OPERATOR_TOKEN_PREFIX, RANDOM_LENGTH, ROTATION_SECRET_PREFIX } from './credentials.js';
 
 /**
  * Every kind of secret keyplane issues, by shape: the one list the log scrubber, the request-id
@@ -21,8 +21,8 @@ const SHAPES: readonly SecretShape[] = [
   { marker: 'sk_', prefix: 'sk_(?:svc_)?(?:test|live)_', random: RANDOM_LENGTH + CHECKSUM_LENGTH },
   // Rotation secrets: credentials.ts generateRotationSecret.
   { marker: ROTATION_SECRET_PREFIX, prefix: ROTATION_SECRET_PREFIX, random: RANDOM_LENGTH },
-  // Named operator tokens (kpo_, the API keys' shape under a prefix of their own).
-  { marker: 'kpo_', prefix: 'kpo_', random: RANDOM_LENGTH + CHECKSUM_LENGTH },
+  // Named operator tokens: credentials.ts generateOperatorToken.
+  { marker: OPERATOR_TOKEN_PREFIX, prefix: OPERATOR_TOKEN_PREFIX, random: RANDOM_LENGTH + CHECKSUM_LENGTH },
 ];
 
 /** Matches any whole secret keyplane issues (global): used by the leak checks and the error envelope. */

@@ -6,6 +6,7 @@ import type { OpContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
+import { recordRevocation } from './revocation.js';
 
 /*
  * The operations on child API keys minted by a service key (spec §3–§4). A service key sees only
@@ -95,16 +96,7 @@ export async function revokeChildKey(store: EventStore, p: ServicePrincipal, id:
   return withEvents(store, p.accountId, async (tx) => {
     const row = await revokeKey(tx, ownerOf(p), id, ctx.now);
     if (!row) throw notFound();
-    await recordEvent(tx, {
-      accountId: p.accountId,
-      eventType: 'agent_key_revoked',
-      environment: p.environment,
-      actor: ctx.actor,
-      meta: ctx.meta,
-      subjectKeyId: id,
-      data: { key_prefix: row.keyPrefix },
-      createdAt: ctx.now,
-    });
+    await recordRevocation(tx, row, 'agent_key_revoked', ctx);
     return row;
   });
 }

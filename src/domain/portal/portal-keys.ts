@@ -5,7 +5,7 @@ import { generateToken, type Environment } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
 import { newId } from '../ids.js';
 import { getAccount } from './accounts.js';
-import { revokeRecorded } from './revocation.js';
+import { revokeRecorded } from '../keys/revocation.js';
 import type { Issued } from './portal-views.js';
 
 /** A portal API key: permissions legacy_full, no creating service key, no cap. */

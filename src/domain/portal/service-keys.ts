@@ -12,7 +12,7 @@ import type { OpContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { newId } from '../ids.js';
 import { getAccount } from './accounts.js';
-import { revokeRecorded } from './revocation.js';
+import { revokeRecorded } from '../keys/revocation.js';
 import type { Issued } from './portal-views.js';
 
 /*

@@ -43,6 +43,7 @@ export const TAGS: Record<string, string> = {
   health: 'Liveness and readiness probes for load balancers; no authentication.',
   portal: 'Accounts, service keys and portal API keys (spec §9).',
   verify: 'Key verification for the calling plane.',
+  operator: "The operator's reach over every key of every account: find, revoke (the kill switch), leak intake.",
 };
 
 export const OPERATIONS: Record<string, OperationDoc> = {
@@ -99,6 +100,29 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     tag: 'portal',
   },
   'POST /internal/v1/verify': { operationId: 'verifyKey', summary: 'Verify an API key', tag: 'verify' },
+
+  'GET /internal/v1/accounts/{id}/keys': {
+    operationId: 'listAccountKeys',
+    summary: "List an account's keys of every kind",
+    description:
+      'Service keys, child keys and portal keys, newest first (ties by id), filtered by `status` (default `all`), `kind` and the start of `key_prefix`. Pages are cursors: pass `next_cursor` as `cursor` while `has_more` is true.',
+    tag: 'operator',
+  },
+  'GET /internal/v1/keys/{id}': { operationId: 'getAnyKey', summary: 'Read a key of any kind and account', tag: 'operator' },
+  'DELETE /internal/v1/keys/{id}': {
+    operationId: 'revokeAnyKey',
+    summary: 'Revoke a key of any kind (the kill switch)',
+    description:
+      "A service key whose rotation chain has live child keys needs `children`: `keep` leaves them valid, `revoke` revokes them in the same transaction, each with its own event (also when the service key was revoked earlier). An already revoked key answers 200 with `revoked: false`.",
+    tag: 'operator',
+  },
+  'POST /internal/v1/keys/revoke-leaked': {
+    operationId: 'revokeLeakedKeys',
+    summary: 'Revoke leaked keys by their tokens (leak intake)',
+    description:
+      'Up to 1,000 tokens; each that names a live key of any kind and account is revoked at once (event reason `leaked`). Malformed or checksum-failing tokens are not found, without a lookup. The answer never holds a whole token. Idempotent: a token already revoked answers `found: true, revoked: false`.',
+    tag: 'operator',
+  },
 };
 
 /** A readable fallback for a route not listed above: "POST /v1/foo/{id}/bar" → postFooIdBar. */

@@ -3,6 +3,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
+import type { OperatorAuth } from '../../domain/operator-tokens/operator-auth.js';
 import { registerAdminAuth } from '../plugins/admin-auth.js';
 import { INTERNAL_INFO, PUBLIC_INFO } from './catalog.js';
 import { finalizeDocument, type DocumentExamples, type DocumentKind, type ExamplesByKind, type OperationMeta, OPERATION_META } from './document.js';
@@ -60,7 +61,13 @@ function swaggerOptions(kind: DocumentKind, examples: DocumentExamples = RECORDE
           [scheme]:
             kind === 'public'
               ? { type: 'http', scheme: 'bearer', description: 'A service key (sk_svc_…) on /v1/keys; an API key (sk_test_…, sk_live_…) on /v1/audit and /v1/agents.' }
-              : { type: 'http', scheme: 'bearer', description: 'The operator token (KEYPLANE_ADMIN_TOKEN).' },
+              : {
+                type: 'http',
+                scheme: 'bearer',
+                description:
+                  'An operator token: the bootstrap token (KEYPLANE_ADMIN_TOKEN, scope admin) or a named token (kpo_…, `keyplane operator-tokens create`). ' +
+                  'Scope `admin` may call every route; scope `verify` only POST /internal/v1/verify, and any other route answers it 403 insufficient_scope.',
+              },
         },
       },
     },
@@ -84,11 +91,11 @@ export const publicOpenapi = fp<OpenapiOptions>(
 );
 
 /** Admin listener: the internal document at /internal/openapi.json, behind the operator token. */
-export const internalOpenapi = fp<OpenapiOptions & { adminToken: string }>(
+export const internalOpenapi = fp<OpenapiOptions & { operatorAuth: OperatorAuth }>(
   async (app: FastifyInstance, opts) => {
     await app.register(swagger, swaggerOptions('internal', opts.examples));
     await app.register(async (guarded) => {
-      registerAdminAuth(guarded, opts.adminToken);
+      registerAdminAuth(guarded, opts.operatorAuth);
       guarded.get('/internal/openapi.json', { schema: { hide: true } }, async () => app.swagger());
     });
   },

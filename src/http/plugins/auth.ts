@@ -6,6 +6,7 @@ import type { Clock } from '../../domain/clock.js';
 import type { OpContext } from '../../domain/context.js';
 import { DomainError } from '../../domain/errors.js';
 import type { RequestMeta } from '../../domain/audit/events.js';
+import { clientAddress } from './transport.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -70,7 +71,7 @@ export function apiPrincipal(request: FastifyRequest): ApiPrincipal {
 
 export function requestMeta(request: FastifyRequest): RequestMeta {
   const ua = request.headers['user-agent'];
-  return { requestId: request.id, ip: request.ip ?? null, userAgent: typeof ua === 'string' ? ua : null };
+  return { requestId: request.id, ip: clientAddress(request), userAgent: typeof ua === 'string' ? ua : null };
 }
 
 /** The domain context of an authenticated request. */

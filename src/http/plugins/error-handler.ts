@@ -49,6 +49,24 @@ export function frameworkErrorHandler(_err: FastifyError, _request: FastifyReque
   void reply.code(404).send(errorBody('not_found'));
 }
 
+/** Node's abort of a request body (the client left, or clientErrorHandler closed a timed-out socket). */
+function isClientAbort(err: Error, request: FastifyRequest): boolean {
+  const e = err as { code?: string; message?: string };
+  return request.raw.readableAborted || (e.code === 'ECONNRESET' && e.message === 'aborted');
+}
+
+/**
+ * Any other 4xx a plugin or Fastify raises (a static path refused, a request the not-found route
+ * could not read): the client's fault, so the envelope and an info line, never a 500 with a stack.
+ * Nothing exists where the router found no route or a static path was refused: 404 not_found.
+ */
+function clientFault(fe: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  const status = fe.statusCode ?? 400;
+  const code: ErrorCode = request.is404 || [403, 404, 405].includes(status) ? 'not_found' : status === 408 ? 'request_timeout' : status === 431 ? 'headers_too_large' : 'bad_request';
+  request.log.info({ err: { code: fe.code, statusCode: status } }, 'client error');
+  return reply.code(statusOf(code)).send(errorBody(code));
+}
+
 /** How the error handler tells a database outage from a bug (given by app.ts from db/errors.ts). */
 export interface OutageRules {
   /** Whether the error means the database is not reachable right now (answered 503). */
@@ -86,8 +104,19 @@ export function registerErrorHandling(app: FastifyInstance, outages: OutageRules
         return reply.code(404).send(errorBody('not_found'));
     }
     if (fe.statusCode === 413) return reply.code(413).send(errorBody('payload_too_large'));
-    if (fe.statusCode === 415) return reply.code(422).send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.'));
+    if (fe.statusCode === 415 || (fe.code === 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE' && !request.is404)) {
+      return reply.code(422).send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.', [{ field: 'content-type', message: 'must be application/json' }]));
+    }
     if (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP')) return reply.code(422).send(errorBody('validation_error', 'The body could not be read.'));
+    // Before the outage check: the body stream's abort error carries ECONNRESET, like a dropped database.
+    if (isClientAbort(err, request)) {
+      // Nobody is left to read an answer: log it, answer nothing, drop what remains of the socket.
+      request.log.info('the client closed the connection before its request was complete');
+      reply.hijack();
+      request.raw.socket?.destroy();
+      return;
+    }
+    if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) return clientFault(fe, request, reply);
     if (outages.isUnavailable(err)) {
       // The driver's own error, not drizzle's wrapper, whose message carries the SQL and its parameters.
       request.log.warn({ err: outages.describe(err) }, 'database unavailable');

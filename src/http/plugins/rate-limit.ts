@@ -5,6 +5,7 @@ import type { Clock } from '../../domain/clock.js';
 import { DomainError } from '../../domain/errors.js';
 import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './counter-stores.js';
 import { LIMIT_NAMES, type LimitName } from './limits.js';
+import { clientAddress } from './transport.js';
 
 /*
  * Rate limits (spec §4, §6, §7) and brute-force damping, on @fastify/rate-limit's limiter
@@ -76,7 +77,7 @@ declare module 'fastify' {
   }
 }
 
-const clientIp = (request: FastifyRequest) => normalizeIP(request.ip);
+const clientIp = (request: FastifyRequest) => normalizeIP(clientAddress(request) ?? 'unknown');
 
 function setRateLimitHeaders(reply: FastifyReply, name: string, rule: RateRule, remaining: number, resetSeconds: number) {
   reply.header('ratelimit-policy', `"${name}";q=${rule.max};w=${rule.windowSeconds}`);

@@ -61,8 +61,19 @@ const agentCapExceededError = envelope(
 
 export const m3FraudBlockError = envelope('M3FraudBlockError', ['m3_fraud_block'], '403 m3_fraud_block: the request was blocked.', detailItem);
 
-/** 403 codes other than the named agent envelopes. */
-const forbiddenCodes = codesFor(403).filter((c) => !['agent_permission_denied', 'agent_scope_error', 'm3_fraud_block'].includes(c));
+/**
+ * 403 insufficient_scope: the admin listener's answer to an operator token whose scope does not
+ * cover the route (a `verify` token on any route but verify). Only admin routes name it.
+ */
+export const insufficientScopeError = envelope(
+  'InsufficientScopeError',
+  ['insufficient_scope'],
+  "403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route.",
+  detailItem,
+);
+
+/** 403 codes other than the named envelopes. */
+const forbiddenCodes = codesFor(403).filter((c) => !['agent_permission_denied', 'agent_scope_error', 'm3_fraud_block', 'insufficient_scope'].includes(c));
 
 /** One schema per status. 400 also carries validation_error: spec §7 answers a missing rotationSecret so. */
 export const errorSchemaByStatus = {

@@ -15,8 +15,9 @@ const readinessResponse = {
 /** Liveness (the process answers) and readiness (the database answers), for load balancers. */
 export async function healthRoutes(app: FastifyInstance, opts: { health: HealthService }): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.get('/healthz', { schema: { response: livenessResponse } }, async () => ({ status: 'ok' as const }));
-  r.get('/readyz', { schema: { response: readinessResponse } }, async (request) => {
+  // Load balancers may probe with HEAD; the probes record nothing, so they answer it (app.ts turns it off elsewhere).
+  r.get('/healthz', { exposeHeadRoute: true, schema: { response: livenessResponse } }, async () => ({ status: 'ok' as const }));
+  r.get('/readyz', { exposeHeadRoute: true, schema: { response: readinessResponse } }, async (request) => {
     try {
       // Bounded: a dead database must make readiness fail quickly, not hang the probe.
       await Promise.race([

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { displayName, errorResponses, isoTimestamp, issuedKeyObjectSchema } from './common.schemas.js';
+import { insufficientScopeError } from './error.schemas.js';
 
 const nameSchema = displayName;
 const environmentSchema = z.enum(['test', 'live']);
@@ -34,6 +35,9 @@ export const createPortalKeyBody = z
   .strict();
 export const bootstrapBody = z.object({ name: nameSchema.default('bootstrap') }).strict();
 
-/** Error statuses of the admin routes. POST and DELETE may be sent a body, so they can answer 413. */
-export const adminErrors = errorResponses([401, 404, 413, 422, 503] as const);
-export const adminReadErrors = errorResponses([401, 404, 422, 503] as const);
+/**
+ * Error statuses of the admin routes. POST and DELETE may be sent a body, so they can answer 413;
+ * every route but verify answers a `verify`-scoped operator token 403 insufficient_scope.
+ */
+export const adminErrors = { ...errorResponses([401, 404, 413, 422, 503] as const), 403: insufficientScopeError };
+export const adminReadErrors = { ...errorResponses([401, 404, 422, 503] as const), 403: insufficientScopeError };

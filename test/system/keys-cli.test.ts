@@ -1,0 +1,150 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { runCli } from '../../src/cli/index.js';
+import { actorOf } from '../../src/domain/auth/auth.service.js';
+import { withServices } from '../../src/cli/runtime.js';
+import { recordSecrets } from '../support/harness.js';
+import { withLastCharChanged } from '../support/tokens.js';
+
+/*
+ * `keyplane keys`: the operator's reach from a shell (issue 27, items 1 and 2). As in
+ * verify-cli.test.ts, most commands run in-process through runCli (the binary's entry point), and
+ * the stdin form of revoke-leaked spawns the real binary.
+ */
+
+const BIN = path.resolve('bin/keyplane.js');
+const tmp = mkdtempSync(path.join(tmpdir(), 'keyplane-keys-cli-'));
+
+function dbEnv(): Record<string, string> {
+  const url = inject('databaseUrl');
+  return url ? { DATABASE_URL: url } : { DATA_DIR: path.join(tmp, 'data') };
+}
+
+beforeAll(() => {
+  // This file runs in its own worker process: pointing its environment at the test database is safe.
+  delete process.env.DATABASE_URL;
+  Object.assign(process.env, dbEnv(), { LOG_LEVEL: 'silent' });
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+async function cli(args: string[]) {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
+  try {
+    const code = await runCli(args);
+    recordSecrets(stdout);
+    return { code, stdout, stderr, json: () => JSON.parse(stdout) };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+function spawnCli(args: string[], input: string) {
+  return new Promise<{ code: number; stdout: string }>((resolve) => {
+    const env = { ...process.env, ...dbEnv(), LOG_LEVEL: 'silent' };
+    const child = execFile(process.execPath, [BIN, ...args], { env, timeout: 90_000 }, (e, stdout) => {
+      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout });
+    });
+    child.stdin!.end(input);
+  });
+}
+
+/** Child keys minted with the service key through the domain, as POST /v1/keys does. */
+async function mintChildren(serviceKey: string, count: number): Promise<{ id: string; token: string }[]> {
+  return withServices(async ({ services }) => {
+    const now = new Date();
+    const p = await services.auth.authenticate(serviceKey, 'service', { readOnly: false, now });
+    if (p.tier !== 'service') throw new Error('not a service key');
+    const out: { id: string; token: string }[] = [];
+    for (let i = 0; i < count; i++) {
+      const ctx = { actor: actorOf(p), meta: { requestId: null, ip: null, userAgent: 'vitest' }, now };
+      const input = { name: `agent ${i}`, agentLabel: null, lineId: null, permissions: 'full' as const, monthlyCapCents: null, selfRotation: false };
+      const outcome = await services.keys.mint(p, input, { key: `keys-cli-${i}-${Math.random()}`, fingerprint: `f${i}` }, ctx);
+      const key = (outcome.body as { key: { id: string; plaintext_key: string } }).key;
+      recordSecrets(key.plaintext_key);
+      out.push({ id: key.id, token: key.plaintext_key });
+    }
+    return out;
+  });
+}
+
+const verifyCode = async (key: string) => (await cli(['verify', key, '--verb', 'read', '--json'])).json().code as string;
+
+describe('keyplane keys', () => {
+  it('lists, shows and revokes keys of every kind; a service key needs --children when its chain has live ones', async () => {
+    const boot = (await cli(['bootstrap', '--json'])).json();
+    const children = await mintChildren(boot.service_key, 3);
+    const list = await cli(['keys', 'list', '--account', boot.account_id, '--json']);
+    expect(list.code).toBe(0);
+    const kinds = list.json().keys.map((k: { kind: string }) => k.kind).sort();
+    expect(kinds).toEqual(['child', 'child', 'child', 'portal', 'service']);
+    expect(list.stdout).not.toMatch(/plaintext|token_hash/);
+    const service = list.json().keys.find((k: { kind: string }) => k.kind === 'service');
+    expect((await cli(['keys', 'list', '--account', boot.account_id])).stdout).toMatch(/service\s+sk_svc_test_\w{8}\s+test\s+active/);
+    expect((await cli(['keys', 'list', '--account', boot.account_id, '--limit', '0'])).code).toBe(2);
+
+    const shown = (await cli(['keys', 'show', children[0]!.id, '--json'])).json().key;
+    expect(shown).toMatchObject({ kind: 'child', managed_by_service_key_id: service.id, created_by_service_key_id: service.id });
+
+    const refused = await cli(['keys', 'revoke', service.id, '--json']);
+    expect(refused.code).toBe(1);
+    expect(refused.json().error.code).toBe('validation_error');
+    expect(refused.stderr).toMatch(/children=keep .* or children=revoke/);
+
+    const kept = await cli(['keys', 'revoke', service.id, '--children', 'keep', '--json']);
+    expect(kept.json()).toMatchObject({ revoked: true, children: { revoked: 0, live: 3 } });
+    expect(await verifyCode(children[0]!.token)).toBe('valid');
+    const one = await cli(['keys', 'revoke', children[0]!.id]);
+    expect(one.stdout).toMatch(/^child key \S+ \(sk_test_\w{8}\) revoked\n$/);
+    expect(await verifyCode(children[0]!.token)).toBe('invalid_api_key');
+    const rest = await cli(['keys', 'revoke', service.id, '--children', 'revoke', '--json']);
+    expect(rest.json()).toMatchObject({ revoked: false, children: { revoked: 2, live: 0 } });
+    for (const c of children) expect(await verifyCode(c.token)).toBe('invalid_api_key');
+    expect((await cli(['keys', 'revoke', service.id, '--children', 'maybe'])).code).toBe(2);
+    expect((await cli(['keys', 'show', '00000000-0000-4000-8000-000000000000'])).code).toBe(1);
+    const noAccount = await cli(['keys', 'list', '--account', 'nope', '--json']);
+    expect(noAccount.code).toBe(1);
+    expect(noAccount.json()).toEqual({ error: { code: 'not_found', message: 'not found' } });
+
+    // Each revocation's event names the CLI as its actor.
+    const events = (await cli(['audit', 'export', '--account', boot.account_id])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const revocations = events.filter((e) => e.event_type === 'agent_key_revoked');
+    expect(revocations).toHaveLength(3);
+    for (const e of revocations) expect(e).toMatchObject({ actor_kind: 'portal', actor_key_prefix: 'cli' });
+  }, 180_000);
+
+  it('revoke-leaked reads tokens from stdin (the binary) or a file, never prints one, and is idempotent', async () => {
+    const boot = (await cli(['bootstrap', '--json'])).json();
+    const [child] = await mintChildren(boot.service_key, 1);
+    const input = `\n${child!.token}\n  ${withLastCharChanged(boot.api_key)}  \n\nnot-a-key\n`;
+    const spawned = await spawnCli(['keys', 'revoke-leaked', '-', '--json'], input);
+    expect(spawned.code).toBe(0);
+    expect(spawned.stdout).not.toContain(child!.token);
+    expect(JSON.parse(spawned.stdout).results).toEqual([
+      { prefix: child!.token.slice(0, 16), found: true, revoked: true, key_id: child!.id, kind: 'child', account_id: boot.account_id },
+      { prefix: boot.api_key.slice(0, 16), found: false, revoked: false, key_id: null, kind: null, account_id: null },
+      { prefix: null, found: false, revoked: false, key_id: null, kind: null, account_id: null },
+    ]);
+    expect(await verifyCode(child!.token)).toBe('invalid_api_key');
+
+    const file = path.join(tmp, 'leaked.txt');
+    writeFileSync(file, `${child!.token}\n${boot.service_key}\n`);
+    const again = await cli(['keys', 'revoke-leaked', file]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toContain(child!.token);
+    expect(again.stdout).toMatch(/sk_test_\w{8}\s+already revoked/);
+    expect(again.stdout).toMatch(/sk_svc_test_\w{8}\s+revoked/);
+    expect(again.stdout).toMatch(/2 token\(s\): 2 found, 1 revoked now/);
+    const events = (await cli(['audit', 'export', '--account', boot.account_id])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const leaked = events.filter((e) => e.data?.reason === 'leaked');
+    expect(leaked.map((e) => e.event_type).sort()).toEqual(['agent_key_revoked', 'service_key_revoked']);
+    expect(JSON.stringify(events)).not.toContain(child!.token);
+    expect((await spawnCli(['keys', 'revoke-leaked', '-'], '\n\n')).code).toBe(2);
+  }, 180_000);
+});
