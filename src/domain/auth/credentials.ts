@@ -115,7 +115,7 @@ export function operatorTokenHash(token: string): string | null {
   return sha256Hex(token);
 }
 
-const KIND_PREFIX_RE = /^sk_(?:svc_)?(?:test|live)_/;
+const KIND_PREFIX_RE = /^(?:sk_(?:svc_)?(?:test|live)_|kpo_)/;
 /**
  * What of a token may be shown: its kind prefix and up to KEY_PREFIX_RANDOM_CHARS random characters
  * after it (for a well-formed token, exactly its key_prefix). null for a string that does not start
