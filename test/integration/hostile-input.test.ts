@@ -170,7 +170,10 @@ const proxyRows: Row[] = [
     status: 200,
     code: null,
     events: 1,
-    check: async (_res, c) => expect(await storedIp(c.t, 'hostile-xff-junk')).toBe('127.0.0.1'),
+    check: async (_res, c) => {
+      expect(await storedIp(c.t, 'hostile-xff-junk')).toBe('127.0.0.1');
+      expect(JSON.stringify(logs), 'a log line').not.toContain('onerror');
+    },
   },
   {
     name: 'a valid address left of junk is not picked either',

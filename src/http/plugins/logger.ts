@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { IncomingMessage } from 'node:http';
 import type { LoggerOptions } from 'pino';
 import { scrubSecrets } from '../../domain/auth/secret-shapes.js';
@@ -53,7 +54,8 @@ function serializeRequest(req: LoggedRequest) {
     method: req.method,
     url: scrubSecrets(req.url ?? ''),
     host: req.host,
-    remoteAddress: req.ip,
+    // With TRUST_PROXY, req.ip comes from X-Forwarded-For, where a client can write anything.
+    remoteAddress: req.ip !== undefined && isIP(req.ip) !== 0 ? req.ip : req.socket?.remoteAddress,
     remotePort: req.socket?.remotePort,
   };
 }
