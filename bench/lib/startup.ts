@@ -92,7 +92,7 @@ export function startupMarkdown(s: StartupResult): string {
     '',
     `Measured ${s.date} (commit ${s.commit}), Node ${s.node}, ${s.runs} runs of each, interleaved; load average ${s.loadAverageBefore.map((l) => l.toFixed(1)).join(' / ')} before. From the spawn to the first 200 on /healthz; RSS of the server at that answer. \`npm run bench:startup\`.`,
     '',
-    '| runs | database | median s | range s | median RSS MB | range MB |',
+    '| command | database | median s | range s | median RSS MB | range MB |',
     '|---|---|---:|---:|---:|---:|',
   ];
   for (const r of s.rows) {
