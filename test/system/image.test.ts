@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, expect } from 'vitest';
@@ -138,8 +138,10 @@ describe('the Dockerfile, performed step by step without a Docker engine', () =>
       }
       expect(healthy, `${output}\nexit code ${child.exitCode}, signal ${child.signalCode}`).toBe(true);
       // setpriv execs: the server's process is node itself, running as the unprivileged user.
+      // (Its thread name is no proof: Node 24 names the main thread MainThread; its argv and binary are.)
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-      expect(/^Name:\s+(\S+)/m.exec(status)?.[1]).toBe('node');
+      expect(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').slice(0, 1)).toEqual(['node']);
+      expect(path.basename(realpathSync(`/proc/${child.pid}/exe`))).toBe('node');
       expect(Number(/^Uid:\s+(\d+)/m.exec(status)?.[1])).toBe(idOf('-u', 'nobody'));
       const created = filesUnder(dataDir);
       expect(created.length).toBeGreaterThan(10);
