@@ -13,6 +13,7 @@ export default defineConfig(
   {
     ignores: [
       'node_modules/',
+      'dist/',
       'migrations/',
       '.test-runs/',
       // Generated: openapi-typescript output and the examples printed by `npm run openapi`.

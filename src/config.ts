@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { LimitName } from './http/plugins/limits.js';
+import { operatorTokenProblem } from './domain/auth/token-strength.js';
 
 /**
  * The whole configuration, parsed once from the environment in main.ts / the CLI and passed down.
@@ -49,8 +50,14 @@ export const configSchema = z.object({
   PORT: port.default(8080),
   ADMIN_HOST: z.string().default('127.0.0.1'),
   ADMIN_PORT: port.default(8081),
-  /** Operator token for the internal API; at least 32 characters so it cannot be guessed online. */
-  KEYPLANE_ADMIN_TOKEN: z.string().min(32, 'KEYPLANE_ADMIN_TOKEN must be at least 32 characters').optional(),
+  /** Operator token for the internal API: random enough that it cannot be guessed (domain/auth/token-strength.ts). */
+  KEYPLANE_ADMIN_TOKEN: z
+    .string()
+    .superRefine((token, ctx) => {
+      const problem = operatorTokenProblem(token);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    })
+    .optional(),
   DATABASE_URL: z.string().url().optional(),
   DATA_DIR: z.string().default('./data'),
   /** pg pool size per process. 10 matches pg's default and Postgres' default 100 connections for ~8 instances. */

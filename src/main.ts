@@ -18,8 +18,8 @@ import { createServices } from './services.js';
  * listen, and shut down gracefully. `npm start` runs this file; `keyplane serve` calls serveForever.
  */
 
-function createLogger(config: Pick<Config, 'LOG_LEVEL'>): Logger {
-  return pino(loggerOptions(config.LOG_LEVEL));
+function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'KEYPLANE_ADMIN_TOKEN'>): Logger {
+  return pino(loggerOptions(config.LOG_LEVEL, config.KEYPLANE_ADMIN_TOKEN ? [config.KEYPLANE_ADMIN_TOKEN] : []));
 }
 
 /** Opens the configured database: Postgres when DATABASE_URL is set, else embedded PGlite in DATA_DIR. */

@@ -3,13 +3,12 @@ import path from 'node:path';
 import type { EmbeddedResult } from './report.js';
 import { drive, once, type Recipe } from './load.js';
 import { freePort, memoryOf, startChild, waitForOk, type Child } from './proc.js';
+import { ADMIN_TOKEN } from './servers.js';
 
 /*
  * Embedded mode (PGlite): the cold start a first-time user sees, and GET /v1/keys/{id} against a
  * bare Fastify doing the same SELECT on its own in-process PGlite.
  */
-
-const ADMIN_TOKEN = 'bench-operator-token-0123456789abcdefghijklmnop';
 
 function embeddedEnv(dataDir: string, port: number, adminPort: number): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' };

@@ -7,8 +7,8 @@
  * Of this file it uses only canonicalEvent and chainHash: the compliance chain's link format, to
  * check the history bench/lib/seed.ts writes in SQL against the app's own definition.
  *
- * The one-off probes (chain-cost.ts, cpu-probe.ts, rate-limit-store.ts, verify-scale.ts,
- * verify-server.ts) call keyplane's code in-process, and use the rest.
+ * The one-off probes (chain-cost.ts, cpu-probe.ts, rate-limit-store.ts, scrub-cost.ts,
+ * verify-scale.ts, verify-server.ts) call keyplane's code in-process, and use the rest.
  */
 export { openDatabase, type Database, type Db } from '../../src/db/database.js';
 export { canonicalEvent, chainHash, type ChainedFields } from '../../src/domain/audit/chain-hash.js';
@@ -29,6 +29,9 @@ export { newId } from '../../src/domain/ids.js';
 export * as portal from '../../src/domain/portal/portal.service.js';
 export { MemoryCounterStore, RedisCounterStore, type CounterStore } from '../../src/http/plugins/counter-stores.js';
 export { LIMIT_NAMES } from '../../src/http/plugins/limits.js';
+export { loggerOptions } from '../../src/http/plugins/logger.js';
+export { isSecretShaped, scrubSecrets } from '../../src/domain/auth/secret-shapes.js';
+export { generateToken } from '../../src/domain/auth/credentials.js';
 
 /** A database's services and an event store, as the probes drive keyplane in-process. */
 export async function probeWorld(database: import('../../src/db/database.js').Database) {

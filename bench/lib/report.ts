@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import { abMarkdown, type AbResults } from './ab-report.js';
 import { postgresBoundCeiling } from './ceiling.js';
+import { startupMarkdown, type StartupResult } from './startup.js';
 
 /* results.json, results.md and the ratio chart (an SVG drawn here, rendered to PNG by resvg). */
 
@@ -86,6 +87,8 @@ export interface Results {
   embedded?: EmbeddedResult;
   /** The last A/B run (bench/lib/ab.ts), kept when the normal mode rewrites the file. */
   ab?: AbResults;
+  /** The last start-up run (bench/startup.ts), kept when either mode rewrites the file. */
+  startup?: StartupResult;
 }
 
 const f0 = (n: number | undefined) => (n === undefined ? '–' : Math.round(n).toLocaleString('en-US'));
@@ -266,10 +269,11 @@ function existing(dir: string): Partial<Results> {
 
 /** The normal mode's results; an A/B section already in the directory's results.json is kept. */
 export function writeResults(dir: string, r: Results): void {
-  const ab = existing(dir).ab;
-  const all: Results = ab ? { ...r, ab } : r;
+  const { ab, startup } = existing(dir);
+  const all: Results = { ...r, ...(ab ? { ab } : {}), ...(startup ? { startup } : {}) };
   writeFileSync(`${dir}/results.json`, `${JSON.stringify(all, null, 2)}\n`);
-  writeFileSync(`${dir}/results.md`, ab ? `${markdown(r)}\n${abMarkdown(ab)}` : markdown(r));
+  const sections = [markdown(r), ...(ab ? [abMarkdown(ab)] : []), ...(startup ? [startupMarkdown(startup)] : [])];
+  writeFileSync(`${dir}/results.md`, sections.join('\n'));
   const svg = chartSvg(r);
   writeFileSync(`${dir}/results.svg`, svg);
   const png = new Resvg(svg, { fitTo: { mode: 'width', value: 820 }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
@@ -281,5 +285,6 @@ export function writeAbResults(dir: string, ab: AbResults): void {
   const before = existing(dir);
   writeFileSync(`${dir}/results.json`, `${JSON.stringify({ ...before, ab }, null, 2)}\n`);
   const normal = before.meta && before.scenarios ? `${markdown(before as Results)}\n` : '';
-  writeFileSync(`${dir}/results.md`, normal + abMarkdown(ab));
+  const startup = before.startup ? `\n${startupMarkdown(before.startup)}` : '';
+  writeFileSync(`${dir}/results.md`, normal + abMarkdown(ab) + startup);
 }

@@ -7,7 +7,7 @@ import type { CpuPerRequest } from './report.js';
 
 /* The processes a bench run measures (keyplane in server mode, the baseline app) and one measured run. */
 
-export const ADMIN_TOKEN = 'bench-operator-token-0123456789abcdefghijklmnop';
+export const ADMIN_TOKEN = 'bench-a3959e8678f7f2dcadc5b202f77b83eaea217e3bb74caa349ed305088fd076d0';
 
 /** Rate limits raised far beyond what one machine can send: the bench measures work, not 429s. */
 const HIGH = '1000000000/1';

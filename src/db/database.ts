@@ -5,6 +5,7 @@ import pg from 'pg';
 import { migratePglite, migratePostgres, type MigrationLogger } from './migrate.js';
 import { acquireDataDirLock, type DataDirLock } from './pglite/data-dir-lock.js';
 import { copyTemplateDir, readTemplate } from './pglite/template.js';
+import { DIR_MODE, ownDataDir, tightenTree } from './pglite/permissions.js';
 import { schema } from './schema.js';
 import type { Db } from './types.js';
 
@@ -107,7 +108,8 @@ function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
 async function openPglite(dataDir: string | undefined): Promise<Database> {
   let lock: DataDirLock | undefined;
   if (dataDir) {
-    mkdirSync(dataDir, { recursive: true });
+    mkdirSync(dataDir, { recursive: true, mode: DIR_MODE });
+    ownDataDir(dataDir);
     // PGlite is single-process: a second process opening the same directory would corrupt it.
     lock = acquireDataDirLock(dataDir);
   }
@@ -124,6 +126,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
     else if (!existsSync(pgdata) && !copyTemplateDir(pgdata)) template = readTemplate();
     const client = new PGlite(pgdata, template ? { loadDataDir: template } : undefined);
     await client.waitReady;
+    if (pgdata) tightenTree(pgdata);
     const db = drizzlePglite(client, { schema }) as unknown as Db;
     return {
       kind: 'pglite',
@@ -135,6 +138,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       },
       async close() {
         await client.close();
+        if (pgdata) tightenTree(pgdata);
         lock?.release();
       },
     };

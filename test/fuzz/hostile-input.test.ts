@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PUBLIC_PREFIXES } from '../../src/app.js';
-import { SECRET_PATTERN } from '../../src/domain/auth/credentials.js';
+import { SECRET_PATTERN } from '../../src/domain/auth/secret-shapes.js';
 import { ERROR_STATUS } from '../../src/http/plugins/error-status.js';
 import { mintAgent } from '../support/agents.js';
 import { ADMIN_TOKEN, addServiceKey, createTenant, createTestApp, type TestApp } from '../support/harness.js';

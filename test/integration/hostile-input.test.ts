@@ -13,6 +13,7 @@ import { appTest } from '../support/fixtures.js';
 import { ADMIN_TOKEN, addServiceKey, call, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
 import { holdSocket, portOf, sendRaw, type RawRequest, type RawResponse } from '../support/raw-http.js';
 import { scopeRows } from '../support/scope-rows.js';
+import { secretRows } from '../support/secret-rows.js';
 
 /*
  * The hostile-input table (issue 27, item 5): every case of the red-team, each one request sent as
@@ -169,7 +170,10 @@ const proxyRows: Row[] = [
     status: 200,
     code: null,
     events: 1,
-    check: async (_res, c) => expect(await storedIp(c.t, 'hostile-xff-junk')).toBe('127.0.0.1'),
+    check: async (_res, c) => {
+      expect(await storedIp(c.t, 'hostile-xff-junk')).toBe('127.0.0.1');
+      expect(JSON.stringify(logs), 'a log line').not.toContain('onerror');
+    },
   },
   {
     name: 'a valid address left of junk is not picked either',
@@ -301,13 +305,10 @@ const reachRows: Row[] = [
 ];
 
 /*
- * The table. Extension point: the other parts of issue 27 add their groups here as they merge, each
- * a `Row[]` like those above, spread into TABLE: `secretRows` (a secret-shaped string in the URL,
- * X-Request-Id or User-Agent never reaches a log line, a response header or an event; a `check`
- * reads the stored event). Joined so far: `scopeRows` (test/support/scope-rows.ts: a `verify`
- * operator token on every other internal route → 403, no event) and `reachRows` (the H1 flow: a
- * revoked service key's children, revoked by the operator routes, answer 401). A row's `before` can
- * set up what it needs.
+ * The table: every group above, and those kept beside it in test/support: `scopeRows` (a `verify`
+ * operator token on every other internal route → 403, no event) and `secretRows` (a live key in the
+ * URL, X-Request-Id or User-Agent reaches no log line, response header or stored event). A new
+ * finding is a new row; a row's `before` can set up what it needs.
  */
 const TABLE: Row[] = [
   ...frameworkRows('public'),
@@ -319,6 +320,7 @@ const TABLE: Row[] = [
   ...idempotencyRows,
   ...scopeRows(MISSING_ID),
   ...reachRows,
+  ...secretRows(() => JSON.stringify(logs)),
 ];
 
 let ctx: Ctx;

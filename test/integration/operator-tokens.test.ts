@@ -37,6 +37,25 @@ async function operatorEvents(t: TestApp, tokenId: string) {
   return rows.filter((r) => (r.data as { operator_token_id?: string }).operator_token_id === tokenId);
 }
 
+describe('a leaked operator token', () => {
+  it('is revoked by the leak intake, with reason leaked, and stops on the next request', async ({ app: t }) => {
+    const token = await mint(t, 'leaked', 'verify');
+    expect((await verifyCall(t, token.plaintext_key)).status).toBe(200);
+    const leak = (tokens: string[]) => call(t.admin, 'POST', '/internal/v1/keys/revoke-leaked', { token: ADMIN_TOKEN, body: { tokens } });
+    const res = await leak([token.plaintext_key, withLastCharChanged(token.plaintext_key)]);
+    expect(res.status).toBe(200);
+    expect(res.body.results[0]).toEqual({ prefix: token.key_prefix, found: true, revoked: true, key_id: token.id, kind: 'operator_token', account_id: null });
+    expect(res.body.results[1]).toEqual({ prefix: token.key_prefix, found: false, revoked: false, key_id: null, kind: null, account_id: null });
+    expect(res.raw).not.toContain(token.plaintext_key);
+    expect(errorCode(await verifyCall(t, token.plaintext_key))).toBe('invalid_api_key');
+    const revoked = (await operatorEvents(t, token.id)).filter((e) => e.eventType === 'operator_token_revoked');
+    expect(revoked.map((e) => e.data)).toEqual([expect.objectContaining({ reason: 'leaked', key_prefix: token.key_prefix })]);
+    // Idempotent: found again, not revoked again, no second event.
+    expect((await leak([token.plaintext_key])).body.results[0]).toMatchObject({ found: true, revoked: false, key_id: token.id });
+    expect((await operatorEvents(t, token.id)).filter((e) => e.eventType === 'operator_token_revoked')).toHaveLength(1);
+  });
+});
+
 describe('operator tokens', () => {
   it('are kpo_ tokens with a checksum, shown once, stored only as a hash', async ({ app: t }) => {
     const token = await mint(t, 'shape', 'verify');

@@ -37,6 +37,8 @@ export default async function setup(project: TestProject) {
   mkdirSync(path.join(runDir, 'secrets'), { recursive: true });
   mkdirSync(path.join(runDir, 'bodies'), { recursive: true });
   mkdirSync(path.join(runDir, 'idempotency'), { recursive: true });
+  mkdirSync(path.join(runDir, 'events'), { recursive: true });
+  mkdirSync(path.join(runDir, 'headers'), { recursive: true });
   project.provide('runDir', runDir);
 
   let cleanup: () => Promise<void> = async () => {};
@@ -80,7 +82,8 @@ export default async function setup(project: TestProject) {
       const report = findLeaks(runDir);
       process.stdout.write(
         `[keyplane tests] secret-leak check: ${report.secrets} issued secrets (keys, rotation secrets, operator tokens); searched ` +
-          `${report.lines} log lines, ${report.bodies} response bodies, ${report.storedResponses} stored idempotency responses; ${report.leaks.length} leaks\n`,
+          `${report.lines} log lines, ${report.bodies} response bodies, ${report.storedResponses} stored idempotency responses, ` +
+          `${report.headers} response headers, ${report.events} stored events; ${report.leaks.length} leaks\n`,
       );
       if (report.leaks.length > 0) {
         // vitest reports an error thrown here but keeps its exit code; set it so the run fails.

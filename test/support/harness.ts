@@ -9,7 +9,7 @@ import { openDatabase, type Database } from '../../src/db/database.js';
 import { queryRows } from '../../src/db/statements.js';
 import { ManualClock } from '../../src/domain/clock.js';
 import type { OpContext } from '../../src/domain/context.js';
-import { SECRET_PATTERN } from '../../src/domain/auth/credentials.js';
+import { SECRET_PATTERN } from '../../src/domain/auth/secret-shapes.js';
 import * as portal from '../../src/domain/portal/portal.service.js';
 import { EventLinker } from '../../src/domain/audit/linker.js';
 import type { EventStore } from '../../src/domain/audit/events.js';
@@ -18,7 +18,8 @@ import { createServices, type ServicesOptions } from '../../src/services.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
 import { validateResponses, type Violation } from './openapi-validator.js';
 
-export const ADMIN_TOKEN = 'test-operator-token-0123456789abcdefghijklmnop';
+/** The operator token of every test app; random-looking, as the start-up rule (config.ts) requires. */
+export const ADMIN_TOKEN = 'test-aa81b809d166022f2b5ea9670302137be56c8ae269d90428b79fc10afb8f4e04';
 
 let shared: Promise<Database> | undefined;
 
@@ -40,7 +41,7 @@ export function testDatabase(): Promise<Database> {
 /** A logger that writes to this run's log directory, where teardown looks for leaked secrets. */
 export function testLogger(level = 'info') {
   const file = path.join(inject('runDir'), 'logs', `${process.pid}.log`);
-  return pino(loggerOptions(level), pino.destination({ dest: file, sync: true, mkdir: true }));
+  return pino(loggerOptions(level, [ADMIN_TOKEN]), pino.destination({ dest: file, sync: true, mkdir: true }));
 }
 
 /** Records every secret a response carried, so teardown can grep the logs for each of them. */
@@ -76,6 +77,24 @@ async function dumpIdempotencyRows(database: Database): Promise<void> {
   const rows = await queryRows<{ body: string | null }>(database.db, sql`select response_body::text as body from idempotency_keys`);
   const lines = rows.map((r) => (r.body ?? '').replace(/\n/g, ' ')).join('\n');
   appendFileSync(path.join(inject('runDir'), 'idempotency', `${process.pid}.txt`), rows.length ? `${lines}\n` : '');
+}
+
+/**
+ * What the compliance log of this file's database stored of each request (request id, user agent,
+ * ip) and each event's details, for the same teardown: the account's keys read these back through
+ * the feed, so nothing shaped like a secret may be stored there.
+ */
+async function dumpEventMeta(database: Database): Promise<void> {
+  const rows = await queryRows<{ line: string }>(
+    database.db,
+    sql`select json_build_array(request_id, user_agent, ip, data)::text as line from compliance_events`,
+  );
+  appendFileSync(path.join(inject('runDir'), 'events', `${process.pid}.txt`), rows.map((r) => `${r.line.replace(/\n/g, ' ')}\n`).join(''));
+}
+
+/** Every response's headers (x-request-id echoes what the client sent), for the same teardown. */
+function recordResponseHeaders(headers: Record<string, unknown>): void {
+  appendFileSync(path.join(inject('runDir'), 'headers', `${process.pid}.txt`), `${JSON.stringify(headers)}\n`);
 }
 
 export interface TestApp {
@@ -118,6 +137,7 @@ export async function createTestApp(overrides: TestAppOptions = {}): Promise<Tes
         recordSecrets(payload);
         recordResponseBody(req.method, req.url, reply.statusCode, payload);
       }
+      recordResponseHeaders(reply.getHeaders());
       return payload;
     });
     validateResponses(a, violations);
@@ -135,6 +155,7 @@ export async function createTestApp(overrides: TestAppOptions = {}): Promise<Tes
     async close() {
       await Promise.all([app.close(), admin.close()]);
       await dumpIdempotencyRows(database);
+      await dumpEventMeta(database);
       failOnViolations(violations);
     },
   };

@@ -48,6 +48,13 @@ describe('the embedded database template', () => {
     // And unpacked, the form a new data directory on disk is copied from.
     expect(built.dir).toBe(templateDirPath());
     expect(existsSync(path.join(built.dir, 'PG_VERSION'))).toBe(true);
+    // Private like a data directory (permissions.ts): 0700 directories, 0600 files.
+    expect(statSync(path.dirname(built.dir)).mode & 0o777).toBe(0o700);
+    expect(statSync(built.file).mode & 0o777).toBe(0o600);
+    const entries = readdirSync(built.dir, { recursive: true, withFileTypes: true });
+    expect(entries.length).toBeGreaterThan(500);
+    const wide = entries.filter((e) => (statSync(path.join(e.parentPath, e.name)).mode & 0o777) !== (e.isDirectory() ? 0o700 : 0o600));
+    expect(wide.map((e) => path.join(e.parentPath, e.name))).toEqual([]);
     expect(readdirSync(path.dirname(built.dir)).filter((f) => f.includes('.partial'))).toEqual([]);
 
     // Reference: initdb, then migrate().

@@ -7,9 +7,9 @@ import {
   operatorTokenHash,
   parseToken,
   randomBase62,
-  SECRET_PATTERN,
   sha256Hex,
 } from '../../src/domain/auth/credentials.js';
+import { SECRET_PATTERN } from '../../src/domain/auth/secret-shapes.js';
 
 describe('token format', () => {
   it.each([

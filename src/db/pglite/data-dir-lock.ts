@@ -36,7 +36,7 @@ export function acquireDataDirLock(dataDir: string): DataDirLock {
   const file = path.join(dataDir, 'keyplane.lock');
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const fd = openSync(file, 'wx');
+      const fd = openSync(file, 'wx', 0o600);
       writeSync(fd, String(process.pid));
       closeSync(fd);
       let released = false;

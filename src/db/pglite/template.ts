@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { migratePglite, migrationSourceFiles } from '../migrate.js';
+import { DIR_MODE, FILE_MODE, tightenTree } from './permissions.js';
 
 /*
  * A template of the embedded database: a PGlite data directory already initialised and migrated,
@@ -20,7 +21,9 @@ import { migratePglite, migrationSourceFiles } from '../migrate.js';
  * db/sql): its file name carries a hash of all of them, so after an upgrade or a change of the
  * schema it is simply not found (a new data directory is then initialised as before, until the next
  * `npm ci` or `npm run pglite:template`).
- * It holds an empty schema: no account, no key, nothing secret.
+ * It holds an empty schema: no account, no key, nothing secret. Still, a data directory is copied
+ * from it, so it is kept as private as one (permissions.ts: directories 0700, files 0600), and so
+ * is every copy, before it is renamed into place.
  */
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -63,6 +66,7 @@ export function copyTemplateDir(pgdata: string): boolean {
   try {
     rmSync(partial, { recursive: true, force: true });
     cpSync(source, partial, { recursive: true });
+    tightenTree(partial);
     renameSync(partial, pgdata);
     return true;
   } catch {
@@ -118,10 +122,12 @@ export async function buildTemplate(): Promise<{ file: string; dir: string; byte
   try {
     await migratePglite(client);
     const bytes = Buffer.from(await (await client.dumpDataDir('gzip')).arrayBuffer());
-    mkdirSync(CACHE_DIR, { recursive: true });
+    mkdirSync(CACHE_DIR, { recursive: true, mode: DIR_MODE });
+    chmodSync(CACHE_DIR, DIR_MODE);
     const file = templatePath();
     const partial = `${file}.${process.pid}.partial`;
-    writeFileSync(partial, bytes);
+    writeFileSync(partial, bytes, { mode: FILE_MODE });
+    chmodSync(partial, FILE_MODE);
     renameSync(partial, file);
     // The directory form: the tarball unpacked by PGlite itself, then closed cleanly. Made once per
     // template key and never replaced, since a process may be copying it (copyTemplateDir): one
@@ -134,6 +140,7 @@ export async function buildTemplate(): Promise<{ file: string; dir: string; byte
       const unpacked = new PGlite(partialDir, { loadDataDir: new Blob([bytes]) });
       await unpacked.waitReady;
       await unpacked.close();
+      tightenTree(partialDir);
       try {
         renameSync(partialDir, dir);
       } catch (err) {
@@ -143,6 +150,8 @@ export async function buildTemplate(): Promise<{ file: string; dir: string; byte
         rmSync(partialDir, { recursive: true, force: true });
       }
     }
+    // One made before templates were private is made so now (its contents are never changed).
+    tightenTree(dir);
     pruneTemplates(path.basename(dir));
     return { file, dir, bytes: bytes.length };
   } finally {

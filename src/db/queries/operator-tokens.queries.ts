@@ -23,8 +23,8 @@ export interface LiveOperatorToken {
 // generic plan made on a small table walked operator_tokens_live_name_uq (whose predicate it is)
 // and filtered every live token by hash (test/system/plan-cache.test.ts); this is one probe of
 // operator_tokens_token_hash_uq per hash.
-const byHashes = preparedQuery<{ id: string; name: string; scope: OperatorScope; token_hash: string; revoked: boolean }>(
-  sql`select t.id, t.name, t.scope, t.token_hash, t.revoked_at is not null as revoked from operator_tokens t
+const byHashes = preparedQuery<{ id: string; name: string; scope: OperatorScope; token_hash: string; key_prefix: string; revoked: boolean }>(
+  sql`select t.id, t.name, t.scope, t.token_hash, t.key_prefix, t.revoked_at is not null as revoked from operator_tokens t
       where t.token_hash = any(${sql.placeholder('hashes')}::text[])`,
 );
 
@@ -32,6 +32,12 @@ const byHashes = preparedQuery<{ id: string; name: string; scope: OperatorScope;
 export async function liveOperatorTokensByHashes(db: Db, tokenHashes: string[]): Promise<LiveOperatorToken[]> {
   const rows = await byHashes(db, { hashes: tokenHashes });
   return rows.filter((r) => !r.revoked).map((r) => ({ id: r.id, name: r.name, scope: r.scope, tokenHash: r.token_hash }));
+}
+
+/** The tokens of these hashes, live or revoked (the leak intake answers both). */
+export async function operatorTokensByHashes(db: Db, tokenHashes: string[]): Promise<(LiveOperatorToken & { keyPrefix: string; revoked: boolean })[]> {
+  const rows = await byHashes(db, { hashes: tokenHashes });
+  return rows.map((r) => ({ id: r.id, name: r.name, scope: r.scope, tokenHash: r.token_hash, keyPrefix: r.key_prefix, revoked: r.revoked }));
 }
 
 export async function insertOperatorToken(tx: Tx, row: NewOperatorTokenRow): Promise<OperatorTokenRow> {

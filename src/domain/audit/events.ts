@@ -1,6 +1,7 @@
 import { eventPlaceholders, insertEvent, insertEvents } from '../../db/queries/events.queries.js';
 import type { Db, Tx } from '../../db/types.js';
 import type { Environment } from '../auth/credentials.js';
+import { scrubSecrets } from '../auth/secret-shapes.js';
 import { newId } from '../ids.js';
 import type { ChainedFields } from './chain-hash.js';
 import type { EventLinker } from './linker.js';
@@ -63,9 +64,10 @@ export interface EventInput {
   createdAt: Date;
 }
 
-// Header values are attacker-controlled: keep them printable and bounded before they are stored.
+// Header values are attacker-controlled: keep them printable and bounded before they are stored, and
+// never store a secret a careless client put in one (the account's keys read them in the feed).
 const clean = (v: string | null, max: number) =>
-  v === null ? null : v.replace(/[\u0000-\u001f\u007f]/g, '').slice(0, max);
+  v === null ? null : scrubSecrets(v.replace(/[\u0000-\u001f\u007f]/g, '')).slice(0, max);
 
 function chainedFields(input: Omit<EventInput, 'data'> & { data: unknown }): ChainedFields {
   return {

@@ -115,10 +115,7 @@ export function operatorTokenHash(token: string): string | null {
   return sha256Hex(token);
 }
 
-/** Pattern that matches any full secret keyplane issues: used by the log-leak checks. */
-export const SECRET_PATTERN = /(?:sk_(?:svc_)?(?:test|live)_[0-9A-Za-z]{49}|rs_[0-9A-Za-z]{43}|kpo_[0-9A-Za-z]{49})/g;
-
-const KIND_PREFIX_RE = /^sk_(?:svc_)?(?:test|live)_/;
+const KIND_PREFIX_RE = /^(?:sk_(?:svc_)?(?:test|live)_|kpo_)/;
 /**
  * What of a token may be shown: its kind prefix and up to KEY_PREFIX_RANDOM_CHARS random characters
  * after it (for a well-formed token, exactly its key_prefix). null for a string that does not start

@@ -5,6 +5,7 @@ import {
   insertOperatorToken,
   listOperatorTokenRows,
   liveOperatorTokensByHashes,
+  operatorTokensByHashes,
   revokeOperatorTokenRow,
   type LiveOperatorToken,
 } from '../../db/queries/operator-tokens.queries.js';
@@ -72,7 +73,7 @@ function checkName(name: string): void {
   }
 }
 
-async function recordTokenEvent(tx: EventTx, type: 'operator_token_created' | 'operator_token_revoked', row: OperatorTokenRow, ctx: OpContext) {
+async function recordTokenEvent(tx: EventTx, type: 'operator_token_created' | 'operator_token_revoked', row: OperatorTokenRow, ctx: OpContext, extra: object = {}) {
   await ensureAccount(tx, { id: OPERATOR_ACCOUNT_ID, name: OPERATOR_ACCOUNT_NAME, createdAt: ctx.now });
   await recordEvent(tx, {
     accountId: OPERATOR_ACCOUNT_ID,
@@ -80,7 +81,7 @@ async function recordTokenEvent(tx: EventTx, type: 'operator_token_created' | 'o
     environment: null,
     actor: ctx.actor,
     meta: ctx.meta,
-    data: { operator_token_id: row.id, name: row.name, scope: row.scope, key_prefix: row.keyPrefix },
+    data: { operator_token_id: row.id, name: row.name, scope: row.scope, key_prefix: row.keyPrefix, ...extra },
     createdAt: ctx.now,
   });
 }
@@ -112,6 +113,35 @@ async function revoke(store: EventStore, idOrName: string, ctx: OpContext): Prom
   });
   if (!row) throw notFound();
   return view(row);
+}
+
+/** An operator token a leak report named: its id and prefix, and whether this report revoked it. */
+export interface LeakedOperatorToken {
+  id: string;
+  keyPrefix: string;
+  revoked: boolean;
+}
+
+/**
+ * The leak intake's part for operator tokens (domain/operator/operator-revocation.ts): every live
+ * token of these hashes is revoked at once, in one transaction of the operator account, each with
+ * its event and reason "leaked"; a token revoked already is found and left as it is.
+ */
+export async function revokeLeakedOperatorTokens(store: EventStore, tokenHashes: string[], ctx: OpContext): Promise<Map<string, LeakedOperatorToken>> {
+  const found = tokenHashes.length === 0 ? [] : await operatorTokensByHashes(store.db, tokenHashes);
+  const live = found.filter((t) => !t.revoked);
+  const revokedNow = new Set<string>();
+  if (live.length > 0) {
+    await withEvents(store, OPERATOR_ACCOUNT_ID, async (tx) => {
+      for (const token of live) {
+        const row = await revokeOperatorTokenRow(tx, { id: token.id }, ctx.now);
+        if (!row) continue;
+        await recordTokenEvent(tx, 'operator_token_revoked', row, ctx, { reason: 'leaked' });
+        revokedNow.add(row.id);
+      }
+    });
+  }
+  return new Map(found.map((t) => [t.tokenHash, { id: t.id, keyPrefix: t.keyPrefix, revoked: revokedNow.has(t.id) }]));
 }
 
 /** The live token of each hash (undefined: unknown or revoked); concurrent lookups share a statement. */

@@ -9,8 +9,9 @@ import {
 } from '../../db/queries/operator-keys.queries.js';
 import type { ServiceKeyRow } from '../../db/schema.js';
 import { withEvents, type EventStore, type EventTx } from '../audit/events.js';
-import { parseToken, visiblePrefix } from '../auth/credentials.js';
+import { operatorTokenHash, parseToken, visiblePrefix } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
+import { revokeLeakedOperatorTokens } from '../operator-tokens/operator-tokens.service.js';
 import { validationError } from '../errors.js';
 import { recordRevocations, type RevocationEvent } from '../keys/revocation.js';
 import { findAnyKey, viewsOf, type OperatorKeyView } from './operator-keys.js';
@@ -101,8 +102,10 @@ export interface LeakResult {
   found: boolean;
   /** Whether this request revoked it (false: not found, or revoked already). */
   revoked: boolean;
+  /** The key's id, or the operator token's. */
   key_id: string | null;
-  kind: KeyKind | null;
+  kind: KeyKind | 'operator_token' | null;
+  /** null for an operator token, which belongs to no account. */
   account_id: string | null;
 }
 
@@ -111,16 +114,39 @@ export const MAX_LEAKED_TOKENS = 1000;
 
 /**
  * POST /internal/v1/keys/revoke-leaked: each token that names a live key, of any kind and account,
- * is revoked at once with reason "leaked". Malformed and checksum-failing tokens are never looked
- * up; the rest are found with one indexed read per table (token hashes are SHA-256, so no per-token
- * slow hash); each account's keys are revoked in one transaction of its own (no transaction spans
- * two accounts). A service key's children are kept: revoke them with DELETE …?children=revoke.
+ * or a live operator token, is revoked at once with reason "leaked". Malformed and
+ * checksum-failing tokens are never looked up; the rest are found with one indexed read per table
+ * (token hashes are SHA-256, so no per-token slow hash); each account's keys are revoked in one
+ * transaction of its own (no transaction spans two accounts), operator tokens in one of the
+ * operator account. A service key's children are kept: revoke them with DELETE …?children=revoke.
  */
 export async function revokeLeaked(store: EventStore, tokens: string[], ctx: OpContext): Promise<LeakResult[]> {
   // Surrounding whitespace is how a token is pasted or grepped, not part of it.
   const trimmed = tokens.map((t) => t.trim());
-  const hashes = trimmed.map((t) => parseToken(t)?.tokenHash ?? null);
-  const found = new Map((await keysByTokenHashes(store.db, [...new Set(hashes.filter((h) => h !== null))])).map((k) => [k.row.tokenHash, k]));
+  const keyHashes = trimmed.map((t) => parseToken(t)?.tokenHash ?? null);
+  const operatorHashes = trimmed.map((t) => operatorTokenHash(t));
+  const keys = await revokeLeakedKeys(store, distinct(keyHashes), ctx);
+  const operators = await revokeLeakedOperatorTokens(store, distinct(operatorHashes), ctx);
+  return trimmed.map((token, i) => {
+    const operator = operatorHashes[i] ? operators.get(operatorHashes[i]) : undefined;
+    if (operator) return { prefix: operator.keyPrefix, found: true, revoked: operator.revoked, key_id: operator.id, kind: 'operator_token', account_id: null };
+    const key = keyHashes[i] ? keys.found.get(keyHashes[i]) : undefined;
+    return {
+      prefix: key ? key.row.keyPrefix : visiblePrefix(token),
+      found: key !== undefined,
+      revoked: key !== undefined && keys.revokedNow.has(key.row.id),
+      key_id: key?.row.id ?? null,
+      kind: key?.kind ?? null,
+      account_id: key?.row.accountId ?? null,
+    };
+  });
+}
+
+const distinct = (hashes: (string | null)[]): string[] => [...new Set(hashes.filter((h) => h !== null))];
+
+/** The keys of these hashes, and which of them this report revoked (each account in its own transaction). */
+async function revokeLeakedKeys(store: EventStore, hashes: string[], ctx: OpContext) {
+  const found = new Map((hashes.length === 0 ? [] : await keysByTokenHashes(store.db, hashes)).map((k) => [k.row.tokenHash, k]));
   const byAccount = new Map<string, AnyKeyRow[]>();
   for (const k of found.values()) if (!k.row.revokedAt) byAccount.set(k.row.accountId, [...(byAccount.get(k.row.accountId) ?? []), k]);
   const revokedNow = new Set<string>();
@@ -128,15 +154,5 @@ export async function revokeLeaked(store: EventStore, tokens: string[], ctx: OpC
     const ids = await withEvents(store, accountId, (tx) => revokeKeysTx(tx, accountId, keys, ctx, { reason: 'leaked' }));
     for (const id of ids) revokedNow.add(id);
   }
-  return trimmed.map((token, i) => {
-    const key = hashes[i] ? found.get(hashes[i]) : undefined;
-    return {
-      prefix: key ? key.row.keyPrefix : visiblePrefix(token),
-      found: key !== undefined,
-      revoked: key !== undefined && revokedNow.has(key.row.id),
-      key_id: key?.row.id ?? null,
-      kind: key?.kind ?? null,
-      account_id: key?.row.accountId ?? null,
-    };
-  });
+  return { found, revokedNow };
 }

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
-import { SECRET_PATTERN } from '../../domain/auth/credentials.js';
+import { SECRET_PATTERN } from '../../domain/auth/secret-shapes.js';
 import { DomainError, defaultMessage, type ErrorCode, type ErrorDetail } from '../../domain/errors.js';
 import { statusOf } from './error-status.js';
 

@@ -1,4 +1,7 @@
+import { isIP } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import type { LoggerOptions } from 'pino';
+import { scrubSecrets } from '../../domain/auth/secret-shapes.js';
 
 /**
  * Logs carry no secrets: the authorization header, any plaintext key, rotation secret or request
@@ -35,10 +38,42 @@ const REDACT_PATHS = [
   '*.adminToken',
 ];
 
-export function loggerOptions(level: string): LoggerOptions {
+/** What Fastify's "incoming request" line and error logs record of a request (Fastify's own fields). */
+interface LoggedRequest extends Pick<IncomingMessage, 'method' | 'url' | 'socket'> {
+  host?: string;
+  ip?: string;
+}
+
+/**
+ * Fastify's request serializer, with the URL scrubbed: a key or secret a client put in the path or
+ * the query string is logged as `[redacted:<prefix>]`. Replaces Fastify's (an instance's
+ * serializers take precedence over Fastify's defaults).
+ */
+function serializeRequest(req: LoggedRequest) {
+  return {
+    method: req.method,
+    url: scrubSecrets(req.url ?? ''),
+    host: req.host,
+    // With TRUST_PROXY, req.ip comes from X-Forwarded-For, where a client can write anything.
+    remoteAddress: req.ip !== undefined && isIP(req.ip) !== 0 ? req.ip : req.socket?.remoteAddress,
+    remotePort: req.socket?.remotePort,
+  };
+}
+
+/**
+ * `knownSecrets` are literal secrets of this process (the operator token) scrubbed wherever they
+ * appear. Every line is also scrubbed as written (streamWrite), whatever logged it: a message that
+ * quotes a URL (Fastify's "Route … not found"), an error, a handler's own fields. On a line without
+ * a marker of a secret shape that is a few substring scans.
+ */
+export function loggerOptions(level: string, knownSecrets: readonly string[] = []): LoggerOptions {
+  // A literal is looked for as it appears in the JSON line too (a quote or backslash is escaped there).
+  const literals = knownSecrets.filter(Boolean).flatMap((s) => [...new Set([s, JSON.stringify(s).slice(1, -1)])]);
   return {
     level,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     base: { service: 'keyplane' },
+    serializers: { req: serializeRequest },
+    hooks: { streamWrite: (line) => scrubSecrets(line, literals) },
   };
 }

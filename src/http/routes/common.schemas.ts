@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ERROR_STATUS } from '../plugins/error-status.js';
-import { SECRET_PATTERN } from '../../domain/auth/credentials.js';
+import { SECRET_PATTERN } from '../../domain/auth/secret-shapes.js';
 import { errorSchemaByStatus, type ErrorStatus } from './error.schemas.js';
 
 /** Shared wire schemas. Response schemas are whitelists: a field not named here never leaves. */

@@ -68,9 +68,9 @@ const leakResult = z
     prefix: z.string().nullable().meta({ description: "The token's key_prefix (never the whole token); null when it does not start like a keyplane key." }),
     found: z.boolean(),
     revoked: z.boolean().meta({ description: 'Revoked by this request; false when not found or revoked already.' }),
-    key_id: z.uuid().nullable(),
-    kind: kindSchema.nullable(),
-    account_id: z.uuid().nullable(),
+    key_id: z.uuid().nullable().meta({ description: "The key's id, or the operator token's." }),
+    kind: z.enum([...kindSchema.options, 'operator_token']).nullable(),
+    account_id: z.uuid().nullable().meta({ description: 'null for an operator token, which belongs to no account.' }),
   })
   .meta({ id: 'LeakedTokenResult' });
 
