@@ -1,13 +1,16 @@
 import fc from 'fast-check';
 import type { FastifyInstance, InjectOptions } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { PUBLIC_PREFIXES } from '../../src/app.js';
 import { SECRET_PATTERN } from '../../src/domain/auth/secret-shapes.js';
 import { ERROR_STATUS } from '../../src/http/plugins/error-status.js';
 import { mintAgent } from '../support/agents.js';
-import { ADMIN_TOKEN, addServiceKey, createTenant, createTestApp, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, addServiceKey, createTenant, type TestApp } from '../support/harness.js';
 import { ROUTES, UNPREFIXED, unlimitedRateLimits, type RouteSpec } from '../support/routes.js';
 import { authorization, contentType, headerValue, pathId, payload, queryString } from './arbitraries.js';
+import { appTest } from '../support/fixtures.js';
+
+const it = appTest({ rateLimit: unlimitedRateLimits() });
 
 /*
  * Hostile input (issue 8, point 3): property-based requests over every public and internal route
@@ -40,8 +43,8 @@ let adminIds: string[];
 let fuzzed = 0;
 const statuses = new Map<number, number>();
 
-beforeAll(async () => {
-  t = await createTestApp({ rateLimit: unlimitedRateLimits() });
+it.beforeAll(async ({ app }) => {
+  t = app;
   const tenant = await createTenant(t);
   const other = await createTenant(t);
   const agents = await Promise.all([1, 2, 3].map(() => mintAgent(t, tenant.serviceKey)));
@@ -53,8 +56,7 @@ beforeAll(async () => {
   adminIds = [other.accountId, tenant.accountId, spare.serviceKeyId, other.apiKeyId, foreign.id];
 }, 60_000);
 
-afterAll(async () => {
-  await t?.close();
+afterAll(() => {
   process.stdout.write(`[fuzz] hostile requests: ${fuzzed}; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}\n`);
 });
 

@@ -1,13 +1,13 @@
 import { and, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { complianceEvents } from '../../src/db/schema.js';
-import { ADMIN_TOKEN, call, createTestApp, errorCode, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, errorCode, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
+it.beforeAll(({ app }) => {
+  t = app;
 });
-afterAll(() => t.close());
 
 const admin = (method: string, url: string, body?: unknown) => call(t.admin, method, url, { token: ADMIN_TOKEN, body });
 

@@ -1,16 +1,16 @@
 import { and, eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { complianceEvents } from '../../src/db/schema.js';
-import { addServiceKey, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { addServiceKey, call, createTenant, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 let t: TestApp;
 let tenant: Tenant;
 let n = 0;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(({ app, tenant: tn }) => {
+  t = app;
+  tenant = tn;
 });
-afterAll(() => t.close());
 
 const KEY_FIELDS = [
   'id', 'key_prefix', 'environment', 'name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents',

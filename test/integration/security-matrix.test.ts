@@ -1,14 +1,17 @@
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { PUBLIC_PREFIXES } from '../../src/app.js';
 import { generateToken } from '../../src/domain/auth/credentials.js';
 import * as portal from '../../src/domain/portal/portal.service.js';
 import { mintAgent, type Agent } from '../support/agents.js';
 import { mintChild, revokeChild } from '../support/child-keys.js';
 import { NO_REQUEST } from '../../src/domain/audit/events.js';
-import { ADMIN_TOKEN, addServiceKey, call, createTenant, createTestApp, errorCode, recordSecrets, type CallResult, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, addServiceKey, call, createTenant, errorCode, recordSecrets, type CallResult, type Tenant, type TestApp } from '../support/harness.js';
 import { ROUTES, unlimitedRateLimits, type RouteSpec } from '../support/routes.js';
 import { withLastCharChanged } from '../support/tokens.js';
+import { appTest } from '../support/fixtures.js';
+
+const it = appTest({ rateLimit: unlimitedRateLimits() });
 
 /*
  * The security matrix (issue 8, point 4): every authenticated route × every way a caller can be
@@ -112,8 +115,8 @@ let verifyToken: string;
 let agent: Agent;
 let uniq = 0;
 
-beforeAll(async () => {
-  t = await createTestApp({ rateLimit: unlimitedRateLimits() });
+it.beforeAll(async ({ app }) => {
+  t = app;
   [a, b] = await Promise.all([createTenant(t), createTenant(t)]);
   const sk2 = await addServiceKey(t, a.accountId);
   sibling = { serviceKey: sk2.serviceKey, id: (await mintChild(t, { serviceKey: sk2.serviceKey })).id };
@@ -141,7 +144,6 @@ beforeAll(async () => {
   t.clock.advance(61_000);
 }, 60_000);
 
-afterAll(() => t?.close());
 
 const flip = withLastCharChanged;
 

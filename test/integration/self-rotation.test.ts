@@ -1,18 +1,20 @@
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
 import { mintAgent } from '../support/agents.js';
-import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
 import { withLastCharChanged } from '../support/tokens.js';
+import { appTest } from '../support/fixtures.js';
+
+// These tests rotate one agent many times: its own budget (3 per 15 minutes) has its own tests.
+const it = appTest({ rateLimit: { limits: { 'agents.self_rotate': { max: 1000, windowSeconds: 900 } } } });
 
 let t: TestApp;
 let tenant: Tenant;
-beforeAll(async () => {
-  // These tests rotate one agent many times: its own budget (3 per 15 minutes) has its own tests.
-  t = await createTestApp({ rateLimit: { limits: { 'agents.self_rotate': { max: 1000, windowSeconds: 900 } } } });
-  tenant = await createTenant(t);
+it.beforeAll(({ app, tenant: tn }) => {
+  t = app;
+  tenant = tn;
 });
-afterAll(() => t.close());
 
 const INVALID = 'The API key is invalid or has been revoked.';
 

@@ -1,6 +1,7 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { SERVICE_KEY_READ_GRACE_MS } from '../../src/domain/auth/auth.service.js';
-import { addServiceKey, ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type TestApp } from '../support/harness.js';
+import { addServiceKey, ADMIN_TOKEN, call, createTenant, errorCode, type TestApp } from '../support/harness.js';
+import { it } from '../support/fixtures.js';
 
 /*
  * Rotating a service key hands its fleet to the successor (migration 0012): every key of a rotation
@@ -9,10 +10,9 @@ import { addServiceKey, ADMIN_TOKEN, call, createTenant, createTestApp, errorCod
  */
 
 let t: TestApp;
-beforeAll(async () => {
-  t = await createTestApp();
+it.beforeAll(({ app }) => {
+  t = app;
 });
-afterAll(() => t.close());
 
 let n = 0;
 const idem = () => ({ 'idempotency-key': `skrot-${++n}-${Math.random()}` });

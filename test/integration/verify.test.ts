@@ -1,20 +1,20 @@
 import { eq } from 'drizzle-orm';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { apiKeys } from '../../src/db/schema.js';
 import { base62Checksum } from '../../src/domain/auth/credentials.js';
 import { toKeyObject } from '../../src/domain/keys/key-object.js';
 import { TIER_VERBS, VERBS } from '../../src/domain/verify/rules.js';
 import { mintChild, revokeChild, rotateChild } from '../support/child-keys.js';
-import { ADMIN_TOKEN, call, createTenant, createTestApp, errorCode, type Tenant, type TestApp } from '../support/harness.js';
+import { ADMIN_TOKEN, call, errorCode, type Tenant, type TestApp } from '../support/harness.js';
 import { withLastCharChanged } from '../support/tokens.js';
+import { it } from '../support/fixtures.js';
 
 let t: TestApp;
 let tenant: Tenant;
-beforeAll(async () => {
-  t = await createTestApp();
-  tenant = await createTenant(t);
+it.beforeAll(({ app, tenant: tn }) => {
+  t = app;
+  tenant = tn;
 });
-afterAll(() => t.close());
 
 const verify = (body: unknown) => call(t.admin, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body });
 
