@@ -1,13 +1,11 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { runCli } from '../../src/cli/index.js';
+import { describe, expect, it } from 'vitest';
 import { actorOf } from '../../src/domain/auth/auth.service.js';
 import { withServices } from '../../src/cli/runtime.js';
 import { recordSecrets } from '../support/harness.js';
 import { withLastCharChanged } from '../support/tokens.js';
+import { cli, spawnCli as spawnWith, useCliDatabase } from './support/cli.js';
 
 /*
  * `keyplane keys`: the operator's reach from a shell (issue 27, items 1 and 2). As in
@@ -15,45 +13,8 @@ import { withLastCharChanged } from '../support/tokens.js';
  * the stdin form of revoke-leaked spawns the real binary.
  */
 
-const BIN = path.resolve('bin/keyplane.js');
-const tmp = mkdtempSync(path.join(tmpdir(), 'keyplane-keys-cli-'));
-
-function dbEnv(): Record<string, string> {
-  const url = inject('databaseUrl');
-  return url ? { DATABASE_URL: url } : { DATA_DIR: path.join(tmp, 'data') };
-}
-
-beforeAll(() => {
-  // This file runs in its own worker process: pointing its environment at the test database is safe.
-  delete process.env.DATABASE_URL;
-  Object.assign(process.env, dbEnv(), { LOG_LEVEL: 'silent' });
-});
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    const code = await runCli(args);
-    recordSecrets(stdout);
-    return { code, stdout, stderr, json: () => JSON.parse(stdout) };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
-
-function spawnCli(args: string[], input: string) {
-  return new Promise<{ code: number; stdout: string }>((resolve) => {
-    const env = { ...process.env, ...dbEnv(), LOG_LEVEL: 'silent' };
-    const child = execFile(process.execPath, [BIN, ...args], { env, timeout: 90_000 }, (e, stdout) => {
-      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout });
-    });
-    child.stdin!.end(input);
-  });
-}
+const { tmp, env } = useCliDatabase('keys-cli');
+const spawnCli = (args: string[], input: string) => spawnWith(env, args, input);
 
 /** Child keys minted with the service key through the domain, as POST /v1/keys does. */
 async function mintChildren(serviceKey: string, count: number): Promise<{ id: string; token: string }[]> {

@@ -1,11 +1,6 @@
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
-import { runCli } from '../../src/cli/index.js';
-import { recordSecrets } from '../support/harness.js';
+import { describe, expect, it } from 'vitest';
 import { withLastCharChanged } from '../support/tokens.js';
+import { cli, spawnCli as spawnWith, useCliDatabase } from './support/cli.js';
 
 /*
  * `keyplane verify`: most cases run the CLI in-process through runCli (the same entry point the
@@ -13,47 +8,8 @@ import { withLastCharChanged } from '../support/tokens.js';
  * command); two spawn the real binary, for the process exit codes and the stdin form.
  */
 
-const BIN = path.resolve('bin/keyplane.js');
-const tmp = mkdtempSync(path.join(tmpdir(), 'keyplane-verify-cli-'));
-
-function dbEnv(): Record<string, string> {
-  const url = inject('databaseUrl');
-  return url ? { DATABASE_URL: url } : { DATA_DIR: path.join(tmp, 'data') };
-}
-
-beforeAll(() => {
-  // This file runs in its own worker process: pointing its environment at the test database is safe.
-  delete process.env.DATABASE_URL;
-  Object.assign(process.env, dbEnv(), { LOG_LEVEL: 'silent' });
-});
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** Runs one CLI command in-process, capturing what it prints. */
-async function cli(args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true));
-  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true));
-  try {
-    const code = await runCli(args);
-    recordSecrets(stdout);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    err.mockRestore();
-  }
-}
-
-/** Runs the real binary in a child process. */
-function spawnCli(args: string[], input: string) {
-  return new Promise<{ code: number; stdout: string }>((resolve) => {
-    const env = { ...process.env, ...dbEnv(), LOG_LEVEL: 'silent' };
-    const child = execFile(process.execPath, [BIN, ...args], { env, timeout: 90_000 }, (e, stdout) => {
-      resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, stdout });
-    });
-    child.stdin!.end(input);
-  });
-}
+const { env } = useCliDatabase('verify-cli');
+const spawnCli = (args: string[], input: string) => spawnWith(env, args, input);
 
 describe('keyplane verify', () => {
   it('verifies through the same domain code: valid → 0, refused → 1, bad usage → 2', async () => {

@@ -20,49 +20,31 @@ interface RevokedKey {
 /** The event types that record a key's revocation, one per kind of key. */
 export type RevocationEvent = Extract<EventType, 'service_key_revoked' | 'portal_key_revoked' | 'agent_key_revoked'>;
 
+/** The event of one revoked key: the key as subject and its prefix (never a secret), plus `details`. */
+const revocationEvent = (key: RevokedKey, eventType: RevocationEvent, ctx: OpContext, details: Record<string, unknown>) => ({
+  accountId: key.accountId,
+  eventType,
+  environment: key.environment,
+  actor: ctx.actor,
+  meta: ctx.meta,
+  subjectKeyId: key.id,
+  data: { key_prefix: key.keyPrefix, ...details },
+  createdAt: ctx.now,
+});
+
 /**
- * Records the revocation of `key` in the transaction that revoked it: its kind's event, naming the
- * key as subject and its prefix (never a secret), plus `details` (why, and what went with it).
+ * Records `eventType` for a key revoked in this transaction, with `details` (why, and what went
+ * with it).
  */
-export async function recordRevocation(
-  tx: EventTx,
-  key: RevokedKey,
-  eventType: RevocationEvent,
-  ctx: OpContext,
-  details: Record<string, unknown> = {},
-): Promise<void> {
-  await recordEvent(tx, {
-    accountId: key.accountId,
-    eventType,
-    environment: key.environment,
-    actor: ctx.actor,
-    meta: ctx.meta,
-    subjectKeyId: key.id,
-    data: { key_prefix: key.keyPrefix, ...details },
-    createdAt: ctx.now,
-  });
+export async function recordRevocation(tx: EventTx, key: RevokedKey, eventType: RevocationEvent, ctx: OpContext, details: Record<string, unknown> = {}): Promise<void> {
+  await recordEvent(tx, revocationEvent(key, eventType, ctx, details));
 }
 
 /** As recordRevocation, for many keys revoked in one statement: their events in one INSERT. */
-export async function recordRevocations(
-  tx: EventTx,
-  keys: RevokedKey[],
-  eventType: RevocationEvent,
-  ctx: OpContext,
-  details: Record<string, unknown> = {},
-): Promise<void> {
+export async function recordRevocations(tx: EventTx, keys: RevokedKey[], eventType: RevocationEvent, ctx: OpContext, details: Record<string, unknown> = {}): Promise<void> {
   await recordEvents(
     tx,
-    keys.map((key) => ({
-      accountId: key.accountId,
-      eventType,
-      environment: key.environment,
-      actor: ctx.actor,
-      meta: ctx.meta,
-      subjectKeyId: key.id,
-      data: { key_prefix: key.keyPrefix, ...details },
-      createdAt: ctx.now,
-    })),
+    keys.map((key) => revocationEvent(key, eventType, ctx, details)),
   );
 }
 
