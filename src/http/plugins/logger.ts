@@ -45,14 +45,14 @@ interface LoggedRequest extends Pick<IncomingMessage, 'method' | 'url' | 'socket
 }
 
 /**
- * Fastify's request serializer, with the URL scrubbed: a key or secret a client put in the path or
- * the query string is logged as `[redacted:<prefix>]`. Replaces Fastify's (an instance's
- * serializers take precedence over Fastify's defaults).
+ * Fastify's request serializer (an instance's serializers take precedence over Fastify's defaults),
+ * with a client address that is an address. A key a client put in the URL is scrubbed with the rest
+ * of the line as it is written (streamWrite below), not twice.
  */
 function serializeRequest(req: LoggedRequest) {
   return {
     method: req.method,
-    url: scrubSecrets(req.url ?? ''),
+    url: req.url,
     host: req.host,
     // With TRUST_PROXY, req.ip comes from X-Forwarded-For, where a client can write anything.
     remoteAddress: req.ip !== undefined && isIP(req.ip) !== 0 ? req.ip : req.socket?.remoteAddress,
