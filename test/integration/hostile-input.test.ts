@@ -5,13 +5,13 @@ import pino from 'pino';
 import { describe, expect, inject } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { queryRows } from '../../src/db/statements.js';
-import type { ErrorCode } from '../../src/domain/errors.js';
 import { ERROR_STATUS } from '../../src/http/plugins/error-status.js';
 import { loggerOptions } from '../../src/http/plugins/logger.js';
-import { mintAgent, type Agent } from '../support/agents.js';
+import { mintAgent } from '../support/agents.js';
 import { appTest } from '../support/fixtures.js';
-import { ADMIN_TOKEN, addServiceKey, call, createTestApp, type Tenant, type TestApp } from '../support/harness.js';
-import { holdSocket, portOf, sendRaw, type RawRequest, type RawResponse } from '../support/raw-http.js';
+import { ADMIN_TOKEN, addServiceKey, call, createTestApp, type TestApp } from '../support/harness.js';
+import type { Ctx, Row } from '../support/hostile-row.js';
+import { holdSocket, portOf, sendRaw, type RawRequest } from '../support/raw-http.js';
 import { scopeRows } from '../support/scope-rows.js';
 import { secretRows } from '../support/secret-rows.js';
 
@@ -46,34 +46,6 @@ const logger = pino(
 );
 
 const it = appTest({ trustProxy: 1, requestTimeoutMs: REQUEST_TIMEOUT_MS, logger });
-
-/** What a row may use: the file's tenant, one of its agents, and the ports. */
-interface Ctx {
-  t: TestApp;
-  tenant: Tenant;
-  agent: Agent;
-  port: { public: number; admin: number };
-}
-
-interface Row {
-  name: string;
-  listener: 'public' | 'admin';
-  request(c: Ctx): RawRequest;
-  /** 0: no answer at all (the client left first). */
-  status: number;
-  /** The envelope's code; null where the answer has no body (HEAD, a success, no answer). */
-  code: ErrorCode | null;
-  /** Compliance events the request writes (default none). */
-  events?: number;
-  /** The server must close the socket (a timeout, an unreadable request). */
-  closes?: boolean;
-  /** The client gives up after this many ms (a client abort). */
-  abortAfterMs?: number;
-  /** Requests sent first, untimed by the row's checks (a bucket to fill, a key to claim). */
-  before?(c: Ctx): Promise<void>;
-  /** Further assertions on the answer. */
-  check?(res: RawResponse, c: Ctx): Promise<void> | void;
-}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MISSING_ID = '00000000-0000-4000-8000-000000000000';

@@ -1,30 +1,15 @@
 import { sql } from 'drizzle-orm';
 import { expect } from 'vitest';
 import { queryRows } from '../../src/db/statements.js';
-import type { ErrorCode } from '../../src/domain/errors.js';
 import type { TestApp } from './harness.js';
-import type { RawRequest, RawResponse } from './raw-http.js';
+import type { Ctx, Row } from './hostile-row.js';
+import type { RawResponse } from './raw-http.js';
 
 /*
  * The hostile-input table's secret rows (test/integration/hostile-input.test.ts): a careless client
  * puts a live API key in the URL, in X-Request-Id or in User-Agent. The request is answered as it
  * would be without it, and the secret reaches no log line, no response header and no stored event.
  */
-
-interface Ctx {
-  t: TestApp;
-  agent: { apiKey: string };
-}
-
-interface SecretRow {
-  name: string;
-  listener: 'public' | 'admin';
-  request(c: Ctx): RawRequest;
-  status: number;
-  code: ErrorCode | null;
-  events?: number;
-  check(res: RawResponse, c: Ctx): Promise<void>;
-}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -40,7 +25,7 @@ async function eventsHolding(t: TestApp, secret: string): Promise<number> {
 }
 
 /** The rows; `logText()` is every log line of the file's apps so far. */
-export function secretRows(logText: () => string): SecretRow[] {
+export function secretRows(logText: () => string): Row[] {
   const nowhere = async (res: RawResponse, c: Ctx) => {
     const secret = c.agent.apiKey;
     expect(JSON.stringify(res.headers), 'a response header').not.toContain(secret);
