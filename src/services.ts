@@ -5,6 +5,7 @@ import { EventLinker } from './domain/audit/linker.js';
 import { createAuthService } from './domain/auth/auth.service.js';
 import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
+import { recordExpiries } from './domain/keys/expiry.js';
 import { createKeysService } from './domain/keys/keys.service.js';
 import { createSelfRotationService } from './domain/keys/self-rotation.service.js';
 import { createOperatorTokensService } from './domain/operator-tokens/operator-tokens.service.js';
@@ -41,6 +42,7 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     maintenance: {
       sweepIdempotency: (now) => sweepIdempotencyKeys(database.db, now),
       linkPending: () => linker.linkPending(),
+      recordExpiries: (now) => recordExpiries(store, now),
     },
   };
 }

@@ -112,9 +112,23 @@ export const apiKeys = pgTable(
      * and that old pair may retry the rotation; once used, the old pair coming back is reuse.
      */
     selfRotationBaseId: uuid('self_rotation_base_id'),
+    /** After this instant the key is refused (key-state.ts); null: no expiry. A successor inherits it. */
+    expiresAt: ts('expires_at'),
+    /** While set the key is refused; resume clears it. PATCH and DELETE still work. */
+    suspendedAt: ts('suspended_at'),
+    /**
+     * When the expiry job recorded agent_key_expired for this key (null: not yet, or no expiry): the
+     * marker that makes the event once per key however many instances sweep, and takes the key out
+     * of child_key_counts.
+     */
+    expiryRecordedAt: ts('expiry_recorded_at'),
   },
   (t) => [
     uniqueIndex('api_keys_token_hash_uq').on(t.tokenHash),
+    // The expiry job's queue: unrevoked keys with an expiry whose event is not written yet.
+    index('api_keys_expiry_due_idx')
+      .on(t.expiresAt)
+      .where(sql`${t.expiresAt} is not null and ${t.expiryRecordedAt} is null and ${t.revokedAt} is null`),
     // The list route: a service key's active keys, newest first, ties by id.
     index('api_keys_creator_active_idx')
       .on(t.accountId, t.createdByServiceKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())

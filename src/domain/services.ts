@@ -20,6 +20,8 @@ export interface MaintenanceService {
   sweepIdempotency(now: Date): Promise<number>;
   /** Links events a crash or a failed round left waiting; returns the accounts seen. */
   linkPending(): Promise<number>;
+  /** Writes agent_key_expired for keys past their expiry that have none yet; returns how many. */
+  recordExpiries(now: Date): Promise<number>;
 }
 
 /** Everything the HTTP layer and the CLI are given (built by src/services.ts). */

@@ -273,7 +273,7 @@ export interface components {
         ConflictError: {
             error: {
                 /** @enum {string} */
-                code: "idempotency_key_reused" | "idempotency_in_progress";
+                code: "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended";
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
@@ -288,7 +288,7 @@ export interface components {
         ErrorEnvelope: {
             error: {
                 /** @enum {string} */
-                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
+                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "agent_suspended" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
                 details: ({
                     field?: string;
                     message: string;
@@ -302,7 +302,7 @@ export interface components {
         ForbiddenError: {
             error: {
                 /** @enum {string} */
-                code: "agent_revoked" | "rotation_not_configured";
+                code: "agent_revoked" | "agent_suspended" | "rotation_not_configured";
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
@@ -323,6 +323,8 @@ export interface components {
             created_by_service_key_id: string | null;
             /** @enum {string} */
             environment: "test" | "live";
+            /** @description keyplane extension: when the key stops working (null: never). A rotation's successor inherits it. */
+            expires_at: string | null;
             /** Format: uuid */
             id: string;
             key_prefix: string;
@@ -337,6 +339,8 @@ export interface components {
             revoked_at: string | null;
             rotated_from: string | null;
             rotation_secret?: string;
+            /** @description keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed. */
+            suspended_at: string | null;
         };
         IssuedRotationSecret: {
             key: components["schemas"]["Key"];
@@ -350,6 +354,8 @@ export interface components {
             created_by_service_key_id: string | null;
             /** @enum {string} */
             environment: "test" | "live";
+            /** @description keyplane extension: when the key stops working (null: never). A rotation's successor inherits it. */
+            expires_at: string | null;
             /** Format: uuid */
             id: string;
             key_prefix: string;
@@ -362,6 +368,8 @@ export interface components {
             permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
             revoked_at: string | null;
             rotated_from: string | null;
+            /** @description keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed. */
+            suspended_at: string | null;
         };
         Liveness: {
             /** @constant */
@@ -916,7 +924,9 @@ export interface operations {
                      *           "revoked_at": null,
                      *           "last_used_at": null,
                      *           "rotated_from": null,
-                     *           "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *           "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *           "expires_at": null,
+                     *           "suspended_at": null
                      *         }
                      *       ],
                      *       "total": 1
@@ -1040,6 +1050,11 @@ export interface operations {
                     agent_label?: string | null;
                     /** @enum {string} */
                     environment?: "test" | "live";
+                    /**
+                     * Format: date-time
+                     * @description keyplane extension: ISO-8601, in the future, at most 400 days ahead.
+                     */
+                    expires_at?: string;
                     line_id?: string | null;
                     monthly_cap_cents?: number | null;
                     name: string;
@@ -1050,6 +1065,8 @@ export interface operations {
                     permissions?: "full" | "call_only" | "sms_only" | "read_only";
                     /** @default false */
                     self_rotation?: boolean;
+                    /** @description keyplane extension: the key expires this many seconds after the mint (not with expires_at). */
+                    ttl_seconds?: number;
                 };
             };
         };
@@ -1081,6 +1098,8 @@ export interface operations {
                      *         "last_used_at": null,
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null,
                      *         "plaintext_key": "sk_test_EXAMPLE01notarealkey",
                      *         "rotation_secret": "rs_EXAMPLE02notarealkey"
                      *       }
@@ -1246,7 +1265,9 @@ export interface operations {
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": null,
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       }
                      *     }
                      */
@@ -1376,7 +1397,9 @@ export interface operations {
                      *         "revoked_at": "2026-01-15T09:00:16.000Z",
                      *         "last_used_at": null,
                      *         "rotated_from": "00000000-0000-4000-8000-000000000008",
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       }
                      *     }
                      */
@@ -1492,6 +1515,8 @@ export interface operations {
                  */
                 "application/json": {
                     agent_label?: string | null;
+                    /** @description keyplane extension: a future time (at most 400 days ahead), or null to clear. */
+                    expires_at?: string | null;
                     line_id?: string | null;
                     monthly_cap_cents?: number | null;
                     name?: string;
@@ -1528,7 +1553,9 @@ export interface operations {
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": null,
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       }
                      *     }
                      */
@@ -1673,6 +1700,8 @@ export interface operations {
                      *         "last_used_at": null,
                      *         "rotated_from": "00000000-0000-4000-8000-000000000008",
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null,
                      *         "plaintext_key": "sk_test_EXAMPLE06notarealkey"
                      *       }
                      *     }
@@ -1839,7 +1868,9 @@ export interface operations {
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": null,
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       },
                      *       "rotation_secret": "rs_EXAMPLE05notarealkey"
                      *     }

@@ -7,8 +7,8 @@
 -- Each item is {ord, token_hash, tiers, line, line_optional, id, request_id, cost, at, stale_before}.
 -- The rules are keyplane's (src/domain/verify/rules.ts), sent as data: `tiers` are the permission
 -- tiers that allow the verb, `line_optional` whether a line-scoped key may act naming no line. The
--- order of the checks is the answer's: unknown or revoked first (also for a retried request_id, so a
--- revoked key never answers a replay), then tier, then line, then replay, then cap.
+-- order of the checks is the answer's: unknown, revoked, suspended or expired first (also for a retried
+-- request_id, so such a key never answers a replay), then tier, then line, then replay, then cap.
 --
 -- Spend follows the agent across rotations: a request_id already debited anywhere in the key's
 -- rotation chain (rotated_from, recursively) is a replay, so a retry made with the successor key
@@ -111,9 +111,17 @@ BEGIN
     o_outcome := NULL; o_prior_cost := NULL; o_spent := NULL; o_cap := NULL; o_cycle := NULL;
     o_key_id := NULL; o_spend := NULL; o_spend_cycle := NULL; o_last_used := NULL;
     o_key := NULL;
-    IF it.key_id IS NULL OR k.revoked_at IS NOT NULL THEN
-      -- Unknown or revoked (rotated away included): checked first, also for a retried request_id.
+    -- The key's state at `at`, by the rule of src/domain/keys/key-state.ts (keep the two alike):
+    -- revoked_at at or before `at` is revoked (after it, the key is in its rotation's overlap and
+    -- works), then suspended, then expired. Checked first, also for a retried request_id.
+    IF it.key_id IS NULL OR k.revoked_at <= it.at THEN
       o_outcome := 'invalid';
+    ELSIF k.suspended_at IS NOT NULL THEN
+      o_outcome := 'suspended';
+    ELSIF k.expires_at <= it.at THEN
+      o_outcome := 'expired';
+    END IF;
+    IF o_outcome IS NOT NULL THEN
       RETURN NEXT;
       CONTINUE;
     END IF;

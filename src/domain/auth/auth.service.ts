@@ -3,6 +3,7 @@ import type { ApiKeyRow } from '../../db/schema.js';
 import type { Db } from '../../db/types.js';
 import type { Actor } from '../audit/events.js';
 import { invalidApiKey } from '../errors.js';
+import { accepts, keyState } from '../keys/key-state.js';
 import { parseToken, type Environment } from './credentials.js';
 import { createLastUsed, lastUsedIsFresh, type LastUsed } from './last-used.js';
 import { ServiceKeyReadCache } from './service-key-cache.js';
@@ -51,7 +52,7 @@ interface AuthenticateOptions {
 
 /**
  * Resolves a bearer token for a route of the given tier. Every failure (malformed, bad checksum,
- * unknown, revoked, wrong tier) is the same invalid_api_key, so the answer never reveals which.
+ * unknown, revoked, suspended, expired, wrong tier) is the same invalid_api_key, so the answer never reveals which.
  * The shape, checksum and tier are checked before any database work. API keys are always read
  * from the database, so a revocation is seen by the very next request on every instance; service
  * keys on reads may come from `cache` (see service-key-cache.ts for why that is within spec §2).
@@ -62,7 +63,8 @@ export async function authenticate(db: Db, token: string, tier: Tier, opts: Auth
   const lastUsed = opts.lastUsed ?? createLastUsed(db);
   if (tier === 'service') return authenticateServiceKey(db, parsed.tokenHash, lastUsed, opts);
   const row = await apiKeyByHash(db, parsed.tokenHash);
-  if (!row || row.revokedAt) throw invalidApiKey();
+  // Revoked, suspended, expired: the same answer, so it never tells states apart (key-state.ts).
+  if (!row || !accepts(keyState(row, opts.now))) throw invalidApiKey();
   // last_used_at, as verify keeps it: at most one write per second per key (last-used.ts).
   if (!lastUsedIsFresh(row.lastUsedAt, opts.now)) await lastUsed.touchApiKey(row.id, row.accountId, opts.now);
   return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix, key: row };

@@ -16,7 +16,9 @@ import {
 import { issueRotationSecretTx, mintChildKeyTx, ownerOf, revokeChildKey, updateChildKey, type KeyPatch, type MintInput } from './child-keys.js';
 import { prepareKeyMaterial, prepareRotationSecret, type KeyMaterial } from './key-material.js';
 import { toKeyObject, type KeyObject } from './key-object.js';
-import { resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
+import { checkExpiry } from './expiry.js';
+import { keyState } from './key-state.js';
+import { assertRotatable, resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
 
 /**
  * GET /v1/keys: one statement reads the page and the total and records the service_key_list_read
@@ -37,7 +39,7 @@ export async function listChildKeys(
     meta: ctx.meta,
     createdAt: ctx.now,
   });
-  const { rows, total } = await listPage(store.db, { ...ownerOf(p), ...page }, event);
+  const { rows, total } = await listPage(store.db, { ...ownerOf(p), ...page, now: ctx.now }, event);
   // Linked and durable before disclosed (see audit/linker.ts).
   await store.linker.link(p.accountId);
   return { keys: rows.map((row) => toKeyObject(row, ctx.now)), total };
@@ -68,7 +70,8 @@ const scopeOf = (p: ServicePrincipal, idem: IdempotencyRequest): IdempotencyScop
 function rotationSecretOperation(principal: ServicePrincipal, id: string, current: () => Promise<ApiKeyRow>, ctx: OpContext) {
   return {
     prepare: async () => {
-      if ((await current()).revokedAt) throw notFound();
+      const state = keyState(await current(), ctx.now);
+      if (state !== 'live' && state !== 'suspended') throw notFound();
       return prepareRotationSecret();
     },
     run: async (tx: EventTx, s: { rotationSecret: string; rotationSecretHash: string }): Promise<StoredResponse> => {
@@ -98,6 +101,8 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
   return {
     mint(principal: ServicePrincipal, input: MintInput & { environment?: Environment }, idem: IdempotencyRequest, ctx: OpContext): Promise<IdempotentOutcome> {
       checkEnvironment(principal, input.environment);
+      // Before the claim: a refused expiry is a 422 with nothing stored.
+      if (input.expiresAt) checkExpiry(input.expiresAt, ctx.now);
       return executeIdempotent(
         store,
         scopeOf(principal, idem),
@@ -133,7 +138,7 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
           // depends on the key, and its argon2 hash must not run inside the transaction.
           prepare: async () => {
             const current = await getRow(principal, id);
-            if (current.revokedAt) throw notFound();
+            assertRotatable(current, ctx.now);
             if (resetSecret && !current.selfRotation) throw resetWithoutSelfRotation();
             return prepareKeyMaterial(principal.environment, resetSecret);
           },

@@ -2,9 +2,10 @@ import { lockActiveKey, replaceKey, type ActiveKeyTarget } from '../../db/querie
 import type { ApiKeyRow } from '../../db/schema.js';
 import { recordEvent, type EventTx, type EventType } from '../audit/events.js';
 import type { OpContext } from '../context.js';
-import { notFound, validationError } from '../errors.js';
+import { keySuspended, notFound, validationError } from '../errors.js';
 import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
+import { keyState } from './key-state.js';
 
 /**
  * What a rotation does with the rotation secret: `new` (a self-rotation, or a developer's
@@ -44,6 +45,8 @@ function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date, secret
     selfRotation: locked.selfRotation,
     rotationSecretHash: !locked.selfRotation ? null : secret === 'kept' ? locked.rotationSecretHash : material.rotationSecretHash,
     selfRotationBaseId,
+    // The successor inherits the expiry, never extends it.
+    expiresAt: locked.expiresAt,
   };
 }
 
@@ -65,6 +68,7 @@ export async function rotateKeyTx(
   if (!isUuid(target.keyId)) throw notFound();
   const locked = await lockActiveKey(tx, target);
   if (!locked) throw notFound();
+  assertRotatable(locked, ctx.now);
   return replaceLockedKeyTx(tx, locked, material, ctx, opts);
 }
 
@@ -93,6 +97,16 @@ export async function replaceLockedKeyTx(
     createdAt: ctx.now,
   });
   return replaced;
+}
+
+/**
+ * Only a live key rotates (key-state.ts): a suspended one is key_suspended (resume it first); an
+ * expired one, or one in its rotation's overlap, is gone to its service key (not_found).
+ */
+export function assertRotatable(row: ApiKeyRow, now: Date): void {
+  const state = keyState(row, now);
+  if (state === 'suspended') throw keySuspended();
+  if (state !== 'live') throw notFound();
 }
 
 /** `?rotation_secret=reset` on a key without self-rotation: nothing to reset. */

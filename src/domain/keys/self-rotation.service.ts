@@ -5,6 +5,7 @@ import { parseToken } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
 import { DomainError, invalidApiKey } from '../errors.js';
 import { prepareKeyMaterial, rotationSecretMatches, type KeyMaterial } from './key-material.js';
+import { keyState } from './key-state.js';
 import { rotateKeyTx } from './rotation.js';
 import { staleKeyTx } from './stale-pair.js';
 
@@ -62,8 +63,10 @@ async function rotateLive(store: EventStore, row: ApiKeyRow, material: KeyMateri
     );
     return answer(material, successor);
   } catch (err) {
-    // A concurrent rotation with the same credentials won: this key is now revoked.
+    // A concurrent rotation with the same credentials won: this key is now revoked; or it was
+    // suspended (or expired) meanwhile.
     if (err instanceof DomainError && err.code === 'not_found') throw new DomainError('agent_revoked');
+    if (err instanceof DomainError && err.code === 'key_suspended') throw new DomainError('agent_suspended');
     throw err;
   }
 }
@@ -72,7 +75,12 @@ async function selfRotate(store: EventStore, row: ApiKeyRow, meta: RequestMeta, 
   // The new pair is made (argon2) before any transaction opens, whichever way the attempt goes.
   const material = await prepareKeyMaterial(row.environment, true);
   const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
-  if (!row.revokedAt) return rotateLive(store, row, material, ctx);
+  const state = keyState(row, now);
+  if (state === 'suspended') throw new DomainError('agent_suspended');
+  // An expired key is refused like a revoked one.
+  if (state === 'expired') throw new DomainError('agent_revoked');
+  if (state === 'live') return rotateLive(store, row, material, ctx);
+  // Revoked, or a rotated-away key in its overlap: a stale pair (a retry, reuse or agent_revoked).
   const outcome = await withEvents(store, row.accountId, (tx) => staleKeyTx(tx, row, material, ctx));
   if (outcome.kind === 'retried') return answer(material, outcome.successor);
   // Reuse (its reaction committed with its event) or a key its developer retired: as today.

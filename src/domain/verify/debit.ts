@@ -6,6 +6,7 @@ import { LAST_USED_RESOLUTION_MS } from '../auth/last-used.js';
 import { DomainError } from '../errors.js';
 import { newId } from '../ids.js';
 import { SPEND_CYCLE_MS } from '../keys/key-object.js';
+import type { RefusalReason } from '../keys/key-state.js';
 import { lineOptional, tiersAllowing, type Verb } from './rules.js';
 import { verifiedKey, type VerifiedKey } from './verified-key.js';
 
@@ -54,7 +55,7 @@ interface DebitRequest {
 
 /** What became of it, with the key as the debit left it. */
 export type DebitOutcome =
-  | { kind: 'invalid' }
+  | { kind: 'invalid'; reason?: RefusalReason }
   | { kind: 'refused'; permissions: Permission; lineId: string | null; key: VerifiedKey }
   | { kind: 'replayed'; key: VerifiedKey }
   | { kind: 'cap_exceeded'; spent: number; cap: number; cycleResetAt: Date; key: VerifiedKey }
@@ -107,6 +108,8 @@ async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome 
     const r = byOrd.get(ord);
     if (!r) return new Error(`keyplane_verify_debit_batch answered no row for item ${ord}`);
     if (r.outcome === 'invalid') return { kind: 'invalid' };
+    // The function's own refusals of a key that exists (its copy of key-state.ts's rule).
+    if (r.outcome === 'suspended' || r.outcome === 'expired') return { kind: 'invalid', reason: r.outcome };
     const row = keys.get(r.keyId!);
     if (!row) return new Error(`keyplane_verify_debit_batch sent no key for item ${ord}`);
     const after: ApiKeyRow = { ...row, monthlySpendCents: r.spend!, spendCycleStart: r.spendCycleStart, lastUsedAt: r.lastUsedAt };

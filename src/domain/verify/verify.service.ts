@@ -6,6 +6,7 @@ import { parseToken } from '../auth/credentials.js';
 import { lastUsedIsFresh, type LastUsed } from '../auth/last-used.js';
 import { defaultMessage, type ErrorCode, type ErrorDetail } from '../errors.js';
 import { createDebits, type DebitOutcome } from './debit.js';
+import { accepts, keyState, refusalReason, type RefusalReason } from '../keys/key-state.js';
 import { allows, inScope, type Verb } from './rules.js';
 import { verifiedKey, type VerifiedKey } from './verified-key.js';
 
@@ -47,6 +48,11 @@ export interface VerifyResult {
   error?: ErrorEnvelope;
   /** Present when cost_cents was given and the answer is valid. */
   debit?: { request_id: string; cost_cents: number; replayed: boolean };
+  /**
+   * Internal, beside the forwarded envelope (which stays the one invalid_api_key): why a key that
+   * exists was refused, when it is suspended, expired or revoked.
+   */
+  reason?: RefusalReason;
 }
 
 type Refusal = { code: 'agent_permission_denied' | 'agent_scope_error'; details: ErrorDetail[] };
@@ -75,13 +81,17 @@ function refuse(code: Exclude<VerifyCode, 'valid'>, details: ErrorDetail[], key?
 }
 
 /** Unknown, malformed, bad checksum, a service key, revoked, rotated away: all the same answer. */
-const invalid = () => refuse('invalid_api_key', []);
+const invalid = (reason?: RefusalReason): VerifyResult => {
+  const result = refuse('invalid_api_key', []);
+  if (reason) result.reason = reason;
+  return result;
+};
 
 /** A debit's outcome as verify answers it. */
 function answerOf(outcome: DebitOutcome, input: VerifyInput, requestId: string, costCents: number): VerifyResult {
   switch (outcome.kind) {
     case 'invalid':
-      return invalid();
+      return invalid(outcome.reason);
     case 'refused': {
       // The statement refused by the same rules as refusalFor (rules.ts, sent as data);
       // refusalFor words the refusal from the tier and line it saw.
@@ -125,7 +135,9 @@ export function createVerifyService(db: Db, lastUsed: LastUsed) {
 
   async function verifyOnly(tokenHash: string, input: VerifyInput, now: Date): Promise<VerifyResult> {
     const row = await keys.lookup({ hash: tokenHash });
-    if (!row || row.revokedAt) return invalid();
+    if (!row) return invalid();
+    const state = keyState(row, now);
+    if (!accepts(state)) return invalid(refusalReason(state));
     const refusal = refusalFor(row, input);
     if (refusal) return refuse(refusal.code, refusal.details, verifiedKey(row, now));
     // A refused verify is not a use; a valid one stamps last_used_at (at most once a second) and

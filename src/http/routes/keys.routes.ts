@@ -52,6 +52,8 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         permissions: b.permissions,
         monthlyCapCents: b.monthly_cap_cents ?? null,
         selfRotation: b.self_rotation,
+        expiresAt: b.expires_at === undefined ? undefined : new Date(b.expires_at),
+        ttlSeconds: b.ttl_seconds,
       };
       const outcome = await keys.mint(servicePrincipal(request), input, idempotencyOf(request), opContext(request, clock));
       return sendOutcome(reply, outcome);
@@ -85,6 +87,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         permissions: b.permissions,
         monthlyCapCents: b.monthly_cap_cents,
         selfRotation: b.self_rotation,
+        expiresAt: b.expires_at === undefined || b.expires_at === null ? b.expires_at : new Date(b.expires_at),
       };
       return { key: await keys.update(servicePrincipal(request), request.params.id, patch, opContext(request, clock)) };
     },

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_TTL_SECONDS, MIN_TTL_SECONDS } from '../../domain/keys/expiry.js';
 import { displayName, errorResponses, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
 
 /** Wire schemas of /v1/keys (spec §3–§5). Request objects are strict: unknown fields → 422. */
@@ -14,6 +15,9 @@ export const settablePermission = z.enum(['full', 'call_only', 'sms_only', 'read
 /** A positive number of cents up to $1,000,000, or null for no cap. */
 export const monthlyCap = z.number().int().positive().max(100_000_000);
 
+/** keyplane extension: when a key stops working, ISO-8601 with an offset; the domain checks future and ≤ 400 days. */
+const expiresAtInput = z.iso.datetime({ offset: true }).meta({ description: 'keyplane extension: ISO-8601, in the future, at most 400 days ahead.' });
+
 export const mintKeyBody = z
   .object({
     name: keyName,
@@ -23,8 +27,17 @@ export const mintKeyBody = z
     monthly_cap_cents: monthlyCap.nullish(),
     environment: z.enum(['test', 'live']).optional(),
     self_rotation: z.boolean().default(false),
+    expires_at: expiresAtInput.optional(),
+    ttl_seconds: z
+      .number()
+      .int()
+      .min(MIN_TTL_SECONDS)
+      .max(MAX_TTL_SECONDS)
+      .optional()
+      .meta({ description: 'keyplane extension: the key expires this many seconds after the mint (not with expires_at).' }),
   })
-  .strict();
+  .strict()
+  .refine((b) => b.expires_at === undefined || b.ttl_seconds === undefined, { message: 'send expires_at or ttl_seconds, not both', path: ['ttl_seconds'] });
 
 export const updateKeyBody = z
   .object({
@@ -37,6 +50,7 @@ export const updateKeyBody = z
       .boolean()
       .optional()
       .meta({ description: '`false` turns self-rotation off and clears the rotation secret; `true` is refused (422): `POST /v1/keys/{id}/rotation-secret` turns it on.' }),
+    expires_at: expiresAtInput.nullable().optional().meta({ description: 'keyplane extension: a future time (at most 400 days ahead), or null to clear.' }),
   })
   .strict()
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'send at least one field to change' });

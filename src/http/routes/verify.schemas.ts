@@ -43,6 +43,10 @@ export const verifyResultSchema = z
     key: keyObjectSchema.extend({ account_id: z.uuid() }).optional(),
     error: errorEnvelopeSchema.optional(),
     debit: z.object({ request_id: z.string(), cost_cents: z.number().int(), replayed: z.boolean() }).optional(),
+    reason: z
+      .enum(['suspended', 'expired'])
+      .optional()
+      .meta({ description: 'Internal: why a key that exists was refused; never forward it (the envelope is the one invalid_api_key).' }),
   })
   .meta({ id: 'VerifyResult' });
 
@@ -60,6 +64,7 @@ export function verifyAnswer(r: VerifyResult): VerifyAnswer {
   if (r.key !== undefined) answer.key = r.key;
   if (r.error !== undefined) answer.error = r.error;
   if (r.debit !== undefined) answer.debit = r.debit;
+  if (r.reason !== undefined) answer.reason = r.reason;
   return answer;
 }
 
