@@ -78,6 +78,8 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'keys.revoke': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   'keys.rotate': { valid: [201], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   'keys.rotation_secret': { valid: [201], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  'keys.suspend': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  'keys.resume': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   // Spec §6: any key of the same account and environment may be read (so another service key's child is 200).
   'audit.read': { valid: [200], ...AUTH, "another service key's resource": [200], "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   // Spec §7: a revoked key whose rotation secret matches is 403 agent_revoked; self-rotation names no other resource.
@@ -205,6 +207,10 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/rotate`), token, headers: idem };
     case 'keys.rotation_secret':
       return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/rotation-secret`), token, headers: idem };
+    case 'keys.suspend':
+      return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/suspend`), token, body: { reason: 'matrix' } };
+    case 'keys.resume':
+      return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/resume`), token };
     case 'audit.read': {
       const id = scenario === 'valid' || AUTH[scenario as keyof typeof AUTH] ? 'self' : await target();
       return { app: t.app, method: 'GET', url: publicApp(`/audit?api_key_id=${id}`), token };

@@ -67,6 +67,16 @@ export async function updateKey(tx: Tx, owner: KeyOwner, id: string, now: Date, 
   return row;
 }
 
+/** Locks a live or suspended key of the owner (FOR UPDATE), for a change that depends on its state. */
+export async function lockChangeableKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {
+  const [row] = await tx
+    .select()
+    .from(apiKeys)
+    .where(and(ownedBy(owner, id), changeable(now)))
+    .for('update');
+  return row;
+}
+
 export function revokeKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {
   return updateKey(tx, owner, id, now, { revokedAt: now });
 }

@@ -18,6 +18,7 @@ import { prepareKeyMaterial, prepareRotationSecret, type KeyMaterial } from './k
 import { toKeyObject, type KeyObject } from './key-object.js';
 import { checkExpiry } from './expiry.js';
 import { keyState } from './key-state.js';
+import { setSuspension, type SuspensionChange } from './suspension.js';
 import { assertRotatable, resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
 
 /**
@@ -121,6 +122,10 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
     },
     async update(principal: ServicePrincipal, id: string, patch: KeyPatch, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await updateChildKey(store, principal, id, patch, ctx), ctx.now);
+    },
+    /** POST /v1/keys/{id}/suspend and /resume. */
+    async setSuspension(principal: ServicePrincipal, id: string, change: SuspensionChange, ctx: OpContext): Promise<KeyObject> {
+      return toKeyObject(await setSuspension(store, principal, id, change, ctx), ctx.now);
     },
     async revoke(principal: ServicePrincipal, id: string, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await revokeChildKey(store, principal, id, ctx), ctx.now);

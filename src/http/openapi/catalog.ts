@@ -60,12 +60,25 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/keys': {
     operationId: 'listKeys',
     summary: 'List the active child keys this service key minted',
-    description: 'Newest first, ties by id. Revoked keys are excluded; `total` counts what the filter matches.',
+    description: 'Newest first, ties by id. Revoked and expired keys are excluded; `total` counts what the filter matches.',
     tag: 'keys',
   },
   'GET /v1/keys/{id}': { operationId: 'getKey', summary: 'Read one child key (revoked keys too)', tag: 'keys' },
   'PATCH /v1/keys/{id}': { operationId: 'updateKey', summary: 'Update an active child key', tag: 'keys' },
   'DELETE /v1/keys/{id}': { operationId: 'revokeKey', summary: 'Revoke a child key (soft; it stays readable)', tag: 'keys' },
+  'POST /v1/keys/{id}/suspend': {
+    operationId: 'suspendKey',
+    summary: 'Suspend a child key (keyplane extension)',
+    description:
+      'The key is refused from the next request on, on every instance (401 `invalid_api_key`; verify `reason: "suspended"`), until resumed. Optional body `{"reason"}`, kept in the `agent_key_suspended` event. PATCH and DELETE still work; rotate answers 409 `key_suspended`. Suspending a suspended key changes nothing.',
+    tag: 'keys',
+  },
+  'POST /v1/keys/{id}/resume': {
+    operationId: 'resumeKey',
+    summary: 'Resume a suspended child key (keyplane extension)',
+    description: 'The key works again from the next request on; records `agent_key_resumed`. Resuming a key that is not suspended changes nothing.',
+    tag: 'keys',
+  },
   'POST /v1/keys/{id}/rotate': {
     operationId: 'rotateKey',
     summary: 'Rotate a child key atomically',

@@ -18,6 +18,9 @@ import {
   rotateKeyQuery,
   rotateKeyResponse,
   rotationSecretResponse,
+  resumeKeyBody,
+  suspendKeyBody,
+  suspensionResponse,
   updateKeyBody,
   updateKeyResponse,
 } from './keys.schemas.js';
@@ -97,6 +100,21 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
     '/keys/:id',
     { config: { auth: 'service', limit: 'keys.revoke' }, schema: { params: keyIdParams, response: revokeKeyResponse } },
     async (request) => ({ key: await keys.revoke(servicePrincipal(request), request.params.id, opContext(request, clock)) }),
+  );
+
+  r.post(
+    '/keys/:id/suspend',
+    { config: { auth: 'service', limit: 'keys.update' }, schema: { params: keyIdParams, body: suspendKeyBody, response: suspensionResponse } },
+    async (request) => {
+      const change = { suspend: true, reason: request.body?.reason };
+      return { key: await keys.setSuspension(servicePrincipal(request), request.params.id, change, opContext(request, clock)) };
+    },
+  );
+
+  r.post(
+    '/keys/:id/resume',
+    { config: { auth: 'service', limit: 'keys.update' }, schema: { params: keyIdParams, body: resumeKeyBody, response: suspensionResponse } },
+    async (request) => ({ key: await keys.setSuspension(servicePrincipal(request), request.params.id, { suspend: false }, opContext(request, clock)) }),
   );
 
   r.post(

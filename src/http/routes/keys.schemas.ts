@@ -99,4 +99,12 @@ export const rotationSecretResponse = {
     .meta({ id: 'IssuedRotationSecret' }),
   ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const),
 };
+/** POST /v1/keys/{id}/suspend: an optional reason, kept in the agent_key_suspended event. */
+export const suspendKeyBody = z
+  .object({ reason: z.string().min(1).max(500).refine(noCredential, NO_CREDENTIAL_MESSAGE).optional() })
+  .strict()
+  .nullish();
+/** POST /v1/keys/{id}/resume takes no body, like rotate. */
+export const resumeKeyBody = z.object({}).strict().nullish();
+export const suspensionResponse = { 200: single, ...errorResponses([401, 404, 413, 422, 429, 503] as const) };
 export const rotateKeyResponse = { 201: issued, ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const) };

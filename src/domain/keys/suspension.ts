@@ -1,0 +1,43 @@
+import { lockChangeableKey, updateKey } from '../../db/queries/keys.queries.js';
+import type { ApiKeyRow } from '../../db/schema.js';
+import { recordEvent, withEvents, type EventStore } from '../audit/events.js';
+import type { ServicePrincipal } from '../auth/auth.service.js';
+import type { OpContext } from '../context.js';
+import { notFound } from '../errors.js';
+import { isUuid } from '../ids.js';
+import { ownerOf } from './child-keys.js';
+
+/*
+ * Suspension (issue 29): POST /v1/keys/{id}/suspend and /resume. A suspended key is refused on the
+ * very next request on every instance (key-state.ts; nothing is cached), keeps its lineage, spend
+ * and settings, and works again on the next request after resume. PATCH and DELETE still act on
+ * it; rotating it is key_suspended. Suspending a suspended key (or resuming a live one) changes
+ * nothing and records nothing.
+ */
+
+export interface SuspensionChange {
+  suspend: boolean;
+  /** Why (suspend only): kept in the event, never in the key. */
+  reason?: string;
+}
+
+export async function setSuspension(store: EventStore, p: ServicePrincipal, id: string, change: SuspensionChange, ctx: OpContext): Promise<ApiKeyRow> {
+  if (!isUuid(id)) throw notFound();
+  return withEvents(store, p.accountId, async (tx) => {
+    const row = await lockChangeableKey(tx, ownerOf(p), id, ctx.now);
+    if (!row) throw notFound();
+    if ((row.suspendedAt !== null) === change.suspend) return row;
+    const updated = (await updateKey(tx, ownerOf(p), id, ctx.now, { suspendedAt: change.suspend ? ctx.now : null }))!;
+    await recordEvent(tx, {
+      accountId: p.accountId,
+      eventType: change.suspend ? 'agent_key_suspended' : 'agent_key_resumed',
+      environment: row.environment,
+      actor: ctx.actor,
+      meta: ctx.meta,
+      subjectKeyId: id,
+      data: { key_prefix: row.keyPrefix, ...(change.suspend && change.reason ? { reason: change.reason } : {}) },
+      createdAt: ctx.now,
+    });
+    return updated;
+  });
+}
