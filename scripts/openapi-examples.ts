@@ -87,6 +87,10 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   await step(app, pub, 'GET', '/v1/audit', { token: (self?.apiKey as string | undefined) ?? apiKey });
   const other = await step(app, pub, 'POST', '/v1/keys', { token: service, body: { name: 'billing agent' }, headers: { 'idempotency-key': 'mint-billing-agent-1' } });
   await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/rotation-secret`, { token: service, headers: { 'idempotency-key': 'secret-billing-agent-1' } });
+  await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/suspend`, { token: service, body: { reason: 'paused while its task is reviewed' } });
+  await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/resume`, { token: service });
+  await step(admin, int, 'POST', `/internal/v1/keys/${other?.key?.id}/suspend`, { token: adminToken, body: { reason: 'abuse report' } });
+  await step(admin, int, 'POST', `/internal/v1/keys/${other?.key?.id}/resume`, { token: adminToken });
   const rotated = await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/rotate`, { token: service, headers: { 'idempotency-key': 'rotate-billing-agent-1' } });
   await step(app, pub, 'DELETE', `/v1/keys/${rotated?.key?.id}`, { token: service });
 

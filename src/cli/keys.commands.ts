@@ -54,7 +54,7 @@ interface ListOptions {
   json?: boolean;
 }
 
-/** keys list|show|revoke|revoke-leaked. */
+/** keys list|show|revoke|suspend|resume|revoke-leaked. */
 export function registerKeysCommands(program: Command): void {
   const keys = program.command('keys').description('every key of every account, of any kind: find, show, revoke, leak intake');
   keys
@@ -103,6 +103,21 @@ export function registerKeysCommands(program: Command): void {
         print(!!o.json, outcome, describeRevoke(id, outcome));
       }),
     );
+  for (const suspend of [true, false]) {
+    const command = keys
+      .command(suspend ? 'suspend' : 'resume')
+      .description(suspend ? 'suspend an API key: refused from the next request on, until resumed' : 'resume a suspended API key')
+      .argument('<id>', 'key id')
+      .option('--json', 'print JSON');
+    if (suspend) command.option('--reason <text>', 'why, kept in the agent_key_suspended event');
+    command.action(async (id: string, o: { reason?: string; json?: boolean }) =>
+      withServices(async ({ services }) => {
+        const out = await services.operatorKeys.setSuspension(id, { suspend, reason: o.reason }, cliContext());
+        const what = out.changed ? (suspend ? 'suspended' : 'resumed') : suspend ? 'was already suspended' : 'was not suspended';
+        print(!!o.json, out, `${out.key.kind} key ${id} (${out.key.key_prefix}) ${what}`);
+      }),
+    );
+  }
   keys
     .command('revoke-leaked')
     .description('revoke every live key named by the leaked tokens given, one per line')

@@ -105,6 +105,8 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'admin.keys.get': { valid: [200], ...OPERATOR },
   'admin.keys.revoke': { valid: [200], ...OPERATOR },
   'admin.keys.revoke_leaked': { valid: [200], ...OPERATOR },
+  'admin.keys.suspend': { valid: [200], ...OPERATOR },
+  'admin.keys.resume': { valid: [200], ...OPERATOR },
 };
 
 let t: TestApp;
@@ -253,6 +255,10 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'DELETE', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
     case 'admin.keys.revoke_leaked':
       return { app: t.admin, method: 'POST', url: '/internal/v1/keys/revoke-leaked', token, body: { tokens: [(await mintChild(t, b)).plaintext] } };
+    case 'admin.keys.suspend':
+      return { app: t.admin, method: 'POST', url: `/internal/v1/keys/${(await mintChild(t, b)).id}/suspend`, token, body: { reason: 'matrix' } };
+    case 'admin.keys.resume':
+      return { app: t.admin, method: 'POST', url: `/internal/v1/keys/${(await mintChild(t, b)).id}/resume`, token };
   }
   throw new Error(`no request builder for ${route.name}: add one`);
 }

@@ -85,7 +85,7 @@ export interface paths {
         };
         /**
          * List the active child keys this service key minted
-         * @description Newest first, ties by id. Revoked keys are excluded; `total` counts what the filter matches.
+         * @description Newest first, ties by id. Revoked and expired keys are excluded; `total` counts what the filter matches.
          *
          *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
          */
@@ -132,6 +132,28 @@ export interface paths {
         patch: operations["updateKey"];
         trace?: never;
     };
+    "/v1/keys/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a suspended child key (keyplane extension)
+         * @description The key works again from the next request on; records `agent_key_resumed`. Resuming a key that is not suspended changes nothing.
+         *
+         *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
+         */
+        post: operations["resumeKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys/{id}/rotate": {
         parameters: {
             query?: never;
@@ -170,6 +192,28 @@ export interface paths {
          *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
          */
         post: operations["issueRotationSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/keys/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a child key (keyplane extension)
+         * @description The key is refused from the next request on, on every instance (401 `invalid_api_key`; verify `reason: "suspended"`), until resumed. Optional body `{"reason"}`, kept in the `agent_key_suspended` event. PATCH and DELETE still work; rotate answers 409 `key_suspended`. Suspending a suspended key changes nothing.
+         *
+         *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
+         */
+        post: operations["suspendKey"];
         delete?: never;
         options?: never;
         head?: never;
@@ -1393,8 +1437,8 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:14.000Z",
-                     *         "revoked_at": "2026-01-15T09:00:16.000Z",
+                     *         "created_at": "2026-01-15T09:00:16.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:18.000Z",
                      *         "last_used_at": null,
                      *         "rotated_from": "00000000-0000-4000-8000-000000000008",
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
@@ -1652,6 +1696,145 @@ export interface operations {
             };
         };
     };
+    resumeKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never> | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000008",
+                     *         "key_prefix": "sk_test_EX03xxxx",
+                     *         "environment": "test",
+                     *         "name": "billing agent",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "permissions": "full",
+                     *         "monthly_cap_cents": null,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:13.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        key: components["schemas"]["Key"];
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
     rotateKey: {
         parameters: {
             query?: {
@@ -1695,7 +1878,7 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:14.000Z",
+                     *         "created_at": "2026-01-15T09:00:16.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": "00000000-0000-4000-8000-000000000008",
@@ -1925,6 +2108,152 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConflictError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    suspendKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "paused while its task is reviewed"
+                 *     }
+                 */
+                "application/json": {
+                    reason?: string;
+                } | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000008",
+                     *         "key_prefix": "sk_test_EX03xxxx",
+                     *         "environment": "test",
+                     *         "name": "billing agent",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "permissions": "full",
+                     *         "monthly_cap_cents": null,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:13.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": "2026-01-15T09:00:14.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        key: components["schemas"]["Key"];
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
                 };
             };
             /** @description 413: the request body is larger than the server accepts. */

@@ -63,6 +63,8 @@ export const ROUTES: RouteSpec[] = [
     queryFields: ['status', 'prefix', 'kind', 'limit', 'cursor'] },
   { name: 'admin.keys.get', listener: 'admin', method: 'GET', path: '/internal/v1/keys/:id', credential: 'operator' },
   { name: 'admin.keys.revoke', listener: 'admin', method: 'DELETE', path: '/internal/v1/keys/:id', credential: 'operator', queryFields: ['children'] },
+  { name: 'admin.keys.suspend', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/suspend', credential: 'operator', bodyFields: ['reason'] },
+  { name: 'admin.keys.resume', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/resume', credential: 'operator' },
   { name: 'admin.keys.revoke_leaked', listener: 'admin', method: 'POST', path: '/internal/v1/keys/revoke-leaked', credential: 'operator', bodyFields: ['tokens'] },
   { name: 'health.live', listener: 'public', method: 'GET', path: '/healthz', credential: 'none' },
   { name: 'health.ready', listener: 'public', method: 'GET', path: '/readyz', credential: 'none' },

@@ -67,14 +67,24 @@ export async function updateKey(tx: Tx, owner: KeyOwner, id: string, now: Date, 
   return row;
 }
 
-/** Locks a live or suspended key of the owner (FOR UPDATE), for a change that depends on its state. */
-export async function lockChangeableKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {
+/**
+ * Locks a live or suspended key (FOR UPDATE), for a change that depends on its state: the owner's
+ * (a service key's), or any API key of the account (the operator's).
+ */
+export async function lockChangeableKey(tx: Tx, scope: KeyOwner | { accountId: string }, id: string, now: Date): Promise<ApiKeyRow | undefined> {
+  const match = 'serviceKeyId' in scope ? ownedBy(scope, id) : and(eq(apiKeys.id, id), eq(apiKeys.accountId, scope.accountId));
   const [row] = await tx
     .select()
     .from(apiKeys)
-    .where(and(ownedBy(owner, id), changeable(now)))
+    .where(and(match, changeable(now)))
     .for('update');
   return row;
+}
+
+/** A locked key's suspended_at set (or cleared, null). */
+export async function setSuspendedAt(tx: Tx, id: string, at: Date | null): Promise<ApiKeyRow> {
+  const [row] = await tx.update(apiKeys).set({ suspendedAt: at }).where(eq(apiKeys.id, id)).returning();
+  return row!;
 }
 
 export function revokeKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {

@@ -79,6 +79,19 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     description: 'The key works again from the next request on; records `agent_key_resumed`. Resuming a key that is not suspended changes nothing.',
     tag: 'keys',
   },
+  'POST /internal/v1/keys/{id}/suspend': {
+    operationId: 'operatorSuspendKey',
+    summary: 'Suspend an API key of any account (keyplane extension)',
+    description:
+      'A child or portal key is refused from the next request on, until resumed; records `agent_key_suspended` (optional body `{"reason"}`). A service key is 422. Answers the key and whether this request changed it.',
+    tag: 'operator',
+  },
+  'POST /internal/v1/keys/{id}/resume': {
+    operationId: 'operatorResumeKey',
+    summary: 'Resume a suspended API key of any account (keyplane extension)',
+    description: 'Records `agent_key_resumed`. Answers the key and whether this request changed it.',
+    tag: 'operator',
+  },
   'POST /v1/keys/{id}/rotate': {
     operationId: 'rotateKey',
     summary: 'Rotate a child key atomically',
