@@ -462,6 +462,8 @@ export interface components {
             status: "ready";
         };
         SelfRotateRequestInput: {
+            /** @description keyplane extension: the old key keeps working this long beside the new one (0 to 3600; default 0). */
+            overlapSeconds?: number;
             rotationSecret: string;
         };
         SelfRotateResponse: {
@@ -1852,7 +1854,10 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": Record<string, never> | null;
+                "application/json": {
+                    /** @description keyplane extension: the old key keeps working this long beside its successor (at most 7 days, never past its expiry). */
+                    overlap_seconds?: number;
+                } | null;
             };
         };
         responses: {

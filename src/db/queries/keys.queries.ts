@@ -87,8 +87,28 @@ export async function setSuspendedAt(tx: Tx, id: string, at: Date | null): Promi
   return row!;
 }
 
-export function revokeKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {
-  return updateKey(tx, owner, id, now, { revokedAt: now });
+/** Revokes a live or suspended key, or ends the overlap of a rotated-away one (revoked_at ahead) now. */
+export async function revokeKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {
+  const [row] = await tx
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(and(ownedBy(owner, id), or(changeable(now), gt(apiKeys.revokedAt, now))))
+    .returning();
+  return row;
+}
+
+/**
+ * The key `id` if it is in its rotation's overlap at `now` (revoked_at ahead), changed by `patch`:
+ * the predecessor of a chain's live key, which follows it (issue 29: one agent, two keys).
+ */
+export async function changeOverlapping(tx: Tx, id: string | null, now: Date, patch: Partial<NewApiKeyRow>): Promise<ApiKeyRow | undefined> {
+  if (!id) return undefined;
+  const [row] = await tx
+    .update(apiKeys)
+    .set(patch)
+    .where(and(eq(apiKeys.id, id), gt(apiKeys.revokedAt, now)))
+    .returning();
+  return row;
 }
 
 /** Which active key to lock: in an account, and (unless self-rotation) minted by this service key. */
@@ -110,9 +130,11 @@ export async function lockActiveKey(tx: Tx, target: ActiveKeyTarget): Promise<Ap
   return row;
 }
 
-/** Revokes a locked key and inserts its successor. */
-export async function replaceKey(tx: Tx, oldId: string, now: Date, successor: NewApiKeyRow): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
-  const [old] = await tx.update(apiKeys).set({ revokedAt: now }).where(eq(apiKeys.id, oldId)).returning();
+/**
+ * Revokes a locked key at `revokedAt` (now, or the end of its overlap) and inserts its successor.
+ */
+export async function replaceKey(tx: Tx, oldId: string, revokedAt: Date, successor: NewApiKeyRow): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
+  const [old] = await tx.update(apiKeys).set({ revokedAt }).where(eq(apiKeys.id, oldId)).returning();
   return { old: old!, successor: await insertKey(tx, successor) };
 }
 

@@ -1,4 +1,4 @@
-import { insertKey, revokeKey, updateKey, type KeyOwner } from '../../db/queries/keys.queries.js';
+import { changeOverlapping, insertKey, revokeKey, updateKey, type KeyOwner } from '../../db/queries/keys.queries.js';
 import type { ApiKeyRow, Permission } from '../../db/schema.js';
 import { recordEvent, withEvents, type EventStore, type EventTx } from '../audit/events.js';
 import type { ServicePrincipal } from '../auth/auth.service.js';
@@ -94,6 +94,9 @@ export async function updateChildKey(store: EventStore, p: ServicePrincipal, id:
   return withEvents(store, p.accountId, async (tx) => {
     const row = await updateKey(tx, ownerOf(p), id, ctx.now, values);
     if (!row) throw notFound();
+    // A predecessor in its overlap is the same agent: it follows the newest key's settings.
+    const { selfRotation: _own, rotationSecretHash: _secret, ...shared } = values as Partial<ApiKeyRow>;
+    if (Object.keys(shared).length > 0) await changeOverlapping(tx, row.rotatedFrom, ctx.now, shared);
     await recordEvent(tx, {
       accountId: p.accountId,
       eventType: 'agent_key_updated',
@@ -114,6 +117,10 @@ export async function revokeChildKey(store: EventStore, p: ServicePrincipal, id:
     const row = await revokeKey(tx, ownerOf(p), id, ctx.now);
     if (!row) throw notFound();
     await recordRevocation(tx, row, 'agent_key_revoked', ctx);
+    // Revoking a chain's newest key revokes its predecessor still in its overlap (both stop now);
+    // revoking that predecessor only ends its overlap.
+    const ended = await changeOverlapping(tx, row.rotatedFrom, ctx.now, { revokedAt: ctx.now });
+    if (ended) await recordRevocation(tx, ended, 'agent_key_revoked', ctx, { reason: 'successor_revoked', successor_id: row.id });
     return row;
   });
 }

@@ -130,8 +130,12 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
     async revoke(principal: ServicePrincipal, id: string, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await revokeChildKey(store, principal, id, ctx), ctx.now);
     },
-    /** `resetSecret`: a self-rotating key's successor gets a new rotation secret instead of keeping the agent's. */
-    rotate(principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext, resetSecret = false): Promise<IdempotentOutcome> {
+    /**
+     * `resetSecret`: a self-rotating key's successor gets a new rotation secret instead of keeping the
+     * agent's. `overlapSeconds`: the old key keeps working that long (issue 29).
+     */
+    rotate(principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext, how: { resetSecret?: boolean; overlapSeconds?: number } = {}): Promise<IdempotentOutcome> {
+      const { resetSecret = false, overlapSeconds = 0 } = how;
       const target = { accountId: principal.accountId, keyId: id, createdByServiceKeyId: principal.ownerId };
       return executeIdempotent(
         store,
@@ -148,7 +152,7 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
             return prepareKeyMaterial(principal.environment, resetSecret);
           },
           run: async (tx, m) =>
-            issuedKey((await rotateKeyTx(tx, target, m, ctx, { secret: resetSecret ? 'new' : 'kept' })).successor, m, ctx.now),
+            issuedKey((await rotateKeyTx(tx, target, m, ctx, { secret: resetSecret ? 'new' : 'kept', overlapSeconds })).successor, m, ctx.now),
         },
         opts,
       );

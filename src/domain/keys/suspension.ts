@@ -1,4 +1,4 @@
-import { lockChangeableKey, setSuspendedAt, type KeyOwner } from '../../db/queries/keys.queries.js';
+import { changeOverlapping, lockChangeableKey, setSuspendedAt, type KeyOwner } from '../../db/queries/keys.queries.js';
 import type { ApiKeyRow } from '../../db/schema.js';
 import { recordEvent, withEvents, type EventStore } from '../audit/events.js';
 import type { ServicePrincipal } from '../auth/auth.service.js';
@@ -36,6 +36,8 @@ async function changeSuspension(
     if (!row) throw notFound();
     if ((row.suspendedAt !== null) === change.suspend) return { row, changed: false };
     const updated = await setSuspendedAt(tx, id, change.suspend ? ctx.now : null);
+    // A predecessor in its overlap is the same agent: it is suspended and resumed with it.
+    await changeOverlapping(tx, row.rotatedFrom, ctx.now, { suspendedAt: updated.suspendedAt });
     await recordEvent(tx, {
       accountId: row.accountId,
       eventType: change.suspend ? 'agent_key_suspended' : 'agent_key_resumed',

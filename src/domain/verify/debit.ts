@@ -61,6 +61,12 @@ export type DebitOutcome =
   | { kind: 'cap_exceeded'; spent: number; cap: number; cycleResetAt: Date; key: VerifiedKey }
   | { kind: 'debited'; key: VerifiedKey };
 
+/** The function's answer for an item whose live key was rotated before its lock: decide it again. */
+const RETRY = { kind: 'retry' } as const;
+
+/** How often an item is decided again after such a rotation before it is answered invalid. */
+const MAX_RETRIES = 3;
+
 /**
  * The debits of one process: verifies a key for a verb and line and debits cost cents from its
  * current cycle, in one atomic step under the key's row lock. Unknown or revoked answers invalid, a
@@ -69,12 +75,16 @@ export type DebitOutcome =
  * cost that would take the cycle's spend over the cap answers cap_exceeded with nothing debited.
  */
 export function createDebits(db: Db) {
-  const batches = new BatchedLookup<DebitRequest, DebitOutcome | Error>((batch) => applyBatch(db, batch), MAX_BATCH);
+  const batches = new BatchedLookup<DebitRequest, DebitOutcome | typeof RETRY | Error>((batch) => applyBatch(db, batch), MAX_BATCH);
   return {
     async checkAndDebit(request: DebitRequest): Promise<DebitOutcome> {
-      const outcome = await batches.lookup(request);
-      if (outcome instanceof Error) throw outcome;
-      return outcome;
+      for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+        const outcome = await batches.lookup(request);
+        if (outcome instanceof Error) throw outcome;
+        if (outcome.kind !== 'retry') return outcome;
+      }
+      // A chain rotated under every attempt (or an overlapping key without a live successor).
+      return { kind: 'invalid' };
     },
   };
 }
@@ -95,7 +105,7 @@ function itemOf(p: DebitRequest, ord: number): DebitItem {
   };
 }
 
-async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome | Error)[]> {
+async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome | typeof RETRY | Error)[]> {
   const rows = await verifyDebitBatch(db, batch.map(itemOf));
   const byOrd = new Map<number, DebitRow>();
   // The key row comes once per key per call, on its first item; later items carry what changed.
@@ -108,6 +118,7 @@ async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome 
     const r = byOrd.get(ord);
     if (!r) return new Error(`keyplane_verify_debit_batch answered no row for item ${ord}`);
     if (r.outcome === 'invalid') return { kind: 'invalid' };
+    if (r.outcome === 'retry') return RETRY;
     // The function's own refusals of a key that exists (its copy of key-state.ts's rule).
     if (r.outcome === 'suspended' || r.outcome === 'expired') return { kind: 'invalid', reason: r.outcome };
     const row = keys.get(r.keyId!);

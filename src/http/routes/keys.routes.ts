@@ -16,6 +16,7 @@ import {
   revokeKeyResponse,
   rotateKeyBody,
   rotateKeyQuery,
+  rotationSecretBody,
   rotateKeyResponse,
   rotationSecretResponse,
   resumeKeyBody,
@@ -126,7 +127,8 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
     async (request, reply) => {
       const reset = request.query.rotation_secret === 'reset';
       const idempotency = idempotencyOf(request, reset ? { rotation_secret: 'reset' } : undefined);
-      const outcome = await keys.rotate(servicePrincipal(request), request.params.id, idempotency, opContext(request, clock), reset);
+      const overlapSeconds = request.body?.overlap_seconds ?? 0;
+      const outcome = await keys.rotate(servicePrincipal(request), request.params.id, idempotency, opContext(request, clock), { resetSecret: reset, overlapSeconds });
       return sendOutcome(reply, outcome);
     },
   );
@@ -136,7 +138,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
     {
       // The rotate route's limit: issuing a secret is as sensitive as rotating.
       config: { auth: 'service', limit: 'keys.rotate' },
-      schema: { params: keyIdParams, body: rotateKeyBody, headers: idempotencyHeaders, response: rotationSecretResponse },
+      schema: { params: keyIdParams, body: rotationSecretBody, headers: idempotencyHeaders, response: rotationSecretResponse },
     },
     async (request, reply) => {
       const outcome = await keys.issueRotationSecret(servicePrincipal(request), request.params.id, idempotencyOf(request), opContext(request, clock));

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_TTL_SECONDS, MIN_TTL_SECONDS } from '../../domain/keys/expiry.js';
+import { MAX_OVERLAP_SECONDS } from '../../domain/keys/rotation.js';
 import { displayName, errorResponses, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
 
 /** Wire schemas of /v1/keys (spec §3–§5). Request objects are strict: unknown fields → 422. */
@@ -55,8 +56,22 @@ export const updateKeyBody = z
   .strict()
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'send at least one field to change' });
 
-/** Rotate takes no body; an empty one (or {}) is what SDKs send with Content-Type: application/json. */
-export const rotateKeyBody = z.object({}).strict().nullish();
+/** Rotation-secret takes no body; an empty one (or {}) is what SDKs send with Content-Type: application/json. */
+export const rotationSecretBody = z.object({}).strict().nullish();
+
+/** Rotate takes no body, or keyplane's `overlap_seconds` (0, the default, is Saperly's behaviour). */
+export const rotateKeyBody = z
+  .object({
+    overlap_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_OVERLAP_SECONDS)
+      .optional()
+      .meta({ description: 'keyplane extension: the old key keeps working this long beside its successor (at most 7 days, never past its expiry).' }),
+  })
+  .strict()
+  .nullish();
 
 /** `?rotation_secret=reset`: a self-rotating key's successor gets a new rotation secret (else it keeps the agent's). */
 export const rotateKeyQuery = z.object({
