@@ -1,18 +1,5 @@
 import { getTableColumns, sql } from 'drizzle-orm';
-import {
-  bigint,
-  boolean,
-  check,
-  index,
-  integer,
-  jsonb,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-  uniqueIndex,
-  uuid,
-} from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 
 /*
  * Every table carries account_id and every hot query filters on it, so the tables can later be
@@ -116,11 +103,7 @@ export const apiKeys = pgTable(
     expiresAt: ts('expires_at'),
     /** While set the key is refused; resume clears it. PATCH and DELETE still work. */
     suspendedAt: ts('suspended_at'),
-    /**
-     * When the expiry job recorded agent_key_expired for this key (null: not yet, or no expiry): the
-     * marker that makes the event once per key however many instances sweep, and takes the key out
-     * of child_key_counts.
-     */
+    /** When the expiry job wrote agent_key_expired: the marker that makes it once; out of child_key_counts. */
     expiryRecordedAt: ts('expiry_recorded_at'),
   },
   (t) => [
