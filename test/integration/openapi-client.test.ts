@@ -108,6 +108,11 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     const emptyPatch = await client.PATCH('/v1/keys/{id}', { params: path, body: {}, headers: bearer(tenant.serviceKey) });
     expect(emptyPatch.response.status).toBe(422);
 
+    const suspended = await client.POST('/v1/keys/{id}/suspend', { params: path, body: { reason: 'typed client' }, headers: bearer(tenant.serviceKey) });
+    expect(suspended.data?.key.suspended_at).toBeTruthy();
+    const resumed = await client.POST('/v1/keys/{id}/resume', { params: path, headers: bearer(tenant.serviceKey) });
+    expect(resumed.data?.key.suspended_at).toBeNull();
+
     const secret = await client.POST('/v1/keys/{id}/rotation-secret', { params: { ...path, ...idem('secret') }, headers: bearer(tenant.serviceKey) });
     expect(secret.response.status).toBe(201);
     expect(secret.data?.rotation_secret).toMatch(/^rs_/);

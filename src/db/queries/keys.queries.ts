@@ -87,26 +87,27 @@ export async function setSuspendedAt(tx: Tx, id: string, at: Date | null): Promi
   return row!;
 }
 
-/** Revokes a live or suspended key, or ends the overlap of a rotated-away one (revoked_at ahead) now. */
-export async function revokeKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {
-  const [row] = await tx
-    .update(apiKeys)
-    .set({ revokedAt: now })
-    .where(and(ownedBy(owner, id), or(changeable(now), gt(apiKeys.revokedAt, now))))
-    .returning();
-  return row;
+/** Revokes a live or suspended key now. */
+export function revokeKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {
+  return updateKey(tx, owner, id, now, { revokedAt: now });
 }
 
 /**
  * The key `id` if it is in its rotation's overlap at `now` (revoked_at ahead), changed by `patch`:
  * the predecessor of a chain's live key, which follows it (issue 29: one agent, two keys).
  */
-export async function changeOverlapping(tx: Tx, id: string | null, now: Date, patch: Partial<NewApiKeyRow>): Promise<ApiKeyRow | undefined> {
+export async function changeOverlapping(
+  tx: Tx,
+  id: string | null,
+  now: Date,
+  patch: Partial<NewApiKeyRow>,
+  owner?: KeyOwner,
+): Promise<ApiKeyRow | undefined> {
   if (!id) return undefined;
   const [row] = await tx
     .update(apiKeys)
     .set(patch)
-    .where(and(eq(apiKeys.id, id), gt(apiKeys.revokedAt, now)))
+    .where(and(owner ? ownedBy(owner, id) : eq(apiKeys.id, id), gt(apiKeys.revokedAt, now)))
     .returning();
   return row;
 }

@@ -114,13 +114,19 @@ export async function updateChildKey(store: EventStore, p: ServicePrincipal, id:
 export async function revokeChildKey(store: EventStore, p: ServicePrincipal, id: string, ctx: OpContext): Promise<ApiKeyRow> {
   if (!isUuid(id)) throw notFound();
   return withEvents(store, p.accountId, async (tx) => {
+    // A rotated key still in its overlap: DELETE ends the overlap now (its event says so: the key
+    // was rotated, and has its successor).
+    const overlapping = await changeOverlapping(tx, id, ctx.now, { revokedAt: ctx.now }, ownerOf(p));
+    if (overlapping) {
+      await recordRevocation(tx, overlapping, 'agent_key_revoked', ctx, { reason: 'overlap_ended' });
+      return overlapping;
+    }
     const row = await revokeKey(tx, ownerOf(p), id, ctx.now);
     if (!row) throw notFound();
     await recordRevocation(tx, row, 'agent_key_revoked', ctx);
-    // Revoking a chain's newest key revokes its predecessor still in its overlap (both stop now);
-    // revoking that predecessor only ends its overlap.
+    // Revoking a chain's newest key ends its predecessor's overlap too: both stop now.
     const ended = await changeOverlapping(tx, row.rotatedFrom, ctx.now, { revokedAt: ctx.now });
-    if (ended) await recordRevocation(tx, ended, 'agent_key_revoked', ctx, { reason: 'successor_revoked', successor_id: row.id });
+    if (ended) await recordRevocation(tx, ended, 'agent_key_revoked', ctx, { reason: 'overlap_ended', successor_id: row.id });
     return row;
   });
 }
