@@ -109,6 +109,8 @@ describe('POST /v1/keys/{id}/rotate with overlap_seconds', () => {
     const old = await mint();
     const next = (await rotate(old.id, { overlap_seconds: 3600 })).body.key as Key;
     await call(t.app, 'PATCH', `/v1/keys/${next.id}`, { token: tenant.serviceKey, body: { permissions: 'sms_only' } });
+    // A change of the newest key's own secret is its own: nothing of it to apply to the old key.
+    expect((await call(t.app, 'PATCH', `/v1/keys/${next.id}`, { token: tenant.serviceKey, body: { self_rotation: false } })).status).toBe(200);
     expect((await verify(old.plaintext_key)).body.code).toBe('agent_permission_denied');
     await call(t.app, 'POST', `/v1/keys/${next.id}/suspend`, { token: tenant.serviceKey });
     expect((await verify(old.plaintext_key, { verb: 'sms' })).body.reason).toBe('suspended');

@@ -95,7 +95,8 @@ export async function updateChildKey(store: EventStore, p: ServicePrincipal, id:
     const row = await updateKey(tx, ownerOf(p), id, ctx.now, values);
     if (!row) throw notFound();
     // A predecessor in its overlap is the same agent: it follows the newest key's settings.
-    const { selfRotation: _own, rotationSecretHash: _secret, ...shared } = values as Partial<ApiKeyRow>;
+    const { selfRotation: _own, rotationSecretHash: _secret, ...settings } = values as Partial<ApiKeyRow>;
+    const shared = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
     if (Object.keys(shared).length > 0) await changeOverlapping(tx, row.rotatedFrom, ctx.now, shared);
     await recordEvent(tx, {
       accountId: p.accountId,
