@@ -148,6 +148,22 @@ describe('at most two live keys per chain, and DELETE', () => {
     expect(await liveKeysOfAgent(c.id, t.clock.now())).toHaveLength(0);
   });
 
+  it('the operator stops an overlapping key: revoke-leaked of the old key, DELETE of the newest (both)', async () => {
+    const a = await mint();
+    const b = (await rotate(a.id, { overlap_seconds: 3600 })).body.key as Key;
+    const leaked = await call(t.admin, 'POST', '/internal/v1/keys/revoke-leaked', { token: ADMIN_TOKEN, body: { tokens: [a.plaintext_key] } });
+    expect(leaked.body.results[0]).toMatchObject({ found: true, revoked: true, key_id: a.id });
+    expect(await works(a.plaintext_key)).toBe(false);
+    expect(await works(b.plaintext_key)).toBe(true);
+
+    const c = await mint();
+    const d = (await rotate(c.id, { overlap_seconds: 3600 })).body.key as Key;
+    const killed = await call(t.admin, 'DELETE', `/internal/v1/keys/${d.id}`, { token: ADMIN_TOKEN });
+    expect(killed.body.revoked).toBe(true);
+    expect(await works(c.plaintext_key)).toBe(false);
+    expect(await works(d.plaintext_key)).toBe(false);
+  });
+
   it('lists show only the newest key of an overlapping pair', async () => {
     const own = await createTenant(t);
     const a = await mint({}, own.serviceKey);
