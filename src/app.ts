@@ -20,6 +20,7 @@ import type { ExamplesByKind } from './http/openapi/document.js';
 import { compiledSerializerCompiler } from './http/plugins/serializer.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/plugins/rate-limit.js';
 import { agentsRoutes } from './http/routes/agents.routes.js';
+import { agentSelfRoutes } from './http/routes/agent-self.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
 import { clientErrorHandler, connectionOptions, proxyTrust } from './http/plugins/transport.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
@@ -117,6 +118,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(keysRoutes, { prefix, keys: services.keys, clock });
     await app.register(auditRoutes, { prefix, audit: services.audit, clock });
     await app.register(agentsRoutes, { prefix, agents: services.agents, clock });
+    await app.register(agentSelfRoutes, { prefix, agentSelf: services.agentSelf, clock });
   }
   return app;
 }

@@ -88,6 +88,8 @@ export const configSchema = z.object({
   RATE_LIMIT_KEYS_ROTATE: rateRule.optional(),
   RATE_LIMIT_AUDIT_READ: rateRule.optional(),
   RATE_LIMIT_AGENTS_SELF_ROTATE: rateRule.optional(),
+  RATE_LIMIT_AGENTS_SELF_READ: rateRule.optional(),
+  RATE_LIMIT_AGENTS_SELF_CHECK: rateRule.optional(),
   /**
    * Failed self-rotations (bad key, wrong secret) per client address, an IPv6 client by its /64.
    * 10 per 15 minutes lets a fleet behind one NAT survive a few misconfigured agents while keeping
@@ -133,6 +135,8 @@ export const RATE_LIMIT_VARIABLES = {
   'keys.rotate': 'RATE_LIMIT_KEYS_ROTATE',
   'audit.read': 'RATE_LIMIT_AUDIT_READ',
   'agents.self_rotate': 'RATE_LIMIT_AGENTS_SELF_ROTATE',
+  'agents.self_read': 'RATE_LIMIT_AGENTS_SELF_READ',
+  'agents.self_check': 'RATE_LIMIT_AGENTS_SELF_CHECK',
 } as const satisfies Record<LimitName, keyof Config>;
 
 export function parseConfig(env: NodeJS.ProcessEnv): Config {

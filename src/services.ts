@@ -6,6 +6,7 @@ import { createAuthService } from './domain/auth/auth.service.js';
 import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
 import { createKeysService } from './domain/keys/keys.service.js';
+import { createAgentSelfService } from './domain/keys/agent-self.service.js';
 import { createSelfRotationService } from './domain/keys/self-rotation.service.js';
 import { createOperatorTokensService } from './domain/operator-tokens/operator-tokens.service.js';
 import { createOperatorKeysService } from './domain/operator/operator.service.js';
@@ -31,6 +32,7 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     auth: createAuthService(database.db, lastUsed),
     keys: createKeysService(store, { lockTimeoutMs: opts.idempotencyLockTimeoutMs }),
     agents: createSelfRotationService(store),
+    agentSelf: createAgentSelfService(store),
     audit: createAuditService(store),
     chain: createChainService(store),
     verify: createVerifyService(database.db, lastUsed),

@@ -2,6 +2,7 @@ import type { AuditService } from './audit/audit.service.js';
 import type { ChainService } from './audit/chain.service.js';
 import type { AuthService } from './auth/auth.service.js';
 import type { KeysService } from './keys/keys.service.js';
+import type { AgentSelfService } from './keys/agent-self.service.js';
 import type { SelfRotationService } from './keys/self-rotation.service.js';
 import type { OperatorTokensService } from './operator-tokens/operator-tokens.service.js';
 import type { OperatorKeysService } from './operator/operator.service.js';
@@ -27,6 +28,8 @@ export interface Services {
   auth: AuthService;
   keys: KeysService;
   agents: SelfRotationService;
+  /** An agent's view of its own key, spend and limits. */
+  agentSelf: AgentSelfService;
   audit: AuditService;
   chain: ChainService;
   verify: VerifyService;

@@ -6,7 +6,8 @@ import { parseToken } from '../auth/credentials.js';
 import { lastUsedIsFresh, type LastUsed } from '../auth/last-used.js';
 import { defaultMessage, type ErrorCode, type ErrorDetail } from '../errors.js';
 import { createDebits, type DebitOutcome } from './debit.js';
-import { allows, inScope, type Verb } from './rules.js';
+import { currentSpend, cycleStartFor, SPEND_CYCLE_MS } from '../keys/key-object.js';
+import { allows, fitsCap, inScope, type Verb } from './rules.js';
 import { verifiedKey, type VerifiedKey } from './verified-key.js';
 
 /*
@@ -32,7 +33,7 @@ interface VerifyInput {
   requestId?: string;
 }
 
-type VerifyCode = 'valid' | 'invalid_api_key' | 'agent_permission_denied' | 'agent_scope_error' | 'agent_cap_exceeded';
+export type VerifyCode = 'valid' | 'invalid_api_key' | 'agent_permission_denied' | 'agent_scope_error' | 'agent_cap_exceeded';
 
 /** The public error envelope of spec §10, ready for the data plane to forward to its own caller. */
 interface ErrorEnvelope {
@@ -52,7 +53,7 @@ export interface VerifyResult {
 type Refusal = { code: 'agent_permission_denied' | 'agent_scope_error'; details: ErrorDetail[] };
 
 /** Whether a live key of this tier and line may perform the verb on the requested line. */
-function refusalFor(key: { permissions: Permission; lineId: string | null }, input: VerifyInput): Refusal | null {
+function refusalFor(key: { permissions: Permission; lineId: string | null }, input: Pick<VerifyInput, 'verb' | 'lineId'>): Refusal | null {
   if (!allows(key.permissions, input.verb)) {
     return {
       code: 'agent_permission_denied',
@@ -77,6 +78,44 @@ function refuse(code: Exclude<VerifyCode, 'valid'>, details: ErrorDetail[], key?
 /** Unknown, malformed, bad checksum, a service key, revoked, rotated away: all the same answer. */
 const invalid = () => refuse('invalid_api_key', []);
 
+function capExceeded(costCents: number, spent: number, cap: number, cycleResetAt: Date, key: VerifiedKey): VerifyResult {
+  return refuse(
+    'agent_cap_exceeded',
+    [
+      {
+        message: `Spending ${costCents} cents would exceed the monthly cap of ${cap} cents (${spent} spent this cycle).`,
+        spent_cents: spent,
+        cap_cents: cap,
+        cycle_reset_at: cycleResetAt.toISOString(),
+      },
+    ],
+    key,
+  );
+}
+
+/**
+ * Verify's rules for a key row at `now`, before any debit: unknown or revoked, then tier, then line.
+ * The refusal verify answers, or null when the key may act. The check route (check.ts) applies the
+ * same function to the caller's own key.
+ */
+export function judgeKey(row: ApiKeyRow | undefined, input: Pick<VerifyInput, 'verb' | 'lineId'>, now: Date): VerifyResult | null {
+  if (!row || row.revokedAt) return invalid();
+  const refusal = refusalFor(row, input);
+  if (refusal) return refuse(refusal.code, refusal.details, verifiedKey(row, now));
+  return null;
+}
+
+/**
+ * The cap rule as a debit of `costCents` at `now` would meet it (fitsCap, the comparison the debit
+ * statement makes under the row lock), without debiting: the refusal, or null when it fits.
+ */
+export function judgeCost(row: ApiKeyRow, costCents: number, now: Date): VerifyResult | null {
+  const spent = currentSpend(row, now);
+  if (row.monthlyCapCents === null || fitsCap(spent, row.monthlyCapCents, costCents)) return null;
+  const resetAt = new Date(cycleStartFor(row.cycleAnchor, now).getTime() + SPEND_CYCLE_MS);
+  return capExceeded(costCents, spent, row.monthlyCapCents, resetAt, verifiedKey(row, now));
+}
+
 /** A debit's outcome as verify answers it. */
 function answerOf(outcome: DebitOutcome, input: VerifyInput, requestId: string, costCents: number): VerifyResult {
   switch (outcome.kind) {
@@ -90,18 +129,7 @@ function answerOf(outcome: DebitOutcome, input: VerifyInput, requestId: string, 
       return refuse(refusal.code, refusal.details, outcome.key);
     }
     case 'cap_exceeded':
-      return refuse(
-        'agent_cap_exceeded',
-        [
-          {
-            message: `Spending ${costCents} cents would exceed the monthly cap of ${outcome.cap} cents (${outcome.spent} spent this cycle).`,
-            spent_cents: outcome.spent,
-            cap_cents: outcome.cap,
-            cycle_reset_at: outcome.cycleResetAt.toISOString(),
-          },
-        ],
-        outcome.key,
-      );
+      return capExceeded(costCents, outcome.spent, outcome.cap, outcome.cycleResetAt, outcome.key);
     case 'replayed':
     case 'debited':
       return { valid: true, code: 'valid', key: outcome.key, debit: { request_id: requestId, cost_cents: costCents, replayed: outcome.kind === 'replayed' } };
@@ -125,9 +153,8 @@ export function createVerifyService(db: Db, lastUsed: LastUsed) {
 
   async function verifyOnly(tokenHash: string, input: VerifyInput, now: Date): Promise<VerifyResult> {
     const row = await keys.lookup({ hash: tokenHash });
-    if (!row || row.revokedAt) return invalid();
-    const refusal = refusalFor(row, input);
-    if (refusal) return refuse(refusal.code, refusal.details, verifiedKey(row, now));
+    const refused = judgeKey(row, input, now);
+    if (refused || !row) return refused ?? invalid();
     // A refused verify is not a use; a valid one stamps last_used_at (at most once a second) and
     // answers the stamp written, on the row it already has.
     const stamp = lastUsedIsFresh(row.lastUsedAt, now) ? null : await lastUsed.touchApiKey(row.id, row.accountId, now);

@@ -95,6 +95,20 @@ export const OPERATIONS: Record<string, OperationDoc> = {
       'Authentication: the agent\'s current API key (Bearer) and its rotation secret in the body. The old key and secret stop working at once; `agentId` stays the same across rotations. Rate limits: 3 attempts per 15 minutes per agent once the key and secret match (`agents.self_rotate`), and 10 failed attempts per 15 minutes per client address, an IPv6 client by its /64 (`agents.self_rotate.failures`); a 429 names the policy that tripped.',
     tag: 'agents',
   },
+  'GET /v1/agents/self': {
+    operationId: 'getAgentSelf',
+    summary: "The calling agent's key, agent id, spend this cycle and self-rotation (extension)",
+    description:
+      '`cap_cents` and `remaining_cents` are null when the key has no cap. Records an `agent_self_read` event before answering. Rate limit: 600 per hour per API key (`agents.self_read`).',
+    tag: 'agents',
+  },
+  'POST /v1/agents/self/check': {
+    operationId: 'checkAgentSelf',
+    summary: 'Would verify allow the calling agent this verb, line and cost? (extension)',
+    description:
+      'Answers `{"allowed", "code", "details"}` by exactly the rules of verify (tier × verb, line scope, cap with `cost_cents`), without debiting and without touching `last_used_at`. Rate limit: 600 per hour per API key (`agents.self_check`).',
+    tag: 'agents',
+  },
 
   'POST /internal/v1/accounts': { operationId: 'createAccount', summary: 'Create an account', tag: 'portal' },
   'PATCH /internal/v1/accounts/{id}': {

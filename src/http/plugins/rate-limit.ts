@@ -51,6 +51,10 @@ export const POLICIES: Record<LimitName, Policy> = {
   // counts against its agent (the rotation chain), so agents behind one address do not share a
   // budget; a failed one counts against the client address (SELF_ROTATE_FAILURES_DEFAULT).
   'agents.self_rotate': { per: 'agent', defaults: { max: 3, windowSeconds: 900 }, retryAfter: 'reset' },
+  // An agent's view of itself (GET /v1/agents/self, POST /v1/agents/self/check): ten a minute per API
+  // key, enough for a planner that checks before each action, cheap enough to be no oracle to hammer.
+  'agents.self_read': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
+  'agents.self_check': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
 };
 
 /** 60 failed authentications per minute per IP; see RATE_LIMIT_AUTH_FAILURES in config.ts. */
