@@ -29,7 +29,7 @@ export const MIGRATIONS_DIR = path.resolve(HERE, '../../migrations');
 const SQL_DIR = path.join(HERE, 'sql');
 
 /** The SQL files in the order they are applied: a function before the triggers that call it. */
-export const SQL_FILES = ['audit_item.sql', 'compliance_events.sql', 'child_key_counts.sql', 'verify_debit_batch.sql'] as const;
+export const SQL_FILES = ['audit_item.sql', 'billing_item.sql', 'compliance_events.sql', 'child_key_counts.sql', 'verify_debit_batch.sql'] as const;
 
 // A fixed advisory-lock key so that several instances starting at once migrate one at a time.
 const MIGRATION_LOCK_KEY = 7_277_431_001;

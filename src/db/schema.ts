@@ -246,6 +246,9 @@ export const spendLedger = pgTable(
     costCents: integer('cost_cents').notNull(),
     cycleStart: ts('cycle_start').notNull(),
     createdAt: ts('created_at').notNull(),
+    /** The agent's spend in the cycle and the key's cap right after this debit (the feed's billing item); null on rows older than issue 30. */
+    spentAfterCents: bigint('spent_after_cents', { mode: 'number' }),
+    capCents: integer('cap_cents'),
   },
   (t) => [
     // The debit's probe for an earlier debit of a request_id (keyplane_verify_debit_batch).
@@ -254,6 +257,9 @@ export const spendLedger = pgTable(
     // ledger was tiny chose an index with api_key_id in it for the debit's probe (then walked the whole
     // index and filtered request_id) as readily as the one that matches, so only one can serve it.
     index('spend_ledger_account_cycle_idx').on(t.accountId, t.cycleStart),
+    // A key's debits in the audit feed's order (its billing_transaction items). Led by account_id, so
+    // the debit's probe, which names api_key_id and request_id only, cannot take it for its own.
+    index('spend_ledger_feed_idx').on(t.accountId, t.apiKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     check('spend_ledger_cost_ck', sql`${t.costCents} >= 0`),
   ],
 );

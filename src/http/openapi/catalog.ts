@@ -39,7 +39,7 @@ export const INTERNAL_INFO = {
 export const TAGS: Record<string, string> = {
   keys: 'Child API keys, managed with a service key (spec §4, §5).',
   audit: "An API key's compliance feed (spec §6).",
-  agents: 'Agent self-rotation with an API key and its rotation secret (spec §7).',
+  agents: 'Agent self-rotation with an API key and its rotation secret (spec §7), and what an agent can see of itself: its key, spend and limits.',
   health: 'Liveness and readiness probes for load balancers; no authentication.',
   portal: 'Accounts, service keys and portal API keys (spec §9).',
   verify: 'Key verification for the calling plane.',
@@ -85,7 +85,8 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/audit': {
     operationId: 'listAuditEvents',
     summary: "Read an API key's compliance feed",
-    description: 'Every successful read records an `audit_read` event in the same transaction.',
+    description:
+      'Every successful read records an `audit_read` event in the same transaction. Items are `compliance_event`s and, from the spend ledger, `billing_transaction`s (the debits made with the key, and for the newest key of a rotation chain with its predecessor), merged newest first under one cursor (`before` takes the id of either). Extension: `exclude` leaves out compliance event types (e.g. `exclude=audit_read,agent_self_read`); the `audit_read` record keeps the filter.',
     tag: 'audit',
   },
   'POST /v1/agents/self/rotate-key': {
