@@ -89,6 +89,9 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
     "another account's resource": 'n/a',
     'other environment': 'n/a',
   },
+  // The caller's own key only: no other resource to name.
+  'agents.self': { valid: [200], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' },
+  'agents.self_check': { valid: [200], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' },
   'admin.accounts.create': { valid: [201], ...OPERATOR },
   'admin.accounts.update': { valid: [200], ...OPERATOR },
   'admin.service_keys.create': { valid: [201], ...OPERATOR },
@@ -215,6 +218,10 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       const secret = scenario === 'revoked' ? revoked.agent.rotationSecret : fresh.rotationSecret;
       return { app: t.app, method: 'POST', url: publicApp('/agents/self/rotate-key'), token: scenario === 'valid' ? fresh.apiKey : token, body: { rotationSecret: secret } };
     }
+    case 'agents.self':
+      return { app: t.app, method: 'GET', url: publicApp('/agents/self'), token };
+    case 'agents.self_check':
+      return { app: t.app, method: 'POST', url: publicApp('/agents/self/check'), token, body: { verb: 'call', cost_cents: 1 } };
     case 'admin.accounts.create':
       return { app: t.admin, method: 'POST', url: '/internal/v1/accounts', token, body: { name: 'acct' } };
     case 'admin.accounts.update':
