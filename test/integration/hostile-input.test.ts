@@ -276,6 +276,21 @@ const reachRows: Row[] = [
   },
 ];
 
+/** The agent's own routes and the feed's exclude filter (issue 30). */
+const check = (c: Ctx, body: string): RawRequest => ({ method: 'POST', path: '/v1/agents/self/check', headers: [bearer(c.agent.apiKey), ...json], body });
+const feed = (c: Ctx, query: string): RawRequest => ({ method: 'GET', path: `/v1/audit?${query}`, headers: [bearer(c.agent.apiKey)] });
+const selfRows: Row[] = [
+  { name: 'GET /v1/agents/self records one agent_self_read', listener: 'public', request: (c) => ({ method: 'GET', path: '/v1/agents/self', headers: [bearer(c.agent.apiKey)] }), status: 200, code: null, events: 1 },
+  { name: 'a check writes no event', listener: 'public', request: (c) => check(c, '{"verb":"call","cost_cents":1}'), status: 200, code: null },
+  { name: 'a check with a cost over any cap is 422', listener: 'public', request: (c) => check(c, '{"verb":"call","cost_cents":1e20}'), status: 422, code: 'validation_error' },
+  { name: 'a check naming a line that is no uuid is 422', listener: 'public', request: (c) => check(c, `{"verb":"call","line_id":"' or 1=1 --"}`), status: 422, code: 'validation_error' },
+  { name: 'a check with __proto__ cannot grant itself', listener: 'public', request: (c) => check(c, '{"verb":"call","__proto__":{"allowed":true}}'), status: 422, code: 'validation_error' },
+  { name: 'a check with a request_id (a debit field) is 422', listener: 'public', request: (c) => check(c, '{"verb":"call","cost_cents":5,"request_id":"r1"}'), status: 422, code: 'validation_error' },
+  { name: 'exclude with SQL in a name is 422, no event', listener: 'public', request: (c) => feed(c, "exclude=audit_read'%20or%20'1'='1"), status: 422, code: 'validation_error' },
+  { name: 'exclude over 2000 characters is 422', listener: 'public', request: (c) => feed(c, `exclude=${'audit_read,'.repeat(250)}`), status: 422, code: 'validation_error' },
+  { name: 'exclude repeated as a parameter is one list', listener: 'public', request: (c) => feed(c, 'exclude=audit_read&exclude=agent_self_read'), status: 200, code: null, events: 1 },
+];
+
 /*
  * The table: every group above, and those kept beside it in test/support: `scopeRows` (a `verify`
  * operator token on every other internal route → 403, no event) and `secretRows` (a live key in the
@@ -292,6 +307,7 @@ const TABLE: Row[] = [
   ...idempotencyRows,
   ...scopeRows(MISSING_ID),
   ...reachRows,
+  ...selfRows,
   ...secretRows(() => JSON.stringify(logs)),
 ];
 
