@@ -125,14 +125,8 @@ export const apiKeys = pgTable(
     // One live key per rotation chain, enforced; and the self-rotation path finds it by agent.
     uniqueIndex('api_keys_agent_live_uq').on(t.agentId).where(sql`${t.revokedAt} is null`),
     check('api_keys_env_ck', sql`${t.environment} in ('test','live')`),
-    check(
-      'api_keys_permissions_ck',
-      sql`${t.permissions} in ('full','call_only','sms_only','read_only','legacy_full')`,
-    ),
-    check(
-      'api_keys_cap_ck',
-      sql`${t.monthlyCapCents} is null or (${t.monthlyCapCents} > 0 and ${t.monthlyCapCents} <= 100000000)`,
-    ),
+    check('api_keys_permissions_ck', sql`${t.permissions} in ('full','call_only','sms_only','read_only','legacy_full')`),
+    check('api_keys_cap_ck', sql`${t.monthlyCapCents} is null or (${t.monthlyCapCents} > 0 and ${t.monthlyCapCents} <= 100000000)`),
   ],
 );
 
@@ -239,14 +233,12 @@ export const spendLedger = pgTable(
   {
     id: uuid('id').primaryKey(),
     accountId: uuid('account_id').notNull(),
-    apiKeyId: uuid('api_key_id')
-      .notNull()
-      .references(() => apiKeys.id),
+    apiKeyId: uuid('api_key_id').notNull().references(() => apiKeys.id),
     requestId: text('request_id').notNull(),
     costCents: integer('cost_cents').notNull(),
     cycleStart: ts('cycle_start').notNull(),
     createdAt: ts('created_at').notNull(),
-    /** The agent's spend in the cycle and the key's cap right after this debit (the feed's billing item); null on rows older than issue 30. */
+    /** The cycle's spend and the cap right after this debit (its feed item); null on older rows. */
     spentAfterCents: bigint('spent_after_cents', { mode: 'number' }),
     capCents: integer('cap_cents'),
   },
@@ -257,9 +249,9 @@ export const spendLedger = pgTable(
     // ledger was tiny chose an index with api_key_id in it for the debit's probe (then walked the whole
     // index and filtered request_id) as readily as the one that matches, so only one can serve it.
     index('spend_ledger_account_cycle_idx').on(t.accountId, t.cycleStart),
-    // A key's debits in the audit feed's order (its billing_transaction items). Led by account_id, so
-    // the debit's probe, which names api_key_id and request_id only, cannot take it for its own.
-    index('spend_ledger_feed_idx').on(t.accountId, t.apiKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
+    // A key's debits in feed order (billing items). Partial on what every row is (the check below), so
+    // that only a query naming it can use it: the debit's probe, planned on a tiny ledger, cannot.
+    index('spend_ledger_feed_idx').on(t.accountId, t.apiKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.costCents} >= 0`),
     check('spend_ledger_cost_ck', sql`${t.costCents} >= 0`),
   ],
 );

@@ -114,10 +114,10 @@ function feedStatement(withCursor: boolean) {
      limit ${p('fetch_events')})`;
   // A key's debits, newest first, by spend_ledger_feed_idx: those made with the key itself, and
   // for the newest key of a chain (no successor) those of its predecessor, whose debits it inherits
-  // the spend of.
+  // the spend of. `cost_cents >= 0` is every row (spend_ledger_cost_ck) and names the partial index.
   const ledger = (key: SQL) => sql`(
     select l.created_at, l.id, keyplane_billing_item(l) as json from spend_ledger l
-     where l.account_id = ${p('account_id')} and l.api_key_id = ${key} ${cursorOf('l')}
+     where l.account_id = ${p('account_id')} and l.api_key_id = ${key} and l.cost_cents >= 0 ${cursorOf('l')}
      order by l.created_at desc, l.id desc
      limit ${p('fetch_billing')})`;
   // By primary key alone: the target is already a key of the account (audit.service.ts: resolveTarget).
