@@ -197,9 +197,11 @@ export const complianceEvents = pgTable(
     // every index is written twice per event (insert, then link).
     index('compliance_events_actor_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_subject_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
-    index('compliance_events_related_idx')
-      .on(t.accountId, t.relatedKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
-      .where(sql`${t.relatedKeyId} is not null`),
+    index('compliance_events_related_idx').on(t.accountId, t.relatedKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.relatedKeyId} is not null`),
+    // The same paths without the reads (READ_EVENT_TYPES in audit.queries.ts), for a feed that
+    // excludes them: a polling agent's history is mostly its own reads, which the walk then skips.
+    index('compliance_events_actor_noreads_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.eventType} not in ('audit_read', 'agent_self_read')`),
+    index('compliance_events_subject_noreads_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.eventType} not in ('audit_read', 'agent_self_read')`),
   ],
 );
 

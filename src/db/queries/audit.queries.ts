@@ -82,7 +82,7 @@ export interface FeedValues extends Record<string, unknown> {
  * before item_json existed is printed here by the same function. A billing item is printed from its
  * ledger row by keyplane_billing_item (src/db/sql/billing_item.sql).
  */
-function feedStatement(withCursor: boolean) {
+function feedStatement(withCursor: boolean, withoutReads: boolean) {
   const p = (name: string) => sql.placeholder(name);
   // The cursor names an event or a ledger row of the account, each found by its primary key, once
   // (the `cursor` CTE) for the five walks' bounds.
@@ -105,10 +105,13 @@ function feedStatement(withCursor: boolean) {
   // a page of them. Such events are the few in flight at the head of a feed, or an old history;
   // fetching them again by id after the merge would put the probe back on every page.
   // `exclude` (a JSON array of event types, or null) is a filter of each walk: the walk goes on
-  // until it has `fetch_events` rows that pass it.
+  // until it has `fetch_events` rows that pass it. A feed that excludes the reads (READ_EVENT_TYPES)
+  // names them as the *_noreads_idx partial indexes do, so it walks those: otherwise a polling
+  // agent's walk would step over every read it ever made to find a page of other events.
+  const noReads = withoutReads ? sql`and e.event_type not in ('audit_read', 'agent_self_read')` : sql``;
   const branch = (column: string) => sql`(
     select e.created_at, e.id, coalesce(e.item_json, keyplane_audit_item(e)) as json from compliance_events e
-     where e.account_id = ${p('account_id')} and e.${sql.raw(column)} = ${p('target')}::uuid ${cursorOf('e')}
+     where e.account_id = ${p('account_id')} and e.${sql.raw(column)} = ${p('target')}::uuid ${cursorOf('e')} ${noReads}
        and not coalesce(${p('exclude')}::jsonb ? e.event_type, false)
      order by e.created_at desc, e.id desc
      limit ${p('fetch_events')})`;
@@ -152,11 +155,17 @@ function feedStatement(withCursor: boolean) {
           from async_commit`,
   );
 }
-// Built once (statements.ts: preparedQuery): one text per shape, with and without the cursor.
-const feedFromNewest = feedStatement(false);
-const feedAfterCursor = feedStatement(true);
+/** The events a feed read records: a feed that excludes all of them walks the indexes without them. */
+export const READ_EVENT_TYPES = ['audit_read', 'agent_self_read'] as const;
 
-const feedOf = (values: FeedValues) => (values.before ? feedAfterCursor : feedFromNewest);
+// Built once (statements.ts: preparedQuery): one text per shape, with and without the cursor, with
+// and without the reads.
+const feeds = [false, true].map((withCursor) => [false, true].map((withoutReads) => feedStatement(withCursor, withoutReads)));
+
+function feedOf(values: FeedValues) {
+  const exclude: string[] = values.exclude === null ? [] : JSON.parse(values.exclude);
+  return feeds[values.before ? 1 : 0]![READ_EVENT_TYPES.every((type) => exclude.includes(type)) ? 1 : 0]!;
+}
 
 /** Reads a feed page and records its audit_read event, in one statement. Undefined if nothing came back. */
 export async function readFeedAndRecord(db: Db, values: FeedValues): Promise<FeedRow | undefined> {
@@ -164,7 +173,7 @@ export async function readFeedAndRecord(db: Db, values: FeedValues): Promise<Fee
   return row;
 }
 
-/** The plan of the feed statement with these values (EXPLAIN: nothing is read or recorded). */
-export function explainFeed(db: Db, values: FeedValues): Promise<string> {
-  return feedOf(values).explain(db, values);
+/** The plan of the feed statement with these values (EXPLAIN: nothing is read or recorded; with `analyze` it runs). */
+export function explainFeed(db: Db, values: FeedValues, analyze = false): Promise<string> {
+  return feedOf(values).explain(db, values, analyze);
 }

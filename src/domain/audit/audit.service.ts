@@ -114,9 +114,12 @@ function feedValues(principal: ApiPrincipal, target: string, query: AuditQuery, 
   };
 }
 
-/** The plan of the read's statement for the caller's own feed (EXPLAIN; nothing is read or recorded). */
-export function explainAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<string> {
-  return explainFeed(db, feedValues(principal, principal.id, query, ctx));
+/**
+ * The plan of the read's statement for the caller's own feed (EXPLAIN; nothing is read or recorded).
+ * With `analyze` the statement runs, its audit_read included (bench/feed-cost.ts, on a throwaway database).
+ */
+export function explainAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext, analyze = false): Promise<string> {
+  return explainFeed(db, feedValues(principal, principal.id, query, ctx), analyze);
 }
 
 /** exclude names compliance event types only; anything else is 422 with the allowed set. */
