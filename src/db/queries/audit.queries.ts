@@ -156,7 +156,7 @@ function feedStatement(withCursor: boolean, withoutReads: boolean) {
   );
 }
 /** The events a feed read records: a feed that excludes all of them walks the indexes without them. */
-export const READ_EVENT_TYPES = ['audit_read', 'agent_self_read'] as const;
+const READ_EVENT_TYPES = ['audit_read', 'agent_self_read'] as const;
 
 // Built once (statements.ts: preparedQuery): one text per shape, with and without the cursor, with
 // and without the reads.

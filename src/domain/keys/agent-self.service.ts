@@ -28,7 +28,7 @@ export interface AgentSelf {
 }
 
 /** The agent's spend at `now`, by the cycle rule of key-object.ts (the one verify's debit uses). */
-export function agentSpend(row: ApiKeyRow, now: Date): AgentSpend {
+function agentSpend(row: ApiKeyRow, now: Date): AgentSpend {
   const start = cycleStartFor(row.cycleAnchor, now);
   const spent = currentSpend(row, now);
   const cap = row.monthlyCapCents;
