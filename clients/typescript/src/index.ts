@@ -19,6 +19,8 @@ type InternalSchemas = InternalComponents['schemas'];
 export type Key = PublicSchemas['Key'];
 /** A key on the first answer of a mint or rotate: `plaintext_key` (and `rotation_secret`) shown once. */
 export type IssuedKey = PublicSchemas['IssuedKey'];
+/** The body of POST /v1/keys (mint). */
+export type CreateKeyRequest = NonNullable<PublicPaths['/v1/keys']['post']['requestBody']>['content']['application/json'];
 export type AuditEvent = PublicSchemas['AuditEvent'];
 export type SelfRotateResponse = PublicSchemas['SelfRotateResponse'];
 /** The answer of POST /internal/v1/verify: always 200, `valid` or the refusal to forward. */
@@ -49,7 +51,14 @@ export interface InternalClientOptions extends CommonOptions {
 }
 
 function headersWith(headers: ClientOptions['headers'], token: string): Headers {
-  const out = new Headers(headers as ConstructorParameters<typeof Headers>[0]);
+  const out = new Headers();
+  if (headers instanceof Headers || Array.isArray(headers)) {
+    new Headers(headers).forEach((value, name) => out.set(name, value));
+  } else {
+    for (const [name, value] of Object.entries(headers ?? {})) {
+      if (value !== null && value !== undefined) out.set(name, Array.isArray(value) ? value.join(', ') : String(value));
+    }
+  }
   out.set('Authorization', `Bearer ${token}`);
   // keyplane accepts it on every request, as the Saperly SDKs send it; it requires it with a body.
   if (!out.has('Content-Type')) out.set('Content-Type', 'application/json');
