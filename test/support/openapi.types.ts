@@ -1019,7 +1019,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5). */
+                /** @description Required: 1–255 characters, no whitespace, one per operation. Kept 12 hours per service key: a retry with the same key and body answers the stored response (`Idempotent-Replayed: true`); the same key with another body answers 409 `idempotency_key_reused`. */
                 "Idempotency-Key": string;
             };
             path?: never;
@@ -1632,7 +1632,7 @@ export interface operations {
                 rotation_secret?: "reset";
             };
             header: {
-                /** @description Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5). */
+                /** @description Required: 1–255 characters, no whitespace, one per operation. Kept 12 hours per service key: a retry with the same key and body answers the stored response (`Idempotent-Replayed: true`); the same key with another body answers 409 `idempotency_key_reused`. */
                 "Idempotency-Key": string;
             };
             path: {
@@ -1799,7 +1799,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5). */
+                /** @description Required: 1–255 characters, no whitespace, one per operation. Kept 12 hours per service key: a retry with the same key and body answers the stored response (`Idempotent-Replayed: true`); the same key with another body answers 409 `idempotency_key_reused`. */
                 "Idempotency-Key": string;
             };
             path: {
