@@ -81,6 +81,9 @@ describe('@keyplane/client (clients/typescript)', () => {
 
     const listed = await unwrap(keys.GET('/v1/keys', { params: { query: { limit: 10 } } }));
     expect(listed.keys.map((k: Key) => k.id)).toContain(minted.id);
+    // The SDKs' base: the same paths under /api.
+    const viaApi = await unwrap(createPublicClient({ baseUrl: `${publicUrl}/api`, apiKey: tenant.serviceKey }).GET('/v1/keys', { params: { query: { limit: 10 } } }));
+    expect(viaApi).toEqual(listed);
     const { key: read } = await unwrap(keys.GET('/v1/keys/{id}', { params: { path: { id: minted.id } } }));
     expect(read).toMatchObject({ id: minted.id, name: 'client agent', permissions: 'call_only', revoked_at: null });
     expect(read).not.toHaveProperty('plaintext_key');

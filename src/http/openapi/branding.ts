@@ -19,7 +19,7 @@ export const DOCS_TITLE = 'keyplane API reference';
 
 /** @fastify/swagger-ui's `logo` and `theme` options. */
 export const DOCS_BRANDING: Pick<FastifySwaggerUiOptions, 'logo' | 'theme'> = {
-  logo: { type: 'image/svg+xml', content: Buffer.from(LOGO_SVG), href: '/docs', target: '_self' },
+  logo: { type: 'image/svg+xml', content: Buffer.from(LOGO_SVG) },
   theme: {
     title: DOCS_TITLE,
     favicon: [{ filename: 'favicon.svg', rel: 'icon', sizes: 'any', type: 'image/svg+xml', content: Buffer.from(FAVICON_SVG) }],
