@@ -3,6 +3,7 @@ import path from 'node:path';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { migratePglite, migratePostgres, type MigrationLogger } from './migrate.js';
+import { dumpPglite } from './pglite/backup.js';
 import { acquireDataDirLock, type DataDirLock } from './pglite/data-dir-lock.js';
 import { copyTemplateDir, readTemplate } from './pglite/template.js';
 import { DIR_MODE, ownDataDir, tightenTree } from './pglite/permissions.js';
@@ -36,6 +37,11 @@ export interface Database {
   close(): Promise<void>;
   /** The pg pool in server mode (for pool metrics and tests); undefined in embedded mode. */
   readonly pool?: pg.Pool;
+  /**
+   * Embedded mode: the database's dump, a gzipped tarball of its data directory (pglite/backup.ts),
+   * taken while it stays open. Undefined in server mode, whose backups are Postgres's own (pg_dump, PITR).
+   */
+  readonly dump?: () => Promise<Uint8Array>;
 }
 
 export interface OpenDatabaseOptions {
@@ -131,6 +137,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       async ping() {
         await client.query('select 1');
       },
+      dump: () => dumpPglite(client),
       async close() {
         await client.close();
         if (pgdata) tightenTree(pgdata);
