@@ -10,9 +10,9 @@ import { print, stderrMigrationLog } from './runtime.js';
 
 /*
  * keyplane backup / restore: the embedded database's own dump (db/pglite/backup.ts), with the
- * server stopped: the data directory allows one process at a time. While the server runs, its
- * admin listener serves the same dump (POST /internal/v1/backup); `restore` always needs it stopped.
- * A server on Postgres is backed up with Postgres's tools (docs/operations.md, "Backups").
+ * server stopped: the data directory allows one process at a time, and a running server holds it.
+ * Embedded mode has no online backup; server mode has Postgres's own (pg_dump, point-in-time
+ * recovery), which is where a deployment that cannot stop belongs (docs/operations.md, "Backups").
  */
 
 const SERVER_MODE =
@@ -58,7 +58,7 @@ async function readInput(file: string): Promise<Uint8Array> {
 async function backup(file: string, o: { json?: boolean }, cmd: Command): Promise<void> {
   const config = embeddedConfig(cmd);
   // Not migrated: a backup taken before an upgrade must hold the schema as it was.
-  const database = await openConfiguredDatabase(config).catch((err: unknown) => explainBusy(err, 'or take an online backup: POST /internal/v1/backup on ADMIN_PORT'));
+  const database = await openConfiguredDatabase(config).catch((err: unknown) => explainBusy(err, 'then back up (embedded mode has no online backup: docs/operations.md, "Backups")'));
   let dump: Uint8Array;
   try {
     dump = await database.dump!();

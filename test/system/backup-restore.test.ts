@@ -143,7 +143,7 @@ describe('embedded mode: keyplane backup / restore, then replay-revocations', ()
     try {
       const r = await cli(['backup', path.join(tmp, 'busy.backup')]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/is using .* stop it first, or take an online backup: POST \/internal\/v1\/backup/);
+      expect(r.stderr).toMatch(/the server \(pid \d+\) is using .*: stop it first, then back up/);
       const restore = await cli(['restore', path.join(tmp, 'keyplane.backup')]);
       expect(restore.code).toBe(1);
     } finally {
