@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -157,6 +158,13 @@ describe('embedded mode: keyplane backup / restore, then replay-revocations', ()
     } finally {
       delete process.env.DATABASE_URL;
     }
+    // Not a dump: refused, and the database it would have replaced is back in place.
+    const garbage = path.join(tmp, 'garbage.tgz');
+    writeFileSync(garbage, randomBytes(4096));
+    const g = await cli(['restore', garbage]);
+    expect(g.code).toBe(1);
+    expect(g.stderr).toMatch(/not a backup of an embedded keyplane database/);
+    expect((await ok(['audit', 'verify', '--json'])).json()).toMatchObject({ ok: true, accounts: 1 });
     const bad = path.join(tmp, 'bad.jsonl');
     writeFileSync(bad, '{"id": "x"}\n');
     expect((await cli(['keys', 'replay-revocations', bad])).code).toBe(2);

@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { migratePglite, type MigrationLogger } from '../migrate.js';
 import { acquireDataDirLock } from './data-dir-lock.js';
 import { DIR_MODE, ownDataDir, tightenTree } from './permissions.js';
@@ -23,6 +24,27 @@ export async function dumpPglite(client: PgliteClient): Promise<Uint8Array> {
   return new Uint8Array(await blob.arrayBuffer());
 }
 
+const notABackup = (why: string) => new Error(`not a backup of an embedded keyplane database (${why})`);
+
+/**
+ * The tar archive inside a dump, checked before PGlite sees it: PGlite decompresses what it cannot
+ * untar in a stream whose error nobody awaits, so a file that is not a dump would end the process
+ * with an unhandled rejection instead of an answer.
+ */
+function tarOf(dump: Uint8Array): Uint8Array {
+  let tar = dump;
+  if (dump[0] === 0x1f && dump[1] === 0x8b) {
+    try {
+      tar = new Uint8Array(gunzipSync(dump));
+    } catch (err) {
+      throw notABackup(`gzip: ${(err as Error).message}`);
+    }
+  }
+  // A tar header's magic, at byte 257 of its first block.
+  if (Buffer.from(tar.subarray(257, 262)).toString('latin1') !== 'ustar') throw notABackup('no tar archive in it');
+  return tar;
+}
+
 export interface RestoreOutcome {
   /** Where the data directory that was there before now is (kept until the operator removes it); null when there was none. */
   previous: string | null;
@@ -36,6 +58,7 @@ export interface RestoreOutcome {
  * run while a server uses it.
  */
 export async function restorePglite(dataDir: string, dump: Uint8Array, log?: MigrationLogger): Promise<RestoreOutcome> {
+  const tar = tarOf(dump);
   mkdirSync(dataDir, { recursive: true, mode: DIR_MODE });
   ownDataDir(dataDir);
   const lock = acquireDataDirLock(dataDir);
@@ -45,13 +68,18 @@ export async function restorePglite(dataDir: string, dump: Uint8Array, log?: Mig
     if (previous) renameSync(pgdata, previous);
     try {
       const { PGlite } = await import('@electric-sql/pglite');
-      const client = new PGlite(pgdata, { loadDataDir: new Blob([dump]) });
+      const client = new PGlite(pgdata, { loadDataDir: new Blob([tar]) });
       try {
-        await client.waitReady;
+        await client.waitReady.catch((err: Error) => {
+          throw notABackup(`PGlite could not load it: ${err.message}`);
+        });
         await migratePglite(client, log);
-      } finally {
-        await client.close();
+      } catch (err) {
+        // A client that never started cannot close either; the error worth reporting is the first.
+        await client.close().catch(() => {});
+        throw err;
       }
+      await client.close();
       tightenTree(pgdata);
     } catch (err) {
       rmSync(pgdata, { recursive: true, force: true });
