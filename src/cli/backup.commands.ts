@@ -1,4 +1,4 @@
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -57,6 +57,8 @@ async function readInput(file: string): Promise<Uint8Array> {
 
 async function backup(file: string, o: { json?: boolean }, cmd: Command): Promise<void> {
   const config = embeddedConfig(cmd);
+  // Opening a directory with no database would make a new, empty one, and back that up.
+  if (!existsSync(path.join(config.DATA_DIR, 'pgdata'))) throw new Error(`there is no embedded database in ${config.DATA_DIR} (DATA_DIR) to back up`);
   // Not migrated: a backup taken before an upgrade must hold the schema as it was.
   const database = await openConfiguredDatabase(config).catch((err: unknown) => explainBusy(err, 'then back up (embedded mode has no online backup: docs/operations.md, "Backups")'));
   let dump: Uint8Array;

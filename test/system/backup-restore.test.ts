@@ -165,6 +165,14 @@ describe('embedded mode: keyplane backup / restore, then replay-revocations', ()
     expect(g.code).toBe(1);
     expect(g.stderr).toMatch(/not a backup of an embedded keyplane database/);
     expect((await ok(['audit', 'verify', '--json'])).json()).toMatchObject({ ok: true, accounts: 1 });
+    process.env.DATA_DIR = path.join(tmp, 'empty');
+    try {
+      const none = await cli(['backup', path.join(tmp, 'none.backup')]);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/no embedded database in .*empty/);
+    } finally {
+      process.env.DATA_DIR = dataDir;
+    }
     const bad = path.join(tmp, 'bad.jsonl');
     writeFileSync(bad, '{"id": "x"}\n');
     expect((await cli(['keys', 'replay-revocations', bad])).code).toBe(2);
