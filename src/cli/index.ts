@@ -3,9 +3,11 @@ import { parseConfig } from '../config.js';
 import { DomainError } from '../domain/errors.js';
 import { serveForever } from '../main.js';
 import { registerAuditCommands } from './audit.commands.js';
+import { registerBackupCommands } from './backup.commands.js';
 import { registerOperatorTokenCommands } from './operator-tokens.commands.js';
 import { registerKeysCommands } from './keys.commands.js';
 import { registerPortalCommands } from './portal.commands.js';
+import { registerReplayRevocationsCommand } from './replay-revocations.command.js';
 import { CliExit, print, stderrMigrationLog, withServices } from './runtime.js';
 import { registerVerifyCommand } from './verify.command.js';
 
@@ -34,8 +36,10 @@ function buildCli(): Command {
   registerPortalCommands(program);
   registerOperatorTokenCommands(program);
   registerKeysCommands(program);
+  registerReplayRevocationsCommand(program);
   registerAuditCommands(program);
   registerVerifyCommand(program);
+  registerBackupCommands(program);
   return program;
 }
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import type pg from 'pg';
+import { roleSettingStatements } from './session-settings.js';
 
 /*
  * The schema of a keyplane database comes from two sources, applied in one transaction under one
@@ -143,8 +144,11 @@ async function migrateInTransaction(s: Session, log?: MigrationLogger): Promise<
   await applySqlFiles(s, migrated > 0, log);
 }
 
-/** Migrates a server database on one connection of `pool`. */
-export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger): Promise<void> {
+/**
+ * Migrates a server database on one connection of `pool`; with `roleSettings` (behind a pooler in
+ * transaction mode) it also stores keyplane's session settings on its role (db/session-settings.ts).
+ */
+export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger, opts: { roleSettings?: boolean } = {}): Promise<void> {
   const client = await pool.connect();
   let failed: Error | undefined;
   try {
@@ -156,6 +160,7 @@ export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger): Pro
       },
       log,
     );
+    if (opts.roleSettings) for (const statement of roleSettingStatements()) await client.query(statement);
     await client.query('commit');
   } catch (err) {
     failed = err as Error;
