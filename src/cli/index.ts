@@ -28,7 +28,7 @@ function addJsonEverywhere(command: Command): void {
 }
 
 /** The keyplane command: serve, migrate, and one file per command group. */
-function buildCli(): Command {
+export function buildCli(): Command {
   const program = new Command('keyplane')
     .description('keyplane: a key-management plane for fleets of AI agents')
     .version(VERSION, '-V, --version', 'print the version (package.json)')
