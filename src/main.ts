@@ -79,9 +79,13 @@ export async function openAndMigrate(config: Config, logger: Logger): Promise<Da
       return database;
     } catch (err) {
       await database.close().catch(() => {});
-      if (!isDatabaseUnavailable(err) || attempt >= config.DATABASE_CONNECT_ATTEMPTS) throw err;
-      const retryInMs = Math.min(config.DATABASE_CONNECT_BACKOFF_MS * 2 ** (attempt - 1), 10_000);
+      if (!isDatabaseUnavailable(err)) throw err;
       const reason = (err as { code?: string; message?: string }).code ?? (err as Error).message;
+      if (attempt >= config.DATABASE_CONNECT_ATTEMPTS) {
+        logger.error({ attempts: attempt, reason }, 'database unreachable, giving up');
+        throw err;
+      }
+      const retryInMs = Math.min(config.DATABASE_CONNECT_BACKOFF_MS * 2 ** (attempt - 1), 10_000);
       logger.warn({ attempt, attempts: config.DATABASE_CONNECT_ATTEMPTS, retryInMs, reason }, 'database unreachable, retrying');
       await sleep(retryInMs);
     }
