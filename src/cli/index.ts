@@ -93,9 +93,9 @@ export async function runCli(argv: string[]): Promise<number> {
   return status;
 }
 
-// Run when invoked as a program (bin/keyplane.js or `tsx src/cli/index.ts`), not when imported by tests.
+// Run when invoked as a program (bin/keyplane.js, `node dist/cli/index.js`, `tsx src/cli/index.ts`), not when imported by tests.
 const invoked = process.argv[1] ?? '';
-if (invoked.endsWith('cli/index.ts') || invoked.endsWith('keyplane') || invoked.endsWith('keyplane.js')) {
+if (/cli\/index\.[jt]s$|keyplane(\.js)?$/.test(invoked)) {
   const code = await runCli(process.argv.slice(2));
   // serve keeps running; every other command exits with its code.
   if (!serving || code !== 0) process.exit(code);
