@@ -30,7 +30,7 @@ describe('start-up', () => {
     expect(Date.now() - started).toBeLessThan(30_000);
     expect(server.lines.some(isBanner)).toBe(false);
     expect(server.lines.find((l) => l.msg === 'database unreachable, giving up')).toMatchObject({ attempts: 3, reason: 'ECONNREFUSED' });
-    expect(server.lines.at(-1)!.msg).toBe('keyplane: the database is unreachable (ECONNREFUSED)');
+    expect(server.lines.some((l) => l.msg === 'keyplane: the database is unreachable (ECONNREFUSED)')).toBe(true);
     expect(JSON.stringify(server.lines)).not.toMatch(/\n\s+at /);
   }, 60_000);
 
