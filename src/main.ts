@@ -13,6 +13,7 @@ import { LIMIT_NAMES } from './http/plugins/limits.js';
 import { loggerOptions } from './http/plugins/logger.js';
 import type { RateLimitOptions } from './http/plugins/rate-limit.js';
 import { systemClock } from './domain/clock.js';
+import { operatorTokenProblem } from './domain/auth/token-strength.js';
 import { linkFailureLogger, startJobs } from './jobs.js';
 import { createServices } from './services.js';
 
@@ -100,6 +101,9 @@ function adminTokenOf(config: Config): { token?: string; file?: AdminTokenFile }
   if (config.KEYPLANE_ADMIN_TOKEN) return { token: config.KEYPLANE_ADMIN_TOKEN };
   if (config.DATABASE_URL) return {};
   const file = readOrCreateAdminToken(config.DATA_DIR);
+  // A file edited by hand meets the rule KEYPLANE_ADMIN_TOKEN meets.
+  const problem = operatorTokenProblem(file.token);
+  if (problem) throw new Error(`invalid configuration: the operator token in ${file.path} ${problem}; delete the file to have a new one made at the next start`);
   return { token: file.token, file };
 }
 
@@ -123,6 +127,8 @@ function logBanner(logger: Logger, config: Config, app: FastifyInstance, admin: 
 
 /** open db → migrate → create services → build apps → listen. Shared by `npm start`, `keyplane serve` and tests. */
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
+  // Before the database: a bad token file stops the start with nothing opened.
+  const adminToken = adminTokenOf(config);
   const database = await openAndMigrate(config, logger);
   const services = createServices(database, {
     idempotencyLockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS,
@@ -136,7 +142,6 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     maxConnections: config.MAX_CONNECTIONS,
     trustProxy: config.TRUST_PROXY,
   };
-  const adminToken = adminTokenOf(config);
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
   const admin = adminToken.token ? await buildAdminApp({ ...deps, adminToken: adminToken.token }) : undefined;
   await app.listen({ host: listenHost(config), port: config.PORT });

@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createCluster, freePort } from './support/cluster.js';
 import { isBanner, serve } from './support/serve-process.js';
@@ -67,4 +70,20 @@ describe('start-up', () => {
       await cluster.destroy();
     }
   }, 180_000);
+
+  it('embedded: refuses a weak token in DATA_DIR/admin-token (exit 2), and makes a copied-in one private', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'keyplane-weak-token-'));
+    try {
+      mkdirSync(path.join(dir, 'data'), { mode: 0o700 });
+      writeFileSync(path.join(dir, 'data', 'admin-token'), 'changeme\n', { mode: 0o644 });
+      const server = serve({ DATA_DIR: path.join(dir, 'data'), PORT: String(await freePort()), ADMIN_PORT: String(await freePort()) });
+      expect(await server.exited).toBe(2);
+      expect(server.lines.some((l) => /^keyplane: invalid configuration: the operator token in \S+admin-token must be at least 32 characters/.test(l.msg))).toBe(true);
+      expect(server.lines.some(isBanner)).toBe(false);
+      expect(JSON.stringify(server.lines)).not.toContain('changeme');
+      expect(statSync(path.join(dir, 'data', 'admin-token')).mode & 0o777).toBe(0o600);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

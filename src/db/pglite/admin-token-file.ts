@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { DIR_MODE, FILE_MODE } from './permissions.js';
 
@@ -22,7 +22,11 @@ export interface AdminTokenFile {
 /** Reads DATA_DIR/admin-token, writing a new random token (256 bits, hex) first when there is none. */
 export function readOrCreateAdminToken(dataDir: string): AdminTokenFile {
   const file = path.resolve(dataDir, ADMIN_TOKEN_FILE);
-  if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), path: file, created: false };
+  if (existsSync(file)) {
+    // Kept private even if it was copied in with wider modes: it opens the whole internal API.
+    chmodSync(file, FILE_MODE);
+    return { token: readFileSync(file, 'utf8').trim(), path: file, created: false };
+  }
   mkdirSync(dataDir, { recursive: true, mode: DIR_MODE });
   const token = randomBytes(32).toString('hex');
   // 'wx': never overwrite a token another process wrote a moment ago.
