@@ -134,6 +134,7 @@ describe('keyplane --url', () => {
     // --data-dir asks for the database itself, which the server holds.
     const locked = await cli(['--data-dir', dataDir, 'keys', 'show', NO_SUCH_ID, '--json']);
     expect([locked.code, locked.json().error.code]).toEqual([4, 'data_dir_locked']);
+    expect(locked.json().error.message).toContain(`go through it: keyplane --url http://127.0.0.1:<ADMIN_PORT> --token "$(cat ${dataDir}/admin-token)"`);
     const dead = await cli(['--url', `http://127.0.0.1:${await freePort()}`, 'keys', 'show', NO_SUCH_ID, '--json']);
     expect([dead.code, dead.json().error.code]).toEqual([4, 'server_unreachable']);
   });
