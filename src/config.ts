@@ -78,6 +78,11 @@ export const configSchema = z.object({
   DATA_DIR: z.string().default('./data'),
   /** pg pool size per process. 10 matches pg's default and Postgres' default 100 connections for ~8 instances. */
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  /**
+   * `transaction` when DATABASE_URL points at a pooler in transaction mode (PgBouncer): no named
+   * prepared statements and no startup parameters, whose settings migrate stores on the role instead.
+   */
+  DATABASE_POOLER: z.enum(['none', 'transaction']).default('none'),
   REDIS_URL: z.string().url().optional(),
   /** Every counter key starts with this, so several deployments (or test runs) can share one Redis. */
   REDIS_KEY_PREFIX: z.string().min(1).default('keyplane:rl:'),

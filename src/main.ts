@@ -32,6 +32,7 @@ export function openConfiguredDatabase(config: Config): Promise<Database> {
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATABASE_URL ? undefined : config.DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
+    pooler: config.DATABASE_POOLER,
   });
 }
 

@@ -3,11 +3,13 @@ import { Command, Option } from 'commander';
 import { parseConfig } from '../config.js';
 import { serveForever } from '../main.js';
 import { registerAuditCommands } from './audit.commands.js';
+import { registerBackupCommands } from './backup.commands.js';
 import { describeError, EXIT, exitStatusOf } from './exit-codes.js';
 import { registerMigrateCommands } from './migrate.commands.js';
 import { registerOperatorTokenCommands } from './operator-tokens.commands.js';
 import { registerKeysCommands } from './keys.commands.js';
 import { registerPortalCommands } from './portal.commands.js';
+import { registerReplayRevocationsCommand } from './replay-revocations.command.js';
 import { CliExit, setInvocation, type Invocation } from './runtime.js';
 import { registerVerifyCommand } from './verify.command.js';
 
@@ -38,7 +40,11 @@ export function buildCli(): Command {
     .configureHelp({ showGlobalOptions: true })
     .showHelpAfterError()
     .exitOverride();
-  program.hook('preAction', (_program, action) => setInvocation(action.optsWithGlobals<Invocation>()));
+  program.hook('preAction', (_program, action) => {
+    const words: string[] = [];
+    for (let c: Command | null = action; c?.parent; c = c.parent) words.unshift(c.name());
+    setInvocation({ ...action.optsWithGlobals<Invocation>(), command: words.join(' ') });
+  });
 
   program
     .command('serve')
@@ -53,8 +59,10 @@ export function buildCli(): Command {
   registerPortalCommands(program);
   registerOperatorTokenCommands(program);
   registerKeysCommands(program);
+  registerReplayRevocationsCommand(program);
   registerAuditCommands(program);
   registerVerifyCommand(program);
+  registerBackupCommands(program);
   addJsonEverywhere(program);
   return program;
 }

@@ -35,6 +35,8 @@ export interface Invocation {
   url?: string;
   token?: string;
   dataDir?: string;
+  /** The command's words, e.g. `keys replay-revocations`, for messages. */
+  command?: string;
 }
 let invocation: Invocation = {};
 export const setInvocation = (i: Invocation) => void (invocation = i);
@@ -54,6 +56,8 @@ export const isRemote = () => remoteUrl() !== undefined;
 
 /** The configuration of a local command: DATABASE_URL, or an embedded directory named explicitly. */
 export function cliConfig(): Config {
+  // Whatever runs on the database cannot honour --url: say so rather than open a database instead.
+  if (isRemote()) throw notRemote(invocation.command ?? 'this command');
   const env = { ...process.env };
   if (invocation.dataDir) {
     env.DATA_DIR = invocation.dataDir;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import type pg from 'pg';
+import { roleSettingStatements } from './session-settings.js';
 
 /*
  * The schema of a keyplane database comes from two sources, applied in one transaction under one
@@ -173,8 +174,11 @@ async function readStatus(query: Session['query']): Promise<MigrationStatus> {
 export const postgresMigrationStatus = (pool: pg.Pool) => readStatus(async <T>(text: string, params?: unknown[]) => (await pool.query(text, params)).rows as T[]);
 export const pgliteMigrationStatus = (client: PGlite) => readStatus(async <T>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows);
 
-/** Migrates a server database on one connection of `pool`. */
-export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger): Promise<void> {
+/**
+ * Migrates a server database on one connection of `pool`; with `roleSettings` (behind a pooler in
+ * transaction mode) it also stores keyplane's session settings on its role (db/session-settings.ts).
+ */
+export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger, opts: { roleSettings?: boolean } = {}): Promise<void> {
   const client = await pool.connect();
   let failed: Error | undefined;
   try {
@@ -186,6 +190,7 @@ export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger): Pro
       },
       log,
     );
+    if (opts.roleSettings) for (const statement of roleSettingStatements()) await client.query(statement);
     await client.query('commit');
   } catch (err) {
     failed = err as Error;

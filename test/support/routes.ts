@@ -34,6 +34,7 @@ export const ROUTES: RouteSpec[] = [
     bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'environment', 'self_rotation'] },
   { name: 'keys.list', listener: 'public', method: 'GET', path: '/keys', credential: 'service', queryFields: ['limit', 'offset'] },
   { name: 'keys.get', listener: 'public', method: 'GET', path: '/keys/:id', credential: 'service' },
+  { name: 'keys.lineage', listener: 'public', method: 'GET', path: '/keys/:id/lineage', credential: 'service' },
   { name: 'keys.update', listener: 'public', method: 'PATCH', path: '/keys/:id', credential: 'service',
     bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'self_rotation'] },
   { name: 'keys.revoke', listener: 'public', method: 'DELETE', path: '/keys/:id', credential: 'service' },
