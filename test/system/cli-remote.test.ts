@@ -126,7 +126,19 @@ describe('keyplane --url', () => {
     expect([missing.code, missing.json()]).toEqual([1, { error: { code: 'not_found', message: 'not found' } }]);
     const badToken = await cli(['--token', withLastCharChanged(token), 'keys', 'show', NO_SUCH_ID, '--json']);
     expect([badToken.code, badToken.json().error.code]).toEqual([1, 'invalid_api_key']);
-    for (const args of [['operator-tokens', 'list'], ['operator-tokens', 'create', '--name', 'x', '--scope', 'admin'], ['audit', 'verify'], ['audit', 'export'], ['migrate'], ['migrate', 'status']]) {
+    const emptyExport = writeLeaks('');
+    const noRoute = [
+      ['operator-tokens', 'list'],
+      ['operator-tokens', 'create', '--name', 'x', '--scope', 'admin'],
+      ['audit', 'verify'],
+      ['audit', 'export'],
+      ['migrate'],
+      ['migrate', 'status'],
+      ['backup', path.join(tmp, 'remote.backup')],
+      ['restore', path.join(tmp, 'remote.backup')],
+      ['keys', 'replay-revocations', emptyExport],
+    ];
+    for (const args of noRoute) {
       const res = await cli([...args, '--json']);
       expect({ args, code: res.code, error: res.json().error.code }).toEqual({ args, code: 2, error: 'not_available_remotely' });
       expect(res.json().error.message).toMatch(/no internal API route/);
