@@ -1,15 +1,19 @@
 import { realpathSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { buildAdminApp, buildApp } from './app.js';
-import { parseConfig, RATE_LIMIT_VARIABLES, type Config } from './config.js';
+import { listenHost, parseConfig, RATE_LIMIT_VARIABLES, type Config } from './config.js';
 import { openDatabase, type Database } from './db/database.js';
+import { isDatabaseUnavailable } from './db/errors.js';
+import { readOrCreateAdminToken, type AdminTokenFile } from './db/pglite/admin-token-file.js';
 import { LIMIT_NAMES } from './http/plugins/limits.js';
 import { loggerOptions } from './http/plugins/logger.js';
 import type { RateLimitOptions } from './http/plugins/rate-limit.js';
 import { systemClock } from './domain/clock.js';
+import { operatorTokenProblem } from './domain/auth/token-strength.js';
 import { linkFailureLogger, startJobs } from './jobs.js';
 import { createServices } from './services.js';
 
@@ -61,15 +65,72 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Opens the database and migrates it, retrying while it is unreachable (a Postgres starting beside
+ * keyplane): DATABASE_CONNECT_ATTEMPTS tries, waits doubling from DATABASE_CONNECT_BACKOFF_MS up to
+ * 10 s, each logged. Any other failure (a refused password, an unknown migration) ends at once.
+ */
+export async function openAndMigrate(config: Config, logger: Logger): Promise<Database> {
+  for (let attempt = 1; ; attempt++) {
+    const database = await openConfiguredDatabase(config);
+    try {
+      await database.migrate(logger);
+      if (attempt > 1) logger.info({ attempt }, 'database reachable');
+      return database;
+    } catch (err) {
+      await database.close().catch(() => {});
+      if (!isDatabaseUnavailable(err)) throw err;
+      const reason = (err as { code?: string; message?: string }).code ?? (err as Error).message;
+      if (attempt >= config.DATABASE_CONNECT_ATTEMPTS) {
+        logger.error({ attempts: attempt, reason }, 'database unreachable, giving up');
+        throw err;
+      }
+      const retryInMs = Math.min(config.DATABASE_CONNECT_BACKOFF_MS * 2 ** (attempt - 1), 10_000);
+      logger.warn({ attempt, attempts: config.DATABASE_CONNECT_ATTEMPTS, retryInMs, reason }, 'database unreachable, retrying');
+      await sleep(retryInMs);
+    }
+  }
+}
+
+/**
+ * The admin listener's bootstrap token: KEYPLANE_ADMIN_TOKEN, or in embedded mode the one kept in
+ * DATA_DIR/admin-token (made on the first start), so an embedded first run has a way in.
+ */
+function adminTokenOf(config: Config): { token?: string; file?: AdminTokenFile } {
+  if (config.KEYPLANE_ADMIN_TOKEN) return { token: config.KEYPLANE_ADMIN_TOKEN };
+  if (config.DATABASE_URL) return {};
+  const file = readOrCreateAdminToken(config.DATA_DIR);
+  // A file edited by hand meets the rule KEYPLANE_ADMIN_TOKEN meets.
+  const problem = operatorTokenProblem(file.token);
+  if (problem) throw new Error(`invalid configuration: the operator token in ${file.path} ${problem}; delete the file to have a new one made at the next start`);
+  return { token: file.token, file };
+}
+
+const urlOf = (host: string, port: number) => `http://${host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host}:${port}`;
+
+/** What an operator needs after start: where each listener is and, on an embedded first run, how to get in. */
+function logBanner(logger: Logger, config: Config, app: FastifyInstance, admin: FastifyInstance | undefined, file?: AdminTokenFile): void {
+  const publicUrl = urlOf(listenHost(config), (app.server.address() as { port: number }).port);
+  const adminUrl = admin ? urlOf(config.ADMIN_HOST, (admin.server.address() as { port: number }).port) : null;
+  const lines = [`keyplane ready: public API ${publicUrl}/v1, docs ${publicUrl}/docs`];
+  lines.push(adminUrl ? `  internal API ${adminUrl}/internal/v1 (operator token required)` : '  internal API off: set KEYPLANE_ADMIN_TOKEN to start it');
+  if (file) {
+    const cli = `keyplane --url ${adminUrl} --token "$(cat ${file.path})"`;
+    lines.push(`  ${file.created ? 'first run: ' : ''}operator token in ${file.path} (mode 0600); credentials: ${cli} bootstrap`);
+  }
+  logger.info(
+    { database: config.DATABASE_URL ? 'postgres' : 'pglite', dataDir: config.DATABASE_URL ? undefined : path.resolve(config.DATA_DIR), publicUrl, adminUrl, adminTokenFile: file?.path },
+    lines.join('\n'),
+  );
+}
+
 /** open db → migrate → create services → build apps → listen. Shared by `npm start`, `keyplane serve` and tests. */
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
-  const database = await openConfiguredDatabase(config);
-  try {
-    await database.migrate(logger);
-  } catch (err) {
-    await database.close();
-    throw err;
-  }
+  // Before the database: a bad token file stops the start with nothing opened.
+  const adminToken = adminTokenOf(config);
+  const database = await openAndMigrate(config, logger);
   const services = createServices(database, {
     idempotencyLockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS,
     onLinkFailure: linkFailureLogger(logger),
@@ -83,12 +144,11 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     trustProxy: config.TRUST_PROXY,
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
-  const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN }) : undefined;
-  await app.listen({ host: config.HOST, port: config.PORT });
+  const admin = adminToken.token ? await buildAdminApp({ ...deps, adminToken: adminToken.token }) : undefined;
+  await app.listen({ host: listenHost(config), port: config.PORT });
   if (admin) await admin.listen({ host: config.ADMIN_HOST, port: config.ADMIN_PORT });
-  else logger.info('KEYPLANE_ADMIN_TOKEN is not set: the internal admin API is not started');
   const stopJobs = startJobs(services.maintenance, systemClock, logger);
-  logger.info({ database: database.kind, port: config.PORT }, 'keyplane ready');
+  logBanner(logger, config, app, admin, adminToken.file);
   let closed = false;
   return {
     app,

@@ -2,11 +2,12 @@ import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { parseConfig, type Config } from '../config.js';
+import type { Config } from '../config.js';
 import { restorePglite } from '../db/pglite/backup.js';
 import { DataDirBusyError } from '../db/pglite/data-dir-lock.js';
 import { openConfiguredDatabase } from '../main.js';
-import { print, stderrMigrationLog } from './runtime.js';
+import { CliError } from './exit-codes.js';
+import { cliConfig, isRemote, notRemote, print, stderrMigrationLog } from './runtime.js';
 
 /*
  * keyplane backup / restore: the embedded database's own dump (db/pglite/backup.ts), with the
@@ -22,8 +23,10 @@ const SERVER_MODE =
 const AFTER_RESTORE =
   'now run `keyplane keys replay-revocations <audit export>` with an audit export taken after the backup: keys revoked since the backup are live again until then';
 
+/** The embedded directory named by --data-dir or DATA_DIR (never an implicit ./data); not through --url. */
 function embeddedConfig(cmd: Command): Config {
-  const config = parseConfig(process.env);
+  if (isRemote()) throw notRemote(cmd.name());
+  const config = cliConfig();
   if (config.DATABASE_URL) cmd.error(`keyplane ${cmd.name()}: ${SERVER_MODE}`, { exitCode: 2, code: 'commander.invalidArgument' });
   return config;
 }
@@ -31,7 +34,7 @@ function embeddedConfig(cmd: Command): Config {
 /** A running server holds the data directory: say what to do instead of only that it is busy. */
 function explainBusy(err: unknown, what: string): never {
   if (err instanceof DataDirBusyError) {
-    throw new Error(`the server (pid ${err.pid}) is using ${err.dataDir}: stop it first, ${what}`, { cause: err });
+    throw new CliError('data_dir_locked', `the server (pid ${err.pid}) is using ${err.dataDir}: stop it first, ${what}`);
   }
   throw err;
 }
@@ -58,7 +61,7 @@ async function readInput(file: string): Promise<Uint8Array> {
 async function backup(file: string, o: { json?: boolean }, cmd: Command): Promise<void> {
   const config = embeddedConfig(cmd);
   // Opening a directory with no database would make a new, empty one, and back that up.
-  if (!existsSync(path.join(config.DATA_DIR, 'pgdata'))) throw new Error(`there is no embedded database in ${config.DATA_DIR} (DATA_DIR) to back up`);
+  if (!existsSync(path.join(config.DATA_DIR, 'pgdata'))) throw new CliError('not_found', `there is no embedded database in ${config.DATA_DIR} (DATA_DIR) to back up`);
   // Not migrated: a backup taken before an upgrade must hold the schema as it was.
   const database = await openConfiguredDatabase(config).catch((err: unknown) => explainBusy(err, 'then back up (embedded mode has no online backup: docs/operations.md, "Backups")'));
   let dump: Uint8Array;

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
-import { migratePglite, migratePostgres, type MigrationLogger } from './migrate.js';
+import { migratePglite, migratePostgres, pgliteMigrationStatus, postgresMigrationStatus, type MigrationLogger, type MigrationStatus } from './migrate.js';
 import { dumpPglite } from './pglite/backup.js';
 import { acquireDataDirLock, type DataDirLock } from './pglite/data-dir-lock.js';
 import { copyTemplateDir, readTemplate } from './pglite/template.js';
@@ -12,6 +12,7 @@ import { STATEMENT_TIMEOUT_MS, startupOptions, UnnamedStatementClient } from './
 import type { Db } from './types.js';
 
 export type { Db } from './types.js';
+export type { MigrationStatus } from './migrate.js';
 
 /** Connections of the linker's own pool (Database.linkerDb says why it has one). */
 export const LINKER_POOL_MAX = 2;
@@ -32,6 +33,8 @@ export interface Database {
    * UnknownMigrationError when the database holds a migration this code does not know.
    */
   migrate(log?: MigrationLogger): Promise<void>;
+  /** What migrate() would apply, read without changing anything. */
+  migrationStatus(): Promise<MigrationStatus>;
   /** One round trip; throws when the database does not answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -69,6 +72,7 @@ function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
     linkerDb: drizzlePg(linkerPool, { schema }) as unknown as Db,
     pool,
     migrate: (log) => migratePostgres(pool, log, { roleSettings: opts.pooler === 'transaction' }),
+    migrationStatus: () => postgresMigrationStatus(pool),
     async ping() {
       await pool.query('select 1');
     },
@@ -134,6 +138,7 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       db,
       linkerDb: db,
       migrate: (log) => migratePglite(client, log),
+      migrationStatus: () => pgliteMigrationStatus(client),
       async ping() {
         await client.query('select 1');
       },

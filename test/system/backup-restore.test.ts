@@ -143,10 +143,10 @@ describe('embedded mode: keyplane backup / restore, then replay-revocations', ()
     writeFileSync(lock, String(process.ppid));
     try {
       const r = await cli(['backup', path.join(tmp, 'busy.backup')]);
-      expect(r.code).toBe(1);
+      expect(r.code).toBe(4); // data_dir_locked: unavailable (src/cli/exit-codes.ts)
       expect(r.stderr).toMatch(/the server \(pid \d+\) is using .*: stop it first, then back up/);
       const restore = await cli(['restore', path.join(tmp, 'keyplane.backup')]);
-      expect(restore.code).toBe(1);
+      expect(restore.code).toBe(4);
     } finally {
       rmSync(lock, { force: true });
     }
