@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
@@ -12,22 +13,28 @@ import type { RateLimitOptions } from './http/plugins/rate-limit.js';
 import { systemClock } from './domain/clock.js';
 import { linkFailureLogger, startJobs } from './jobs.js';
 import { createServices } from './services.js';
+import { createMetrics, type Metrics } from './domain/metrics/metrics.js';
 
 /*
  * The entry: parse the configuration, open the database, create the services, build the apps,
  * listen, and shut down gracefully. `npm start` runs this file; `keyplane serve` calls serveForever.
  */
 
-function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'KEYPLANE_ADMIN_TOKEN'>): Logger {
-  return pino(loggerOptions(config.LOG_LEVEL, config.KEYPLANE_ADMIN_TOKEN ? [config.KEYPLANE_ADMIN_TOKEN] : []));
+function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_FORMAT' | 'KEYPLANE_ADMIN_TOKEN'>): Logger {
+  const options = loggerOptions(config.LOG_LEVEL, config.KEYPLANE_ADMIN_TOKEN ? [config.KEYPLANE_ADMIN_TOKEN] : [], config.LOG_FORMAT);
+  if (config.LOG_FORMAT === 'json') return pino(options);
+  // Loaded only when asked for; synchronous, so lines keep their order with the process's own output.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+  return pino(options, pretty({ sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
 }
 
 /** Opens the configured database: Postgres when DATABASE_URL is set, else embedded PGlite in DATA_DIR. */
-export function openConfiguredDatabase(config: Config): Promise<Database> {
+export function openConfiguredDatabase(config: Config, metrics?: Metrics): Promise<Database> {
   return openDatabase({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATABASE_URL ? undefined : config.DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
+    onPoolWait: metrics?.poolWait,
   });
 }
 
@@ -62,7 +69,9 @@ export interface RunningServer {
 
 /** open db → migrate → create services → build apps → listen. Shared by `npm start`, `keyplane serve` and tests. */
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
-  const database = await openConfiguredDatabase(config);
+  // Before the database, whose pools report their waits to it.
+  const metrics = createMetrics({ defaultMetrics: true });
+  const database = await openConfiguredDatabase(config, metrics);
   try {
     await database.migrate(logger);
   } catch (err) {
@@ -72,6 +81,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
   const services = createServices(database, {
     idempotencyLockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS,
     onLinkFailure: linkFailureLogger(logger),
+    metrics,
   });
   const deps = {
     services,
@@ -80,6 +90,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     maxConnections: config.MAX_CONNECTIONS,
     trustProxy: config.TRUST_PROXY,
+    loadShed: { maxEventLoopDelayMs: config.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS },
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
   const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN }) : undefined;
