@@ -25,7 +25,7 @@ import { clientErrorHandler, connectionOptions, proxyTrust } from './http/plugin
 import { verifyRoutes } from './http/routes/verify.routes.js';
 import { createOperatorAuth } from './domain/operator-tokens/operator-auth.js';
 import { registerLoadShedding, type LoadShedOptions } from './http/plugins/load-shed.js';
-import { registerRequestLog, type Listener } from './http/plugins/request-log.js';
+import { registerRequestLog, RequestLogController, type Listener } from './http/plugins/request-log.js';
 import { metricsRoutes } from './http/routes/metrics.routes.js';
 
 /** Everything the app needs, built by main.ts, the CLI or a test. buildApp never reads process.env. */
@@ -74,7 +74,7 @@ function baseInstance(deps: AppDeps, listener: Listener): FastifyInstance {
     return503OnClosing: true,
     frameworkErrors: frameworkErrorHandler,
     // One line per request from request-log.ts instead of Fastify's two, with the route and principal.
-    disableRequestLogging: true,
+    logController: new RequestLogController(),
   }) as unknown as FastifyInstance;
   app.server.maxConnections = deps.maxConnections ?? 1024;
   app.setValidatorCompiler(validatorCompiler);

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Metrics } from '../../domain/metrics/metrics.js';
 
@@ -47,6 +47,18 @@ function countOutcomes(metrics: Metrics, request: FastifyRequest, reply: Fastify
   if (code === 'idempotency_in_progress') metrics.idempotency('in_progress');
   else if (code === 'idempotency_key_reused') metrics.idempotency('reused');
   else if (code === 'rate_limited') metrics.rateLimited(policyOf(reply));
+}
+
+/**
+ * Fastify's per-request lines off ("incoming request", "request completed", "Route … not found"):
+ * registerRequestLog writes the one line instead. A response stream that failed is still logged.
+ */
+export class RequestLogController extends LogController {
+  override incomingRequest(): void {}
+  override routeNotFound(): void {}
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (error) super.requestCompleted(error, request, reply, metadata);
+  }
 }
 
 /**
