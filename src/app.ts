@@ -27,6 +27,7 @@ import { createOperatorAuth } from './domain/operator-tokens/operator-auth.js';
 import { registerLoadShedding, type LoadShedOptions } from './http/plugins/load-shed.js';
 import { registerRequestLog, RequestLogController, type Listener } from './http/plugins/request-log.js';
 import { metricsRoutes } from './http/routes/metrics.routes.js';
+import type { Tracing } from './http/plugins/tracing.js';
 
 /** Everything the app needs, built by main.ts, the CLI or a test. buildApp never reads process.env. */
 export interface AppDeps {
@@ -44,6 +45,8 @@ export interface AppDeps {
   trustProxy?: boolean | number | string[];
   /** Rate limits and their counter store (in-process unless a Redis is given). */
   rateLimit?: RateLimitOptions;
+  /** OpenTelemetry spans per request (main.ts starts it when OTEL_EXPORTER_OTLP_ENDPOINT is set). */
+  tracing?: Pick<Tracing, 'register'>;
   /** Load shedding on event-loop delay (config LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS); off unless given. */
   loadShed?: LoadShedOptions;
   /** The OpenAPI documents' examples; the committed ones unless given (scripts/openapi.ts records fresh ones). */
@@ -83,6 +86,7 @@ function baseInstance(deps: AppDeps, listener: Listener): FastifyInstance {
   const { metrics } = deps.services;
   registerErrorHandling(app, { isUnavailable: isDatabaseUnavailable, describe: driverError, onDatabaseError: metrics.databaseError });
   registerRequestLog(app, listener, metrics);
+  deps.tracing?.register(app);
   // When close() starts, Fastify closes idle keep-alive connections, but a connection whose request
   // is still in flight becomes idle only after its response; telling the client to close it then
   // lets shutdown finish promptly instead of waiting out the keep-alive timeout.

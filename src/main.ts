@@ -13,6 +13,7 @@ import type { RateLimitOptions } from './http/plugins/rate-limit.js';
 import { systemClock } from './domain/clock.js';
 import { linkFailureLogger, startJobs } from './jobs.js';
 import { createServices } from './services.js';
+import { startTracing } from './http/plugins/tracing.js';
 import { createMetrics, type Metrics } from './domain/metrics/metrics.js';
 
 /*
@@ -78,6 +79,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     await database.close();
     throw err;
   }
+  // Loaded only when configured: without it no OpenTelemetry package is imported.
+  const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT ? await startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }) : undefined;
   const services = createServices(database, {
     idempotencyLockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS,
     onLinkFailure: linkFailureLogger(logger),
@@ -91,6 +94,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     maxConnections: config.MAX_CONNECTIONS,
     trustProxy: config.TRUST_PROXY,
     loadShed: { maxEventLoopDelayMs: config.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS },
+    tracing,
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
   const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN }) : undefined;
@@ -112,6 +116,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       const started = Date.now();
       await Promise.all([app.close(), admin?.close()]);
       await database.close();
+      await tracing?.shutdown().catch((err: Error) => logger.warn({ err: { message: err.message } }, 'flushing traces failed'));
       logger.info({ ms: Date.now() - started }, 'closed');
     },
   };
