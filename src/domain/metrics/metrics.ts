@@ -1,13 +1,15 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series.js';
 
 /*
  * The process's Prometheus series, one registry per createMetrics() (no module-global state: two
  * apps in one test process each count their own). Served on the admin listener at GET /metrics
  * (docs/operations.md, "Metrics", lists every series).
  *
- * Hot-path cost: every label combination a request can hit is bound once (a child per verify code,
- * per statement, per idempotency outcome, per route and status on first use), so counting is a
- * property read and an add. Pool, linker and rate-limit-store gauges are read only when scraped.
+ * Hot-path cost: the series a request touches (HTTP, verify, batches, pool waits) are plain numbers
+ * (series.ts), each label set bound once (per verify code, per statement, per route and status on
+ * first use), so counting is a property add. Rare events (429s, replays, errors) use prom-client's
+ * counters. Pool, linker and rate-limit-store gauges are read only when scraped.
  */
 
 /** Latency buckets, seconds: a verify answers in about a millisecond, a mint (argon2) in tens. */
@@ -43,8 +45,8 @@ export interface ScrapeSources {
 
 /** One route's counters, bound on its first response with each status. */
 interface RouteSeries {
-  statuses: Map<number, Counter.Internal>;
-  latency: Histogram.Internal<string>;
+  statuses: Map<number, CounterSeries>;
+  latency: HistogramSeries;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -113,24 +115,23 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const sources: ScrapeSources = {};
   scrapeGauges(registry, sources);
 
-  const requests = new Counter({ name: 'keyplane_http_requests_total', help: 'HTTP responses by listener, method, route template and status', labelNames: ['listener', 'method', 'route', 'status'], registers: [registry] });
-  const latency = new Histogram({ name: 'keyplane_http_request_duration_seconds', help: 'Time from request received to response sent, by listener, method and route template', labelNames: ['listener', 'method', 'route'], buckets: LATENCY_BUCKETS, registers: [registry] });
-  const verifyCounter = new Counter({ name: 'keyplane_verify_outcomes_total', help: 'Verifications (POST /internal/v1/verify, keyplane verify) by answer code', labelNames: ['code'], registers: [registry] });
-  const batchSize = new Histogram({ name: 'keyplane_batch_size', help: 'Requests served by one group-commit statement (verify key reads, debits)', labelNames: ['statement'], buckets: BATCH_BUCKETS, registers: [registry] });
-  const batchLatency = new Histogram({ name: 'keyplane_batch_duration_seconds', help: 'Time one group-commit statement took', labelNames: ['statement'], buckets: LATENCY_BUCKETS, registers: [registry] });
+  const requests = new CounterFamily(registry, 'keyplane_http_requests_total', 'HTTP responses by listener, method, route template and status');
+  const latency = new HistogramFamily(registry, 'keyplane_http_request_duration_seconds', 'Time from request received to response sent, by listener, method and route template', LATENCY_BUCKETS);
+  const verifyCounter = new CounterFamily(registry, 'keyplane_verify_outcomes_total', 'Verifications (POST /internal/v1/verify) by answer code');
+  const batchSize = new HistogramFamily(registry, 'keyplane_batch_size', 'Requests served by one group-commit statement (verify key reads, debits)', BATCH_BUCKETS);
+  const batchLatency = new HistogramFamily(registry, 'keyplane_batch_duration_seconds', 'Time one group-commit statement took', LATENCY_BUCKETS);
+  const poolWait = new HistogramFamily(registry, 'keyplane_db_pool_wait_seconds', 'Time a query waited for a pool connection, by pool (server mode)', LATENCY_BUCKETS);
   const idempotency = new Counter({ name: 'keyplane_idempotency_total', help: 'Idempotency-Key outcomes other than a first request: replayed, in_progress (409), reused (409)', labelNames: ['outcome'], registers: [registry] });
   const rateLimited = new Counter({ name: 'keyplane_rate_limit_rejections_total', help: 'Requests answered 429 by rate-limit policy', labelNames: ['policy'], registers: [registry] });
   const dbErrors = new Counter({ name: 'keyplane_database_errors_total', help: 'Requests that failed on the database: unavailable (503) or another driver error (500)', labelNames: ['kind'], registers: [registry] });
-  const poolWait = new Histogram({ name: 'keyplane_db_pool_wait_seconds', help: 'Time a query waited for a pool connection, by pool (server mode)', labelNames: ['pool'], buckets: LATENCY_BUCKETS, registers: [registry] });
   const shed = new Counter({ name: 'keyplane_load_shed_total', help: 'Requests refused 503 because the event loop was over its delay threshold', labelNames: ['listener'], registers: [registry] });
 
-  const verifyChildren = Object.fromEntries(VERIFY_CODES.map((c) => [c, verifyCounter.labels(c)])) as Record<VerifyCode, Counter.Internal>;
-  const sizeChildren = Object.fromEntries(BATCH_STATEMENTS.map((s) => [s, batchSize.labels(s)])) as Record<BatchStatement, Histogram.Internal<string>>;
-  const latencyChildren = Object.fromEntries(BATCH_STATEMENTS.map((s) => [s, batchLatency.labels(s)])) as Record<BatchStatement, Histogram.Internal<string>>;
+  const verifyChildren = Object.fromEntries(VERIFY_CODES.map((code) => [code, verifyCounter.bind({ code })])) as Record<VerifyCode, CounterSeries>;
+  const sizeChildren = Object.fromEntries(BATCH_STATEMENTS.map((statement) => [statement, batchSize.bind({ statement })])) as Record<BatchStatement, HistogramSeries>;
+  const latencyChildren = Object.fromEntries(BATCH_STATEMENTS.map((statement) => [statement, batchLatency.bind({ statement })])) as Record<BatchStatement, HistogramSeries>;
+  const poolWaits = { main: poolWait.bind({ pool: 'main' }), linker: poolWait.bind({ pool: 'linker' }) } as Record<string, HistogramSeries>;
   const idempotencyChildren = Object.fromEntries(IDEMPOTENCY_OUTCOMES.map((o) => [o, idempotency.labels(o)])) as Record<IdempotencyOutcome, Counter.Internal>;
-  const mainPoolWait = poolWait.labels('main');
   // Series are visible from the first scrape, at zero, so a rate() has a start.
-  for (const c of Object.values(verifyChildren)) c.inc(0);
   for (const c of Object.values(idempotencyChildren)) c.inc(0);
   for (const kind of ['unavailable', 'other']) dbErrors.labels(kind).inc(0);
 
@@ -146,9 +147,9 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       let byMethod = routes.get(routeKey);
       if (!byMethod) routes.set(routeKey, (byMethod = new Map()));
       let series = byMethod.get(method);
-      if (!series) byMethod.set(method, (series = { statuses: new Map(), latency: latency.labels(listener, method, route) }));
+      if (!series) byMethod.set(method, (series = { statuses: new Map(), latency: latency.bind({ listener, method, route }) }));
       let counter = series.statuses.get(status);
-      if (!counter) series.statuses.set(status, (counter = requests.labels(listener, method, route, String(status))));
+      if (!counter) series.statuses.set(status, (counter = requests.bind({ listener, method, route, status: String(status) })));
       counter.inc();
       series.latency.observe(seconds);
     },
@@ -161,7 +162,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
     rateLimited: (policy: string) => rateLimited.labels(policy).inc(),
     databaseError: (kind: 'unavailable' | 'other') => dbErrors.labels(kind).inc(),
     loadShed: (listener: string) => shed.labels(listener).inc(),
-    poolWait: (pool: string, seconds: number) => (pool === 'main' ? mainPoolWait : poolWait.labels(pool)).observe(seconds),
+    poolWait: (pool: string, seconds: number) => (poolWaits[pool] ?? poolWait.bind({ pool })).observe(seconds),
   };
 }
 
