@@ -1,9 +1,13 @@
 import { describe, expect } from 'vitest';
+import { openDatabase } from '../../src/db/database.js';
+import { createMetrics } from '../../src/domain/metrics/metrics.js';
+import { createServices } from '../../src/services.js';
 import type { OperatorScope } from '../../src/domain/operator-tokens/operator-tokens.service.js';
 import { mintChild } from '../support/child-keys.js';
+import { createFleetDatabase } from '../support/fleet.js';
 import { appTest } from '../support/fixtures.js';
 import { ADMIN_TOKEN, call, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
-import { delta, scrape, series } from '../support/prometheus.js';
+import { delta, parsePrometheus, scrape, series } from '../support/prometheus.js';
 
 /*
  * GET /metrics on the admin listener: scraped and parsed as Prometheus would, its series checked to
@@ -91,6 +95,31 @@ describe('GET /metrics', () => {
     const anonymous = await call(t.admin, 'GET', '/metrics');
     expect([anonymous.status, errorCode(anonymous)]).toEqual([401, 'unauthorized']);
     expect((await call(t.app, 'GET', '/metrics', { token: ADMIN_TOKEN })).status).toBe(404);
+  });
+});
+
+describe('pool metrics (server mode)', () => {
+  // On a database of its own on the Postgres server in either mode, as sql-sources.test.ts does: pools are server mode's.
+  it('times every checkout and reads the pools at scrape time; a scrape survives a failing gauge query', async () => {
+    const fresh = await createFleetDatabase('poolmetrics');
+    const metrics = createMetrics();
+    const database = await openDatabase({ databaseUrl: fresh.url, poolMax: 2, onPoolWait: metrics.poolWait });
+    try {
+      const services = createServices(database, { metrics });
+      // Four pings on a pool of two: two of them queue for a connection.
+      await Promise.all([1, 2, 3, 4].map(() => services.health.ping()));
+      // Unmigrated, so the count of unlinked events fails: that gauge is NaN (unknown), the scrape answers.
+      const s = parsePrometheus(await metrics.registry.metrics());
+      expect(s.get(series('keyplane_db_pool_wait_seconds_count', { pool: 'main' }))).toBe(4);
+      expect(s.get(series('keyplane_db_pool_wait_seconds_count', { pool: 'linker' }))).toBe(0);
+      expect(s.get(series('keyplane_db_pool_connections', { pool: 'main', state: 'total' }))).toBe(2);
+      expect(s.get(series('keyplane_db_pool_connections', { pool: 'linker', state: 'total' }))).toBe(0);
+      expect(s.get(series('keyplane_db_pool_waiting_requests', { pool: 'main' }))).toBe(0);
+      expect(s.get('keyplane_audit_events_waiting_link')).toBeNaN();
+    } finally {
+      await database.close();
+      await fresh.drop();
+    }
   });
 });
 

@@ -14,8 +14,10 @@ export function parsePrometheus(text: string): Scrape {
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('#')) continue;
     const at = line.lastIndexOf(' ');
-    const value = Number(line.slice(at + 1));
-    expect(Number.isNaN(value) && line.slice(at + 1) !== 'NaN', `not a sample line: ${line}`).toBe(false);
+    const text = line.slice(at + 1);
+    // prom-client writes NaN as `Nan`; Prometheus parses floats case-insensitively (Go's ParseFloat).
+    const value = /^nan$/i.test(text) ? Number.NaN : Number(text);
+    expect(Number.isNaN(value) && !/^nan$/i.test(text), `not a sample line: ${line}`).toBe(false);
     samples.set(line.slice(0, at), value);
   }
   return samples;

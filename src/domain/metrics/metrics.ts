@@ -87,10 +87,10 @@ function scrapeGauges(registry: Registry, sources: ScrapeSources) {
     registers: [registry],
     async collect() {
       if (!sources.eventsWaitingLink) return;
-      // A database that does not answer leaves the gauge out of this scrape rather than hold it.
+      // A database that does not answer makes the gauge NaN (unknown) rather than hold the scrape.
       await withTimeout(sources.eventsWaitingLink(), SCRAPE_QUERY_TIMEOUT_MS).then(
         (n) => this.set(n),
-        () => this.reset(),
+        () => this.set(Number.NaN),
       );
     },
   });
