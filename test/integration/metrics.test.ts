@@ -6,7 +6,9 @@ import type { OperatorScope } from '../../src/domain/operator-tokens/operator-to
 import { mintChild } from '../support/child-keys.js';
 import { createFleetDatabase } from '../support/fleet.js';
 import { appTest } from '../support/fixtures.js';
-import { ADMIN_TOKEN, call, createTestApp, errorCode, recordSecrets, type Tenant, type TestApp } from '../support/harness.js';
+import { buildApp } from '../../src/app.js';
+import { generateToken } from '../../src/domain/auth/credentials.js';
+import { ADMIN_TOKEN, call, createTestApp, errorCode, recordSecrets, testLogger, type Tenant, type TestApp } from '../support/harness.js';
 import { delta, parsePrometheus, scrape, series } from '../support/prometheus.js';
 
 /*
@@ -119,6 +121,28 @@ describe('pool metrics (server mode)', () => {
     } finally {
       await database.close();
       await fresh.drop();
+    }
+  });
+});
+
+describe('outages', () => {
+  it('counts a request failed by an unreachable database, and rate limits counted per instance while Redis is down', async () => {
+    const metrics = createMetrics();
+    // Nothing listens on port 1: the database and Redis are both down from the start.
+    const database = await openDatabase({ databaseUrl: 'postgres://postgres@127.0.0.1:1/none', connectionTimeoutMs: 500 });
+    const services = createServices(database, { metrics });
+    const redis = { url: 'redis://127.0.0.1:1', keyPrefix: 'keyplane:metrics-test:', connectTimeoutMs: 200, commandTimeoutMs: 100 };
+    const app = await buildApp({ services, logger: testLogger(), rateLimit: { redis } });
+    try {
+      const res = await call(app, 'GET', '/v1/keys', { token: generateToken('service', 'test').plaintext });
+      expect([res.status, errorCode(res)]).toEqual([503, 'service_unavailable']);
+      const s = parsePrometheus(await metrics.registry.metrics());
+      expect(s.get(series('keyplane_database_errors_total', { kind: 'unavailable' }))).toBe(1);
+      expect(s.get('keyplane_rate_limit_store_fallback')).toBe(1);
+      expect(s.get(series('keyplane_http_requests_total', { listener: 'public', method: 'GET', route: '/v1/keys', status: '503' }))).toBe(1);
+    } finally {
+      await app.close();
+      await database.close();
     }
   });
 });
