@@ -121,6 +121,19 @@ export const configSchema = z.object({
    */
   RATE_LIMIT_AUTH_FAILURES: rateRule.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** json for production and log pipelines; pretty (pino-pretty) for reading a terminal in development. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+  /**
+   * Load shedding: while the event loop's mean delay exceeds this many ms, new requests are answered
+   * 503 (liveness and /metrics excepted). 1000 ms: a loop that far behind already answers every
+   * client late, so refusing fast lets the load balancer retry elsewhere; 0 turns shedding off.
+   */
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  /**
+   * OpenTelemetry tracing: spans are exported over OTLP/HTTP to this URL (e.g.
+   * http://collector:4318); unset = no tracing, and its packages are never loaded.
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** Behind a load balancer: the number of proxy hops, or the proxies' addresses, so req.ip is the client's. */
   TRUST_PROXY: trustProxy.default(false),
   /** 64 KiB: the largest legitimate body (a mint) is under 1 KiB; anything bigger is abuse. */

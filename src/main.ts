@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import closeWithGrace from 'close-with-grace';
@@ -16,23 +17,30 @@ import { systemClock } from './domain/clock.js';
 import { operatorTokenProblem } from './domain/auth/token-strength.js';
 import { linkFailureLogger, startJobs } from './jobs.js';
 import { createServices } from './services.js';
+import { startTracing } from './http/plugins/tracing.js';
+import { createMetrics, type Metrics } from './domain/metrics/metrics.js';
 
 /*
  * The entry: parse the configuration, open the database, create the services, build the apps,
  * listen, and shut down gracefully. `npm start` runs this file; `keyplane serve` calls serveForever.
  */
 
-function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'KEYPLANE_ADMIN_TOKEN'>): Logger {
-  return pino(loggerOptions(config.LOG_LEVEL, config.KEYPLANE_ADMIN_TOKEN ? [config.KEYPLANE_ADMIN_TOKEN] : []));
+function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_FORMAT' | 'KEYPLANE_ADMIN_TOKEN'>): Logger {
+  const options = loggerOptions(config.LOG_LEVEL, config.KEYPLANE_ADMIN_TOKEN ? [config.KEYPLANE_ADMIN_TOKEN] : [], config.LOG_FORMAT);
+  if (config.LOG_FORMAT === 'json') return pino(options);
+  // Loaded only when asked for; synchronous, so lines keep their order with the process's own output.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+  return pino(options, pretty({ sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }));
 }
 
 /** Opens the configured database: Postgres when DATABASE_URL is set, else embedded PGlite in DATA_DIR. */
-export function openConfiguredDatabase(config: Config): Promise<Database> {
+export function openConfiguredDatabase(config: Config, metrics?: Metrics): Promise<Database> {
   return openDatabase({
     databaseUrl: config.DATABASE_URL,
     dataDir: config.DATABASE_URL ? undefined : config.DATA_DIR,
     poolMax: config.DATABASE_POOL_MAX,
     pooler: config.DATABASE_POOLER,
+    onPoolWait: metrics?.poolWait,
   });
 }
 
@@ -72,9 +80,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * keyplane): DATABASE_CONNECT_ATTEMPTS tries, waits doubling from DATABASE_CONNECT_BACKOFF_MS up to
  * 10 s, each logged. Any other failure (a refused password, an unknown migration) ends at once.
  */
-export async function openAndMigrate(config: Config, logger: Logger): Promise<Database> {
+export async function openAndMigrate(config: Config, logger: Logger, metrics?: Metrics): Promise<Database> {
   for (let attempt = 1; ; attempt++) {
-    const database = await openConfiguredDatabase(config);
+    const database = await openConfiguredDatabase(config, metrics);
     try {
       await database.migrate(logger);
       if (attempt > 1) logger.info({ attempt }, 'database reachable');
@@ -130,10 +138,15 @@ function logBanner(logger: Logger, config: Config, app: FastifyInstance, admin: 
 export async function startServer(config: Config, logger: Logger = createLogger(config)): Promise<RunningServer> {
   // Before the database: a bad token file stops the start with nothing opened.
   const adminToken = adminTokenOf(config);
-  const database = await openAndMigrate(config, logger);
+  // Before the database, whose pools report their waits to it.
+  const metrics = createMetrics({ defaultMetrics: true });
+  const database = await openAndMigrate(config, logger, metrics);
+  // Loaded only when configured: without it no OpenTelemetry package is imported.
+  const tracing = config.OTEL_EXPORTER_OTLP_ENDPOINT ? await startTracing({ endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT }) : undefined;
   const services = createServices(database, {
     idempotencyLockTimeoutMs: config.IDEMPOTENCY_LOCK_TIMEOUT_MS,
     onLinkFailure: linkFailureLogger(logger),
+    metrics,
   });
   const deps = {
     services,
@@ -142,6 +155,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     requestTimeoutMs: config.REQUEST_TIMEOUT_MS,
     maxConnections: config.MAX_CONNECTIONS,
     trustProxy: config.TRUST_PROXY,
+    loadShed: { maxEventLoopDelayMs: config.LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS },
+    tracing,
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
   const admin = adminToken.token ? await buildAdminApp({ ...deps, adminToken: adminToken.token }) : undefined;
@@ -162,6 +177,7 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       const started = Date.now();
       await Promise.all([app.close(), admin?.close()]);
       await database.close();
+      await tracing?.shutdown().catch((err: Error) => logger.warn({ err: { message: err.message } }, 'flushing traces failed'));
       logger.info({ ms: Date.now() - started }, 'closed');
     },
   };

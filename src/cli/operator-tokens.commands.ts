@@ -13,12 +13,12 @@ const line = (t: OperatorTokenView) => `${t.id}  ${t.key_prefix}  ${t.scope.padE
 const local = <T>(name: string, fn: () => Promise<T>): Promise<T> => (isRemote() ? Promise.reject(notRemote(`operator-tokens ${name}`)) : fn());
 
 export function registerOperatorTokenCommands(program: Command): void {
-  const ot = program.command('operator-tokens').description('named operator tokens for the admin listener (kpo_…), scope admin or verify');
+  const ot = program.command('operator-tokens').description('named operator tokens for the admin listener (kpo_…), scope admin, verify or metrics');
   ot.command('create')
     .requiredOption('--name <name>', 'a name of letters, digits, dots, dashes or underscores (unique among live tokens)')
-    .addOption(new Option('--scope <scope>', 'admin: the whole internal API; verify: only POST /internal/v1/verify').choices(['admin', 'verify']).makeOptionMandatory())
+    .addOption(new Option('--scope <scope>', 'admin: the whole internal API; verify: only POST /internal/v1/verify; metrics: only GET /metrics').choices(['admin', 'verify', 'metrics']).makeOptionMandatory())
     .option('--json', 'print JSON')
-    .action(async (o: { name: string; scope: 'admin' | 'verify'; json?: boolean }) =>
+    .action(async (o: { name: string; scope: 'admin' | 'verify' | 'metrics'; json?: boolean }) =>
       local('create', () => withServices(async ({ services }) => {
         const t = await services.operatorTokens.create({ name: o.name, scope: o.scope }, cliContext());
         print(!!o.json, t, `operator token ${t.id} (${t.name}, scope ${t.scope}, ${t.key_prefix})\n${t.plaintext_key}\nShown once: store it now.`);

@@ -45,7 +45,11 @@ export interface Database {
    * taken while it stays open. Undefined in server mode, whose backups are Postgres's own (pg_dump, PITR).
    */
   readonly dump?: () => Promise<Uint8Array>;
+  /** Server mode's pools by name (`main`, `linker`), for the metrics read at scrape time. */
+  readonly pools?: Readonly<Record<PoolName, Pick<pg.Pool, 'totalCount' | 'idleCount' | 'waitingCount'>>>;
 }
+
+export type PoolName = 'main' | 'linker';
 
 export interface OpenDatabaseOptions {
   databaseUrl?: string;
@@ -56,6 +60,8 @@ export interface OpenDatabaseOptions {
   connectionTimeoutMs?: number;
   /** `transaction`: DATABASE_URL is a pooler in transaction mode (db/session-settings.ts). */
   pooler?: 'none' | 'transaction';
+  /** Told how long each checkout waited for a pool connection (the metrics); server mode only. */
+  onPoolWait?: (pool: PoolName, seconds: number) => void;
 }
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
@@ -65,12 +71,17 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
 function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
   const pool = newPool(url, opts, opts.poolMax ?? 10);
   const linkerPool = newPool(url, opts, LINKER_POOL_MAX);
+  if (opts.onPoolWait) {
+    timeCheckouts(pool, 'main', opts.onPoolWait);
+    timeCheckouts(linkerPool, 'linker', opts.onPoolWait);
+  }
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   return {
     kind: 'postgres',
     db,
     linkerDb: drizzlePg(linkerPool, { schema }) as unknown as Db,
     pool,
+    pools: { main: pool, linker: linkerPool },
     migrate: (log) => migratePostgres(pool, log, { roleSettings: opts.pooler === 'transaction' }),
     migrationStatus: () => postgresMigrationStatus(pool),
     async ping() {
@@ -80,6 +91,31 @@ function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
       await Promise.all([pool.end(), linkerPool.end()]);
     },
   };
+}
+
+type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, release: (err?: Error) => void) => void;
+
+/**
+ * Times every checkout, the pool's own queries included (pg-pool's query() checks out through
+ * connect()): the wait is the time spent in the pool's queue plus any new connection's handshake.
+ */
+function timeCheckouts(pool: pg.Pool, name: PoolName, observe: (pool: PoolName, seconds: number) => void): void {
+  const connect = pool.connect.bind(pool) as (cb?: ConnectCallback) => Promise<pg.PoolClient> | void;
+  const timed = (cb?: ConnectCallback) => {
+    const started = performance.now();
+    const waited = () => observe(name, (performance.now() - started) / 1000);
+    if (cb) {
+      return connect((err, client, release) => {
+        if (!err) waited();
+        cb(err, client, release);
+      });
+    }
+    return (connect() as Promise<pg.PoolClient>).then((client) => {
+      waited();
+      return client;
+    });
+  };
+  pool.connect = timed as typeof pool.connect;
 }
 
 function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {

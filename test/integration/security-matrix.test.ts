@@ -104,6 +104,8 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'admin.keys.get': { valid: [200], ...OPERATOR },
   'admin.keys.revoke': { valid: [200], ...OPERATOR },
   'admin.keys.revoke_leaked': { valid: [200], ...OPERATOR },
+  // Prometheus scrapes with a `metrics` token (test/integration/metrics.test.ts); a `verify` one is refused.
+  'admin.metrics': { valid: [200], ...OPERATOR },
 };
 
 let t: TestApp;
@@ -248,6 +250,8 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'GET', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
     case 'admin.keys.revoke':
       return { app: t.admin, method: 'DELETE', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
+    case 'admin.metrics':
+      return { app: t.admin, method: 'GET', url: '/metrics', token };
     case 'admin.keys.revoke_leaked':
       return { app: t.admin, method: 'POST', url: '/internal/v1/keys/revoke-leaked', token, body: { tokens: [(await mintChild(t, b)).plaintext] } };
   }

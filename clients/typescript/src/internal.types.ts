@@ -235,6 +235,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics (text exposition format)
+         * @description Requests by route template and status, latency, verify outcomes, group-commit batches, idempotency, rate limits, pools, database errors, load shedding; docs/operations.md lists every series. Scope `metrics` (a scraper's token, good for nothing else) or `admin`.
+         */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/readyz": {
         parameters: {
             query?: never;
@@ -304,7 +324,7 @@ export interface components {
                 message: string;
             };
         };
-        /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+        /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
         InsufficientScopeError: {
             error: {
                 /** @enum {string} */
@@ -619,7 +639,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -748,7 +768,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -884,7 +904,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1016,7 +1036,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1128,7 +1148,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1248,7 +1268,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1365,7 +1385,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1484,7 +1504,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1604,7 +1624,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1738,7 +1758,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1881,7 +1901,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1982,7 +2002,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2103,7 +2123,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2235,6 +2255,16 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InsufficientScopeError"];
+                };
+            };
             /** @description 409: the Idempotency-Key was used for a different request, or its first request is still running (Retry-After). */
             409: {
                 headers: {
@@ -2285,6 +2315,57 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Prometheus text exposition format (docs/operations.md lists the series). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InsufficientScopeError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
                 };
             };
         };

@@ -46,6 +46,7 @@ export const TAGS: Record<string, string> = {
   portal: 'Accounts, service keys and portal API keys, for the portal backend.',
   verify: 'Key verification for the calling plane.',
   operator: "The operator's reach over every key of every account: find, revoke (the kill switch), leak intake.",
+  metrics: 'Prometheus metrics of this process, for an operator token of scope metrics or admin.',
 };
 
 export const OPERATIONS: Record<string, OperationDoc> = {
@@ -118,6 +119,12 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     tag: 'portal',
   },
   'POST /internal/v1/verify': { operationId: 'verifyKey', summary: 'Verify an API key', tag: 'verify' },
+  'GET /metrics': {
+    operationId: 'metrics',
+    summary: 'Prometheus metrics (text exposition format)',
+    description: 'Requests by route template and status, latency, verify outcomes, group-commit batches, idempotency, rate limits, pools, database errors, load shedding; docs/operations.md lists every series. Scope `metrics` (a scraper\'s token, good for nothing else) or `admin`.',
+    tag: 'metrics',
+  },
 
   'GET /internal/v1/accounts/{id}/keys': {
     operationId: 'listAccountKeys',
