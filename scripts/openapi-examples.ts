@@ -93,6 +93,7 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   const other = await step(app, pub, 'POST', '/v1/keys', { token: service, body: { name: 'billing agent' }, headers: { 'idempotency-key': 'mint-billing-agent-1' } });
   await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/rotation-secret`, { token: service, headers: { 'idempotency-key': 'secret-billing-agent-1' } });
   const rotated = await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/rotate`, { token: service, headers: { 'idempotency-key': 'rotate-billing-agent-1' } });
+  await step(app, pub, 'GET', `/v1/keys/${rotated?.key?.id}/lineage`, { token: service });
   await step(app, pub, 'DELETE', `/v1/keys/${rotated?.key?.id}`, { token: service });
 
   // The operator's reach over every key (kill switch, leak intake), once the fleet above exists.

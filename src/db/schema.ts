@@ -258,12 +258,13 @@ export const spendLedger = pgTable(
   ],
 );
 
-export const OPERATOR_SCOPES = ['admin', 'verify'] as const;
+export const OPERATOR_SCOPES = ['admin', 'verify', 'metrics'] as const;
 export type OperatorScope = (typeof OPERATOR_SCOPES)[number];
 
 /**
  * Named operator tokens for the admin listener (kpo_…), beside the bootstrap KEYPLANE_ADMIN_TOKEN:
- * `admin` may call the whole internal API, `verify` only POST /internal/v1/verify. Not account
+ * `admin` may call the whole internal API, `verify` only POST /internal/v1/verify, `metrics` only
+ * GET /metrics (a Prometheus scraper). Not account
  * data: the one table without account_id (their events go to the operator account's chain).
  */
 export const operatorTokens = pgTable(
@@ -283,7 +284,7 @@ export const operatorTokens = pgTable(
     uniqueIndex('operator_tokens_token_hash_uq').on(t.tokenHash),
     // A name names one live token, so that `revoke <name>` is unambiguous; a revoked name may be reused.
     uniqueIndex('operator_tokens_live_name_uq').on(t.name).where(sql`${t.revokedAt} is null`),
-    check('operator_tokens_scope_ck', sql`${t.scope} in ('admin','verify')`),
+    check('operator_tokens_scope_ck', sql`${t.scope} in ('admin','verify','metrics')`),
   ],
 );
 

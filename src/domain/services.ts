@@ -1,6 +1,7 @@
 import type { AuditService } from './audit/audit.service.js';
 import type { ChainService } from './audit/chain.service.js';
 import type { AuthService } from './auth/auth.service.js';
+import type { Metrics } from './metrics/metrics.js';
 import type { KeysService } from './keys/keys.service.js';
 import type { AgentSelfService } from './keys/agent-self.service.js';
 import type { SelfRotationService } from './keys/self-rotation.service.js';
@@ -39,4 +40,6 @@ export interface Services {
   operatorKeys: OperatorKeysService;
   health: HealthService;
   maintenance: MaintenanceService;
+  /** This process's Prometheus registry and series (GET /metrics on the admin listener). */
+  metrics: Metrics;
 }

@@ -118,6 +118,8 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(successor).toMatchObject({ rotated_from: key.id, name: 'renamed' });
     const again = await client.POST('/v1/keys/{id}/rotate', { params: { ...path, ...idem('rotate') }, headers: bearer(tenant.serviceKey) });
     expect(again.response.status).toBe(404);
+    const lineage = await client.GET('/v1/keys/{id}/lineage', { params: { path: { id: successor.id } }, headers: bearer(tenant.serviceKey) });
+    expect(lineage.data?.keys.map((e) => e.rotated_by)).toEqual([null, 'service_key']);
 
     const revoked = await client.DELETE('/v1/keys/{id}', { params: { path: { id: successor.id } }, headers: bearer(tenant.serviceKey) });
     expect(revoked.data?.key.revoked_at).toBeTruthy();

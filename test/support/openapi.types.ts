@@ -176,6 +176,26 @@ export interface paths {
         patch: operations["updateKey"];
         trace?: never;
     };
+    "/v1/keys/{id}/lineage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * GET /v1/keys/{id}/lineage
+         * @description Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
+         */
+        get: operations["getKeysIdLineage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys/{id}/rotate": {
         parameters: {
             query?: never;
@@ -461,6 +481,16 @@ export interface components {
             permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
             revoked_at: string | null;
             rotated_from: string | null;
+        };
+        KeyLineage: {
+            /** Format: uuid */
+            agent_id: string;
+            keys: {
+                key: components["schemas"]["Key"];
+                /** @description How this key replaced its predecessor: null for the first key of the chain. */
+                rotated_by: ("service_key" | "self" | "portal") | null;
+            }[];
+            spend: components["schemas"]["AgentSpend"];
         };
         Liveness: {
             /** @constant */
@@ -1375,7 +1405,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5). */
+                /** @description Required: 1–255 characters, no whitespace, one per operation. Kept 12 hours per service key: a retry with the same key and body answers the stored response (`Idempotent-Replayed: true`); the same key with another body answers 409 `idempotency_key_reused`. */
                 "Idempotency-Key": string;
             };
             path?: never;
@@ -1981,6 +2011,157 @@ export interface operations {
             };
         };
     };
+    getKeysIdLineage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "agent_id": "00000000-0000-4000-8000-000000000011",
+                     *       "keys": [
+                     *         {
+                     *           "key": {
+                     *             "id": "00000000-0000-4000-8000-000000000011",
+                     *             "key_prefix": "sk_test_EX03xxxx",
+                     *             "environment": "test",
+                     *             "name": "billing agent",
+                     *             "agent_label": null,
+                     *             "line_id": null,
+                     *             "permissions": "full",
+                     *             "monthly_cap_cents": null,
+                     *             "monthly_spend_cents": 0,
+                     *             "created_at": "2026-01-15T09:00:15.000Z",
+                     *             "revoked_at": "2026-01-15T09:00:16.000Z",
+                     *             "last_used_at": null,
+                     *             "rotated_from": null,
+                     *             "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *           },
+                     *           "rotated_by": null
+                     *         },
+                     *         {
+                     *           "key": {
+                     *             "id": "00000000-0000-4000-8000-000000000012",
+                     *             "key_prefix": "sk_test_EX04xxxx",
+                     *             "environment": "test",
+                     *             "name": "billing agent",
+                     *             "agent_label": null,
+                     *             "line_id": null,
+                     *             "permissions": "full",
+                     *             "monthly_cap_cents": null,
+                     *             "monthly_spend_cents": 0,
+                     *             "created_at": "2026-01-15T09:00:16.000Z",
+                     *             "revoked_at": null,
+                     *             "last_used_at": null,
+                     *             "rotated_from": "00000000-0000-4000-8000-000000000011",
+                     *             "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *           },
+                     *           "rotated_by": "service_key"
+                     *         }
+                     *       ],
+                     *       "spend": {
+                     *         "cycle_start": "2026-01-15T09:00:15.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:21.000Z",
+                     *         "spent_cents": 0,
+                     *         "cap_cents": null,
+                     *         "remaining_cents": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["KeyLineage"];
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
     rotateKey: {
         parameters: {
             query?: {
@@ -1988,7 +2169,7 @@ export interface operations {
                 rotation_secret?: "reset";
             };
             header: {
-                /** @description Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5). */
+                /** @description Required: 1–255 characters, no whitespace, one per operation. Kept 12 hours per service key: a retry with the same key and body answers the stored response (`Idempotent-Replayed: true`); the same key with another body answers 409 `idempotency_key_reused`. */
                 "Idempotency-Key": string;
             };
             path: {
@@ -2155,7 +2336,7 @@ export interface operations {
         parameters: {
             query?: never;
             header: {
-                /** @description Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5). */
+                /** @description Required: 1–255 characters, no whitespace, one per operation. Kept 12 hours per service key: a retry with the same key and body answers the stored response (`Idempotent-Replayed: true`); the same key with another body answers 409 `idempotency_key_reused`. */
                 "Idempotency-Key": string;
             };
             path: {

@@ -27,6 +27,8 @@ export interface RouteSpec {
   idempotent?: boolean;
   /** A success may carry a secret (plaintext key, rotation secret): the only routes allowed to. */
   issuesSecret?: boolean;
+  /** A success is text, not JSON (the Prometheus scrape); its errors are still the envelope. */
+  textSuccess?: boolean;
 }
 
 export const ROUTES: RouteSpec[] = [
@@ -34,6 +36,7 @@ export const ROUTES: RouteSpec[] = [
     bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'environment', 'self_rotation'] },
   { name: 'keys.list', listener: 'public', method: 'GET', path: '/keys', credential: 'service', queryFields: ['limit', 'offset'] },
   { name: 'keys.get', listener: 'public', method: 'GET', path: '/keys/:id', credential: 'service' },
+  { name: 'keys.lineage', listener: 'public', method: 'GET', path: '/keys/:id/lineage', credential: 'service' },
   { name: 'keys.update', listener: 'public', method: 'PATCH', path: '/keys/:id', credential: 'service',
     bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'self_rotation'] },
   { name: 'keys.revoke', listener: 'public', method: 'DELETE', path: '/keys/:id', credential: 'service' },
@@ -64,6 +67,7 @@ export const ROUTES: RouteSpec[] = [
   { name: 'admin.keys.get', listener: 'admin', method: 'GET', path: '/internal/v1/keys/:id', credential: 'operator' },
   { name: 'admin.keys.revoke', listener: 'admin', method: 'DELETE', path: '/internal/v1/keys/:id', credential: 'operator', queryFields: ['children'] },
   { name: 'admin.keys.revoke_leaked', listener: 'admin', method: 'POST', path: '/internal/v1/keys/revoke-leaked', credential: 'operator', bodyFields: ['tokens'] },
+  { name: 'admin.metrics', listener: 'admin', method: 'GET', path: '/metrics', credential: 'operator', textSuccess: true },
   { name: 'health.live', listener: 'public', method: 'GET', path: '/healthz', credential: 'none' },
   { name: 'health.ready', listener: 'public', method: 'GET', path: '/readyz', credential: 'none' },
 ];

@@ -16,6 +16,7 @@ import {
 import { issueRotationSecretTx, mintChildKeyTx, ownerOf, revokeChildKey, updateChildKey, type KeyPatch, type MintInput } from './child-keys.js';
 import { prepareKeyMaterial, prepareRotationSecret, type KeyMaterial } from './key-material.js';
 import { toKeyObject, type KeyObject } from './key-object.js';
+import { readLineage, type Lineage } from './lineage.js';
 import { resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
 
 /**
@@ -114,6 +115,7 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
     async get(principal: ServicePrincipal, id: string, now: Date): Promise<KeyObject> {
       return toKeyObject(await getRow(principal, id), now);
     },
+    lineage: (principal: ServicePrincipal, id: string, ctx: OpContext): Promise<Lineage> => readLineage(store, reads, principal, id, ctx),
     async update(principal: ServicePrincipal, id: string, patch: KeyPatch, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await updateChildKey(store, principal, id, patch, ctx), ctx.now);
     },

@@ -9,6 +9,7 @@ import { createDebits, type DebitOutcome } from './debit.js';
 import { currentSpend, cycleStartFor, SPEND_CYCLE_MS } from '../keys/key-object.js';
 import { allows, fitsCap, inScope, type Verb } from './rules.js';
 import { verifiedKey, type VerifiedKey } from './verified-key.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /*
  * Key verification for the data plane (issue 9): is this API key allowed to do this, on this line,
@@ -141,15 +142,24 @@ interface KeyLookup {
 }
 
 /** Data-plane verification (POST /internal/v1/verify and `keyplane verify`). */
-export function createVerifyService(db: Db, lastUsed: LastUsed) {
-  const debits = createDebits(db);
+export function createVerifyService(db: Db, lastUsed: LastUsed, metrics?: Metrics) {
+  const debits = createDebits(db, metrics);
   // Concurrent verifies without cost read their rows in one statement. Each answer is built at its
   // own request's `now` from a row read after the request arrived (db/group-commit.ts).
-  const keys = new BatchedLookup<KeyLookup, ApiKeyRow | undefined>(async (items) => {
-    const rows = await apiKeysByHashes(db, [...new Set(items.map((i) => i.hash))]);
-    const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
-    return items.map((i) => byHash.get(i.hash));
-  });
+  const onBatch = metrics && ((size: number, seconds: number) => metrics.batch('verify_key_read', size, seconds));
+  const keys = new BatchedLookup<KeyLookup, ApiKeyRow | undefined>(
+    async (items) => {
+      const rows = await apiKeysByHashes(db, [...new Set(items.map((i) => i.hash))]);
+      const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
+      return items.map((i) => byHash.get(i.hash));
+    },
+    undefined,
+    onBatch,
+  );
+  const counted = (result: VerifyResult): VerifyResult => {
+    metrics?.verifyOutcome(result.code);
+    return result;
+  };
 
   async function verifyOnly(tokenHash: string, input: VerifyInput, now: Date): Promise<VerifyResult> {
     const row = await keys.lookup({ hash: tokenHash });
@@ -171,8 +181,9 @@ export function createVerifyService(db: Db, lastUsed: LastUsed) {
     verify(input: VerifyInput, now: Date): Promise<VerifyResult> {
       // Shape, checksum and hash first: a mangled key costs no database work.
       const parsed = parseToken(input.key);
-      if (!parsed || parsed.kind !== 'api') return Promise.resolve(invalid());
-      return input.costCents === undefined ? verifyOnly(parsed.tokenHash, input, now) : verifyAndDebit(parsed.tokenHash, input, input.costCents, now);
+      if (!parsed || parsed.kind !== 'api') return Promise.resolve(counted(invalid()));
+      const answer = input.costCents === undefined ? verifyOnly(parsed.tokenHash, input, now) : verifyAndDebit(parsed.tokenHash, input, input.costCents, now);
+      return metrics ? answer.then(counted) : answer;
     },
   };
 }

@@ -10,7 +10,7 @@ export interface OperationDoc {
   summary: string;
   description?: string;
   tag: string;
-  /** Mint and rotate (spec §5) take an Idempotency-Key header. */
+  /** Mint and rotate take an Idempotency-Key header. */
   idempotencyKey?: boolean;
 }
 
@@ -31,19 +31,22 @@ export const PUBLIC_INFO = {
 export const INTERNAL_INFO = {
   title: 'keyplane internal portal API',
   description: [
-    "The portal backend's API (spec §9), served only on the admin listener (loopback by default),",
-    'never on the public port. Authenticate with `Authorization: Bearer <KEYPLANE_ADMIN_TOKEN>`.',
+    "keyplane's internal API: the portal backend's accounts and keys, the operator's routes over every key, and",
+    "key verification for the data plane. Served only on the admin listener (loopback by default), never on",
+    'the public port. Authenticate with `Authorization: Bearer <operator token>`: a named `kpo_…` token',
+    '(scope `admin`, or `verify` for verification only) or the bootstrap `KEYPLANE_ADMIN_TOKEN`.',
   ].join('\n'),
 };
 
 export const TAGS: Record<string, string> = {
-  keys: 'Child API keys, managed with a service key (spec §4, §5).',
-  audit: "An API key's compliance feed (spec §6).",
-  agents: 'Agent self-rotation with an API key and its rotation secret (spec §7), and what an agent can see of itself: its key, spend and limits.',
+  keys: 'Child API keys, managed with the service key that minted them; mint and rotate take an Idempotency-Key.',
+  audit: "An API key's compliance feed, with the debits made with it: the events where it is the actor or a subject; every read is itself recorded.",
+  agents: 'Agent self-rotation (an API key replaces itself, proving it holds its rotation secret), and what an agent can see of itself: its key, spend and limits.',
   health: 'Liveness and readiness probes for load balancers; no authentication.',
-  portal: 'Accounts, service keys and portal API keys (spec §9).',
+  portal: 'Accounts, service keys and portal API keys, for the portal backend.',
   verify: 'Key verification for the calling plane.',
   operator: "The operator's reach over every key of every account: find, revoke (the kill switch), leak intake.",
+  metrics: 'Prometheus metrics of this process, for an operator token of scope metrics or admin.',
 };
 
 export const OPERATIONS: Record<string, OperationDoc> = {
@@ -131,6 +134,12 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     tag: 'portal',
   },
   'POST /internal/v1/verify': { operationId: 'verifyKey', summary: 'Verify an API key', tag: 'verify' },
+  'GET /metrics': {
+    operationId: 'metrics',
+    summary: 'Prometheus metrics (text exposition format)',
+    description: 'Requests by route template and status, latency, verify outcomes, group-commit batches, idempotency, rate limits, pools, database errors, load shedding; docs/operations.md lists every series. Scope `metrics` (a scraper\'s token, good for nothing else) or `admin`.',
+    tag: 'metrics',
+  },
 
   'GET /internal/v1/accounts/{id}/keys': {
     operationId: 'listAccountKeys',

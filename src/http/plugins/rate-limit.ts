@@ -2,6 +2,7 @@ import fastifyRateLimit, { normalizeIP, type FastifyRateLimitStoreCtor } from '@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Clock } from '../../domain/clock.js';
+import type { Metrics } from '../../domain/metrics/metrics.js';
 import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './counter-stores.js';
 import { LIMIT_NAMES, type LimitName } from './limits.js';
 import { SELF_ROTATE_FAILURES_DEFAULT, selfRotateFailureLimits } from './agent-attempts.js';
@@ -73,6 +74,8 @@ export interface RateLimitOptions {
 
 export interface RateLimitPluginOptions extends RateLimitOptions {
   clock: Clock;
+  /** Where the counter store reports whether it fell back from Redis (a scrape-time gauge). */
+  metrics?: Pick<Metrics, 'sources'>;
 }
 
 
@@ -91,6 +94,7 @@ async function registerCounterStore(app: FastifyInstance, opts: RateLimitPluginO
     ? await RedisCounterStore.open({ ...opts.redis, clock: opts.clock, log: app.log })
     : new MemoryCounterStore(opts.clock);
   app.addHook('onClose', () => store.close());
+  if (opts.metrics) opts.metrics.sources.rateLimitStore = () => ({ shared: !!opts.redis, fallback: store.fallingBack });
   // @fastify/rate-limit builds its store with `new`; a function returning an object yields that object.
   const storeCtor = function sharedStore() {
     return store;

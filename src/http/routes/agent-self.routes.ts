@@ -12,7 +12,7 @@ export interface AgentSelfRoutesOptions {
 }
 
 /**
- * GET /v1/agents/self and POST /v1/agents/self/check (issue 30), with the agent's own API key. The
+ * GET /v1/agents/self and POST /v1/agents/self/check with the agent's own API key. The
  * read records agent_self_read; the check is `passive`: it writes nothing, not even last_used_at.
  */
 export async function agentSelfRoutes(app: FastifyInstance, opts: AgentSelfRoutesOptions): Promise<void> {

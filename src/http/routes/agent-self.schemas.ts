@@ -1,24 +1,17 @@
 import { z } from 'zod';
 import { MAX_COST_CENTS } from '../../domain/verify/debit.js';
 import { VERBS } from '../../domain/verify/rules.js';
-import { errorResponses, isoTimestamp, keyObjectSchema } from './common.schemas.js';
+import { errorResponses, keyObjectSchema } from './common.schemas.js';
+import { agentSpendSchema } from './keys.schemas.js';
 import { verifyCodeSchema } from './verify.schemas.js';
 
-/** GET /v1/agents/self (issue 30): the caller's key, agent, spend and self-rotation. */
+/** GET /v1/agents/self: the caller's key, agent, spend and self-rotation. */
 export const agentSelfResponse = {
   200: z
     .object({
       key: keyObjectSchema,
       agent_id: z.uuid(),
-      spend: z
-        .object({
-          cycle_start: isoTimestamp,
-          cycle_reset_at: isoTimestamp,
-          spent_cents: z.number().int(),
-          cap_cents: z.number().int().nullable(),
-          remaining_cents: z.number().int().nullable(),
-        })
-        .meta({ id: 'AgentSpend' }),
+      spend: agentSpendSchema,
       self_rotation: z.boolean(),
     })
     .meta({ id: 'AgentSelf' }),

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { displayName, errorResponses, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
+import { displayName, errorResponses, isoTimestamp, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
 
 /** Wire schemas of /v1/keys (spec §3–§5). Request objects are strict: unknown fields → 422. */
 
@@ -84,5 +84,34 @@ export const rotationSecretResponse = {
     .object({ key: keyObjectSchema, rotation_secret: z.string().optional().meta({ description: 'The new rotation secret: first response only.' }) })
     .meta({ id: 'IssuedRotationSecret' }),
   ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const),
+};
+/** An agent's spend in its current cycle (keyplane extension); cap and remaining null when uncapped. */
+export const agentSpendSchema = z
+  .object({
+    cycle_start: isoTimestamp,
+    cycle_reset_at: isoTimestamp,
+    spent_cents: z.number().int(),
+    cap_cents: z.number().int().nullable(),
+    remaining_cents: z.number().int().nullable(),
+  })
+  .meta({ id: 'AgentSpend' });
+/** GET /v1/keys/{id}/lineage (keyplane extension): the agent's rotation chain, oldest first. */
+export const lineageResponse = {
+  200: z
+    .object({
+      agent_id: z.uuid(),
+      keys: z.array(
+        z.object({
+          key: keyObjectSchema,
+          rotated_by: z
+            .enum(['service_key', 'self', 'portal'])
+            .nullable()
+            .meta({ description: 'How this key replaced its predecessor: null for the first key of the chain.' }),
+        }),
+      ),
+      spend: agentSpendSchema,
+    })
+    .meta({ id: 'KeyLineage' }),
+  ...errorResponses([401, 404, 422, 429, 503] as const),
 };
 export const rotateKeyResponse = { 201: issued, ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const) };
