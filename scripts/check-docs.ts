@@ -57,13 +57,26 @@ try {
       }),
     );
     const title = await page.textContent('.info .title');
+    // Branded keyplane (tab title and top-bar logo), citing no section of a contract readers lack.
+    const tabTitle = await page.title();
+    await page.waitForSelector('.topbar img', { timeout: RENDER_TIMEOUT_MS });
+    const logo = await page.getAttribute('.topbar img', 'src');
+    const sectionRefs = ((await page.textContent('body')) ?? '').match(/[^\n]{0,40}§[^\n]{0,20}/g) ?? [];
     mkdirSync(path.join(ROOT, '.test-runs'), { recursive: true });
     await page.screenshot({ path: path.join(ROOT, '.test-runs', 'docs.png'), fullPage: false });
     const missing = expected.filter((op) => !shown.includes(op));
-    process.stdout.write(`docs page: title "${title?.trim()}", ${shown.length} operations shown, ${expected.length} in openapi.yaml\n`);
+    process.stdout.write(`docs page: tab "${tabTitle}", title "${title?.trim()}", ${shown.length} operations shown, ${expected.length} in openapi.yaml\n`);
     if (!title?.includes(doc.info.title)) {
       failed = true;
       process.stderr.write(`the page title does not show "${doc.info.title}"\n`);
+    }
+    if (!tabTitle.includes('keyplane') || !logo?.startsWith('data:image/svg+xml')) {
+      failed = true;
+      process.stderr.write(`the page is not branded keyplane: tab title "${tabTitle}", logo ${logo?.slice(0, 40) ?? '(none)'}\n`);
+    }
+    if (sectionRefs.length > 0) {
+      failed = true;
+      process.stderr.write(`the page cites contract sections: ${sectionRefs.join(' | ')}\n`);
     }
     if (missing.length > 0 || shown.length !== expected.length) {
       failed = true;

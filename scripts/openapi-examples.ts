@@ -82,7 +82,12 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   await step(app, pub, 'GET', '/v1/keys/00000000-0000-4000-8000-000000000000', { token: service });
   await step(app, pub, 'PATCH', `/v1/keys/${key?.id}`, { token: service, body: { name: 'support agent (EU)', monthly_cap_cents: 10000 } });
   await step(admin, int, 'POST', '/internal/v1/verify', { token: adminToken, body: { key: key?.plaintext_key, verb: 'call' } });
+  await step(admin, int, 'POST', '/internal/v1/verify', { token: adminToken, body: { key: key?.plaintext_key, verb: 'call', cost_cents: 250, request_id: 'call-2026-01-15-0001' } });
+  await step(app, pub, 'GET', '/v1/agents/self', { token: key?.plaintext_key });
+  await step(app, pub, 'POST', '/v1/agents/self/check', { token: key?.plaintext_key, body: { verb: 'call', cost_cents: 400 } });
+  await step(app, pub, 'POST', '/v1/agents/self/check', { token: key?.plaintext_key, body: { verb: 'sms' } });
   await step(app, pub, 'GET', '/v1/audit?limit=5', { token: key?.plaintext_key });
+  await step(app, pub, 'GET', '/v1/audit?limit=5&exclude=audit_read,agent_self_read', { token: key?.plaintext_key });
   const self = await step(app, pub, 'POST', '/v1/agents/self/rotate-key', { token: key?.plaintext_key, body: { rotationSecret: key?.rotation_secret } });
   await step(app, pub, 'GET', '/v1/audit', { token: (self?.apiKey as string | undefined) ?? apiKey });
   const other = await step(app, pub, 'POST', '/v1/keys', { token: service, body: { name: 'billing agent' }, headers: { 'idempotency-key': 'mint-billing-agent-1' } });
@@ -92,6 +97,7 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   await step(admin, int, 'POST', `/internal/v1/keys/${other?.key?.id}/suspend`, { token: adminToken, body: { reason: 'abuse report' } });
   await step(admin, int, 'POST', `/internal/v1/keys/${other?.key?.id}/resume`, { token: adminToken });
   const rotated = await step(app, pub, 'POST', `/v1/keys/${other?.key?.id}/rotate`, { token: service, headers: { 'idempotency-key': 'rotate-billing-agent-1' } });
+  await step(app, pub, 'GET', `/v1/keys/${rotated?.key?.id}/lineage`, { token: service });
   await step(app, pub, 'DELETE', `/v1/keys/${rotated?.key?.id}`, { token: service });
 
   // The operator's reach over every key (kill switch, leak intake), once the fleet above exists.

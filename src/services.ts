@@ -7,11 +7,13 @@ import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
 import { recordExpiries } from './domain/keys/expiry.js';
 import { createKeysService } from './domain/keys/keys.service.js';
+import { createAgentSelfService } from './domain/keys/agent-self.service.js';
 import { createSelfRotationService } from './domain/keys/self-rotation.service.js';
 import { createOperatorTokensService } from './domain/operator-tokens/operator-tokens.service.js';
 import { createOperatorKeysService } from './domain/operator/operator.service.js';
 import { createPortalService } from './domain/portal/portal.service.js';
 import type { Services } from './domain/services.js';
+import { createMetrics, type Metrics } from './domain/metrics/metrics.js';
 import { createVerifyService } from './domain/verify/verify.service.js';
 
 export interface ServicesOptions {
@@ -21,6 +23,19 @@ export interface ServicesOptions {
   linkRoundTimeoutMs?: number;
   /** Where a failed linking round is reported (the server's logger); its events are retried. */
   onLinkFailure?: (accountId: string, err: unknown) => void;
+  /** The process's metrics (main.ts makes them before opening the database, to time pool waits); else fresh ones. */
+  metrics?: Metrics;
+}
+
+/** The scrape-time gauges that read the database's pools and the linker's queue. */
+function watchDatabase(metrics: Metrics, database: Database, linker: EventLinker): void {
+  const pools = database.pools;
+  if (pools) {
+    metrics.sources.pools = Object.fromEntries(
+      Object.entries(pools).map(([name, p]) => [name, () => ({ total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount })]),
+    );
+  }
+  metrics.sources.eventsWaitingLink = () => linker.countWaiting();
 }
 
 /** The one place the domain meets the database: every service, built once per process. */
@@ -28,13 +43,16 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
   const linker = new EventLinker(database.linkerDb, { roundTimeoutMs: opts.linkRoundTimeoutMs, onFailure: opts.onLinkFailure });
   const store = { db: database.db, linker };
   const lastUsed = createLastUsed(database.db);
+  const metrics = opts.metrics ?? createMetrics();
+  watchDatabase(metrics, database, linker);
   return {
     auth: createAuthService(database.db, lastUsed),
     keys: createKeysService(store, { lockTimeoutMs: opts.idempotencyLockTimeoutMs }),
     agents: createSelfRotationService(store),
+    agentSelf: createAgentSelfService(store),
     audit: createAuditService(store),
     chain: createChainService(store),
-    verify: createVerifyService(database.db, lastUsed),
+    verify: createVerifyService(database.db, lastUsed, metrics),
     portal: createPortalService(store),
     operatorTokens: createOperatorTokensService(store),
     operatorKeys: createOperatorKeysService(store),
@@ -44,5 +62,6 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
       linkPending: () => linker.linkPending(),
       recordExpiries: (now) => recordExpiries(store, now),
     },
+    metrics,
   };
 }

@@ -1,7 +1,9 @@
 import type { AuditService } from './audit/audit.service.js';
 import type { ChainService } from './audit/chain.service.js';
 import type { AuthService } from './auth/auth.service.js';
+import type { Metrics } from './metrics/metrics.js';
 import type { KeysService } from './keys/keys.service.js';
+import type { AgentSelfService } from './keys/agent-self.service.js';
 import type { SelfRotationService } from './keys/self-rotation.service.js';
 import type { OperatorTokensService } from './operator-tokens/operator-tokens.service.js';
 import type { OperatorKeysService } from './operator/operator.service.js';
@@ -29,6 +31,8 @@ export interface Services {
   auth: AuthService;
   keys: KeysService;
   agents: SelfRotationService;
+  /** An agent's view of its own key, spend and limits. */
+  agentSelf: AgentSelfService;
   audit: AuditService;
   chain: ChainService;
   verify: VerifyService;
@@ -38,4 +42,6 @@ export interface Services {
   operatorKeys: OperatorKeysService;
   health: HealthService;
   maintenance: MaintenanceService;
+  /** This process's Prometheus registry and series (GET /metrics on the admin listener). */
+  metrics: Metrics;
 }

@@ -6,6 +6,7 @@ import { describe, expect } from 'vitest';
 import { parse } from 'yaml';
 import { DOCUMENT_FILES, ROOT } from '../../scripts/openapi.js';
 import { it } from '../support/fixtures.js';
+import { ADMIN_TOKEN } from '../support/harness.js';
 import type { paths } from '../support/openapi.types.js';
 import { ResponseValidator } from '../support/openapi-validator.js';
 
@@ -122,6 +123,8 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(successor).toMatchObject({ rotated_from: key.id, name: 'renamed' });
     const again = await client.POST('/v1/keys/{id}/rotate', { params: { ...path, ...idem('rotate') }, headers: bearer(tenant.serviceKey) });
     expect(again.response.status).toBe(404);
+    const lineage = await client.GET('/v1/keys/{id}/lineage', { params: { path: { id: successor.id } }, headers: bearer(tenant.serviceKey) });
+    expect(lineage.data?.keys.map((e) => e.rotated_by)).toEqual([null, 'service_key']);
 
     const revoked = await client.DELETE('/v1/keys/{id}', { params: { path: { id: successor.id } }, headers: bearer(tenant.serviceKey) });
     expect(revoked.data?.key.revoked_at).toBeTruthy();
@@ -149,6 +152,34 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(rotated.data?.agentId).toBe(agent.id);
     const noSecret = await client.POST('/v1/agents/self/rotate-key', { body: {} as never, headers: { ...bearer(rotated.data!.apiKey) } });
     expect(noSecret.response.status).toBe(400);
+  });
+
+  it("the agent's own view, its check, and its debits typed as billing_transaction items", async ({ app: t, tenant }) => {
+    const minted = await client.POST('/v1/keys', {
+      params: { header: { 'Idempotency-Key': `spender-${Math.random().toString(36).slice(2)}` } },
+      body: { name: 'spender', monthly_cap_cents: 1000 },
+      headers: bearer(tenant.serviceKey),
+    });
+    const agent = minted.data!.key;
+    const key = bearer(agent.plaintext_key!);
+    const debit = await t.admin.inject({
+      method: 'POST',
+      url: '/internal/v1/verify',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      payload: { key: agent.plaintext_key, verb: 'call', cost_cents: 250, request_id: 'typed-1' },
+    });
+    expect(debit.json().valid).toBe(true);
+    const self = await sdkClient.GET('/v1/agents/self', { headers: key });
+    expect(self.data?.spend).toMatchObject({ spent_cents: 250, cap_cents: 1000, remaining_cents: 750 });
+    const check = await client.POST('/v1/agents/self/check', { body: { verb: 'call', cost_cents: 800 }, headers: key });
+    expect(check.data).toMatchObject({ allowed: false, code: 'agent_cap_exceeded' });
+    const feed = await sdkClient.GET('/v1/audit', { params: { query: { event_types: 'billing_transaction' } }, headers: key });
+    const items = feed.data!.events;
+    // The generated types narrow on `type`: data.amount_cents only exists on a billing_transaction.
+    const debits = items.flatMap((e) => (e.type === 'billing_transaction' ? [e.data.amount_cents] : []));
+    expect(debits).toEqual([-250]);
+    const filtered = await client.GET('/v1/audit', { params: { query: { exclude: 'audit_read,agent_self_read' } }, headers: key });
+    expect(filtered.data?.events.map((e) => (e.type === 'compliance_event' ? e.data.event_type : e.type))).toEqual(['billing_transaction', 'agent_key_created']);
   });
 
   it('a response that does not match the document fails the check', async ({ tenant }) => {

@@ -74,6 +74,7 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   // A list shows only the caller's keys: the other service key's, account's or environment's are absent (checked below).
   'keys.list': { valid: [200], ...AUTH, "another service key's resource": [200], "another account's resource": [200], 'other environment': [200] },
   'keys.get': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  'keys.lineage': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   'keys.update': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   'keys.revoke': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   'keys.rotate': { valid: [201], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
@@ -91,6 +92,9 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
     "another account's resource": 'n/a',
     'other environment': 'n/a',
   },
+  // The caller's own key only: no other resource to name.
+  'agents.self': { valid: [200], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' },
+  'agents.self_check': { valid: [200], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' },
   'admin.accounts.create': { valid: [201], ...OPERATOR },
   'admin.accounts.update': { valid: [200], ...OPERATOR },
   'admin.service_keys.create': { valid: [201], ...OPERATOR },
@@ -107,6 +111,8 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'admin.keys.revoke_leaked': { valid: [200], ...OPERATOR },
   'admin.keys.suspend': { valid: [200], ...OPERATOR },
   'admin.keys.resume': { valid: [200], ...OPERATOR },
+  // Prometheus scrapes with a `metrics` token (test/integration/metrics.test.ts); a `verify` one is refused.
+  'admin.metrics': { valid: [200], ...OPERATOR },
 };
 
 let t: TestApp;
@@ -201,6 +207,8 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.app, method: 'GET', url: publicApp('/keys?limit=100'), token };
     case 'keys.get':
       return { app: t.app, method: 'GET', url: publicApp(`/keys/${await target()}`), token };
+    case 'keys.lineage':
+      return { app: t.app, method: 'GET', url: publicApp(`/keys/${await target()}/lineage`), token };
     case 'keys.update':
       return { app: t.app, method: 'PATCH', url: publicApp(`/keys/${await target()}`), token, body: { name: 'renamed' } };
     case 'keys.revoke':
@@ -223,6 +231,10 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       const secret = scenario === 'revoked' ? revoked.agent.rotationSecret : fresh.rotationSecret;
       return { app: t.app, method: 'POST', url: publicApp('/agents/self/rotate-key'), token: scenario === 'valid' ? fresh.apiKey : token, body: { rotationSecret: secret } };
     }
+    case 'agents.self':
+      return { app: t.app, method: 'GET', url: publicApp('/agents/self'), token };
+    case 'agents.self_check':
+      return { app: t.app, method: 'POST', url: publicApp('/agents/self/check'), token, body: { verb: 'call', cost_cents: 1 } };
     case 'admin.accounts.create':
       return { app: t.admin, method: 'POST', url: '/internal/v1/accounts', token, body: { name: 'acct' } };
     case 'admin.accounts.update':
@@ -253,6 +265,8 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'GET', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
     case 'admin.keys.revoke':
       return { app: t.admin, method: 'DELETE', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
+    case 'admin.metrics':
+      return { app: t.admin, method: 'GET', url: '/metrics', token };
     case 'admin.keys.revoke_leaked':
       return { app: t.admin, method: 'POST', url: '/internal/v1/keys/revoke-leaked', token, body: { tokens: [(await mintChild(t, b)).plaintext] } };
     case 'admin.keys.suspend':

@@ -54,7 +54,7 @@ describe('keyplane keys', () => {
     expect(shown).toMatchObject({ kind: 'child', managed_by_service_key_id: service.id, created_by_service_key_id: service.id });
 
     const refused = await cli(['keys', 'revoke', service.id, '--json']);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2); // validation_error is a usage error (exit-codes.ts)
     expect(refused.json().error.code).toBe('validation_error');
     expect(refused.stderr).toMatch(/children=keep .* or children=revoke/);
 
@@ -70,8 +70,8 @@ describe('keyplane keys', () => {
     expect((await cli(['keys', 'revoke', service.id, '--children', 'maybe'])).code).toBe(2);
     expect((await cli(['keys', 'show', '00000000-0000-4000-8000-000000000000'])).code).toBe(1);
     const noAccount = await cli(['keys', 'list', '--account', 'nope', '--json']);
-    expect(noAccount.code).toBe(1);
-    expect(noAccount.json()).toEqual({ error: { code: 'not_found', message: 'not found' } });
+    expect(noAccount.code).toBe(2);
+    expect(noAccount.json().error.code).toBe('validation_error');
 
     // Each revocation's event names the CLI as its actor.
     const events = (await cli(['audit', 'export', '--account', boot.account_id])).stdout.trim().split('\n').map((l) => JSON.parse(l));

@@ -54,6 +54,8 @@ DECLARE
   t_ids uuid[] := '{}';
   t_ats timestamptz[] := '{}';
   t_stale timestamptz[] := '{}';
+  l_spent bigint[] := '{}';
+  l_caps int[] := '{}';
   u_ids uuid[] := '{}';
   u_spends bigint[] := '{}';
   u_cycles timestamptz[] := '{}';
@@ -201,11 +203,16 @@ BEGIN
         END IF;
         l_ids := l_ids || it.id;
         l_accounts := l_accounts || k.account_id;
-        l_keys := l_keys || k.id;
+        -- The ledger row names the key the debit was made with (an overlapping key's own id), so each
+        -- key's feed shows its own debits; the spend counted is the live key's.
+        l_keys := l_keys || it.token_key_id;
         l_requests := l_requests || it.request_id;
         l_costs := l_costs || it.cost;
         l_cycles := l_cycles || k.spend_cycle_start;
         l_ats := l_ats || it.at;
+        -- What the feed's billing item shows: the spend this debit left and the cap it was held to.
+        l_spent := l_spent || k.monthly_spend_cents;
+        l_caps := l_caps || k.monthly_cap_cents;
         changed := true;
         o_outcome := 'debited';
       END IF;
@@ -224,9 +231,10 @@ BEGIN
   END LOOP;
 
   IF cardinality(l_ids) > 0 THEN
-    INSERT INTO spend_ledger (id, account_id, api_key_id, request_id, cost_cents, cycle_start, created_at)
-    SELECT d.id, d.account_id, d.key_id, d.request_id, d.cost, d.cycle, d.at
-      FROM unnest(l_ids, l_accounts, l_keys, l_requests, l_costs, l_cycles, l_ats) AS d(id, account_id, key_id, request_id, cost, cycle, at);
+    INSERT INTO spend_ledger (id, account_id, api_key_id, request_id, cost_cents, cycle_start, created_at, spent_after_cents, cap_cents)
+    SELECT d.id, d.account_id, d.key_id, d.request_id, d.cost, d.cycle, d.at, d.spent, d.cap
+      FROM unnest(l_ids, l_accounts, l_keys, l_requests, l_costs, l_cycles, l_ats, l_spent, l_caps)
+        AS d(id, account_id, key_id, request_id, cost, cycle, at, spent, cap);
   END IF;
   IF cardinality(u_ids) > 0 THEN
     UPDATE api_keys a

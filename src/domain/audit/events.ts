@@ -25,6 +25,7 @@ export const EVENT_TYPES = [
   'agent_key_resumed',
   'service_key_list_read',
   'audit_read',
+  'agent_self_read',
   'account_created',
   'account_updated',
   'operator_token_created',

@@ -43,6 +43,8 @@ export const SERVICE_KEY_READ_GRACE_MS = 60_000;
 
 interface AuthenticateOptions {
   readOnly: boolean;
+  /** false: the request is no use of an API key (a dry-run check), so last_used_at is not written. */
+  noteUse?: boolean;
   now: Date;
   /** Service-key rows of recent reads (service-key-cache.ts); none: every read goes to the database. */
   cache?: ServiceKeyReadCache;
@@ -66,7 +68,7 @@ export async function authenticate(db: Db, token: string, tier: Tier, opts: Auth
   // Revoked, suspended, expired: the same answer, so it never tells states apart (key-state.ts).
   if (!row || !accepts(keyState(row, opts.now))) throw invalidApiKey();
   // last_used_at, as verify keeps it: at most one write per second per key (last-used.ts).
-  if (!lastUsedIsFresh(row.lastUsedAt, opts.now)) await lastUsed.touchApiKey(row.id, row.accountId, opts.now);
+  if (opts.noteUse !== false && !lastUsedIsFresh(row.lastUsedAt, opts.now)) await lastUsed.touchApiKey(row.id, row.accountId, opts.now);
   return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix, key: row };
 }
 
@@ -97,7 +99,7 @@ export function actorOf(p: Principal): Actor {
 export function createAuthService(db: Db, lastUsed: LastUsed) {
   const cache = new ServiceKeyReadCache();
   return {
-    authenticate: (token: string, tier: Tier, opts: { readOnly: boolean; now: Date }): Promise<Principal> =>
+    authenticate: (token: string, tier: Tier, opts: { readOnly: boolean; noteUse?: boolean; now: Date }): Promise<Principal> =>
       authenticate(db, token, tier, { ...opts, cache, lastUsed }),
   };
 }

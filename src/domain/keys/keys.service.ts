@@ -18,6 +18,7 @@ import { prepareKeyMaterial, prepareRotationSecret, type KeyMaterial } from './k
 import { toKeyObject, type KeyObject } from './key-object.js';
 import { checkExpiry } from './expiry.js';
 import { keyState } from './key-state.js';
+import { readLineage, type Lineage } from './lineage.js';
 import { setSuspension, type SuspensionChange } from './suspension.js';
 import { assertRotatable, resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
 
@@ -120,6 +121,7 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
     async get(principal: ServicePrincipal, id: string, now: Date): Promise<KeyObject> {
       return toKeyObject(await getRow(principal, id), now);
     },
+    lineage: (principal: ServicePrincipal, id: string, ctx: OpContext): Promise<Lineage> => readLineage(store, reads, principal, id, ctx),
     async update(principal: ServicePrincipal, id: string, patch: KeyPatch, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await updateChildKey(store, principal, id, patch, ctx), ctx.now);
     },
@@ -130,10 +132,7 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
     async revoke(principal: ServicePrincipal, id: string, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await revokeChildKey(store, principal, id, ctx), ctx.now);
     },
-    /**
-     * `resetSecret`: a self-rotating key's successor gets a new rotation secret instead of keeping the
-     * agent's. `overlapSeconds`: the old key keeps working that long (issue 29).
-     */
+    /** `resetSecret`: the successor gets a new rotation secret; `overlapSeconds`: the old key keeps working that long. */
     rotate(principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext, how: { resetSecret?: boolean; overlapSeconds?: number } = {}): Promise<IdempotentOutcome> {
       const { resetSecret = false, overlapSeconds = 0 } = how;
       const target = { accountId: principal.accountId, keyId: id, createdByServiceKeyId: principal.ownerId };

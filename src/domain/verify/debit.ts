@@ -9,6 +9,7 @@ import { SPEND_CYCLE_MS } from '../keys/key-object.js';
 import type { RefusalReason } from '../keys/key-state.js';
 import { lineOptional, tiersAllowing, type Verb } from './rules.js';
 import { verifiedKey, type VerifiedKey } from './verified-key.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /*
  * Monthly spend for data-plane debits (issue 9).
@@ -74,8 +75,9 @@ const MAX_RETRIES = 3;
  * ledger debits nothing and answers replayed (with a different cost it is a caller bug: 409), and a
  * cost that would take the cycle's spend over the cap answers cap_exceeded with nothing debited.
  */
-export function createDebits(db: Db) {
-  const batches = new BatchedLookup<DebitRequest, DebitOutcome | typeof RETRY | Error>((batch) => applyBatch(db, batch), MAX_BATCH);
+export function createDebits(db: Db, metrics?: Metrics) {
+  const onBatch = metrics && ((size: number, seconds: number) => metrics.batch('debit', size, seconds));
+  const batches = new BatchedLookup<DebitRequest, DebitOutcome | typeof RETRY | Error>((batch) => applyBatch(db, batch), MAX_BATCH, onBatch);
   return {
     async checkAndDebit(request: DebitRequest): Promise<DebitOutcome> {
       for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {

@@ -45,7 +45,8 @@ const IDEMPOTENCY_PARAMETER = {
   name: 'Idempotency-Key',
   in: 'header',
   required: true,
-  description: 'Required, sent once: 1–255 characters, no whitespace. Kept 12 hours per service key (spec §5).',
+  description:
+    'Required: 1–255 characters, no whitespace, one per operation. Kept 12 hours per service key: a retry with the same key and body answers the stored response (`Idempotent-Replayed: true`); the same key with another body answers 409 `idempotency_key_reused`.',
   schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^\\S+$' },
 };
 
@@ -130,7 +131,7 @@ function decorateOperation(op: Json, method: string, path: string, kind: Documen
   op.security = secured ? [{ [kind === 'public' ? 'bearerAuth' : 'operatorToken']: [] }] : [];
 
   if (docs.idempotencyKey) {
-    // The route's zod schema has it optional (a missing key is spec §5's 400, not a 422); it is required.
+    // The route's zod schema has it optional (a missing key is a 400 `missing_idempotency_key`, not a 422); it is required.
     const params: Json[] = (op.parameters ?? []).filter((p: Json) => !(p.in === 'header' && String(p.name).toLowerCase() === 'idempotency-key'));
     op.parameters = [IDEMPOTENCY_PARAMETER, ...params];
   }

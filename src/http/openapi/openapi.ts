@@ -5,6 +5,7 @@ import fp from 'fastify-plugin';
 import { jsonSchemaTransform, jsonSchemaTransformObject } from 'fastify-type-provider-zod';
 import type { OperatorAuth } from '../../domain/operator-tokens/operator-auth.js';
 import { registerAdminAuth } from '../plugins/admin-auth.js';
+import { DOCS_BRANDING } from './branding.js';
 import { INTERNAL_INFO, PUBLIC_INFO } from './catalog.js';
 import { finalizeDocument, type DocumentExamples, type DocumentKind, type ExamplesByKind, type OperationMeta, OPERATION_META } from './document.js';
 import recorded from './examples.json' with { type: 'json' };
@@ -83,6 +84,7 @@ export const publicOpenapi = fp<OpenapiOptions>(
     // Assets come from the installed package (no CDN); the document from /docs/json.
     await app.register(swaggerUi, {
       routePrefix: '/docs',
+      ...DOCS_BRANDING,
       uiConfig: { docExpansion: 'list', deepLinking: true, defaultModelsExpandDepth: 0, validatorUrl: null },
     });
     app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());

@@ -9,6 +9,7 @@ import {
   getKeyResponse,
   idempotencyHeaders,
   keyIdParams,
+  lineageResponse,
   listKeysQuery,
   listKeysResponse,
   mintKeyBody,
@@ -74,6 +75,12 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
     '/keys/:id',
     { config: { auth: 'service', limit: 'keys.get' }, schema: { params: keyIdParams, response: getKeyResponse } },
     async (request) => ({ key: await keys.get(servicePrincipal(request), request.params.id, clock.now()) }),
+  );
+
+  r.get(
+    '/keys/:id/lineage',
+    { config: { auth: 'service', limit: 'keys.get' }, schema: { params: keyIdParams, response: lineageResponse } },
+    async (request) => keys.lineage(servicePrincipal(request), request.params.id, opContext(request, clock)),
   );
 
   r.patch(

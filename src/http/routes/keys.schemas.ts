@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MAX_TTL_SECONDS, MIN_TTL_SECONDS } from '../../domain/keys/expiry.js';
 import { MAX_OVERLAP_SECONDS } from '../../domain/keys/rotation.js';
-import { displayName, errorResponses, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
+import { displayName, errorResponses, isoTimestamp, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
 
 /** Wire schemas of /v1/keys (spec §3–§5). Request objects are strict: unknown fields → 422. */
 
@@ -122,4 +122,33 @@ export const suspendKeyBody = z
 /** POST /v1/keys/{id}/resume takes no body, like rotate. */
 export const resumeKeyBody = z.object({}).strict().nullish();
 export const suspensionResponse = { 200: single, ...errorResponses([401, 404, 413, 422, 429, 503] as const) };
+/** An agent's spend in its current cycle (keyplane extension); cap and remaining null when uncapped. */
+export const agentSpendSchema = z
+  .object({
+    cycle_start: isoTimestamp,
+    cycle_reset_at: isoTimestamp,
+    spent_cents: z.number().int(),
+    cap_cents: z.number().int().nullable(),
+    remaining_cents: z.number().int().nullable(),
+  })
+  .meta({ id: 'AgentSpend' });
+/** GET /v1/keys/{id}/lineage (keyplane extension): the agent's rotation chain, oldest first. */
+export const lineageResponse = {
+  200: z
+    .object({
+      agent_id: z.uuid(),
+      keys: z.array(
+        z.object({
+          key: keyObjectSchema,
+          rotated_by: z
+            .enum(['service_key', 'self', 'portal'])
+            .nullable()
+            .meta({ description: 'How this key replaced its predecessor: null for the first key of the chain.' }),
+        }),
+      ),
+      spend: agentSpendSchema,
+    })
+    .meta({ id: 'KeyLineage' }),
+  ...errorResponses([401, 404, 422, 429, 503] as const),
+};
 export const rotateKeyResponse = { 201: issued, ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const) };

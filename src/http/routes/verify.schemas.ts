@@ -4,6 +4,7 @@ import { VERBS } from '../../domain/verify/rules.js';
 import type { VerifyResult } from '../../domain/verify/verify.service.js';
 import { statusOf } from '../plugins/error-status.js';
 import { errorEnvelopeSchema, errorResponses, keyObjectSchema } from './common.schemas.js';
+import { insufficientScopeError } from './error.schemas.js';
 
 /**
  * A data-plane request id: what makes a debit idempotent. Printable ASCII without spaces, like an
@@ -68,4 +69,5 @@ export function verifyAnswer(r: VerifyResult): VerifyAnswer {
   return answer;
 }
 
-export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 413, 422, 503] as const) };
+/** 403 insufficient_scope: a `metrics`-scoped operator token (a scraper's) may not verify. */
+export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 413, 422, 503] as const), 403: insufficientScopeError };
