@@ -126,9 +126,8 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
       return toKeyObject(await updateChildKey(store, principal, id, patch, ctx), ctx.now);
     },
     /** POST /v1/keys/{id}/suspend and /resume. */
-    async setSuspension(principal: ServicePrincipal, id: string, change: SuspensionChange, ctx: OpContext): Promise<KeyObject> {
-      return toKeyObject(await setSuspension(store, principal, id, change, ctx), ctx.now);
-    },
+    setSuspension: async (principal: ServicePrincipal, id: string, change: SuspensionChange, ctx: OpContext): Promise<KeyObject> =>
+      toKeyObject(await setSuspension(store, principal, id, change, ctx), ctx.now),
     async revoke(principal: ServicePrincipal, id: string, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await revokeChildKey(store, principal, id, ctx), ctx.now);
     },
