@@ -2,6 +2,7 @@ import type { Database } from './db/database.js';
 import { createAuditService } from './domain/audit/audit.service.js';
 import { createChainService } from './domain/audit/chain.service.js';
 import { EventLinker } from './domain/audit/linker.js';
+import { createConsoleService } from './domain/console/console.service.js';
 import { createAuthService } from './domain/auth/auth.service.js';
 import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
@@ -37,6 +38,7 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     portal: createPortalService(store),
     operatorTokens: createOperatorTokensService(store),
     operatorKeys: createOperatorKeysService(store),
+    console: createConsoleService(database.db),
     health: { database: database.kind, ping: () => database.ping() },
     maintenance: {
       sweepIdempotency: (now) => sweepIdempotencyKeys(database.db, now),

@@ -287,12 +287,35 @@ export const operatorTokens = pgTable(
   ],
 );
 
-export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger, operatorTokens };
+/**
+ * Signed-in operator console sessions (src/domain/console): the cookie holds a random id, this table
+ * only its SHA-256, so a database read discloses no usable session. Rows are shared by every
+ * instance (processes stay stateless); a session whose last_seen_at is older than the idle timeout
+ * is dead and swept. Not account data, like operator_tokens.
+ */
+export const consoleSessions = pgTable(
+  'console_sessions',
+  {
+    /** Hex SHA-256 of the session id the cookie carries. */
+    idHash: text('id_hash').primaryKey(),
+    /** The named operator token signed in with; null for the bootstrap token. */
+    operatorTokenId: uuid('operator_token_id'),
+    operatorName: text('operator_name').notNull(),
+    /** The synchronizer token every state-changing form must echo (bound to this session). */
+    csrfToken: text('csrf_token').notNull(),
+    createdAt: ts('created_at').notNull(),
+    lastSeenAt: ts('last_seen_at').notNull(),
+  },
+  (t) => [index('console_sessions_last_seen_idx').on(t.lastSeenAt)],
+);
+
+export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger, operatorTokens, consoleSessions };
 export type Schema = typeof schema;
 export type AccountRow = typeof accounts.$inferSelect;
 export type ServiceKeyRow = typeof serviceKeys.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type OperatorTokenRow = typeof operatorTokens.$inferSelect;
+export type ConsoleSessionRow = typeof consoleSessions.$inferSelect;
 /** An event as stored, without its printed feed item (which is not part of the event). */
 const { itemJson: _printedItem, ...eventColumnSet } = getTableColumns(complianceEvents);
 /** The columns of ComplianceEventRow, for `db.select(eventColumns)`. */

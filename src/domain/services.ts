@@ -1,5 +1,6 @@
 import type { AuditService } from './audit/audit.service.js';
 import type { ChainService } from './audit/chain.service.js';
+import type { ConsoleService } from './console/console.service.js';
 import type { AuthService } from './auth/auth.service.js';
 import type { KeysService } from './keys/keys.service.js';
 import type { SelfRotationService } from './keys/self-rotation.service.js';
@@ -34,6 +35,8 @@ export interface Services {
   operatorTokens: OperatorTokensService;
   /** Every key of every account, for the operator: find, revoke, leak intake. */
   operatorKeys: OperatorKeysService;
+  /** The operator console's sessions and its reads (src/http/console). */
+  console: ConsoleService;
   health: HealthService;
   maintenance: MaintenanceService;
 }
