@@ -86,11 +86,13 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => errorPage(reply, 404, 'Not found', 'There is no such page.', request.consoleSession?.csrfToken ?? null));
   await app.register(fastifyStatic, { root: ASSETS, prefix: '/assets/', decorateReply: false, cacheControl: true, maxAge: 3_600_000 });
+  // The options without the plugin's own (prefix): each route file is mounted under this one's prefix.
+  const routeOpts: ConsoleOptions = { services: opts.services, sessions: opts.sessions, clock: opts.clock };
   await app.register(async (pages) => {
-    pages.addHook('preHandler', (request, reply) => admitSession(request, reply, opts));
-    await pages.register(consoleSignInRoutes, opts);
-    await pages.register(consoleAccountRoutes, opts);
-    await pages.register(consoleKeyRoutes, opts);
-    await pages.register(consoleAuditRoutes, opts);
+    pages.addHook('preValidation', (request, reply) => admitSession(request, reply, routeOpts));
+    await pages.register(consoleSignInRoutes, routeOpts);
+    await pages.register(consoleAccountRoutes, routeOpts);
+    await pages.register(consoleKeyRoutes, routeOpts);
+    await pages.register(consoleAuditRoutes, routeOpts);
   });
 }
