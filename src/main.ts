@@ -82,11 +82,11 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     trustProxy: config.TRUST_PROXY,
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
-  const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN }) : undefined;
+  const admin = config.KEYPLANE_ADMIN_TOKEN ? await buildAdminApp({ ...deps, adminToken: config.KEYPLANE_ADMIN_TOKEN, consoleIdleMs: config.CONSOLE_SESSION_IDLE_MINUTES * 60_000 }) : undefined;
   await app.listen({ host: config.HOST, port: config.PORT });
   if (admin) await admin.listen({ host: config.ADMIN_HOST, port: config.ADMIN_PORT });
   else logger.info('KEYPLANE_ADMIN_TOKEN is not set: the internal admin API is not started');
-  const stopJobs = startJobs(services.maintenance, systemClock, logger);
+  const stopJobs = startJobs(services.maintenance, systemClock, logger, undefined, config.VERIFY_ACTIVITY_FLUSH_MS);
   logger.info({ database: database.kind, port: config.PORT }, 'keyplane ready');
   let closed = false;
   return {
@@ -100,6 +100,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       // Stop accepting, let in-flight requests finish, then release the database.
       const started = Date.now();
       await Promise.all([app.close(), admin?.close()]);
+      // The last counts of a clean shutdown are written, not lost (telemetry: a failure is only logged).
+      await services.maintenance.flushActivity().catch((err: unknown) => logger.warn({ err }, 'writing the last verification counts failed'));
       await database.close();
       logger.info({ ms: Date.now() - started }, 'closed');
     },

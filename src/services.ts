@@ -12,6 +12,7 @@ import { createOperatorTokensService } from './domain/operator-tokens/operator-t
 import { createOperatorKeysService } from './domain/operator/operator.service.js';
 import { createPortalService } from './domain/portal/portal.service.js';
 import type { Services } from './domain/services.js';
+import { createVerifyActivity } from './domain/verify/activity.js';
 import { createVerifyService } from './domain/verify/verify.service.js';
 
 export interface ServicesOptions {
@@ -28,21 +29,27 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
   const linker = new EventLinker(database.linkerDb, { roundTimeoutMs: opts.linkRoundTimeoutMs, onFailure: opts.onLinkFailure });
   const store = { db: database.db, linker };
   const lastUsed = createLastUsed(database.db);
+  const activity = createVerifyActivity(database.db);
+  const consoleService = createConsoleService(database.db);
   return {
     auth: createAuthService(database.db, lastUsed),
     keys: createKeysService(store, { lockTimeoutMs: opts.idempotencyLockTimeoutMs }),
     agents: createSelfRotationService(store),
     audit: createAuditService(store),
     chain: createChainService(store),
-    verify: createVerifyService(database.db, lastUsed),
+    verify: createVerifyService(database.db, lastUsed, activity.record),
+    activity,
     portal: createPortalService(store),
     operatorTokens: createOperatorTokensService(store),
     operatorKeys: createOperatorKeysService(store),
-    console: createConsoleService(database.db),
+    console: consoleService,
     health: { database: database.kind, ping: () => database.ping() },
     maintenance: {
       sweepIdempotency: (now) => sweepIdempotencyKeys(database.db, now),
       linkPending: () => linker.linkPending(),
+      flushActivity: () => activity.flush(),
+      sweepActivity: (now) => activity.sweep(now),
+      sweepConsoleSessions: (now) => consoleService.sweepSessions(now),
     },
   };
 }

@@ -309,7 +309,24 @@ export const consoleSessions = pgTable(
   (t) => [index('console_sessions_last_seen_idx').on(t.lastSeenAt)],
 );
 
-export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger, operatorTokens, consoleSessions };
+/**
+ * Verification counts per key, minute and outcome (src/domain/verify/activity.ts): telemetry for
+ * the console's charts, not the ledger. Each instance adds its in-memory counts every few seconds
+ * in one statement; rows older than 30 days are swept.
+ */
+export const verifyActivity = pgTable(
+  'verify_activity',
+  {
+    accountId: uuid('account_id').notNull(),
+    keyId: uuid('key_id').notNull(),
+    minute: ts('minute').notNull(),
+    outcome: text('outcome').notNull(),
+    count: integer('count').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.accountId, t.keyId, t.minute, t.outcome] }), index('verify_activity_account_minute_idx').on(t.accountId, t.minute)],
+);
+
+export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger, operatorTokens, consoleSessions, verifyActivity };
 export type Schema = typeof schema;
 export type AccountRow = typeof accounts.$inferSelect;
 export type ServiceKeyRow = typeof serviceKeys.$inferSelect;

@@ -2,7 +2,6 @@ import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import {
   deleteConsoleSession,
   insertConsoleSession,
-  sweepConsoleSessions,
   touchConsoleSession,
 } from '../../db/queries/console.queries.js';
 import type { Db } from '../../db/types.js';
@@ -59,8 +58,6 @@ export function createConsoleSessions(db: Db, auth: OperatorAuth, idleMs: number
       return { csrfToken: row.csrfToken, operator: { id: row.operatorTokenId, name: row.operatorName, scope: 'admin' } };
     },
     signOut: (sessionId: string) => deleteConsoleSession(db, sha256(sessionId)),
-    /** Deletes sessions past their idle time; returns how many. */
-    sweep: (now: Date) => sweepConsoleSessions(db, new Date(now.getTime() - idleMs)),
   };
 }
 

@@ -1,3 +1,4 @@
+import { sweepConsoleSessions } from '../../db/queries/console.queries.js';
 import { accountEvent, accountEvents, agentKeysOf, childKeysOfChain, searchAccounts } from '../../db/queries/console.queries.js';
 import { findServiceKey } from '../../db/queries/portal.queries.js';
 import type { ComplianceEventRow } from '../../db/schema.js';
@@ -29,6 +30,8 @@ export interface ChildKeyFilter {
 }
 
 const PAGE = 50;
+/** The longest console idle timeout CONSOLE_SESSION_IDLE_MINUTES accepts. */
+export const MAX_IDLE_MS = 24 * 3600_000;
 
 const encodeCursor = (e: { createdAt: Date; id: string }) => Buffer.from(`${e.createdAt.toISOString()}|${e.id}`, 'utf8').toString('base64url');
 
@@ -43,6 +46,8 @@ export function createConsoleService(db: Db) {
   return {
     /** Sessions of the console, checked against this operator auth (built by the admin app). */
     sessions: (auth: OperatorAuth, idleMs: number) => createConsoleSessions(db, auth, idleMs),
+    /** Deletes sessions idle longer than the longest idle timeout allowed (a day); resume() enforces the configured one. */
+    sweepSessions: (now: Date) => sweepConsoleSessions(db, new Date(now.getTime() - MAX_IDLE_MS)),
     async listAccounts(search: string | null): Promise<AccountView[]> {
       const q = search?.trim() || null;
       return (await searchAccounts(db, q, q && isUuid(q) ? q : null, PAGE)).map(accountView);

@@ -113,7 +113,10 @@ interface KeyLookup {
 }
 
 /** Data-plane verification (POST /internal/v1/verify and `keyplane verify`). */
-export function createVerifyService(db: Db, lastUsed: LastUsed) {
+/** Told every answer that names a key (the console's activity counts, activity.ts); must not throw or wait. */
+export type VerifyObserver = (accountId: string, keyId: string, code: string, now: Date) => void;
+
+export function createVerifyService(db: Db, lastUsed: LastUsed, observe?: VerifyObserver) {
   const debits = createDebits(db);
   // Concurrent verifies without cost read their rows in one statement. Each answer is built at its
   // own request's `now` from a row read after the request arrived (db/group-commit.ts).
@@ -145,7 +148,12 @@ export function createVerifyService(db: Db, lastUsed: LastUsed) {
       // Shape, checksum and hash first: a mangled key costs no database work.
       const parsed = parseToken(input.key);
       if (!parsed || parsed.kind !== 'api') return Promise.resolve(invalid());
-      return input.costCents === undefined ? verifyOnly(parsed.tokenHash, input, now) : verifyAndDebit(parsed.tokenHash, input, input.costCents, now);
+      const answer = input.costCents === undefined ? verifyOnly(parsed.tokenHash, input, now) : verifyAndDebit(parsed.tokenHash, input, input.costCents, now);
+      if (!observe) return answer;
+      return answer.then((r) => {
+        if (r.key) observe(r.key.account_id, r.key.id, r.code, now);
+        return r;
+      });
     },
   };
 }

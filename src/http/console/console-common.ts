@@ -20,9 +20,9 @@ export function errorPage(reply: FastifyReply, status: number, title: string, me
 
 
 /** A console page for the signed-in operator. */
-export function sendPage(request: FastifyRequest, reply: FastifyReply, title: string, body: Html, status = 200): FastifyReply {
+export function sendPage(request: FastifyRequest, reply: FastifyReply, title: string, body: Html, status = 200, chart = false): FastifyReply {
   const s = request.consoleSession!;
-  return reply.code(status).type('text/html; charset=utf-8').send(layout({ title, csrfToken: s.csrfToken, operatorName: s.operator.name }, body));
+  return reply.code(status).type('text/html; charset=utf-8').send(layout({ title, csrfToken: s.csrfToken, operatorName: s.operator.name, chart }, body));
 }
 
 /** The session's synchronizer token, for the forms of a page. */

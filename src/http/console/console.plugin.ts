@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cookie from '@fastify/cookie';
@@ -7,6 +8,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { csrfMatches, type ConsoleSession } from '../../domain/console/console-sessions.js';
 import { DomainError } from '../../domain/errors.js';
 import { statusOf } from '../plugins/error-status.js';
+import { consoleActivityRoutes } from './console-activity.routes.js';
 import { consoleAccountRoutes } from './console-accounts.routes.js';
 import { consoleAuditRoutes } from './console-audit.routes.js';
 import { consoleKeyRoutes } from './console-keys.routes.js';
@@ -25,6 +27,8 @@ declare module 'fastify' {
 }
 
 const ASSETS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'assets');
+/** uPlot's browser build, served from the installed package (no CDN): /console/vendor/uPlot.iife.min.js. */
+const UPLOT = path.dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.iife.min.js'));
 
 /**
  * Every response of the console: a CSP that allows only this origin's files (no inline script or
@@ -85,7 +89,8 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
   });
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((request, reply) => errorPage(reply, 404, 'Not found', 'There is no such page.', request.consoleSession?.csrfToken ?? null));
-  await app.register(fastifyStatic, { root: ASSETS, prefix: '/assets/', decorateReply: false, cacheControl: true, maxAge: 3_600_000 });
+  await app.register(fastifyStatic, { root: ASSETS, prefix: '/assets/', decorateReply: false, maxAge: 3_600_000 });
+  await app.register(fastifyStatic, { root: UPLOT, prefix: '/vendor/', decorateReply: false, maxAge: 3_600_000, allowedPath: (p) => p === '/uPlot.iife.min.js' || p === '/uPlot.min.css' });
   // The options without the plugin's own (prefix): each route file is mounted under this one's prefix.
   const routeOpts: ConsoleOptions = { services: opts.services, sessions: opts.sessions, clock: opts.clock };
   await app.register(async (pages) => {
@@ -94,5 +99,6 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     await pages.register(consoleAccountRoutes, routeOpts);
     await pages.register(consoleKeyRoutes, routeOpts);
     await pages.register(consoleAuditRoutes, routeOpts);
+    await pages.register(consoleActivityRoutes, routeOpts);
   });
 }
