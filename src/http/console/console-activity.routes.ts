@@ -38,7 +38,7 @@ export async function consoleActivityRoutes(app: FastifyInstance, opts: ConsoleO
     const rows = top.map((t) => html`<tr><td><a href="/console/keys/${t.keyId}">${t.keyId}</a></td><td>${t.refusals}</td></tr>`);
     return sendPage(request, reply, `Verification activity of ${account.name}`, html`<p><a href="/console/accounts/${account.id}">Back to the account</a> · as of ${when(now)} UTC</p>
 ${chartHtml(chart, request.query.range, `/console/accounts/${account.id}/activity`)}
-<h2>Top keys by refusals (24 hours)</h2><div class="scroll"><table><thead><tr><th scope="col">Key</th><th scope="col">Refusals</th></tr></thead>
+<h2>Top keys by refusals (24 hours)</h2><div class="scroll"><table id="top-refused"><thead><tr><th scope="col">Key</th><th scope="col">Refusals</th></tr></thead>
 <tbody>${rows.length ? rows : html`<tr><td colspan="2">No refusal.</td></tr>`}</tbody></table></div>`, 200, true);
   });
 

@@ -82,7 +82,8 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
   app.addHook('onSend', async (_request, reply, payload) => {
     reply.header('content-security-policy', CONSOLE_CSP);
     reply.header('x-content-type-options', 'nosniff');
-    reply.header('referrer-policy', 'no-referrer');
+    // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on our own form posts.
+    reply.header('referrer-policy', 'same-origin');
     reply.header('x-frame-options', 'DENY');
     if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
     return payload;

@@ -53,7 +53,7 @@ export function layout(opts: LayoutOptions, body: Html): string {
         <span class="who">Signed in as ${opts.operatorName}</span>${actionForm('/console/sign-out', opts.csrfToken, 'Sign out')}</nav>`
     : '';
   return `<!doctype html>${html`<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${opts.title} · keyplane console</title><link rel="stylesheet" href="/console/assets/console.css"><script src="/console/assets/console.js" defer></script>
+<title>${opts.title} · keyplane console</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/console/assets/console.css"><script src="/console/assets/console.js" defer></script>
 ${opts.chart ? html`<link rel="stylesheet" href="/console/vendor/uPlot.min.css"><script src="/console/vendor/uPlot.iife.min.js" defer></script><script src="/console/assets/console-chart.js" defer></script>` : ''}</head>
 <body><header><a class="brand" href="/console">keyplane console</a>${nav}</header><main id="main"><h1>${opts.title}</h1>${body}</main></body></html>`}`;
 }
