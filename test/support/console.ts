@@ -38,3 +38,41 @@ export async function signIn(admin: FastifyInstance, token = ADMIN_TOKEN): Promi
       ),
   };
 }
+
+/**
+ * Every route of the operator console (HTML on the admin listener). They are not in ROUTES (the
+ * security matrix and the fuzzer speak the JSON API's bearer tokens and error envelopes); this
+ * table drives their own matrix and hostile-input test in test/integration/console-routes.test.ts.
+ */
+export interface ConsoleRoute {
+  method: 'GET' | 'POST';
+  path: string;
+  /** Open without a session (the sign-in page and form). */
+  public?: boolean;
+  /** Form fields it reads (besides _csrf). */
+  fields?: string[];
+  query?: string[];
+}
+
+export const CONSOLE_ROUTES: ConsoleRoute[] = [
+  { method: 'GET', path: '/console', public: true },
+  { method: 'POST', path: '/console/sign-in', public: true, fields: ['token'] },
+  { method: 'POST', path: '/console/sign-out' },
+  { method: 'GET', path: '/console/accounts', query: ['q'] },
+  { method: 'POST', path: '/console/accounts', fields: ['name'] },
+  { method: 'GET', path: '/console/accounts/:id' },
+  { method: 'POST', path: '/console/accounts/:id/service-keys', fields: ['name', 'environment'] },
+  { method: 'POST', path: '/console/accounts/:id/portal-keys', fields: ['name', 'environment'] },
+  { method: 'GET', path: '/console/accounts/:id/audit', query: ['type', 'key', 'before'] },
+  { method: 'POST', path: '/console/accounts/:id/audit/verify' },
+  { method: 'GET', path: '/console/accounts/:id/audit/:eventId' },
+  { method: 'GET', path: '/console/accounts/:id/activity', query: ['range'] },
+  { method: 'POST', path: '/console/service-keys/:id/rotate' },
+  { method: 'POST', path: '/console/service-keys/:id/revoke', fields: ['children'] },
+  { method: 'GET', path: '/console/service-keys/:id', query: ['label', 'status'] },
+  { method: 'GET', path: '/console/keys/:id' },
+  { method: 'POST', path: '/console/keys/:id/revoke' },
+  { method: 'GET', path: '/console/keys/:id/activity', query: ['range'] },
+  { method: 'GET', path: '/console/leaks' },
+  { method: 'POST', path: '/console/leaks', fields: ['tokens'] },
+];

@@ -8,7 +8,7 @@ import { csrfOf, plaintextOnce, sendPage, type ConsoleOptions } from './console-
 import { actionForm, csrfField, html, when, type Html } from './html.js';
 import { statusBadge } from './key-views.js';
 
-const idParams = z.object({ id: z.string().max(64) });
+const idParams = z.object({ id: z.uuid() });
 const searchQuery = z.object({ q: z.string().max(200).optional() });
 const csrfBody = z.object({ _csrf: z.string().max(200) });
 const createAccountForm = csrfBody.extend({ name: displayName });

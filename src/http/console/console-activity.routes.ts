@@ -5,7 +5,7 @@ import { ACTIVITY_OUTCOMES, type ActivityChart } from '../../domain/verify/activ
 import { sendPage, type ConsoleOptions } from './console-common.js';
 import { Html, html, when } from './html.js';
 
-const idParams = z.object({ id: z.string().max(64) });
+const idParams = z.object({ id: z.uuid() });
 const rangeQuery = z.object({ range: z.enum(['24h', '30d']).default('24h') });
 
 type Reply = Parameters<typeof sendPage>[1];

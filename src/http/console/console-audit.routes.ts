@@ -5,8 +5,8 @@ import { eventWireFields } from '../../domain/audit/chain-hash.js';
 import { csrfOf, sendPage, type ConsoleOptions } from './console-common.js';
 import { actionForm, html, when, type Html } from './html.js';
 
-const idParams = z.object({ id: z.string().max(64) });
-const eventParams = z.object({ id: z.string().max(64), eventId: z.string().max(64) });
+const idParams = z.object({ id: z.uuid() });
+const eventParams = z.object({ id: z.uuid(), eventId: z.uuid() });
 const auditQuery = z.object({ type: z.string().max(100).optional(), key: z.string().max(64).optional(), before: z.string().max(200).optional() });
 const csrfBody = z.object({ _csrf: z.string().max(200) });
 

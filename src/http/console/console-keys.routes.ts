@@ -7,7 +7,7 @@ import { csrfOf, sendPage, type ConsoleOptions } from './console-common.js';
 import { actionForm, csrfField, html, when } from './html.js';
 import { keyStatusOf, KEY_STATUSES, spendBar, statusBadge } from './key-views.js';
 
-const idParams = z.object({ id: z.string().max(64) });
+const idParams = z.object({ id: z.uuid() });
 const keysQuery = z.object({ label: z.string().max(200).optional(), status: z.enum(['', ...KEY_STATUSES]).optional() });
 const csrfBody = z.object({ _csrf: z.string().max(200) });
 const leaksForm = csrfBody.extend({ tokens: z.string().max(200_000) });
