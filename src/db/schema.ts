@@ -1,18 +1,6 @@
 import { getTableColumns, sql } from 'drizzle-orm';
-import {
-  bigint,
-  boolean,
-  check,
-  index,
-  integer,
-  jsonb,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-  uniqueIndex,
-  uuid,
-} from 'drizzle-orm/pg-core';
+import { bigint, boolean, check, index, integer, jsonb, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { consoleSessions, verifyActivity } from './console-schema.js';
 
 /*
  * Every table carries account_id and every hot query filters on it, so the tables can later be
@@ -287,44 +275,7 @@ export const operatorTokens = pgTable(
   ],
 );
 
-/**
- * Signed-in operator console sessions (src/domain/console): the cookie holds a random id, this table
- * only its SHA-256, so a database read discloses no usable session. Rows are shared by every
- * instance (processes stay stateless); a session whose last_seen_at is older than the idle timeout
- * is dead and swept. Not account data, like operator_tokens.
- */
-export const consoleSessions = pgTable(
-  'console_sessions',
-  {
-    /** Hex SHA-256 of the session id the cookie carries. */
-    idHash: text('id_hash').primaryKey(),
-    /** The named operator token signed in with; null for the bootstrap token. */
-    operatorTokenId: uuid('operator_token_id'),
-    operatorName: text('operator_name').notNull(),
-    /** The synchronizer token every state-changing form must echo (bound to this session). */
-    csrfToken: text('csrf_token').notNull(),
-    createdAt: ts('created_at').notNull(),
-    lastSeenAt: ts('last_seen_at').notNull(),
-  },
-  (t) => [index('console_sessions_last_seen_idx').on(t.lastSeenAt)],
-);
-
-/**
- * Verification counts per key, minute and outcome (src/domain/verify/activity.ts): telemetry for
- * the console's charts, not the ledger. Each instance adds its in-memory counts every few seconds
- * in one statement; rows older than 30 days are swept.
- */
-export const verifyActivity = pgTable(
-  'verify_activity',
-  {
-    accountId: uuid('account_id').notNull(),
-    keyId: uuid('key_id').notNull(),
-    minute: ts('minute').notNull(),
-    outcome: text('outcome').notNull(),
-    count: integer('count').notNull(),
-  },
-  (t) => [primaryKey({ columns: [t.accountId, t.keyId, t.minute, t.outcome] }), index('verify_activity_account_minute_idx').on(t.accountId, t.minute)],
-);
+export { consoleSessions, verifyActivity };
 
 export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger, operatorTokens, consoleSessions, verifyActivity };
 export type Schema = typeof schema;
@@ -332,7 +283,6 @@ export type AccountRow = typeof accounts.$inferSelect;
 export type ServiceKeyRow = typeof serviceKeys.$inferSelect;
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 export type OperatorTokenRow = typeof operatorTokens.$inferSelect;
-export type ConsoleSessionRow = typeof consoleSessions.$inferSelect;
 /** An event as stored, without its printed feed item (which is not part of the event). */
 const { itemJson: _printedItem, ...eventColumnSet } = getTableColumns(complianceEvents);
 /** The columns of ComplianceEventRow, for `db.select(eventColumns)`. */

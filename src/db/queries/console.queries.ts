@@ -1,5 +1,6 @@
 import { and, desc, eq, gt, ilike, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
-import { accounts, apiKeys, complianceEvents, consoleSessions, eventColumns, operatorTokens, type AccountRow, type ApiKeyRow, type ComplianceEventRow, type ConsoleSessionRow } from '../schema.js';
+import type { ConsoleSessionRow } from '../console-schema.js';
+import { accounts, apiKeys, complianceEvents, consoleSessions, eventColumns, operatorTokens, type AccountRow, type ApiKeyRow, type ComplianceEventRow } from '../schema.js';
 import type { Db } from '../types.js';
 
 /*

@@ -12,7 +12,7 @@ const keysQuery = z.object({ label: z.string().max(200).optional(), status: z.en
 const csrfBody = z.object({ _csrf: z.string().max(200) });
 const leaksForm = csrfBody.extend({ tokens: z.string().max(200_000) });
 
-/** A service key's keys with filters, one key's page with its lineage, and the leak intake. */
+/** A service key's keys with filters, and one key's page with its lineage and actions. */
 export async function consoleKeyRoutes(app: FastifyInstance, opts: ConsoleOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
   const { services } = opts;
@@ -66,6 +66,14 @@ ${managed ? html`<dt>Service key</dt><dd><a href="/console/service-keys/${manage
     const out = await services.operatorKeys.revoke(request.params.id, undefined, ctx(request));
     return reply.redirect(`/console/keys/${out.key.id}`, 303);
   });
+
+}
+
+/** The leak intake: leaked plaintexts of any kind, each live key or operator token they name revoked. */
+export async function consoleLeakRoutes(app: FastifyInstance, opts: ConsoleOptions): Promise<void> {
+  const r = app.withTypeProvider<ZodTypeProvider>();
+  const { services } = opts;
+  const ctx = (request: FastifyRequest): OpContext => operatorContext(request, opts.clock);
 
   r.get('/leaks', async (request, reply) => sendPage(request, reply, 'Leaked tokens', leaksFormHtml(csrfOf(request))));
 

@@ -11,7 +11,7 @@ import { statusOf } from '../plugins/error-status.js';
 import { consoleActivityRoutes } from './console-activity.routes.js';
 import { consoleAccountRoutes } from './console-accounts.routes.js';
 import { consoleAuditRoutes } from './console-audit.routes.js';
-import { consoleKeyRoutes } from './console-keys.routes.js';
+import { consoleKeyRoutes, consoleLeakRoutes } from './console-keys.routes.js';
 import { consoleSignInRoutes } from './console-sign-in.routes.js';
 import { CONSOLE_COOKIE, errorPage, type ConsoleOptions } from './console-common.js';
 
@@ -99,6 +99,7 @@ export async function consolePlugin(app: FastifyInstance, opts: ConsoleOptions):
     await pages.register(consoleSignInRoutes, routeOpts);
     await pages.register(consoleAccountRoutes, routeOpts);
     await pages.register(consoleKeyRoutes, routeOpts);
+    await pages.register(consoleLeakRoutes, routeOpts);
     await pages.register(consoleAuditRoutes, routeOpts);
     await pages.register(consoleActivityRoutes, routeOpts);
   });
