@@ -22,6 +22,8 @@ export interface ServicesOptions {
   linkRoundTimeoutMs?: number;
   /** Where a failed linking round is reported (the server's logger); its events are retried. */
   onLinkFailure?: (accountId: string, err: unknown) => void;
+  /** Count verify answers for the console's charts (default true; bench/verify-activity.ts compares). */
+  recordVerifyActivity?: boolean;
 }
 
 /** The one place the domain meets the database: every service, built once per process. */
@@ -37,7 +39,7 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     agents: createSelfRotationService(store),
     audit: createAuditService(store),
     chain: createChainService(store),
-    verify: createVerifyService(database.db, lastUsed, activity.record),
+    verify: createVerifyService(database.db, lastUsed, opts.recordVerifyActivity === false ? undefined : activity.record),
     activity,
     portal: createPortalService(store),
     operatorTokens: createOperatorTokensService(store),
