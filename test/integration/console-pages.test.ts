@@ -64,6 +64,20 @@ describe('console pages', () => {
     expect(detail.body).toContain(keys[0]!.id);
   });
 
+  it("a service key's keys filter by label, line, permissions and status", async ({ app: t }) => {
+    const tenant = await createTenant(t);
+    const c = await signIn(t.admin);
+    const line = '7d8f2c1e-3b4a-4c5d-8e9f-0a1b2c3d4e5f';
+    const a = await mintChild(t, tenant, { agentLabel: 'alpha', permissions: 'read_only' });
+    const b = await mintChild(t, tenant, { agentLabel: 'beta', lineId: line });
+    const rows = async (query: string) => [...(await c.get(`/console/service-keys/${tenant.serviceKeyId}?${query}`)).body.matchAll(/href="\/console\/keys\/([0-9a-f-]{36})"/g)].map((m) => m[1]);
+    expect((await rows('')).sort()).toEqual([a.id, b.id].sort());
+    expect(await rows('label=alp')).toEqual([a.id]);
+    expect(await rows(`line=${line}`)).toEqual([b.id]);
+    expect(await rows('permissions=read_only')).toEqual([a.id]);
+    expect(await rows('status=revoked')).toEqual([]);
+  });
+
   it('the activity pages answer for an account and a key', async ({ app: t, tenant }) => {
     const c = await signIn(t.admin);
     expect((await c.get(`/console/accounts/${tenant.accountId}/activity?range=30d`)).body).toContain('Last 30 days');

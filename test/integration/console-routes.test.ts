@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { describe, expect } from 'vitest';
 import { CONSOLE_ROUTES, signIn, type ConsoleRoute } from '../support/console.js';
 import { it } from '../support/fixtures.js';
@@ -13,6 +14,20 @@ const fill = (r: ConsoleRoute, id: string, eventId = id) => r.path.replace(':id'
 const HOSTILE = ['', 'x'.repeat(5000), "' or 1=1 --", '../../etc/passwd', '%00', '<script>alert(1)</script>', '00000000-0000-0000-0000-000000000000', '💥'];
 
 describe('console routes', () => {
+  it('the page weight (every script and style a page can load) is under 200 KB gzipped', async ({ app: t, tenant }) => {
+    const c = await signIn(t.admin);
+    const page = await c.get(`/console/keys/${tenant.serviceKeyId}/activity`);
+    const files = [...page.body.matchAll(/(?:src|href)="(\/console\/(?:assets|vendor)\/[^"]+)"/g)].map((m) => m[1]!);
+    expect(files.length).toBeGreaterThanOrEqual(5);
+    let total = 0;
+    for (const f of files) {
+      const res = await t.admin.inject({ method: 'GET', url: f });
+      expect(res.statusCode, f).toBe(200);
+      total += gzipSync(res.rawPayload).length;
+    }
+    expect(total).toBeLessThan(200 * 1024);
+  });
+
   it('every route in the table is served', async ({ app: t }) => {
     for (const r of CONSOLE_ROUTES) expect(t.admin.hasRoute({ method: r.method, url: r.path }), `${r.method} ${r.path}`).toBe(true);
   });

@@ -69,7 +69,7 @@ export const CONSOLE_ROUTES: ConsoleRoute[] = [
   { method: 'GET', path: '/console/accounts/:id/activity', query: ['range'] },
   { method: 'POST', path: '/console/service-keys/:id/rotate' },
   { method: 'POST', path: '/console/service-keys/:id/revoke', fields: ['children'] },
-  { method: 'GET', path: '/console/service-keys/:id', query: ['label', 'status'] },
+  { method: 'GET', path: '/console/service-keys/:id', query: ['label', 'line', 'permissions', 'status'] },
   { method: 'GET', path: '/console/keys/:id' },
   { method: 'POST', path: '/console/keys/:id/revoke' },
   { method: 'GET', path: '/console/keys/:id/activity', query: ['range'] },

@@ -1,6 +1,6 @@
 import { and, desc, eq, gt, ilike, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { ConsoleSessionRow } from '../console-schema.js';
-import { accounts, apiKeys, complianceEvents, consoleSessions, eventColumns, operatorTokens, type AccountRow, type ApiKeyRow, type ComplianceEventRow } from '../schema.js';
+import { accounts, apiKeys, complianceEvents, consoleSessions, eventColumns, operatorTokens, type AccountRow, type ApiKeyRow, type ComplianceEventRow, type Permission } from '../schema.js';
 import type { Db } from '../types.js';
 
 /*
@@ -88,6 +88,8 @@ export interface ChildKeysFilter {
   /** The first key of the service key's rotation chain (its lineage id). */
   lineageId: string;
   label: string | null;
+  lineId: string | null;
+  permissions: Permission | null;
   status: 'active' | 'revoked' | null;
   limit: number;
 }
@@ -96,6 +98,8 @@ export interface ChildKeysFilter {
 export function childKeysOfChain(db: Db, f: ChildKeysFilter): Promise<ApiKeyRow[]> {
   const where: SQL[] = [eq(apiKeys.accountId, f.accountId), eq(apiKeys.createdByServiceKeyId, f.lineageId)];
   if (f.label) where.push(ilike(apiKeys.agentLabel, `%${likeLiteral(f.label)}%`));
+  if (f.lineId) where.push(eq(apiKeys.lineId, f.lineId));
+  if (f.permissions) where.push(eq(apiKeys.permissions, f.permissions));
   if (f.status === 'active') where.push(isNull(apiKeys.revokedAt));
   if (f.status === 'revoked') where.push(isNotNull(apiKeys.revokedAt));
   return db.select().from(apiKeys).where(and(...where)).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(f.limit);

@@ -1,7 +1,7 @@
 import { sweepConsoleSessions } from '../../db/queries/console.queries.js';
 import { accountEvent, accountEvents, agentKeysOf, childKeysOfChain, searchAccounts } from '../../db/queries/console.queries.js';
 import { findServiceKey } from '../../db/queries/portal.queries.js';
-import type { ComplianceEventRow } from '../../db/schema.js';
+import type { ComplianceEventRow, Permission } from '../../db/schema.js';
 import type { Db } from '../../db/types.js';
 import { notFound, validationError } from '../errors.js';
 import { isUuid } from '../ids.js';
@@ -26,6 +26,8 @@ export interface EventPage {
 
 export interface ChildKeyFilter {
   label: string | null;
+  lineId: string | null;
+  permissions: Permission | null;
   status: 'active' | 'revoked' | null;
 }
 
@@ -74,6 +76,7 @@ export function createConsoleService(db: Db) {
     async childKeys(serviceKeyId: string, f: ChildKeyFilter, now: Date): Promise<KeyObject[]> {
       const sk = isUuid(serviceKeyId) ? await findServiceKey(db, serviceKeyId) : undefined;
       if (!sk) throw notFound();
+      if (f.lineId && !isUuid(f.lineId)) throw validationError('line must be a line id.');
       const rows = await childKeysOfChain(db, { accountId: sk.accountId, lineageId: sk.lineageId, ...f, limit: 200 });
       return rows.map((r) => toKeyObject(r, now));
     },

@@ -2,13 +2,19 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { OpContext } from '../../domain/context.js';
+import { PERMISSIONS } from '../../db/schema.js';
 import { operatorContext } from '../plugins/operator-context.js';
 import { csrfOf, sendPage, type ConsoleOptions } from './console-common.js';
 import { actionForm, csrfField, html, when } from './html.js';
 import { keyStatusOf, KEY_STATUSES, spendBar, statusBadge } from './key-views.js';
 
 const idParams = z.object({ id: z.uuid() });
-const keysQuery = z.object({ label: z.string().max(200).optional(), status: z.enum(['', ...KEY_STATUSES]).optional() });
+const keysQuery = z.object({
+  label: z.string().max(200).optional(),
+  line: z.string().max(64).optional(),
+  permissions: z.enum(['', ...PERMISSIONS]).optional(),
+  status: z.enum(['', ...KEY_STATUSES]).optional(),
+});
 const csrfBody = z.object({ _csrf: z.string().max(200) });
 const leaksForm = csrfBody.extend({ tokens: z.string().max(200_000) });
 
@@ -21,18 +27,20 @@ export async function consoleKeyRoutes(app: FastifyInstance, opts: ConsoleOption
   r.get('/service-keys/:id', { schema: { params: idParams, querystring: keysQuery } }, async (request, reply) => {
     const sk = await services.operatorKeys.get(request.params.id);
     if (sk.kind !== 'service') return reply.redirect(`/console/keys/${sk.id}`, 303);
-    const { label, status } = request.query;
-    const filter = { label: label || null, status: status === 'live' ? ('active' as const) : status === 'revoked' ? ('revoked' as const) : null };
+    const { label, line, permissions, status } = request.query;
+    const filter = { label: label || null, lineId: line || null, permissions: permissions || null, status: status === 'live' ? ('active' as const) : status === 'revoked' ? ('revoked' as const) : null };
     const keys = await services.console.childKeys(sk.id, filter, opts.clock.now());
     const rows = keys.map(
       (k) => html`<tr><td><a href="/console/keys/${k.id}">${k.name}</a></td><td><code>${k.key_prefix}</code></td><td>${k.agent_label ?? '—'}</td><td>${k.line_id ?? '—'}</td><td>${k.permissions}</td>
 <td>${statusBadge(k)}</td><td>${spendBar(k.monthly_spend_cents, k.monthly_cap_cents)}</td><td>${when(k.last_used_at)}</td></tr>`,
     );
-    const opt = (v: string, text: string) => html`<option value="${v}"${(status ?? '') === v ? html` selected` : ''}>${text}</option>`;
+    const opt = (current: string | undefined, v: string, text: string) => html`<option value="${v}"${(current ?? '') === v ? html` selected` : ''}>${text}</option>`;
     return sendPage(request, reply, `Keys of ${sk.name}`, html`
 <p><code>${sk.key_prefix}</code> · ${statusBadge(sk)} · <a href="/console/accounts/${sk.account_id}">Account</a> · <a href="/console/keys/${sk.id}/activity">Verification activity</a></p>
 <form method="get" class="row" role="search"><label for="label">Label contains</label><input id="label" name="label" value="${label ?? ''}">
-<label for="status">Status</label><select id="status" name="status">${opt('', 'any')}${KEY_STATUSES.map((s) => opt(s, s))}</select><button type="submit">Filter</button></form>
+<label for="line">Line id</label><input id="line" name="line" value="${line ?? ''}">
+<label for="permissions">Permissions</label><select id="permissions" name="permissions">${opt(permissions, '', 'any')}${PERMISSIONS.map((p) => opt(permissions, p, p))}</select>
+<label for="status">Status</label><select id="status" name="status">${opt(status, '', 'any')}${KEY_STATUSES.map((s) => opt(status, s, s))}</select><button type="submit">Filter</button></form>
 <div class="scroll"><table><caption>Keys minted by this service key's rotation chain, newest first (200 at most)</caption>
 <thead><tr><th scope="col">Name</th><th scope="col">Prefix</th><th scope="col">Label</th><th scope="col">Line</th><th scope="col">Permissions</th><th scope="col">Status</th><th scope="col">Spend (30 days)</th><th scope="col">Last used</th></tr></thead>
 <tbody>${rows.length ? rows : html`<tr><td colspan="8">No key matches.</td></tr>`}</tbody></table></div>`);
