@@ -46,7 +46,11 @@ const trustProxy = z
   });
 
 export const configSchema = z.object({
-  HOST: z.string().default('0.0.0.0'),
+  /**
+   * Unset: 127.0.0.1 in embedded mode (a first run on a laptop is not on the network), 0.0.0.0 in
+   * server mode (a container's port is published by its runtime). listenHost() resolves it.
+   */
+  HOST: z.string().min(1).optional(),
   PORT: port.default(8080),
   ADMIN_HOST: z.string().default('127.0.0.1'),
   ADMIN_PORT: port.default(8081),
@@ -58,10 +62,27 @@ export const configSchema = z.object({
       if (problem) ctx.addIssue({ code: 'custom', message: problem });
     })
     .optional(),
-  DATABASE_URL: z.string().url().optional(),
+  /** A Postgres connection URL; without its scheme pg would read `host:5432/db` as a socket path. */
+  DATABASE_URL: z
+    .string()
+    .url()
+    .refine((v) => /^postgres(ql)?:\/\//i.test(v), 'must start with postgres:// or postgresql://')
+    .optional(),
+  /**
+   * Attempts at the first database connection at start (1 = no retry), the wait doubling from
+   * DATABASE_CONNECT_BACKOFF_MS up to 10 s: 8 attempts ride out ~30 s of a Postgres starting beside
+   * keyplane (compose, a failover), then the process exits instead of waiting for ever.
+   */
+  DATABASE_CONNECT_ATTEMPTS: z.coerce.number().int().min(1).max(100).default(8),
+  DATABASE_CONNECT_BACKOFF_MS: z.coerce.number().int().min(10).max(60_000).default(500),
   DATA_DIR: z.string().default('./data'),
   /** pg pool size per process. 10 matches pg's default and Postgres' default 100 connections for ~8 instances. */
   DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  /**
+   * `transaction` when DATABASE_URL points at a pooler in transaction mode (PgBouncer): no named
+   * prepared statements and no startup parameters, whose settings migrate stores on the role instead.
+   */
+  DATABASE_POOLER: z.enum(['none', 'transaction']).default('none'),
   REDIS_URL: z.string().url().optional(),
   /** Every counter key starts with this, so several deployments (or test runs) can share one Redis. */
   REDIS_KEY_PREFIX: z.string().min(1).default('keyplane:rl:'),
@@ -88,6 +109,8 @@ export const configSchema = z.object({
   RATE_LIMIT_KEYS_ROTATE: rateRule.optional(),
   RATE_LIMIT_AUDIT_READ: rateRule.optional(),
   RATE_LIMIT_AGENTS_SELF_ROTATE: rateRule.optional(),
+  RATE_LIMIT_AGENTS_SELF_READ: rateRule.optional(),
+  RATE_LIMIT_AGENTS_SELF_CHECK: rateRule.optional(),
   /**
    * Failed self-rotations (bad key, wrong secret) per client address, an IPv6 client by its /64.
    * 10 per 15 minutes lets a fleet behind one NAT survive a few misconfigured agents while keeping
@@ -100,6 +123,19 @@ export const configSchema = z.object({
    */
   RATE_LIMIT_AUTH_FAILURES: rateRule.optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** json for production and log pipelines; pretty (pino-pretty) for reading a terminal in development. */
+  LOG_FORMAT: z.enum(['json', 'pretty']).default('json'),
+  /**
+   * Load shedding: while the event loop's mean delay exceeds this many ms, new requests are answered
+   * 503 (liveness and /metrics excepted). 1000 ms: a loop that far behind already answers every
+   * client late, so refusing fast lets the load balancer retry elsewhere; 0 turns shedding off.
+   */
+  LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(1_000),
+  /**
+   * OpenTelemetry tracing: spans are exported over OTLP/HTTP to this URL (e.g.
+   * http://collector:4318); unset = no tracing, and its packages are never loaded.
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   /** Behind a load balancer: the number of proxy hops, or the proxies' addresses, so req.ip is the client's. */
   TRUST_PROXY: trustProxy.default(false),
   /** 64 KiB: the largest legitimate body (a mint) is under 1 KiB; anything bigger is abuse. */
@@ -137,7 +173,12 @@ export const RATE_LIMIT_VARIABLES = {
   'keys.rotate': 'RATE_LIMIT_KEYS_ROTATE',
   'audit.read': 'RATE_LIMIT_AUDIT_READ',
   'agents.self_rotate': 'RATE_LIMIT_AGENTS_SELF_ROTATE',
+  'agents.self_read': 'RATE_LIMIT_AGENTS_SELF_READ',
+  'agents.self_check': 'RATE_LIMIT_AGENTS_SELF_CHECK',
 } as const satisfies Record<LimitName, keyof Config>;
+
+/** The address the public listener binds: HOST, else loopback in embedded mode and every interface in server mode. */
+export const listenHost = (config: Pick<Config, 'HOST' | 'DATABASE_URL'>): string => config.HOST ?? (config.DATABASE_URL ? '0.0.0.0' : '127.0.0.1');
 
 export function parseConfig(env: NodeJS.ProcessEnv): Config {
   const result = configSchema.safeParse(env);

@@ -18,6 +18,14 @@ const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
  */
 const LINK_SWEEP_INTERVAL_MS = 2_000;
 
+/**
+ * Writes agent_key_expired for keys past their expires_at (domain/keys/expiry.ts). The key is
+ * refused from its expiry on without this job; the event is promised within a minute, so every
+ * 15 s leaves room for a slow sweep. Every instance runs it; SKIP LOCKED and the marker column make
+ * each event once.
+ */
+export const EXPIRY_SWEEP_INTERVAL_MS = 15_000;
+
 function every(intervalMs: number, runNow: boolean, work: () => Promise<void>): () => void {
   let running = false;
   const tick = async () => {
@@ -75,10 +83,19 @@ export function startJobs(maintenance: MaintenanceService, clock: Clock, logger:
       logger.warn({ err: driverError(err) }, 'sweeping verification counts or console sessions failed; will retry');
     }
   });
+  const stopExpiry = every(EXPIRY_SWEEP_INTERVAL_MS, true, async () => {
+    try {
+      const recorded = await maintenance.recordExpiries(clock.now());
+      if (recorded > 0) logger.info({ recorded }, 'recorded expired keys');
+    } catch (err) {
+      logger.warn({ err: driverError(err) }, 'recording expired keys failed; will retry');
+    }
+  });
   return () => {
     stopIdempotency();
     stopLinking();
     stopActivity();
     stopConsoleSweeps();
+    stopExpiry();
   };
 }

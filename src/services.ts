@@ -6,13 +6,16 @@ import { createConsoleService } from './domain/console/console.service.js';
 import { createAuthService } from './domain/auth/auth.service.js';
 import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
+import { recordExpiries } from './domain/keys/expiry.js';
 import { createKeysService } from './domain/keys/keys.service.js';
+import { createAgentSelfService } from './domain/keys/agent-self.service.js';
 import { createSelfRotationService } from './domain/keys/self-rotation.service.js';
 import { createOperatorTokensService } from './domain/operator-tokens/operator-tokens.service.js';
 import { createOperatorKeysService } from './domain/operator/operator.service.js';
 import { createPortalService } from './domain/portal/portal.service.js';
 import type { Services } from './domain/services.js';
 import { createVerifyActivity } from './domain/verify/activity.js';
+import { createMetrics, type Metrics } from './domain/metrics/metrics.js';
 import { createVerifyService } from './domain/verify/verify.service.js';
 
 export interface ServicesOptions {
@@ -24,6 +27,19 @@ export interface ServicesOptions {
   onLinkFailure?: (accountId: string, err: unknown) => void;
   /** Count verify answers for the console's charts (default true; bench/verify-activity.ts compares). */
   recordVerifyActivity?: boolean;
+  /** The process's metrics (main.ts makes them before opening the database, to time pool waits); else fresh ones. */
+  metrics?: Metrics;
+}
+
+/** The scrape-time gauges that read the database's pools and the linker's queue. */
+function watchDatabase(metrics: Metrics, database: Database, linker: EventLinker): void {
+  const pools = database.pools;
+  if (pools) {
+    metrics.sources.pools = Object.fromEntries(
+      Object.entries(pools).map(([name, p]) => [name, () => ({ total: p.totalCount, idle: p.idleCount, waiting: p.waitingCount })]),
+    );
+  }
+  metrics.sources.eventsWaitingLink = () => linker.countWaiting();
 }
 
 /** The one place the domain meets the database: every service, built once per process. */
@@ -33,13 +49,16 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
   const lastUsed = createLastUsed(database.db);
   const activity = createVerifyActivity(database.db);
   const consoleService = createConsoleService(database.db);
+  const metrics = opts.metrics ?? createMetrics();
+  watchDatabase(metrics, database, linker);
   return {
     auth: createAuthService(database.db, lastUsed),
     keys: createKeysService(store, { lockTimeoutMs: opts.idempotencyLockTimeoutMs }),
     agents: createSelfRotationService(store),
+    agentSelf: createAgentSelfService(store),
     audit: createAuditService(store),
     chain: createChainService(store),
-    verify: createVerifyService(database.db, lastUsed, opts.recordVerifyActivity === false ? undefined : activity.record),
+    verify: createVerifyService(database.db, lastUsed, metrics, opts.recordVerifyActivity === false ? undefined : activity.record),
     activity,
     portal: createPortalService(store),
     operatorTokens: createOperatorTokensService(store),
@@ -52,6 +71,8 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
       flushActivity: () => activity.flush(),
       sweepActivity: (now) => activity.sweep(now),
       sweepConsoleSessions: (now) => consoleService.sweepSessions(now),
+      recordExpiries: (now) => recordExpiries(store, now),
     },
+    metrics,
   };
 }

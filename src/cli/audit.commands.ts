@@ -1,22 +1,26 @@
 import type { Command } from 'commander';
-import { DomainError } from '../domain/errors.js';
 import { eventWireFields } from '../domain/audit/chain-hash.js';
-import { isUuid } from '../domain/ids.js';
-import { CliExit, print, withServices } from './runtime.js';
+import { EXIT } from './exit-codes.js';
+import { CliExit, isRemote, notRemote, print, uuidArg, withReadOnlyServices } from './runtime.js';
 
-/** `audit verify` exits with this when a chain is broken (1 is any other error, 2 a usage error). */
-export const EXIT_CHAIN_BROKEN = 3;
+/** `audit verify` exits with this when a chain is broken (exit-codes.ts has them all). */
+export const EXIT_CHAIN_BROKEN = EXIT.chainBroken;
 
-/** audit verify and audit export: the compliance log, checked and archived. */
+/** The audit commands read the database itself: the internal API has no route for them. */
+function local<T>(name: string, fn: Parameters<typeof withReadOnlyServices<T>>[0]): Promise<T> {
+  return isRemote() ? Promise.reject(notRemote(name)) : withReadOnlyServices(fn);
+}
+
+/** audit verify and audit export: the compliance log, checked and archived (never migrating it). */
 export function registerAuditCommands(program: Command): void {
   const audit = program.command('audit').description('the compliance log (hash-chained, append-only)');
   audit
     .command('verify')
     .description("recompute every account's hash chain (or one account's) and report the first broken link")
-    .option('--account <id>', 'verify this account only')
+    .option('--account <id>', 'verify this account only', uuidArg)
     .option('--json', 'print JSON')
     .action(async (o: { account?: string; json?: boolean }) =>
-      withServices(async ({ services }) => {
+      local('audit verify', async ({ services }) => {
         // Events still waiting for their link (a crash between commit and linking) are linked
         // first, as the server's link sweep would: they are committed facts, and verification covers them.
         const v = await services.chain.verify({ accountId: o.account });
@@ -39,11 +43,11 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command('export')
     .description("write an account's events (or every account's) as JSON lines, in seq order, for archiving")
-    .option('--account <id>', 'export this account only')
+    .option('--account <id>', 'export this account only', uuidArg)
     .option('--after-seq <n>', 'only events after this seq (incremental archives; with --account)', '0')
+    .option('--json', 'errors as JSON (the export itself is JSON lines)')
     .action(async (o: { account?: string; afterSeq: string }) =>
-      withServices(async ({ services }) => {
-        if (o.account && !isUuid(o.account)) throw new DomainError('not_found');
+      local('audit export', async ({ services }) => {
         const ids = o.account ? [(await services.portal.getAccount(o.account)).id] : services.chain.accountIds();
         for await (const id of ids) {
           for await (const e of services.chain.exportAccount(id, o.account ? Number(o.afterSeq) || 0 : 0)) {

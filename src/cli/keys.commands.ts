@@ -1,13 +1,14 @@
 import { readFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
+import type { Services } from '../domain/services.js';
 import type { OperatorKeyView } from '../domain/operator/operator-keys.js';
 import { MAX_LEAKED_TOKENS, type LeakResult, type RevokeOutcome } from '../domain/operator/operator-revocation.js';
-import { cliContext, print, readStdin, withServices } from './runtime.js';
+import { cliContext, dispatch, print, readStdin, uuidArg } from './runtime.js';
 
 /*
  * keyplane keys: the operator's reach over every key, from a shell (the same domain code as
  * /internal/v1/accounts/{id}/keys, /internal/v1/keys/{id} and /internal/v1/keys/revoke-leaked),
- * acting on the configured database with the actor prefix 'cli'.
+ * acting on the configured database with the actor prefix 'cli', or (--url) through those routes.
  */
 
 const line = (k: OperatorKeyView) => `${k.id}  ${k.kind.padEnd(7)}  ${k.key_prefix.padEnd(20)}  ${k.environment}  ${k.status.padEnd(7)}  ${k.name}`;
@@ -54,13 +55,13 @@ interface ListOptions {
   json?: boolean;
 }
 
-/** keys list|show|revoke|revoke-leaked. */
+/** keys list|show|revoke|suspend|resume|revoke-leaked. */
 export function registerKeysCommands(program: Command): void {
   const keys = program.command('keys').description('every key of every account, of any kind: find, show, revoke, leak intake');
   keys
     .command('list')
     .description("list an account's keys (service, child and portal keys), newest first")
-    .requiredOption('--account <id>', 'account id')
+    .requiredOption('--account <id>', 'account id', uuidArg)
     .addOption(new Option('--status <status>', 'active, revoked or all').choices(['active', 'revoked', 'all']).default('all'))
     .option('--prefix <prefix>', 'keys whose key_prefix starts with this')
     .addOption(new Option('--kind <kind>', 'service, child or portal').choices(['service', 'child', 'portal']))
@@ -74,35 +75,60 @@ export function registerKeysCommands(program: Command): void {
         const why = parsed.error.issues.map((i) => `${i.path.join('.') || 'input'}: ${i.message}`).join('; ');
         cmd.error(`keyplane keys list: ${why}`, { exitCode: 2, code: 'commander.invalidArgument' });
       }
-      await withServices(async ({ services }) => {
-        const page = await services.operatorKeys.list(o.account, parsed.data!);
-        const more = page.next_cursor ? `\nmore: --cursor ${page.next_cursor}` : '';
-        print(!!o.json, page, (page.keys.map(line).join('\n') || '(none)') + more);
+      const q = parsed.data!;
+      type Page = Awaited<ReturnType<Services['operatorKeys']['list']>>;
+      const page = await dispatch<Page>('keys list', {
+        readOnly: true,
+        local: ({ services }) => services.operatorKeys.list(o.account, q),
+        remote: (api) =>
+          api.call('GET', `/accounts/${o.account}/keys`, { query: { status: q.status, prefix: q.prefix, kind: q.kind, limit: String(q.limit), cursor: q.cursor } }),
       });
+      const more = page.next_cursor ? `\nmore: --cursor ${page.next_cursor}` : '';
+      print(!!o.json, page, (page.keys.map(line).join('\n') || '(none)') + more);
     });
   keys
     .command('show')
     .description('show one key of any kind and account (never a secret)')
-    .argument('<id>', 'key id')
+    .argument('<id>', 'key id', uuidArg)
     .option('--json', 'print JSON')
-    .action(async (id: string, o: { json?: boolean }) =>
-      withServices(async ({ services }) => {
-        const key = await services.operatorKeys.get(id);
-        print(!!o.json, { key }, describeKey(key));
-      }),
-    );
+    .action(async (id: string, o: { json?: boolean }) => {
+      const { key } = await dispatch<{ key: OperatorKeyView }>('keys show', {
+        readOnly: true,
+        local: async ({ services }) => ({ key: await services.operatorKeys.get(id) }),
+        remote: (api) => api.call('GET', `/keys/${id}`),
+      });
+      print(!!o.json, { key }, describeKey(key));
+    });
   keys
     .command('revoke')
     .description("revoke a key of any kind; a service key with live children needs --children")
-    .argument('<id>', 'key id')
+    .argument('<id>', 'key id', uuidArg)
     .addOption(new Option('--children <choice>', "a service key's child keys: keep them valid, or revoke them with it").choices(['keep', 'revoke']))
     .option('--json', 'print JSON')
-    .action(async (id: string, o: { children?: 'keep' | 'revoke'; json?: boolean }) =>
-      withServices(async ({ services }) => {
-        const outcome = await services.operatorKeys.revoke(id, o.children, cliContext());
-        print(!!o.json, outcome, describeRevoke(id, outcome));
-      }),
-    );
+    .action(async (id: string, o: { children?: 'keep' | 'revoke'; json?: boolean }) => {
+      const outcome = await dispatch<RevokeOutcome>('keys revoke', {
+        local: ({ services }) => services.operatorKeys.revoke(id, o.children, cliContext()),
+        remote: (api) => api.call('DELETE', `/keys/${id}`, { query: { children: o.children } }),
+      });
+      print(!!o.json, outcome, describeRevoke(id, outcome));
+    });
+  for (const suspend of [true, false]) {
+    const command = keys
+      .command(suspend ? 'suspend' : 'resume')
+      .description(suspend ? 'suspend an API key: refused from the next request on, until resumed' : 'resume a suspended API key')
+      .argument('<id>', 'key id', uuidArg)
+      .option('--json', 'print JSON');
+    if (suspend) command.option('--reason <text>', 'why, kept in the agent_key_suspended event');
+    command.action(async (id: string, o: { reason?: string; json?: boolean }) => {
+      const verb = suspend ? 'suspend' : 'resume';
+      const out = await dispatch<{ key: OperatorKeyView; changed: boolean }>(`keys ${verb}`, {
+        local: ({ services }) => services.operatorKeys.setSuspension(id, { suspend, reason: o.reason }, cliContext()),
+        remote: (api) => api.call('POST', `/keys/${id}/${verb}`, suspend && o.reason ? { body: { reason: o.reason } } : {}),
+      });
+      const what = out.changed ? (suspend ? 'suspended' : 'resumed') : suspend ? 'was already suspended' : 'was not suspended';
+      print(!!o.json, out, `${out.key.kind} key ${id} (${out.key.key_prefix}) ${what}`);
+    });
+  }
   keys
     .command('revoke-leaked')
     .description('revoke every live key named by the leaked tokens given, one per line')
@@ -111,10 +137,18 @@ export function registerKeysCommands(program: Command): void {
     .action(async (file: string, o: { json?: boolean }, cmd: Command) => {
       const tokens = tokensOf(file === '-' ? await readStdin() : await readFile(file, 'utf8'));
       if (tokens.length === 0) cmd.error('keyplane keys revoke-leaked: no tokens given', { exitCode: 2, code: 'commander.invalidArgument' });
-      await withServices(async ({ services }) => {
-        const results: LeakResult[] = [];
-        for (const batch of batches(tokens)) results.push(...(await services.operatorKeys.revokeLeaked(batch, cliContext())));
-        print(!!o.json, { results }, describeLeaks(results));
+      const results = await dispatch<LeakResult[]>('keys revoke-leaked', {
+        local: async ({ services }) => {
+          const out: LeakResult[] = [];
+          for (const batch of batches(tokens)) out.push(...(await services.operatorKeys.revokeLeaked(batch, cliContext())));
+          return out;
+        },
+        remote: async (api) => {
+          const out: LeakResult[] = [];
+          for (const batch of batches(tokens)) out.push(...(await api.call<{ results: LeakResult[] }>('POST', '/keys/revoke-leaked', { body: { tokens: batch } })).results);
+          return out;
+        },
       });
+      print(!!o.json, { results }, describeLeaks(results));
     });
 }

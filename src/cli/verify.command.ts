@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { VerifyAnswer } from '../http/routes/verify.schemas.js';
-import { CliExit, print, readStdin, withServices } from './runtime.js';
+import { EXIT } from './exit-codes.js';
+import { CliExit, dispatch, print, readStdin } from './runtime.js';
 
 function describeVerify(r: VerifyAnswer): string {
   const k = r.key;
@@ -14,11 +15,11 @@ function describeVerify(r: VerifyAnswer): string {
   return `not valid: ${r.code} (${r.status}) ${e.message}${details ? ` ${details}` : ''}${k ? ` [${k.key_prefix}, ${spend}]` : ''}`;
 }
 
-/** `keyplane verify`: POST /internal/v1/verify from a shell (exit 0 valid, 1 not). */
+/** `keyplane verify`: POST /internal/v1/verify from a shell (exit 0 valid, 1 not, 4 database unreachable). */
 export function registerVerifyCommand(program: Command): void {
   program
     .command('verify')
-    .description('verify an API key for a data-plane action, as POST /internal/v1/verify does (exit 0 valid, 1 not)')
+    .description('verify an API key for a data-plane action, as POST /internal/v1/verify does (exit 0 valid, 1 not, 4 unavailable)')
     .argument('<key>', "the API key (sk_test_…/sk_live_…), or '-' to read it from stdin")
     .requiredOption('--verb <verb>', 'read, call, sms or admin')
     .option('--line-id <uuid>', 'the line the action targets')
@@ -41,12 +42,14 @@ export function registerVerifyCommand(program: Command): void {
         cmd.error(`keyplane verify: ${why}`, { exitCode: 2, code: 'commander.invalidArgument' });
       }
       const b = parsed.data!;
-      const result = await withServices(({ services }) =>
-        services.verify.verify({ key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id }, new Date()),
-      );
-      // The same JSON as POST /internal/v1/verify answers.
-      const answer = verifyAnswer(result);
+      // The same JSON as POST /internal/v1/verify answers, computed here or answered by the server.
+      const answer = await dispatch<VerifyAnswer>('verify', {
+        readOnly: true,
+        local: async ({ services }) =>
+          verifyAnswer(await services.verify.verify({ key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id }, new Date())),
+        remote: (api) => api.call('POST', '/verify', { body: b }),
+      });
       print(!!o.json, answer, describeVerify(answer));
-      if (!result.valid) throw new CliExit(1);
+      if (!answer.valid) throw new CliExit(EXIT.no);
     });
 }

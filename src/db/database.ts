@@ -2,14 +2,17 @@ import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
-import { migratePglite, migratePostgres, type MigrationLogger } from './migrate.js';
+import { migratePglite, migratePostgres, pgliteMigrationStatus, postgresMigrationStatus, type MigrationLogger, type MigrationStatus } from './migrate.js';
+import { dumpPglite } from './pglite/backup.js';
 import { acquireDataDirLock, type DataDirLock } from './pglite/data-dir-lock.js';
 import { copyTemplateDir, readTemplate } from './pglite/template.js';
 import { DIR_MODE, ownDataDir, tightenTree } from './pglite/permissions.js';
 import { schema } from './schema.js';
+import { STATEMENT_TIMEOUT_MS, startupOptions, UnnamedStatementClient } from './session-settings.js';
 import type { Db } from './types.js';
 
 export type { Db } from './types.js';
+export type { MigrationStatus } from './migrate.js';
 
 /** Connections of the linker's own pool (Database.linkerDb says why it has one). */
 export const LINKER_POOL_MAX = 2;
@@ -30,12 +33,23 @@ export interface Database {
    * UnknownMigrationError when the database holds a migration this code does not know.
    */
   migrate(log?: MigrationLogger): Promise<void>;
+  /** What migrate() would apply, read without changing anything. */
+  migrationStatus(): Promise<MigrationStatus>;
   /** One round trip; throws when the database does not answer. */
   ping(): Promise<void>;
   close(): Promise<void>;
   /** The pg pool in server mode (for pool metrics and tests); undefined in embedded mode. */
   readonly pool?: pg.Pool;
+  /**
+   * Embedded mode: the database's dump, a gzipped tarball of its data directory (pglite/backup.ts),
+   * taken while it stays open. Undefined in server mode, whose backups are Postgres's own (pg_dump, PITR).
+   */
+  readonly dump?: () => Promise<Uint8Array>;
+  /** Server mode's pools by name (`main`, `linker`), for the metrics read at scrape time. */
+  readonly pools?: Readonly<Record<PoolName, Pick<pg.Pool, 'totalCount' | 'idleCount' | 'waitingCount'>>>;
 }
+
+export type PoolName = 'main' | 'linker';
 
 export interface OpenDatabaseOptions {
   databaseUrl?: string;
@@ -44,6 +58,10 @@ export interface OpenDatabaseOptions {
   poolMax?: number;
   /** Fail fast when Postgres is down instead of queueing requests behind a dead pool. */
   connectionTimeoutMs?: number;
+  /** `transaction`: DATABASE_URL is a pooler in transaction mode (db/session-settings.ts). */
+  pooler?: 'none' | 'transaction';
+  /** Told how long each checkout waited for a pool connection (the metrics); server mode only. */
+  onPoolWait?: (pool: PoolName, seconds: number) => void;
 }
 
 export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database> {
@@ -53,13 +71,19 @@ export async function openDatabase(opts: OpenDatabaseOptions): Promise<Database>
 function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
   const pool = newPool(url, opts, opts.poolMax ?? 10);
   const linkerPool = newPool(url, opts, LINKER_POOL_MAX);
+  if (opts.onPoolWait) {
+    timeCheckouts(pool, 'main', opts.onPoolWait);
+    timeCheckouts(linkerPool, 'linker', opts.onPoolWait);
+  }
   const db = drizzlePg(pool, { schema }) as unknown as Db;
   return {
     kind: 'postgres',
     db,
     linkerDb: drizzlePg(linkerPool, { schema }) as unknown as Db,
     pool,
-    migrate: (log) => migratePostgres(pool, log),
+    pools: { main: pool, linker: linkerPool },
+    migrate: (log) => migratePostgres(pool, log, { roleSettings: opts.pooler === 'transaction' }),
+    migrationStatus: () => postgresMigrationStatus(pool),
     async ping() {
       await pool.query('select 1');
     },
@@ -69,6 +93,31 @@ function openPostgres(url: string, opts: OpenDatabaseOptions): Database {
   };
 }
 
+type ConnectCallback = (err: Error | undefined, client: pg.PoolClient | undefined, release: (err?: Error) => void) => void;
+
+/**
+ * Times every checkout, the pool's own queries included (pg-pool's query() checks out through
+ * connect()): the wait is the time spent in the pool's queue plus any new connection's handshake.
+ */
+function timeCheckouts(pool: pg.Pool, name: PoolName, observe: (pool: PoolName, seconds: number) => void): void {
+  const connect = pool.connect.bind(pool) as (cb?: ConnectCallback) => Promise<pg.PoolClient> | void;
+  const timed = (cb?: ConnectCallback) => {
+    const started = performance.now();
+    const waited = () => observe(name, (performance.now() - started) / 1000);
+    if (cb) {
+      return connect((err, client, release) => {
+        if (!err) waited();
+        cb(err, client, release);
+      });
+    }
+    return (connect() as Promise<pg.PoolClient>).then((client) => {
+      waited();
+      return client;
+    });
+  };
+  pool.connect = timed as typeof pool.connect;
+}
+
 function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
@@ -76,20 +125,12 @@ function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
     // 2 s: a request waiting longer than that for a connection is better answered 503 (issue 8).
     connectionTimeoutMillis: opts.connectionTimeoutMs ?? 2_000,
     idleTimeoutMillis: 30_000,
-    // Statements are short; anything running 10 s is stuck on a lock or a dead server.
-    statement_timeout: 10_000,
-    query_timeout: 11_000,
+    query_timeout: STATEMENT_TIMEOUT_MS + 1_000,
     application_name: 'keyplane',
-    // Planner settings of every keyplane session (measurements: docs/performance/journal.md).
-    // plan_cache_mode: keyplane's statements look rows up by key and walk indexes in their own order,
-    // so their plans do not depend on the values: plan each prepared statement once per connection
-    // instead of re-planning it (planning was a third of Postgres's CPU per request).
-    // enable_seqscan/enable_bitmapscan off: a plan made once must hold as the tables grow, and made
-    // while a table fits in a page or two the cheapest plan is a sequential (or bitmap) scan, kept
-    // until the next ANALYZE. Every statement has an index that matches it, so pricing those scans
-    // out loses nothing (a statement with no other path still runs one). jit off: an OLTP statement
-    // never repays a compile, and a priced-out scan's cost is over any JIT threshold.
-    options: '-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c enable_bitmapscan=off -c jit=off',
+    // Behind a transaction-mode pooler the settings come from the role (db/session-settings.ts).
+    ...(opts.pooler === 'transaction'
+      ? { Client: UnnamedStatementClient }
+      : { statement_timeout: STATEMENT_TIMEOUT_MS, options: startupOptions() }),
   });
   // An idle client losing its server (restart, failover) emits here; without a listener it would
   // crash the process. The pool drops the client and makes a new one on the next checkout.
@@ -133,9 +174,11 @@ async function openPglite(dataDir: string | undefined): Promise<Database> {
       db,
       linkerDb: db,
       migrate: (log) => migratePglite(client, log),
+      migrationStatus: () => pgliteMigrationStatus(client),
       async ping() {
         await client.query('select 1');
       },
+      dump: () => dumpPglite(client),
       async close() {
         await client.close();
         if (pgdata) tightenTree(pgdata);

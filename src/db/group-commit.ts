@@ -27,10 +27,12 @@ export class BatchedLookup<I, O> {
   /**
    * @param load answers a batch of inputs, one output per input, in the same order.
    * @param maxBatch the most inputs one statement carries; more wait for the next.
+   * @param onBatch told each statement's size and seconds taken (the metrics), after it ends.
    */
   constructor(
     private readonly load: (inputs: I[]) => Promise<O[]>,
     private readonly maxBatch = 256,
+    private readonly onBatch?: (size: number, seconds: number) => void,
   ) {}
 
   lookup(input: I): Promise<O> {
@@ -44,8 +46,10 @@ export class BatchedLookup<I, O> {
     try {
       while (this.waiting.length > 0) {
         const batch = this.waiting.splice(0, this.maxBatch);
+        const started = this.onBatch ? performance.now() : 0;
         try {
           const outputs = await this.load(batch.map((p) => p.input));
+          this.onBatch?.(batch.length, (performance.now() - started) / 1000);
           if (outputs.length !== batch.length) throw new Error(`batched lookup answered ${outputs.length} of ${batch.length} inputs`);
           batch.forEach((p, i) => p.resolve(outputs[i]!));
         } catch (err) {

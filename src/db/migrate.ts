@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import type pg from 'pg';
+import { roleSettingStatements } from './session-settings.js';
 
 /*
  * The schema of a keyplane database comes from two sources, applied in one transaction under one
@@ -29,7 +30,7 @@ export const MIGRATIONS_DIR = path.resolve(HERE, '../../migrations');
 const SQL_DIR = path.join(HERE, 'sql');
 
 /** The SQL files in the order they are applied: a function before the triggers that call it. */
-export const SQL_FILES = ['audit_item.sql', 'compliance_events.sql', 'child_key_counts.sql', 'verify_debit_batch.sql'] as const;
+export const SQL_FILES = ['audit_item.sql', 'billing_item.sql', 'compliance_events.sql', 'child_key_counts.sql', 'verify_debit_batch.sql'] as const;
 
 // A fixed advisory-lock key so that several instances starting at once migrate one at a time.
 const MIGRATION_LOCK_KEY = 7_277_431_001;
@@ -143,8 +144,41 @@ async function migrateInTransaction(s: Session, log?: MigrationLogger): Promise<
   await applySqlFiles(s, migrated > 0, log);
 }
 
-/** Migrates a server database on one connection of `pool`. */
-export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger): Promise<void> {
+/** Which of this code's migrations a database holds, and what it would take to bring it up to date. */
+export interface MigrationStatus {
+  applied: string[];
+  pending: string[];
+  /** SQL function files whose applied text differs from this code's (or never applied). */
+  changedSqlFiles: string[];
+  /** Migrations in the database this code does not know (a newer keyplane migrated it). */
+  unknown: number[];
+}
+
+/** Reads the bookkeeping tables without changing anything (no lock, no CREATE): `keyplane migrate status`. */
+async function readStatus(query: Session['query']): Promise<MigrationStatus> {
+  const migrations = readMigrations();
+  const [present] = await query<{ ok: boolean }>("select to_regclass('drizzle.keyplane_sql_files') is not null as ok");
+  if (!present?.ok) return { applied: [], pending: migrations.map((m) => m.tag), changedSqlFiles: [...SQL_FILES], unknown: [] };
+  const rows = await query<{ created_at: string | number }>('select created_at from drizzle.__drizzle_migrations');
+  const done = new Set(rows.map((r) => Number(r.created_at)));
+  const known = new Set(migrations.map((m) => m.when));
+  const stored = new Map((await query<{ name: string; hash: string }>('select name, hash from drizzle.keyplane_sql_files')).map((r) => [r.name, r.hash]));
+  return {
+    applied: migrations.filter((m) => done.has(m.when)).map((m) => m.tag),
+    pending: migrations.filter((m) => !done.has(m.when)).map((m) => m.tag),
+    changedSqlFiles: readSqlFiles().filter((f) => stored.get(f.name) !== f.hash).map((f) => f.name),
+    unknown: [...done].filter((when) => !known.has(when)),
+  };
+}
+
+export const postgresMigrationStatus = (pool: pg.Pool) => readStatus(async <T>(text: string, params?: unknown[]) => (await pool.query(text, params)).rows as T[]);
+export const pgliteMigrationStatus = (client: PGlite) => readStatus(async <T>(text: string, params?: unknown[]) => (await client.query<T>(text, params)).rows);
+
+/**
+ * Migrates a server database on one connection of `pool`; with `roleSettings` (behind a pooler in
+ * transaction mode) it also stores keyplane's session settings on its role (db/session-settings.ts).
+ */
+export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger, opts: { roleSettings?: boolean } = {}): Promise<void> {
   const client = await pool.connect();
   let failed: Error | undefined;
   try {
@@ -156,6 +190,7 @@ export async function migratePostgres(pool: pg.Pool, log?: MigrationLogger): Pro
       },
       log,
     );
+    if (opts.roleSettings) for (const statement of roleSettingStatements()) await client.query(statement);
     await client.query('commit');
   } catch (err) {
     failed = err as Error;

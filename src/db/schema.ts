@@ -100,9 +100,19 @@ export const apiKeys = pgTable(
      * and that old pair may retry the rotation; once used, the old pair coming back is reuse.
      */
     selfRotationBaseId: uuid('self_rotation_base_id'),
+    /** After this instant the key is refused (key-state.ts); null: no expiry. A successor inherits it. */
+    expiresAt: ts('expires_at'),
+    /** While set the key is refused; resume clears it. PATCH and DELETE still work. */
+    suspendedAt: ts('suspended_at'),
+    /** When the expiry job wrote agent_key_expired: the marker that makes it once; out of child_key_counts. */
+    expiryRecordedAt: ts('expiry_recorded_at'),
   },
   (t) => [
     uniqueIndex('api_keys_token_hash_uq').on(t.tokenHash),
+    // The expiry job's queue: unrevoked keys with an expiry whose event is not written yet.
+    index('api_keys_expiry_due_idx')
+      .on(t.expiresAt)
+      .where(sql`${t.expiresAt} is not null and ${t.expiryRecordedAt} is null and ${t.revokedAt} is null`),
     // The list route: a service key's active keys, newest first, ties by id.
     index('api_keys_creator_active_idx')
       .on(t.accountId, t.createdByServiceKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
@@ -113,14 +123,8 @@ export const apiKeys = pgTable(
     // One live key per rotation chain, enforced; and the self-rotation path finds it by agent.
     uniqueIndex('api_keys_agent_live_uq').on(t.agentId).where(sql`${t.revokedAt} is null`),
     check('api_keys_env_ck', sql`${t.environment} in ('test','live')`),
-    check(
-      'api_keys_permissions_ck',
-      sql`${t.permissions} in ('full','call_only','sms_only','read_only','legacy_full')`,
-    ),
-    check(
-      'api_keys_cap_ck',
-      sql`${t.monthlyCapCents} is null or (${t.monthlyCapCents} > 0 and ${t.monthlyCapCents} <= 100000000)`,
-    ),
+    check('api_keys_permissions_ck', sql`${t.permissions} in ('full','call_only','sms_only','read_only','legacy_full')`),
+    check('api_keys_cap_ck', sql`${t.monthlyCapCents} is null or (${t.monthlyCapCents} > 0 and ${t.monthlyCapCents} <= 100000000)`),
   ],
 );
 
@@ -191,9 +195,11 @@ export const complianceEvents = pgTable(
     // every index is written twice per event (insert, then link).
     index('compliance_events_actor_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     index('compliance_events_subject_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
-    index('compliance_events_related_idx')
-      .on(t.accountId, t.relatedKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
-      .where(sql`${t.relatedKeyId} is not null`),
+    index('compliance_events_related_idx').on(t.accountId, t.relatedKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.relatedKeyId} is not null`),
+    // The same paths without the reads (READ_EVENT_TYPES in audit.queries.ts), for a feed that
+    // excludes them: a polling agent's history is mostly its own reads, which the walk then skips.
+    index('compliance_events_actor_noreads_idx').on(t.accountId, t.actorKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.eventType} not in ('audit_read', 'agent_self_read')`),
+    index('compliance_events_subject_noreads_idx').on(t.accountId, t.subjectKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.eventType} not in ('audit_read', 'agent_self_read')`),
   ],
 );
 
@@ -227,13 +233,14 @@ export const spendLedger = pgTable(
   {
     id: uuid('id').primaryKey(),
     accountId: uuid('account_id').notNull(),
-    apiKeyId: uuid('api_key_id')
-      .notNull()
-      .references(() => apiKeys.id),
+    apiKeyId: uuid('api_key_id').notNull().references(() => apiKeys.id),
     requestId: text('request_id').notNull(),
     costCents: integer('cost_cents').notNull(),
     cycleStart: ts('cycle_start').notNull(),
     createdAt: ts('created_at').notNull(),
+    /** The cycle's spend and the cap right after this debit (its feed item); null on older rows. */
+    spentAfterCents: bigint('spent_after_cents', { mode: 'number' }),
+    capCents: integer('cap_cents'),
   },
   (t) => [
     // The debit's probe for an earlier debit of a request_id (keyplane_verify_debit_batch).
@@ -242,16 +249,20 @@ export const spendLedger = pgTable(
     // ledger was tiny chose an index with api_key_id in it for the debit's probe (then walked the whole
     // index and filtered request_id) as readily as the one that matches, so only one can serve it.
     index('spend_ledger_account_cycle_idx').on(t.accountId, t.cycleStart),
+    // A key's debits in feed order (billing items). Partial on what every row is (the check below), so
+    // that only a query naming it can use it: the debit's probe, planned on a tiny ledger, cannot.
+    index('spend_ledger_feed_idx').on(t.accountId, t.apiKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()).where(sql`${t.costCents} >= 0`),
     check('spend_ledger_cost_ck', sql`${t.costCents} >= 0`),
   ],
 );
 
-export const OPERATOR_SCOPES = ['admin', 'verify'] as const;
+export const OPERATOR_SCOPES = ['admin', 'verify', 'metrics'] as const;
 export type OperatorScope = (typeof OPERATOR_SCOPES)[number];
 
 /**
  * Named operator tokens for the admin listener (kpo_…), beside the bootstrap KEYPLANE_ADMIN_TOKEN:
- * `admin` may call the whole internal API, `verify` only POST /internal/v1/verify. Not account
+ * `admin` may call the whole internal API, `verify` only POST /internal/v1/verify, `metrics` only
+ * GET /metrics (a Prometheus scraper). Not account
  * data: the one table without account_id (their events go to the operator account's chain).
  */
 export const operatorTokens = pgTable(
@@ -271,7 +282,7 @@ export const operatorTokens = pgTable(
     uniqueIndex('operator_tokens_token_hash_uq').on(t.tokenHash),
     // A name names one live token, so that `revoke <name>` is unambiguous; a revoked name may be reused.
     uniqueIndex('operator_tokens_live_name_uq').on(t.name).where(sql`${t.revokedAt} is null`),
-    check('operator_tokens_scope_ck', sql`${t.scope} in ('admin','verify')`),
+    check('operator_tokens_scope_ck', sql`${t.scope} in ('admin','verify','metrics')`),
   ],
 );
 

@@ -39,8 +39,8 @@ export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
     return (await (db as unknown as { $client: PgliteClient }).$client.query<R>(statement.text, fillPlaceholders(params, values))).rows;
   };
   const execute = (db: Db, values: Record<string, unknown>) => run<T>(db, { name, text }, values);
-  execute.explain = async (db: Db, values: Record<string, unknown>) => {
-    const rows = await run<{ 'QUERY PLAN': string }>(db, { text: `explain ${text}` }, values);
+  execute.explain = async (db: Db, values: Record<string, unknown>, analyze = false) => {
+    const rows = await run<{ 'QUERY PLAN': string }>(db, { text: `explain ${analyze ? '(analyze, buffers) ' : ''}${text}` }, values);
     return rows.map((r) => r['QUERY PLAN']).join('\n');
   };
   return execute;
@@ -48,6 +48,10 @@ export function preparedQuery<T>(query: SQL): PreparedQuery<T> {
 
 export interface PreparedQuery<T> {
   (db: Db, values: Record<string, unknown>): Promise<T[]>;
-  /** The plan of the statement with these values, as EXPLAIN prints it (nothing runs): for tests that pin a plan's shape. */
-  explain(db: Db, values: Record<string, unknown>): Promise<string>;
+  /**
+   * The plan of the statement with these values, as EXPLAIN prints it (nothing runs): for tests that
+   * pin a plan's shape. With `analyze` the statement RUNS (writes included) and the plan carries its
+   * timings and buffers: for benchmarks on a throwaway database.
+   */
+  explain(db: Db, values: Record<string, unknown>, analyze?: boolean): Promise<string>;
 }

@@ -11,6 +11,7 @@ export const ERROR_CODES = [
   'agent_permission_denied',
   'agent_scope_error',
   'agent_revoked',
+  'agent_suspended',
   'rotation_not_configured',
   'm3_fraud_block',
   'insufficient_scope',
@@ -18,6 +19,7 @@ export const ERROR_CODES = [
   'not_found',
   'idempotency_key_reused',
   'idempotency_in_progress',
+  'key_suspended',
   'payload_too_large',
   'rate_limited',
   'bad_request',
@@ -45,6 +47,7 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   agent_permission_denied: "The key's permissions do not allow this action.",
   agent_scope_error: 'The key is scoped to another line.',
   agent_revoked: 'The agent key has been revoked.',
+  agent_suspended: 'The agent key is suspended.',
   rotation_not_configured: 'Self-rotation is not configured for this key.',
   m3_fraud_block: 'The request was blocked.',
   insufficient_scope: "The operator token's scope does not allow this route.",
@@ -52,6 +55,7 @@ const DEFAULT_MESSAGE: Record<ErrorCode, string> = {
   not_found: 'Not found.',
   idempotency_key_reused: 'This Idempotency-Key was used with a different request.',
   idempotency_in_progress: 'A request with this Idempotency-Key is still in progress; retry shortly.',
+  key_suspended: 'The key is suspended: resume it before rotating it.',
   payload_too_large: 'The request body is too large.',
   rate_limited: 'Too many requests; retry after the time given in Retry-After.',
   bad_request: 'The request could not be read as HTTP.',
@@ -83,6 +87,7 @@ export function defaultMessage(code: ErrorCode): string {
 }
 
 export const notFound = () => new DomainError('not_found');
+export const keySuspended = () => new DomainError('key_suspended');
 export const invalidApiKey = () => new DomainError('invalid_api_key');
 export const validationError = (message: string, details: ErrorDetail[] = []) =>
   new DomainError('validation_error', message, details);

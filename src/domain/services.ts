@@ -2,7 +2,9 @@ import type { AuditService } from './audit/audit.service.js';
 import type { ChainService } from './audit/chain.service.js';
 import type { ConsoleService } from './console/console.service.js';
 import type { AuthService } from './auth/auth.service.js';
+import type { Metrics } from './metrics/metrics.js';
 import type { KeysService } from './keys/keys.service.js';
+import type { AgentSelfService } from './keys/agent-self.service.js';
 import type { SelfRotationService } from './keys/self-rotation.service.js';
 import type { OperatorTokensService } from './operator-tokens/operator-tokens.service.js';
 import type { OperatorKeysService } from './operator/operator.service.js';
@@ -28,6 +30,8 @@ export interface MaintenanceService {
   sweepActivity(now: Date): Promise<number>;
   /** Deletes console sessions past their idle time (the longest idle time: 24 h; each instance checks its own on use). */
   sweepConsoleSessions(now: Date): Promise<number>;
+  /** Writes agent_key_expired for keys past their expiry that have none yet; returns how many. */
+  recordExpiries(now: Date): Promise<number>;
 }
 
 /** Everything the HTTP layer and the CLI are given (built by src/services.ts). */
@@ -35,6 +39,8 @@ export interface Services {
   auth: AuthService;
   keys: KeysService;
   agents: SelfRotationService;
+  /** An agent's view of its own key, spend and limits. */
+  agentSelf: AgentSelfService;
   audit: AuditService;
   chain: ChainService;
   verify: VerifyService;
@@ -48,4 +54,6 @@ export interface Services {
   console: ConsoleService;
   health: HealthService;
   maintenance: MaintenanceService;
+  /** This process's Prometheus registry and series (GET /metrics on the admin listener). */
+  metrics: Metrics;
 }

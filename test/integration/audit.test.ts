@@ -97,7 +97,7 @@ describe('GET /v1/audit: the feed and its audit of audit (spec §6)', () => {
     expect(pages).toBe(3);
   });
 
-  it('event_types filters; this plane produces compliance_event items only', async () => {
+  it('event_types filters; call and sms items are accepted and never produced', async () => {
     const calls = await audit(agent.apiKey, '?event_types=call,sms');
     expect(calls.status).toBe(200);
     expect(calls.body.events).toEqual([]);

@@ -30,7 +30,9 @@ import { secretRows } from '../support/secret-rows.js';
 const REQUEST_TIMEOUT_MS = 700;
 
 /** Every log line of the file's apps, parsed, beside the run's log file (where the leak check reads). */
-const logs: { level: number; msg: string; res?: { statusCode?: number } }[] = [];
+const logs: { level: string; msg: string; status?: number; res?: { statusCode?: number } }[] = [];
+/** Levels are written as names (logger.ts); these are the ones above info. */
+const ABOVE_INFO = new Set(['warn', 'error', 'fatal']);
 const capture = new Writable({
   write(chunk: Buffer, _enc, next) {
     for (const line of String(chunk).split('\n').filter(Boolean)) logs.push(JSON.parse(line));
@@ -276,6 +278,21 @@ const reachRows: Row[] = [
   },
 ];
 
+/** The agent's own routes and the feed's exclude filter (issue 30). */
+const check = (c: Ctx, body: string): RawRequest => ({ method: 'POST', path: '/v1/agents/self/check', headers: [bearer(c.agent.apiKey), ...json], body });
+const feed = (c: Ctx, query: string): RawRequest => ({ method: 'GET', path: `/v1/audit?${query}`, headers: [bearer(c.agent.apiKey)] });
+const selfRows: Row[] = [
+  { name: 'GET /v1/agents/self records one agent_self_read', listener: 'public', request: (c) => ({ method: 'GET', path: '/v1/agents/self', headers: [bearer(c.agent.apiKey)] }), status: 200, code: null, events: 1 },
+  { name: 'a check writes no event', listener: 'public', request: (c) => check(c, '{"verb":"call","cost_cents":1}'), status: 200, code: null },
+  { name: 'a check with a cost over any cap is 422', listener: 'public', request: (c) => check(c, '{"verb":"call","cost_cents":1e20}'), status: 422, code: 'validation_error' },
+  { name: 'a check naming a line that is no uuid is 422', listener: 'public', request: (c) => check(c, `{"verb":"call","line_id":"' or 1=1 --"}`), status: 422, code: 'validation_error' },
+  { name: 'a check with __proto__ cannot grant itself', listener: 'public', request: (c) => check(c, '{"verb":"call","__proto__":{"allowed":true}}'), status: 422, code: 'validation_error' },
+  { name: 'a check with a request_id (a debit field) is 422', listener: 'public', request: (c) => check(c, '{"verb":"call","cost_cents":5,"request_id":"r1"}'), status: 422, code: 'validation_error' },
+  { name: 'exclude with SQL in a name is 422, no event', listener: 'public', request: (c) => feed(c, "exclude=audit_read'%20or%20'1'='1"), status: 422, code: 'validation_error' },
+  { name: 'exclude over 2000 characters is 422', listener: 'public', request: (c) => feed(c, `exclude=${'audit_read,'.repeat(250)}`), status: 422, code: 'validation_error' },
+  { name: 'exclude repeated as a parameter is one list', listener: 'public', request: (c) => feed(c, 'exclude=audit_read&exclude=agent_self_read'), status: 200, code: null, events: 1 },
+];
+
 /*
  * The table: every group above, and those kept beside it in test/support: `scopeRows` (a `verify`
  * operator token on every other internal route → 403, no event) and `secretRows` (a live key in the
@@ -292,6 +309,7 @@ const TABLE: Row[] = [
   ...idempotencyRows,
   ...scopeRows(MISSING_ID),
   ...reachRows,
+  ...selfRows,
   ...secretRows(() => JSON.stringify(logs)),
 ];
 
@@ -325,8 +343,8 @@ describe('hostile input, over real sockets (the red-team table)', () => {
     }
     expect(res.body).not.toMatch(LEAK);
     if (row.closes) expect(res.closed, 'the server closed the socket').toBe(true);
-    expect(lines.filter((l) => l.level > 30).map((l) => l.msg), 'log lines above info').toEqual([]);
-    expect(lines.filter((l) => (l.res?.statusCode ?? 0) >= 500), 'a 5xx recorded').toEqual([]);
+    expect(lines.filter((l) => ABOVE_INFO.has(l.level)).map((l) => l.msg), 'log lines above info').toEqual([]);
+    expect(lines.filter((l) => (l.status ?? l.res?.statusCode ?? 0) >= 500), 'a 5xx recorded').toEqual([]);
     expect(await eventCount(ctx.t, ctx.tenant.accountId, requestId), 'compliance events written').toBe(events + (row.events ?? 0));
     await row.check?.(res, ctx);
   });
@@ -359,6 +377,6 @@ describe('TRUST_PROXY=true', () => {
     const firstLog = logs.length;
     const app = await buildApp({ services: t.services, logger, trustProxy: true });
     await app.close();
-    expect(logs.slice(firstLog).filter((l) => l.level === 40 && /TRUST_PROXY=true/.test(l.msg))).toHaveLength(1);
+    expect(logs.slice(firstLog).filter((l) => l.level === 'warn' && /TRUST_PROXY=true/.test(l.msg))).toHaveLength(1);
   });
 });

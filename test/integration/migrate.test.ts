@@ -169,8 +169,8 @@ describe('a database migrated by a newer keyplane', () => {
         () => ({ code: 0, stderr: '' }),
         (err: { code: number; stderr: string }) => err,
       );
-      expect(res.code).toBe(1);
-      expect(res.stderr).toMatch(new RegExp(`^keyplane: the database holds migration ${later} \\(generated [^)]+, hash cdcdcdcdcdcd\\) that this keyplane does not know[^\\n]*\\n$`));
+      expect(res.code).toBe(4); // database_unknown_migration: unavailable (src/cli/exit-codes.ts)
+      expect(res.stderr).toMatch(new RegExp(`^(keyplane: embedded database in [^\\n]+\\n)?keyplane: the database holds migration ${later} \\(generated [^)]+, hash cdcdcdcdcdcd\\) that this keyplane does not know[^\\n]*\\n$`));
     } finally {
       await close();
     }

@@ -6,6 +6,7 @@ import { describe, expect } from 'vitest';
 import { parse } from 'yaml';
 import { DOCUMENT_FILES, ROOT } from '../../scripts/openapi.js';
 import { it } from '../support/fixtures.js';
+import { ADMIN_TOKEN } from '../support/harness.js';
 import type { paths } from '../support/openapi.types.js';
 import { ResponseValidator } from '../support/openapi-validator.js';
 
@@ -108,6 +109,11 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     const emptyPatch = await client.PATCH('/v1/keys/{id}', { params: path, body: {}, headers: bearer(tenant.serviceKey) });
     expect(emptyPatch.response.status).toBe(422);
 
+    const suspended = await client.POST('/v1/keys/{id}/suspend', { params: path, body: { reason: 'typed client' }, headers: bearer(tenant.serviceKey) });
+    expect(suspended.data?.key.suspended_at).toBeTruthy();
+    const resumed = await client.POST('/v1/keys/{id}/resume', { params: path, headers: bearer(tenant.serviceKey) });
+    expect(resumed.data?.key.suspended_at).toBeNull();
+
     const secret = await client.POST('/v1/keys/{id}/rotation-secret', { params: { ...path, ...idem('secret') }, headers: bearer(tenant.serviceKey) });
     expect(secret.response.status).toBe(201);
     expect(secret.data?.rotation_secret).toMatch(/^rs_/);
@@ -146,6 +152,34 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(rotated.data?.agentId).toBe(agent.id);
     const noSecret = await client.POST('/v1/agents/self/rotate-key', { body: {} as never, headers: { ...bearer(rotated.data!.apiKey) } });
     expect(noSecret.response.status).toBe(400);
+  });
+
+  it("the agent's own view, its check, and its debits typed as billing_transaction items", async ({ app: t, tenant }) => {
+    const minted = await client.POST('/v1/keys', {
+      params: { header: { 'Idempotency-Key': `spender-${Math.random().toString(36).slice(2)}` } },
+      body: { name: 'spender', monthly_cap_cents: 1000 },
+      headers: bearer(tenant.serviceKey),
+    });
+    const agent = minted.data!.key;
+    const key = bearer(agent.plaintext_key!);
+    const debit = await t.admin.inject({
+      method: 'POST',
+      url: '/internal/v1/verify',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      payload: { key: agent.plaintext_key, verb: 'call', cost_cents: 250, request_id: 'typed-1' },
+    });
+    expect(debit.json().valid).toBe(true);
+    const self = await sdkClient.GET('/v1/agents/self', { headers: key });
+    expect(self.data?.spend).toMatchObject({ spent_cents: 250, cap_cents: 1000, remaining_cents: 750 });
+    const check = await client.POST('/v1/agents/self/check', { body: { verb: 'call', cost_cents: 800 }, headers: key });
+    expect(check.data).toMatchObject({ allowed: false, code: 'agent_cap_exceeded' });
+    const feed = await sdkClient.GET('/v1/audit', { params: { query: { event_types: 'billing_transaction' } }, headers: key });
+    const items = feed.data!.events;
+    // The generated types narrow on `type`: data.amount_cents only exists on a billing_transaction.
+    const debits = items.flatMap((e) => (e.type === 'billing_transaction' ? [e.data.amount_cents] : []));
+    expect(debits).toEqual([-250]);
+    const filtered = await client.GET('/v1/audit', { params: { query: { exclude: 'audit_read,agent_self_read' } }, headers: key });
+    expect(filtered.data?.events.map((e) => (e.type === 'compliance_event' ? e.data.event_type : e.type))).toEqual(['billing_transaction', 'agent_key_created']);
   });
 
   it('a response that does not match the document fails the check', async ({ tenant }) => {

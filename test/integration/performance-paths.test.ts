@@ -133,18 +133,28 @@ describe('the audit feed statement', () => {
     if (principal.tier !== 'api') throw new Error('expected an API key');
     const ctx = { actor: actorOf(principal), meta: NO_REQUEST, now: t.clock.now() };
     for (const before of [null, minted.body.key.id as string]) {
-      const plan = await explainAuditFeed(t.database.db, principal, { apiKeyId: 'self', limit: 100, eventTypes: null, before }, ctx);
+      const plan = await explainAuditFeed(t.database.db, principal, { apiKeyId: 'self', limit: 100, eventTypes: null, before, exclude: null }, ctx);
       expect(plan, plan).not.toMatch(/Hash Join|Merge Join|HashAggregate/);
-      // Items are read in the walks, never fetched again by id; only the cursor's event is looked up
-      // so, once in each walk's bound.
-      expect(plan.match(/using compliance_events_pkey/g) ?? [], plan).toHaveLength(before ? 3 : 0);
+      // Items are read in the walks, never fetched again by id; only the cursor's item is looked up
+      // so, once in each table, for every walk's bound.
+      expect(plan.match(/using compliance_events_pkey/g) ?? [], plan).toHaveLength(before ? 1 : 0);
+      expect(plan.match(/using spend_ledger_pkey/g) ?? [], plan).toHaveLength(before ? 1 : 0);
       if (t.database.kind === 'postgres') {
         // Server mode never plans a scan of the table (db/client.ts), so the walks are the indexes',
         // already in feed order: merged, not sorted.
         expect(plan, plan).toMatch(/Merge Append/);
         for (const index of ['actor', 'subject', 'related']) expect(plan, plan).toContain(`using compliance_events_${index}_idx`);
+        // The key's debits and its predecessor's, by the ledger's feed index; the predecessor by primary key.
+        expect(plan.match(/using spend_ledger_feed_idx/g) ?? [], plan).toHaveLength(2);
+        expect(plan, plan).toContain('using api_keys_pkey');
         expect(plan, plan).not.toMatch(/Seq Scan|Bitmap Heap Scan|->  Sort /);
       }
+    }
+    // A feed that excludes the reads walks the indexes that hold none (a polling agent's history is mostly reads).
+    const noReads = await explainAuditFeed(t.database.db, principal, { apiKeyId: 'self', limit: 100, eventTypes: null, before: null, exclude: ['audit_read', 'agent_self_read'] }, ctx);
+    if (t.database.kind === 'postgres') {
+      for (const index of ['actor_noreads', 'subject_noreads']) expect(noReads, noReads).toContain(`using compliance_events_${index}_idx`);
+      expect(noReads, noReads).not.toMatch(/Seq Scan|Bitmap Heap Scan|->  Sort /);
     }
   });
 });

@@ -93,7 +93,7 @@ describe("every policy at the contract's values (routes declaring config.limit)"
   const credentialPolicies = LIMIT_NAMES.filter((n) => POLICIES[n].per === 'credential');
   it.each(credentialPolicies)('%s: N allowed, the N+1-th is 429 with the table’s Retry-After', async (name) => {
     const { max, windowSeconds } = POLICIES[name].defaults;
-    const token = name === 'audit.read' ? tenant.apiKey : tenant.serviceKey;
+    const token = ['audit.read', 'agents.self_read', 'agents.self_check'].includes(name) ? tenant.apiKey : tenant.serviceKey;
     for (let i = 1; i <= max; i++) {
       const res = await call(app, 'GET', `/v1/probe/${name}`, { token });
       expect(res.status).toBe(200);
@@ -104,7 +104,7 @@ describe("every policy at the contract's values (routes declaring config.limit)"
     expectLimitHeaders(limited, name, max, windowSeconds, 0, windowSeconds);
   });
 
-  it('the contract’s numbers: 60, 600, 600, 120, 120, 30 per hour; audit 60 per hour; self-rotation 3 per 15 min', () => {
+  it('the contract’s numbers: 60, 600, 600, 120, 120, 30 per hour; audit 60 per hour; self-rotation 3 per 15 min; self read and check 600 per hour', () => {
     const table = Object.fromEntries(LIMIT_NAMES.map((n) => [n, [POLICIES[n].defaults.max, POLICIES[n].defaults.windowSeconds]]));
     expect(table).toEqual({
       'keys.mint': [60, 3600],
@@ -115,6 +115,8 @@ describe("every policy at the contract's values (routes declaring config.limit)"
       'keys.rotate': [30, 3600],
       'audit.read': [60, 3600],
       'agents.self_rotate': [3, 900],
+      'agents.self_read': [600, 3600],
+      'agents.self_check': [600, 3600],
     });
   });
 

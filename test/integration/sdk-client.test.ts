@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { describe, expect } from 'vitest';
-import { recordSecrets } from '../support/harness.js';
+import { ADMIN_TOKEN, recordSecrets } from '../support/harness.js';
 import { it } from '../support/fixtures.js';
 
 /**
@@ -39,12 +39,29 @@ class SaperlyLikeClient {
     // The SDK sends the body-less rotate with Content-Type: application/json and no body at all.
     rotate: async (id: string, opts: { idempotencyKey: string }) => (await this.request('POST', `/keys/${id}/rotate`, undefined, opts.idempotencyKey)).key,
   };
+
+  // The SDK's audit call: GET /api/v1/audit with its query, the body's `events` returned.
+  audit = {
+    list: async (params: { api_key_id?: string; limit?: number; event_types?: string[] } = {}) => {
+      const q = new URLSearchParams();
+      if (params.api_key_id) q.set('api_key_id', params.api_key_id);
+      if (params.limit) q.set('limit', String(params.limit));
+      if (params.event_types) q.set('event_types', params.event_types.join(','));
+      return (await this.request('GET', `/audit${q.size ? `?${q}` : ''}`)) as { events: { type: string; created_at: string; data: Record<string, unknown> }[] };
+    },
+  };
 }
 
+/** How Saperly's MCP server prints a billing item: by data.transaction_type and data.amount_cents. */
+const mcpLine = (e: { type: string; data: Record<string, unknown> }) =>
+  e.type === 'billing_transaction' ? `${String(e.data.transaction_type)}: ${(Number(e.data.amount_cents) / 100).toFixed(2)} USD` : String(e.data.event_type);
+
 let client: SaperlyLikeClient;
+let baseUrl: string;
 it.beforeAll(async ({ app: t, tenant }) => {
   await t.app.listen({ host: '127.0.0.1', port: 0 });
-  client = new SaperlyLikeClient(`http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`, tenant.serviceKey);
+  baseUrl = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+  client = new SaperlyLikeClient(baseUrl, tenant.serviceKey);
 });
 
 describe('the Saperly SDK wire behaviour, end to end over HTTP', () => {
@@ -71,6 +88,23 @@ describe('the Saperly SDK wire behaviour, end to end over HTTP', () => {
     expect(revoked.revoked_at).not.toBeNull();
     expect((await client.keys.list()).total).toBe(0);
     await expect(client.keys.revoke(rotated.id)).rejects.toMatchObject({ status: 404, code: 'not_found' });
+  });
+
+  it("the audit call with an agent's key: billing_transaction items in Saperly's shape beside the compliance events", async ({ app: t }) => {
+    const created = await client.keys.create({ name: 'spender', monthly_cap_cents: 1000 }, { idempotencyKey: `sdk-spend-${Math.random()}` });
+    const debit = await t.admin.inject({
+      method: 'POST',
+      url: '/internal/v1/verify',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      payload: { key: created.plaintext_key, verb: 'call', cost_cents: 125, request_id: 'sdk-call-1' },
+    });
+    expect(debit.json().valid).toBe(true);
+    const agent = new SaperlyLikeClient(baseUrl, created.plaintext_key);
+    const all = await agent.audit.list({ limit: 10 });
+    expect(all.events.map(mcpLine)).toEqual(['usage_debit: -1.25 USD', 'agent_key_created']);
+    const billing = await agent.audit.list({ event_types: ['billing_transaction'] });
+    expect(billing.events).toHaveLength(1);
+    expect(billing.events[0]!.data).toMatchObject({ amount_cents: -125, request_id: 'sdk-call-1', api_key_id: created.id });
   });
 
   it('a retried create with the same Idempotency-Key returns the same key without its secret', async () => {

@@ -79,6 +79,8 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'keys.revoke': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   'keys.rotate': { valid: [201], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   'keys.rotation_secret': { valid: [201], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  'keys.suspend': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
+  'keys.resume': { valid: [200], ...AUTH, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   // Spec §6: any key of the same account and environment may be read (so another service key's child is 200).
   'audit.read': { valid: [200], ...AUTH, "another service key's resource": [200], "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   // Spec §7: a revoked key whose rotation secret matches is 403 agent_revoked; self-rotation names no other resource.
@@ -90,6 +92,9 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
     "another account's resource": 'n/a',
     'other environment': 'n/a',
   },
+  // The caller's own key only: no other resource to name.
+  'agents.self': { valid: [200], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' },
+  'agents.self_check': { valid: [200], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' },
   'admin.accounts.create': { valid: [201], ...OPERATOR },
   'admin.accounts.update': { valid: [200], ...OPERATOR },
   'admin.service_keys.create': { valid: [201], ...OPERATOR },
@@ -104,6 +109,10 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'admin.keys.get': { valid: [200], ...OPERATOR },
   'admin.keys.revoke': { valid: [200], ...OPERATOR },
   'admin.keys.revoke_leaked': { valid: [200], ...OPERATOR },
+  'admin.keys.suspend': { valid: [200], ...OPERATOR },
+  'admin.keys.resume': { valid: [200], ...OPERATOR },
+  // Prometheus scrapes with a `metrics` token (test/integration/metrics.test.ts); a `verify` one is refused.
+  'admin.metrics': { valid: [200], ...OPERATOR },
 };
 
 let t: TestApp;
@@ -208,6 +217,10 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/rotate`), token, headers: idem };
     case 'keys.rotation_secret':
       return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/rotation-secret`), token, headers: idem };
+    case 'keys.suspend':
+      return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/suspend`), token, body: { reason: 'matrix' } };
+    case 'keys.resume':
+      return { app: t.app, method: 'POST', url: publicApp(`/keys/${await target()}/resume`), token };
     case 'audit.read': {
       const id = scenario === 'valid' || AUTH[scenario as keyof typeof AUTH] ? 'self' : await target();
       return { app: t.app, method: 'GET', url: publicApp(`/audit?api_key_id=${id}`), token };
@@ -218,6 +231,10 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       const secret = scenario === 'revoked' ? revoked.agent.rotationSecret : fresh.rotationSecret;
       return { app: t.app, method: 'POST', url: publicApp('/agents/self/rotate-key'), token: scenario === 'valid' ? fresh.apiKey : token, body: { rotationSecret: secret } };
     }
+    case 'agents.self':
+      return { app: t.app, method: 'GET', url: publicApp('/agents/self'), token };
+    case 'agents.self_check':
+      return { app: t.app, method: 'POST', url: publicApp('/agents/self/check'), token, body: { verb: 'call', cost_cents: 1 } };
     case 'admin.accounts.create':
       return { app: t.admin, method: 'POST', url: '/internal/v1/accounts', token, body: { name: 'acct' } };
     case 'admin.accounts.update':
@@ -248,8 +265,14 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'GET', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
     case 'admin.keys.revoke':
       return { app: t.admin, method: 'DELETE', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
+    case 'admin.metrics':
+      return { app: t.admin, method: 'GET', url: '/metrics', token };
     case 'admin.keys.revoke_leaked':
       return { app: t.admin, method: 'POST', url: '/internal/v1/keys/revoke-leaked', token, body: { tokens: [(await mintChild(t, b)).plaintext] } };
+    case 'admin.keys.suspend':
+      return { app: t.admin, method: 'POST', url: `/internal/v1/keys/${(await mintChild(t, b)).id}/suspend`, token, body: { reason: 'matrix' } };
+    case 'admin.keys.resume':
+      return { app: t.admin, method: 'POST', url: `/internal/v1/keys/${(await mintChild(t, b)).id}/resume`, token };
   }
   throw new Error(`no request builder for ${route.name}: add one`);
 }

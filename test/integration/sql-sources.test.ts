@@ -72,6 +72,7 @@ describe('the SQL files', () => {
     expect(files.functions.map((f) => f.name)).toEqual([...new Set(files.functions.map((f) => f.name))]);
     expect(files.functions.map((f) => f.name).sort()).toEqual([
       'keyplane_audit_item',
+      'keyplane_billing_item',
       'keyplane_count_changed_key',
       'keyplane_count_minted_keys',
       'keyplane_link_event_once',

@@ -33,6 +33,8 @@ const KEY_FIELDS = [
   'last_used_at',
   'rotated_from',
   'created_by_service_key_id',
+  'expires_at',
+  'suspended_at',
   'account_id',
 ];
 

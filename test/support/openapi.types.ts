@@ -34,6 +34,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/agents/self": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The calling agent's key, agent id, spend this cycle and self-rotation (extension)
+         * @description `cap_cents` and `remaining_cents` are null when the key has no cap. Records an `agent_self_read` event before answering. Rate limit: 600 per hour per API key (`agents.self_read`).
+         *
+         *     Authentication: an API key (`sk_test_…`, `sk_live_…`).
+         */
+        get: operations["getAgentSelf"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/self/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Would verify allow the calling agent this verb, line and cost? (extension)
+         * @description Answers `{"allowed", "code", "details"}` by exactly the rules of verify (tier × verb, line scope, cap with `cost_cents`), without debiting and without touching `last_used_at`. Rate limit: 600 per hour per API key (`agents.self_check`).
+         *
+         *     Authentication: an API key (`sk_test_…`, `sk_live_…`).
+         */
+        post: operations["checkAgentSelf"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/agents/self/rotate-key": {
         parameters: {
             query?: never;
@@ -63,7 +107,7 @@ export interface paths {
         };
         /**
          * Read an API key's compliance feed
-         * @description Every successful read records an `audit_read` event in the same transaction.
+         * @description Every successful read records an `audit_read` event in the same transaction. Items are `compliance_event`s and, from the spend ledger, `billing_transaction`s (the debits made with the key, and for the newest key of a rotation chain with its predecessor), merged newest first under one cursor (`before` takes the id of either). Extension: `exclude` leaves out compliance event types (e.g. `exclude=audit_read,agent_self_read`); the `audit_read` record keeps the filter.
          *
          *     Authentication: an API key (`sk_test_…`, `sk_live_…`).
          */
@@ -85,7 +129,7 @@ export interface paths {
         };
         /**
          * List the active child keys this service key minted
-         * @description Newest first, ties by id. Revoked keys are excluded; `total` counts what the filter matches.
+         * @description Newest first, ties by id. Revoked and expired keys are excluded; `total` counts what the filter matches.
          *
          *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
          */
@@ -152,6 +196,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/keys/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a suspended child key (keyplane extension)
+         * @description The key works again from the next request on; records `agent_key_resumed`. Resuming a key that is not suspended changes nothing.
+         *
+         *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
+         */
+        post: operations["resumeKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/keys/{id}/rotate": {
         parameters: {
             query?: never;
@@ -196,6 +262,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/keys/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend a child key (keyplane extension)
+         * @description The key is refused from the next request on, on every instance (401 `invalid_api_key`; verify `reason: "suspended"`), until resumed. Optional body `{"reason"}`, kept in the `agent_key_suspended` event. PATCH and DELETE still work; rotate answers 409 `key_suspended`. Suspending a suspended key changes nothing.
+         *
+         *     Authentication: a service key (`sk_svc_test_…`, `sk_svc_live_…`).
+         */
+        post: operations["suspendKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -217,6 +305,23 @@ export interface components {
                 })[];
                 message: string;
             };
+        };
+        AgentCheckRequestInput: {
+            cost_cents?: number;
+            line_id?: string | null;
+            /** @enum {string} */
+            verb: "read" | "call" | "sms" | "admin";
+        };
+        AgentCheckResult: {
+            allowed: boolean;
+            /** @enum {string} */
+            code: "valid" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_cap_exceeded";
+            details: ({
+                field?: string;
+                message: string;
+            } & {
+                [key: string]: unknown;
+            })[];
         };
         /** @description 403 agent_permission_denied: the key's permissions tier does not allow the verb. */
         AgentPermissionDeniedError: {
@@ -249,6 +354,13 @@ export interface components {
                 message: string;
             };
         };
+        AgentSelf: {
+            /** Format: uuid */
+            agent_id: string;
+            key: components["schemas"]["Key"];
+            self_rotation: boolean;
+            spend: components["schemas"]["AgentSpend"];
+        };
         AgentSpend: {
             cap_cents: number | null;
             /** Format: date-time */
@@ -266,9 +378,10 @@ export interface components {
             data: components["schemas"]["ComplianceEventData"];
             /** Format: uuid */
             id: string;
-            /** @enum {string} */
-            type: "call" | "sms" | "compliance_event" | "billing_transaction";
+            /** @constant */
+            type: "compliance_event";
         };
+        AuditItem: components["schemas"]["AuditEvent"] | components["schemas"]["BillingTransactionItem"];
         /** @description 400: a required header is missing or repeated, or (self-rotation) the body lacks rotationSecret. */
         BadRequestError: {
             error: {
@@ -277,6 +390,27 @@ export interface components {
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
+        };
+        BillingTransactionData: {
+            amount_cents: number;
+            /** Format: uuid */
+            api_key_id: string;
+            cap_cents: number | null;
+            request_id: string;
+            spent_after_cents: number | null;
+            /** @constant */
+            transaction_type: "usage_debit";
+        };
+        BillingTransactionItem: {
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            createdAt: string;
+            data: components["schemas"]["BillingTransactionData"];
+            /** Format: uuid */
+            id: string;
+            /** @constant */
+            type: "billing_transaction";
         };
         ComplianceEventData: {
             /** Format: uuid */
@@ -302,7 +436,7 @@ export interface components {
         ConflictError: {
             error: {
                 /** @enum {string} */
-                code: "idempotency_key_reused" | "idempotency_in_progress";
+                code: "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended";
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
@@ -317,7 +451,7 @@ export interface components {
         ErrorEnvelope: {
             error: {
                 /** @enum {string} */
-                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
+                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "agent_suspended" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
                 details: ({
                     field?: string;
                     message: string;
@@ -331,7 +465,7 @@ export interface components {
         ForbiddenError: {
             error: {
                 /** @enum {string} */
-                code: "agent_revoked" | "rotation_not_configured";
+                code: "agent_revoked" | "agent_suspended" | "rotation_not_configured";
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
@@ -352,6 +486,8 @@ export interface components {
             created_by_service_key_id: string | null;
             /** @enum {string} */
             environment: "test" | "live";
+            /** @description keyplane extension: when the key stops working (null: never). A rotation's successor inherits it. */
+            expires_at: string | null;
             /** Format: uuid */
             id: string;
             key_prefix: string;
@@ -366,6 +502,8 @@ export interface components {
             revoked_at: string | null;
             rotated_from: string | null;
             rotation_secret?: string;
+            /** @description keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed. */
+            suspended_at: string | null;
         };
         IssuedRotationSecret: {
             key: components["schemas"]["Key"];
@@ -379,6 +517,8 @@ export interface components {
             created_by_service_key_id: string | null;
             /** @enum {string} */
             environment: "test" | "live";
+            /** @description keyplane extension: when the key stops working (null: never). A rotation's successor inherits it. */
+            expires_at: string | null;
             /** Format: uuid */
             id: string;
             key_prefix: string;
@@ -391,6 +531,8 @@ export interface components {
             permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
             revoked_at: string | null;
             rotated_from: string | null;
+            /** @description keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed. */
+            suspended_at: string | null;
         };
         KeyLineage: {
             /** Format: uuid */
@@ -449,6 +591,8 @@ export interface components {
             status: "ready";
         };
         SelfRotateRequestInput: {
+            /** @description keyplane extension: the old key keeps working this long beside the new one (0 to 3600; default 0). */
+            overlapSeconds?: number;
             rotationSecret: string;
         };
         SelfRotateResponse: {
@@ -582,6 +726,224 @@ export interface operations {
             /** @description 503: the database is unreachable; retry after Retry-After seconds. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    getAgentSelf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000001",
+                     *         "key_prefix": "sk_test_EX01xxxx",
+                     *         "environment": "test",
+                     *         "name": "support agent (EU)",
+                     *         "agent_label": "support:eu-1",
+                     *         "line_id": null,
+                     *         "permissions": "call_only",
+                     *         "monthly_cap_cents": 10000,
+                     *         "monthly_spend_cents": 250,
+                     *         "created_at": "2026-01-15T09:00:08.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": "2026-01-15T09:00:10.000Z",
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
+                     *       },
+                     *       "agent_id": "00000000-0000-4000-8000-000000000001",
+                     *       "spend": {
+                     *         "cycle_start": "2026-01-15T09:00:08.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:22.000Z",
+                     *         "spent_cents": 250,
+                     *         "cap_cents": 10000,
+                     *         "remaining_cents": 9750
+                     *       },
+                     *       "self_rotation": true
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AgentSelf"];
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    checkAgentSelf: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "verb": "call",
+                 *       "cost_cents": 400
+                 *     }
+                 */
+                "application/json": components["schemas"]["AgentCheckRequestInput"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "allowed": true,
+                     *       "code": "valid",
+                     *       "details": []
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AgentCheckResult"];
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     "Retry-After": components["headers"]["RetryAfter"];
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
@@ -737,6 +1099,8 @@ export interface operations {
                 api_key_id?: string;
                 before?: string;
                 event_types?: string | string[];
+                /** @description A comma list of compliance event types: service_key_created, service_key_revoked, service_key_rotated, portal_key_created, portal_key_revoked, agent_key_created, agent_key_updated, agent_key_revoked, agent_key_rotated, agent_key_self_rotated, agent_rotation_secret_issued, agent_key_self_rotation_replaced, agent_key_reuse_detected, agent_key_expired, agent_key_suspended, agent_key_resumed, service_key_list_read, audit_read, agent_self_read, account_created, account_updated, operator_token_created, operator_token_revoked. */
+                exclude?: string | string[];
                 limit?: number;
             };
             header?: never;
@@ -760,6 +1124,45 @@ export interface operations {
                      *         {
                      *           "type": "compliance_event",
                      *           "id": "00000000-0000-4000-8000-000000000003",
+                     *           "created_at": "2026-01-15T09:00:12.000Z",
+                     *           "createdAt": "2026-01-15T09:00:12.000Z",
+                     *           "data": {
+                     *             "event_type": "agent_self_read",
+                     *             "account_id": "00000000-0000-4000-8000-000000000004",
+                     *             "environment": "test",
+                     *             "actor_kind": "api_key",
+                     *             "actor_key_id": "00000000-0000-4000-8000-000000000001",
+                     *             "actor_key_prefix": "sk_test_EX01xxxx",
+                     *             "subject_key_id": "00000000-0000-4000-8000-000000000001",
+                     *             "related_key_id": null,
+                     *             "request_id": "00000000-0000-4000-8000-000000000005",
+                     *             "ip": "127.0.0.1",
+                     *             "user_agent": "lightMyRequest",
+                     *             "details": {
+                     *               "agent_id": "00000000-0000-4000-8000-000000000001"
+                     *             },
+                     *             "seq": 13,
+                     *             "prev_hash": "0000000000000000000000000000000000000000000000000000000000000001",
+                     *             "hash": "0000000000000000000000000000000000000000000000000000000000000002"
+                     *           }
+                     *         },
+                     *         {
+                     *           "type": "billing_transaction",
+                     *           "id": "00000000-0000-4000-8000-000000000006",
+                     *           "created_at": "2026-01-15T09:00:11.000Z",
+                     *           "createdAt": "2026-01-15T09:00:11.000Z",
+                     *           "data": {
+                     *             "transaction_type": "usage_debit",
+                     *             "amount_cents": -250,
+                     *             "request_id": "call-2026-01-15-0001",
+                     *             "api_key_id": "00000000-0000-4000-8000-000000000001",
+                     *             "spent_after_cents": 250,
+                     *             "cap_cents": 10000
+                     *           }
+                     *         },
+                     *         {
+                     *           "type": "compliance_event",
+                     *           "id": "00000000-0000-4000-8000-000000000007",
                      *           "created_at": "2026-01-15T09:00:09.000Z",
                      *           "createdAt": "2026-01-15T09:00:09.000Z",
                      *           "data": {
@@ -771,7 +1174,7 @@ export interface operations {
                      *             "actor_key_prefix": "sk_svc_test_EX02xxxx",
                      *             "subject_key_id": "00000000-0000-4000-8000-000000000001",
                      *             "related_key_id": null,
-                     *             "request_id": "00000000-0000-4000-8000-000000000005",
+                     *             "request_id": "00000000-0000-4000-8000-000000000008",
                      *             "ip": "127.0.0.1",
                      *             "user_agent": "lightMyRequest",
                      *             "details": {
@@ -782,13 +1185,13 @@ export interface operations {
                      *               ]
                      *             },
                      *             "seq": 12,
-                     *             "prev_hash": "0000000000000000000000000000000000000000000000000000000000000001",
-                     *             "hash": "0000000000000000000000000000000000000000000000000000000000000002"
+                     *             "prev_hash": "0000000000000000000000000000000000000000000000000000000000000003",
+                     *             "hash": "0000000000000000000000000000000000000000000000000000000000000001"
                      *           }
                      *         },
                      *         {
                      *           "type": "compliance_event",
-                     *           "id": "00000000-0000-4000-8000-000000000006",
+                     *           "id": "00000000-0000-4000-8000-000000000009",
                      *           "created_at": "2026-01-15T09:00:08.000Z",
                      *           "createdAt": "2026-01-15T09:00:08.000Z",
                      *           "data": {
@@ -800,7 +1203,7 @@ export interface operations {
                      *             "actor_key_prefix": "sk_svc_test_EX02xxxx",
                      *             "subject_key_id": "00000000-0000-4000-8000-000000000001",
                      *             "related_key_id": null,
-                     *             "request_id": "00000000-0000-4000-8000-000000000007",
+                     *             "request_id": "00000000-0000-4000-8000-000000000010",
                      *             "ip": "127.0.0.1",
                      *             "user_agent": "lightMyRequest",
                      *             "details": {
@@ -810,8 +1213,8 @@ export interface operations {
                      *               "self_rotation": true
                      *             },
                      *             "seq": 10,
-                     *             "prev_hash": "0000000000000000000000000000000000000000000000000000000000000003",
-                     *             "hash": "0000000000000000000000000000000000000000000000000000000000000004"
+                     *             "prev_hash": "0000000000000000000000000000000000000000000000000000000000000004",
+                     *             "hash": "0000000000000000000000000000000000000000000000000000000000000005"
                      *           }
                      *         }
                      *       ],
@@ -823,7 +1226,7 @@ export interface operations {
                     "application/json": {
                         /** Format: uuid */
                         api_key_id: string;
-                        events: components["schemas"]["AuditEvent"][];
+                        events: components["schemas"]["AuditItem"][];
                         limit: number;
                         next_before: string | null;
                     };
@@ -955,7 +1358,9 @@ export interface operations {
                      *           "revoked_at": null,
                      *           "last_used_at": null,
                      *           "rotated_from": null,
-                     *           "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *           "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *           "expires_at": null,
+                     *           "suspended_at": null
                      *         }
                      *       ],
                      *       "total": 1
@@ -1079,6 +1484,11 @@ export interface operations {
                     agent_label?: string | null;
                     /** @enum {string} */
                     environment?: "test" | "live";
+                    /**
+                     * Format: date-time
+                     * @description keyplane extension: ISO-8601, in the future, at most 400 days ahead.
+                     */
+                    expires_at?: string;
                     line_id?: string | null;
                     monthly_cap_cents?: number | null;
                     name: string;
@@ -1089,6 +1499,8 @@ export interface operations {
                     permissions?: "full" | "call_only" | "sms_only" | "read_only";
                     /** @default false */
                     self_rotation?: boolean;
+                    /** @description keyplane extension: the key expires this many seconds after the mint (not with expires_at). */
+                    ttl_seconds?: number;
                 };
             };
         };
@@ -1120,6 +1532,8 @@ export interface operations {
                      *         "last_used_at": null,
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null,
                      *         "plaintext_key": "sk_test_EXAMPLE01notarealkey",
                      *         "rotation_secret": "rs_EXAMPLE02notarealkey"
                      *       }
@@ -1285,7 +1699,9 @@ export interface operations {
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": null,
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       }
                      *     }
                      */
@@ -1402,7 +1818,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000009",
+                     *         "id": "00000000-0000-4000-8000-000000000012",
                      *         "key_prefix": "sk_test_EX04xxxx",
                      *         "environment": "test",
                      *         "name": "billing agent",
@@ -1411,11 +1827,13 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:14.000Z",
-                     *         "revoked_at": "2026-01-15T09:00:16.000Z",
+                     *         "created_at": "2026-01-15T09:00:18.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:20.000Z",
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000008",
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000011",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       }
                      *     }
                      */
@@ -1531,6 +1949,8 @@ export interface operations {
                  */
                 "application/json": {
                     agent_label?: string | null;
+                    /** @description keyplane extension: a future time (at most 400 days ahead), or null to clear. */
+                    expires_at?: string | null;
                     line_id?: string | null;
                     monthly_cap_cents?: number | null;
                     name?: string;
@@ -1567,7 +1987,9 @@ export interface operations {
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": null,
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       }
                      *     }
                      */
@@ -1686,11 +2108,11 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "agent_id": "00000000-0000-4000-8000-000000000008",
+                     *       "agent_id": "00000000-0000-4000-8000-000000000011",
                      *       "keys": [
                      *         {
                      *           "key": {
-                     *             "id": "00000000-0000-4000-8000-000000000008",
+                     *             "id": "00000000-0000-4000-8000-000000000011",
                      *             "key_prefix": "sk_test_EX03xxxx",
                      *             "environment": "test",
                      *             "name": "billing agent",
@@ -1699,17 +2121,19 @@ export interface operations {
                      *             "permissions": "full",
                      *             "monthly_cap_cents": null,
                      *             "monthly_spend_cents": 0,
-                     *             "created_at": "2026-01-15T09:00:13.000Z",
-                     *             "revoked_at": "2026-01-15T09:00:14.000Z",
+                     *             "created_at": "2026-01-15T09:00:15.000Z",
+                     *             "revoked_at": "2026-01-15T09:00:18.000Z",
                      *             "last_used_at": null,
                      *             "rotated_from": null,
-                     *             "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *             "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *             "expires_at": null,
+                     *             "suspended_at": null
                      *           },
                      *           "rotated_by": null
                      *         },
                      *         {
                      *           "key": {
-                     *             "id": "00000000-0000-4000-8000-000000000009",
+                     *             "id": "00000000-0000-4000-8000-000000000012",
                      *             "key_prefix": "sk_test_EX04xxxx",
                      *             "environment": "test",
                      *             "name": "billing agent",
@@ -1718,18 +2142,20 @@ export interface operations {
                      *             "permissions": "full",
                      *             "monthly_cap_cents": null,
                      *             "monthly_spend_cents": 0,
-                     *             "created_at": "2026-01-15T09:00:14.000Z",
+                     *             "created_at": "2026-01-15T09:00:18.000Z",
                      *             "revoked_at": null,
                      *             "last_used_at": null,
-                     *             "rotated_from": "00000000-0000-4000-8000-000000000008",
-                     *             "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *             "rotated_from": "00000000-0000-4000-8000-000000000011",
+                     *             "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *             "expires_at": null,
+                     *             "suspended_at": null
                      *           },
                      *           "rotated_by": "service_key"
                      *         }
                      *       ],
                      *       "spend": {
-                     *         "cycle_start": "2026-01-15T09:00:13.000Z",
-                     *         "cycle_reset_at": "2026-01-15T09:00:18.000Z",
+                     *         "cycle_start": "2026-01-15T09:00:15.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:23.000Z",
                      *         "spent_cents": 0,
                      *         "cap_cents": null,
                      *         "remaining_cents": null
@@ -1815,6 +2241,145 @@ export interface operations {
             };
         };
     };
+    resumeKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never> | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000011",
+                     *         "key_prefix": "sk_test_EX03xxxx",
+                     *         "environment": "test",
+                     *         "name": "billing agent",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "permissions": "full",
+                     *         "monthly_cap_cents": null,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:15.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        key: components["schemas"]["Key"];
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
     rotateKey: {
         parameters: {
             query?: {
@@ -1832,7 +2397,10 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": Record<string, never> | null;
+                "application/json": {
+                    /** @description keyplane extension: the old key keeps working this long beside its successor (at most 7 days, never past its expiry). */
+                    overlap_seconds?: number;
+                } | null;
             };
         };
         responses: {
@@ -1849,7 +2417,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000009",
+                     *         "id": "00000000-0000-4000-8000-000000000012",
                      *         "key_prefix": "sk_test_EX04xxxx",
                      *         "environment": "test",
                      *         "name": "billing agent",
@@ -1858,11 +2426,13 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:14.000Z",
+                     *         "created_at": "2026-01-15T09:00:18.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000008",
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000011",
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null,
                      *         "plaintext_key": "sk_test_EXAMPLE06notarealkey"
                      *       }
                      *     }
@@ -2016,7 +2586,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000008",
+                     *         "id": "00000000-0000-4000-8000-000000000011",
                      *         "key_prefix": "sk_test_EX03xxxx",
                      *         "environment": "test",
                      *         "name": "billing agent",
@@ -2025,11 +2595,13 @@ export interface operations {
                      *         "permissions": "full",
                      *         "monthly_cap_cents": null,
                      *         "monthly_spend_cents": 0,
-                     *         "created_at": "2026-01-15T09:00:13.000Z",
+                     *         "created_at": "2026-01-15T09:00:15.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": null,
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       },
                      *       "rotation_secret": "rs_EXAMPLE05notarealkey"
                      *     }
@@ -2084,6 +2656,152 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ConflictError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    suspendKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "paused while its task is reviewed"
+                 *     }
+                 */
+                "application/json": {
+                    reason?: string;
+                } | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000011",
+                     *         "key_prefix": "sk_test_EX03xxxx",
+                     *         "environment": "test",
+                     *         "name": "billing agent",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "permissions": "full",
+                     *         "monthly_cap_cents": null,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:15.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": "2026-01-15T09:00:16.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        key: components["schemas"]["Key"];
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
                 };
             };
             /** @description 413: the request body is larger than the server accepts. */

@@ -37,6 +37,8 @@ export function probeRoutes(app: FastifyInstance): void {
     'keys.revoke': 'service',
     'keys.rotate': 'service',
     'audit.read': 'api',
+    'agents.self_read': 'api',
+    'agents.self_check': 'api',
   };
   for (const [name, auth] of Object.entries(tiers)) {
     app.get(`/v1/probe/${name}`, { config: { auth, limit: name as LimitName } }, async () => ({ ok: true }));

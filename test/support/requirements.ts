@@ -12,7 +12,7 @@ import { TEST_REDIS_URL } from './redis.js';
  * get it. In CI every test must run, so a missing requirement fails the file instead.
  */
 
-export type Requirement = 'redis' | 'redis-server' | 'initdb' | 'pg_ctl' | 'postgres' | 'root';
+export type Requirement = 'redis' | 'redis-server' | 'initdb' | 'pg_ctl' | 'postgres' | 'root' | 'pgbouncer';
 
 const PG_BINARIES = 'PostgreSQL server binaries: `apt-get install postgresql`, then put /usr/lib/postgresql/<version>/bin on PATH';
 
@@ -29,6 +29,11 @@ const NEEDS: Record<Requirement, { what: () => string; how: string; present: () 
     what: () => `a PostgreSQL server at ${redact(serverUrl())} where this user may create databases`,
     how: 'set TEST_DATABASE_URL to one, or run one on 127.0.0.1:5432 (user postgres, trust authentication)',
     present: postgresAnswers,
+  },
+  pgbouncer: {
+    what: () => 'the `pgbouncer` binary on PATH (Debian installs it in /usr/sbin)',
+    how: '`apt-get install pgbouncer` (the tests start their own; no service needs to run)',
+    present: async () => onPath('pgbouncer'),
   },
   root: {
     what: () => 'root, with `setpriv` on PATH (the test acts as an unprivileged user, as a container does)',

@@ -27,22 +27,28 @@ export interface RouteSpec {
   idempotent?: boolean;
   /** A success may carry a secret (plaintext key, rotation secret): the only routes allowed to. */
   issuesSecret?: boolean;
+  /** A success is text, not JSON (the Prometheus scrape); its errors are still the envelope. */
+  textSuccess?: boolean;
 }
 
 export const ROUTES: RouteSpec[] = [
   { name: 'keys.mint', listener: 'public', method: 'POST', path: '/keys', credential: 'service', idempotent: true, issuesSecret: true,
-    bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'environment', 'self_rotation'] },
+    bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'environment', 'self_rotation', 'expires_at', 'ttl_seconds'] },
   { name: 'keys.list', listener: 'public', method: 'GET', path: '/keys', credential: 'service', queryFields: ['limit', 'offset'] },
   { name: 'keys.get', listener: 'public', method: 'GET', path: '/keys/:id', credential: 'service' },
   { name: 'keys.lineage', listener: 'public', method: 'GET', path: '/keys/:id/lineage', credential: 'service' },
   { name: 'keys.update', listener: 'public', method: 'PATCH', path: '/keys/:id', credential: 'service',
-    bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'self_rotation'] },
+    bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'self_rotation', 'expires_at'] },
   { name: 'keys.revoke', listener: 'public', method: 'DELETE', path: '/keys/:id', credential: 'service' },
   { name: 'keys.rotate', listener: 'public', method: 'POST', path: '/keys/:id/rotate', credential: 'service', idempotent: true, issuesSecret: true,
     queryFields: ['rotation_secret'] },
   { name: 'keys.rotation_secret', listener: 'public', method: 'POST', path: '/keys/:id/rotation-secret', credential: 'service', idempotent: true,
     issuesSecret: true },
-  { name: 'audit.read', listener: 'public', method: 'GET', path: '/audit', credential: 'api', queryFields: ['api_key_id', 'limit', 'event_types', 'before'] },
+  { name: 'keys.suspend', listener: 'public', method: 'POST', path: '/keys/:id/suspend', credential: 'service', bodyFields: ['reason'] },
+  { name: 'keys.resume', listener: 'public', method: 'POST', path: '/keys/:id/resume', credential: 'service' },
+  { name: 'audit.read', listener: 'public', method: 'GET', path: '/audit', credential: 'api', queryFields: ['api_key_id', 'limit', 'event_types', 'before', 'exclude'] },
+  { name: 'agents.self', listener: 'public', method: 'GET', path: '/agents/self', credential: 'api' },
+  { name: 'agents.self_check', listener: 'public', method: 'POST', path: '/agents/self/check', credential: 'api', bodyFields: ['verb', 'line_id', 'cost_cents'] },
   { name: 'agents.self_rotate', listener: 'public', method: 'POST', path: '/agents/self/rotate-key', credential: 'agent', issuesSecret: true,
     bodyFields: ['rotationSecret'] },
   { name: 'admin.accounts.create', listener: 'admin', method: 'POST', path: '/internal/v1/accounts', credential: 'operator', bodyFields: ['name'] },
@@ -62,7 +68,10 @@ export const ROUTES: RouteSpec[] = [
     queryFields: ['status', 'prefix', 'kind', 'limit', 'cursor'] },
   { name: 'admin.keys.get', listener: 'admin', method: 'GET', path: '/internal/v1/keys/:id', credential: 'operator' },
   { name: 'admin.keys.revoke', listener: 'admin', method: 'DELETE', path: '/internal/v1/keys/:id', credential: 'operator', queryFields: ['children'] },
+  { name: 'admin.keys.suspend', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/suspend', credential: 'operator', bodyFields: ['reason'] },
+  { name: 'admin.keys.resume', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/resume', credential: 'operator' },
   { name: 'admin.keys.revoke_leaked', listener: 'admin', method: 'POST', path: '/internal/v1/keys/revoke-leaked', credential: 'operator', bodyFields: ['tokens'] },
+  { name: 'admin.metrics', listener: 'admin', method: 'GET', path: '/metrics', credential: 'operator', textSuccess: true },
   { name: 'health.live', listener: 'public', method: 'GET', path: '/healthz', credential: 'none' },
   { name: 'health.ready', listener: 'public', method: 'GET', path: '/readyz', credential: 'none' },
 ];

@@ -97,7 +97,7 @@ describe('keyplane CLI', () => {
     // The test runner's own pid stands in for a live server holding the lock.
     writeFileSync(path.join(dir, 'keyplane.lock'), String(process.pid));
     const held = await cli(['bootstrap', '--json'], { DATA_DIR: dir });
-    expect(held.code).toBe(1);
+    expect(held.code).toBe(4); // unavailable: the directory is held (exit-codes.ts)
     expect(held.stderr).toMatch(/in use by another keyplane process \(pid \d+\)/);
     rmSync(path.join(dir, 'keyplane.lock'));
     const after = await cli(['bootstrap', '--json'], { DATA_DIR: dir });

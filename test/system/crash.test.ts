@@ -88,7 +88,10 @@ describe('crash safety: SIGKILL during a storm of mints, rotations and self-rota
       }
       if (mine.length > 0 && Math.random() < 0.6) {
         const chain = Math.floor(Math.random() * mine.length);
-        return { kind: 'rotate', idem, url: `/v1/keys/${mine[chain]}/rotate`, body: undefined, chain, inFlight: true };
+        // Half the rotations keep the old key working for an hour (issue 29): a crash must still leave
+        // no chain with more than two working keys, or an overlapping key without its live one.
+        const body = Math.random() < 0.5 ? { overlap_seconds: 3600 } : undefined;
+        return { kind: 'rotate', idem, url: `/v1/keys/${mine[chain]}/rotate`, body, chain, inFlight: true };
       }
       // A self-rotating key is its agent's own: only the agent rotates it (no chain index).
       const selfRotation = Math.random() < 0.3;

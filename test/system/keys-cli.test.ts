@@ -54,7 +54,7 @@ describe('keyplane keys', () => {
     expect(shown).toMatchObject({ kind: 'child', managed_by_service_key_id: service.id, created_by_service_key_id: service.id });
 
     const refused = await cli(['keys', 'revoke', service.id, '--json']);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2); // validation_error is a usage error (exit-codes.ts)
     expect(refused.json().error.code).toBe('validation_error');
     expect(refused.stderr).toMatch(/children=keep .* or children=revoke/);
 
@@ -70,8 +70,8 @@ describe('keyplane keys', () => {
     expect((await cli(['keys', 'revoke', service.id, '--children', 'maybe'])).code).toBe(2);
     expect((await cli(['keys', 'show', '00000000-0000-4000-8000-000000000000'])).code).toBe(1);
     const noAccount = await cli(['keys', 'list', '--account', 'nope', '--json']);
-    expect(noAccount.code).toBe(1);
-    expect(noAccount.json()).toEqual({ error: { code: 'not_found', message: 'not found' } });
+    expect(noAccount.code).toBe(2);
+    expect(noAccount.json().error.code).toBe('validation_error');
 
     // Each revocation's event names the CLI as its actor.
     const events = (await cli(['audit', 'export', '--account', boot.account_id])).stdout.trim().split('\n').map((l) => JSON.parse(l));
@@ -108,4 +108,24 @@ describe('keyplane keys', () => {
     expect(JSON.stringify(events)).not.toContain(child!.token);
     expect((await spawnCli(['keys', 'revoke-leaked', '-'], '\n\n')).code).toBe(2);
   }, 180_000);
+
+  it('suspend and resume an API key: refused in between, one event each; a service key is refused (exit 1)', async () => {
+    const boot = (await cli(['bootstrap', '--json'])).json();
+    const [child] = await mintChildren(boot.service_key, 1);
+    const suspended = await cli(['keys', 'suspend', child!.id, '--reason', 'abuse report', '--json']);
+    expect(suspended.code).toBe(0);
+    expect(suspended.json()).toMatchObject({ changed: true, key: { id: child!.id, suspended_at: expect.any(String) } });
+    expect(await verifyCode(child!.token)).toBe('invalid_api_key');
+    expect((await cli(['keys', 'suspend', child!.id])).stdout).toMatch(/was already suspended/);
+    const resumed = await cli(['keys', 'resume', child!.id]);
+    expect(resumed.stdout).toMatch(/child key .* resumed/);
+    expect(await verifyCode(child!.token)).toBe('valid');
+    const service = (await cli(['keys', 'list', '--account', boot.account_id, '--kind', 'service', '--json'])).json().keys[0];
+    const refused = await cli(['keys', 'suspend', service.id, '--json']);
+    expect(refused.code).toBe(1);
+    expect(refused.json().error.code).toBe('validation_error');
+    const events = (await cli(['audit', 'export', '--account', boot.account_id])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const types = events.filter((e) => e.subject_key_id === child!.id).map((e) => e.event_type);
+    expect(types.filter((t) => t === 'agent_key_suspended' || t === 'agent_key_resumed')).toEqual(['agent_key_suspended', 'agent_key_resumed']);
+  }, 120_000);
 });

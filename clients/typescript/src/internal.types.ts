@@ -164,6 +164,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/internal/v1/keys/{id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume a suspended API key of any account (keyplane extension)
+         * @description Records `agent_key_resumed`. Answers the key and whether this request changed it.
+         */
+        post: operations["operatorResumeKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/internal/v1/keys/{id}/suspend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Suspend an API key of any account (keyplane extension)
+         * @description A child or portal key is refused from the next request on, until resumed; records `agent_key_suspended` (optional body `{"reason"}`). A service key is 422. Answers the key and whether this request changed it.
+         */
+        post: operations["operatorSuspendKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/internal/v1/keys/revoke-leaked": {
         parameters: {
             query?: never;
@@ -235,6 +275,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics (text exposition format)
+         * @description Requests by route template and status, latency, verify outcomes, group-commit batches, idempotency, rate limits, pools, database errors, load shedding; docs/operations.md lists every series. Scope `metrics` (a scraper's token, good for nothing else) or `admin`.
+         */
+        get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/readyz": {
         parameters: {
             query?: never;
@@ -279,7 +339,7 @@ export interface components {
         ConflictError: {
             error: {
                 /** @enum {string} */
-                code: "idempotency_key_reused" | "idempotency_in_progress";
+                code: "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended";
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
@@ -294,7 +354,7 @@ export interface components {
         ErrorEnvelope: {
             error: {
                 /** @enum {string} */
-                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
+                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "agent_suspended" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
                 details: ({
                     field?: string;
                     message: string;
@@ -304,7 +364,7 @@ export interface components {
                 message: string;
             };
         };
-        /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+        /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
         InsufficientScopeError: {
             error: {
                 /** @enum {string} */
@@ -358,6 +418,8 @@ export interface components {
             created_by_service_key_id: string | null;
             /** @enum {string} */
             environment: "test" | "live";
+            /** @description API keys: when the key stops working (null: never, or a service key). */
+            expires_at: string | null;
             /** Format: uuid */
             id: string;
             key_prefix: string;
@@ -380,6 +442,8 @@ export interface components {
             rotated_from: string | null;
             /** @enum {string} */
             status: "active" | "revoked";
+            /** @description API keys: when the key was suspended (null: not suspended, or a service key). */
+            suspended_at: string | null;
         };
         /** @description 413: the request body is larger than the server accepts. */
         PayloadTooLargeError: {
@@ -399,6 +463,8 @@ export interface components {
             created_by_service_key_id: string | null;
             /** @enum {string} */
             environment: "test" | "live";
+            /** @description keyplane extension: when the key stops working (null: never). A rotation's successor inherits it. */
+            expires_at: string | null;
             /** Format: uuid */
             id: string;
             key_prefix: string;
@@ -413,6 +479,8 @@ export interface components {
             revoked_at: string | null;
             rotated_from: string | null;
             rotation_secret?: string;
+            /** @description keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed. */
+            suspended_at: string | null;
         };
         Readiness: {
             /** @enum {string} */
@@ -491,6 +559,8 @@ export interface components {
                 created_by_service_key_id: string | null;
                 /** @enum {string} */
                 environment: "test" | "live";
+                /** @description keyplane extension: when the key stops working (null: never). A rotation's successor inherits it. */
+                expires_at: string | null;
                 /** Format: uuid */
                 id: string;
                 key_prefix: string;
@@ -503,7 +573,14 @@ export interface components {
                 permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
                 revoked_at: string | null;
                 rotated_from: string | null;
+                /** @description keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed. */
+                suspended_at: string | null;
             };
+            /**
+             * @description Internal: why a key that exists was refused; never forward it (the envelope is the one invalid_api_key).
+             * @enum {string}
+             */
+            reason?: "suspended" | "expired";
             status?: number;
             valid: boolean;
         };
@@ -619,7 +696,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -748,7 +825,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -850,7 +927,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "api_key": {
-                     *         "id": "00000000-0000-4000-8000-000000000010",
+                     *         "id": "00000000-0000-4000-8000-000000000013",
                      *         "key_prefix": "sk_test_EX05xxxx",
                      *         "environment": "test",
                      *         "name": "portal",
@@ -864,6 +941,8 @@ export interface operations {
                      *         "last_used_at": null,
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": null,
+                     *         "expires_at": null,
+                     *         "suspended_at": null,
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
                      *         "plaintext_key": "sk_test_EXAMPLE08notarealkey"
                      *       }
@@ -884,7 +963,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -975,7 +1054,7 @@ export interface operations {
                      * @example {
                      *       "keys": [
                      *         {
-                     *           "id": "00000000-0000-4000-8000-000000000015",
+                     *           "id": "00000000-0000-4000-8000-000000000018",
                      *           "kind": "child",
                      *           "account_id": "00000000-0000-4000-8000-000000000004",
                      *           "environment": "test",
@@ -986,13 +1065,15 @@ export interface operations {
                      *           "agent_label": "support:eu-1",
                      *           "line_id": null,
                      *           "monthly_cap_cents": 10000,
-                     *           "created_at": "2026-01-15T09:00:11.000Z",
+                     *           "created_at": "2026-01-15T09:00:13.000Z",
                      *           "revoked_at": null,
-                     *           "last_used_at": "2026-01-15T09:00:12.000Z",
+                     *           "last_used_at": "2026-01-15T09:00:14.000Z",
                      *           "rotated_from": "00000000-0000-4000-8000-000000000001",
                      *           "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *           "lineage_id": null,
-                     *           "managed_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *           "managed_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *           "expires_at": null,
+                     *           "suspended_at": null
                      *         }
                      *       ],
                      *       "has_more": false,
@@ -1016,7 +1097,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1128,7 +1209,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1248,7 +1329,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1332,7 +1413,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "api_key": {
-                     *         "id": "00000000-0000-4000-8000-000000000013",
+                     *         "id": "00000000-0000-4000-8000-000000000016",
                      *         "key_prefix": "sk_test_EX07xxxx",
                      *         "environment": "test",
                      *         "name": "spare portal key",
@@ -1346,6 +1427,8 @@ export interface operations {
                      *         "last_used_at": null,
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": null,
+                     *         "expires_at": null,
+                     *         "suspended_at": null,
                      *         "account_id": "00000000-0000-4000-8000-000000000004"
                      *       }
                      *     }
@@ -1365,7 +1448,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1458,7 +1541,7 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "account_id": "00000000-0000-4000-8000-000000000014",
+                     *       "account_id": "00000000-0000-4000-8000-000000000017",
                      *       "environment": "test",
                      *       "service_key": "sk_svc_test_EXAMPLE10notarealkey",
                      *       "api_key": "sk_test_EXAMPLE11notarealkey"
@@ -1484,7 +1567,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1568,7 +1651,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000008",
+                     *         "id": "00000000-0000-4000-8000-000000000011",
                      *         "kind": "child",
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
                      *         "environment": "test",
@@ -1579,13 +1662,15 @@ export interface operations {
                      *         "agent_label": null,
                      *         "line_id": null,
                      *         "monthly_cap_cents": null,
-                     *         "created_at": "2026-01-15T09:00:13.000Z",
-                     *         "revoked_at": "2026-01-15T09:00:14.000Z",
+                     *         "created_at": "2026-01-15T09:00:15.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:18.000Z",
                      *         "last_used_at": null,
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "lineage_id": null,
-                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000002"
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       }
                      *     }
                      */
@@ -1604,7 +1689,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1702,12 +1787,14 @@ export interface operations {
                      *         "line_id": null,
                      *         "monthly_cap_cents": null,
                      *         "created_at": "2026-01-15T09:00:02.000Z",
-                     *         "revoked_at": "2026-01-15T09:00:17.000Z",
-                     *         "last_used_at": "2026-01-15T09:00:15.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:21.000Z",
+                     *         "last_used_at": "2026-01-15T09:00:19.000Z",
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": null,
                      *         "lineage_id": "00000000-0000-4000-8000-000000000002",
-                     *         "managed_by_service_key_id": null
+                     *         "managed_by_service_key_id": null,
+                     *         "expires_at": null,
+                     *         "suspended_at": null
                      *       },
                      *       "revoked": true,
                      *       "children": {
@@ -1738,7 +1825,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1815,6 +1902,271 @@ export interface operations {
             };
         };
     };
+    operatorResumeKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never> | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000011",
+                     *         "kind": "child",
+                     *         "account_id": "00000000-0000-4000-8000-000000000004",
+                     *         "environment": "test",
+                     *         "key_prefix": "sk_test_EX03xxxx",
+                     *         "name": "billing agent",
+                     *         "status": "active",
+                     *         "permissions": "full",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "monthly_cap_cents": null,
+                     *         "created_at": "2026-01-15T09:00:15.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "lineage_id": null,
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
+                     *       },
+                     *       "changed": true
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description False when the key already was in the state asked for (nothing recorded). */
+                        changed: boolean;
+                        key: components["schemas"]["OperatorKey"];
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InsufficientScopeError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    operatorSuspendKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "reason": "abuse report"
+                 *     }
+                 */
+                "application/json": {
+                    reason?: string;
+                } | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000011",
+                     *         "kind": "child",
+                     *         "account_id": "00000000-0000-4000-8000-000000000004",
+                     *         "environment": "test",
+                     *         "key_prefix": "sk_test_EX03xxxx",
+                     *         "name": "billing agent",
+                     *         "status": "active",
+                     *         "permissions": "full",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "monthly_cap_cents": null,
+                     *         "created_at": "2026-01-15T09:00:15.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "lineage_id": null,
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": "2026-01-15T09:00:17.000Z"
+                     *       },
+                     *       "changed": true
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description False when the key already was in the state asked for (nothing recorded). */
+                        changed: boolean;
+                        key: components["schemas"]["OperatorKey"];
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InsufficientScopeError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
     revokeLeakedKeys: {
         parameters: {
             query?: never;
@@ -1850,7 +2202,7 @@ export interface operations {
                      *           "prefix": "sk_test_EX05xxxx",
                      *           "found": true,
                      *           "revoked": true,
-                     *           "key_id": "00000000-0000-4000-8000-000000000010",
+                     *           "key_id": "00000000-0000-4000-8000-000000000013",
                      *           "kind": "portal",
                      *           "account_id": "00000000-0000-4000-8000-000000000004"
                      *         },
@@ -1881,7 +2233,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -1955,7 +2307,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "service_key": {
-                     *         "id": "00000000-0000-4000-8000-000000000011",
+                     *         "id": "00000000-0000-4000-8000-000000000014",
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
                      *         "key_prefix": "sk_svc_test_EX06xxxx",
                      *         "environment": "test",
@@ -1963,7 +2315,7 @@ export interface operations {
                      *         "created_at": "2026-01-15T09:00:04.000Z",
                      *         "revoked_at": "2026-01-15T09:00:05.000Z",
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000012"
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000015"
                      *       }
                      *     }
                      */
@@ -1982,7 +2334,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2075,7 +2427,7 @@ export interface operations {
                     /**
                      * @example {
                      *       "service_key": {
-                     *         "id": "00000000-0000-4000-8000-000000000011",
+                     *         "id": "00000000-0000-4000-8000-000000000014",
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
                      *         "key_prefix": "sk_svc_test_EX06xxxx",
                      *         "environment": "test",
@@ -2083,7 +2435,7 @@ export interface operations {
                      *         "created_at": "2026-01-15T09:00:04.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000012",
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000015",
                      *         "plaintext_key": "sk_svc_test_EXAMPLE09notarealkey"
                      *       }
                      *     }
@@ -2103,7 +2455,7 @@ export interface operations {
                     "application/json": components["schemas"]["UnauthorizedError"];
                 };
             };
-            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route. */
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
             403: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2218,6 +2570,8 @@ export interface operations {
                      *         "last_used_at": "2026-01-15T09:00:10.000Z",
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
+                     *         "expires_at": null,
+                     *         "suspended_at": null,
                      *         "account_id": "00000000-0000-4000-8000-000000000004"
                      *       }
                      *     }
@@ -2233,6 +2587,16 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InsufficientScopeError"];
                 };
             };
             /** @description 409: the Idempotency-Key was used for a different request, or its first request is still running (Retry-After). */
@@ -2285,6 +2649,57 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    metrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Prometheus text exposition format (docs/operations.md lists the series). */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InsufficientScopeError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
                 };
             };
         };

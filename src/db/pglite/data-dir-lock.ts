@@ -13,7 +13,7 @@ export class DataDirBusyError extends Error {
     super(
       `the data directory ${dataDir} is in use by another keyplane process (pid ${pid}). ` +
         'The embedded database allows one process at a time: stop that process first, or, while ' +
-        'the server runs, use its internal API on ADMIN_PORT (see README, "Portal surface").',
+        `the server runs, go through it: keyplane --url http://127.0.0.1:<ADMIN_PORT> --token "$(cat ${dataDir}/admin-token)" …`,
     );
     this.name = 'DataDirBusyError';
   }

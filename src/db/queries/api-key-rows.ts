@@ -31,6 +31,9 @@ export interface ApiKeyColumns {
   self_rotation: boolean;
   rotation_secret_hash: string | null;
   self_rotation_base_id: string | null;
+  expires_at: Date | string | null;
+  suspended_at: Date | string | null;
+  expiry_recorded_at: Date | string | null;
 }
 
 /** Timestamps arrive as Date from both drivers' defaults, as text through drizzle's execute: either. */
@@ -62,5 +65,8 @@ export function apiKeyRowOf(c: ApiKeyColumns): ApiKeyRow {
     selfRotation: c.self_rotation,
     rotationSecretHash: c.rotation_secret_hash,
     selfRotationBaseId: c.self_rotation_base_id,
+    expiresAt: dateOrNull(c.expires_at),
+    suspendedAt: dateOrNull(c.suspended_at),
+    expiryRecordedAt: dateOrNull(c.expiry_recorded_at),
   };
 }

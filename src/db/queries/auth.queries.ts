@@ -68,12 +68,16 @@ const touchApiKeyStatement = preparedQuery<{ id: string }>(
   sql`WITH ${asyncCommitCte}
       UPDATE api_keys k SET last_used_at = ${sql.placeholder('now')}::timestamptz
       FROM async_commit
-      WHERE k.id = ${sql.placeholder('id')}::uuid AND k.account_id = ${sql.placeholder('accountId')}::uuid AND k.revoked_at IS NULL
+      WHERE k.id = ${sql.placeholder('id')}::uuid AND k.account_id = ${sql.placeholder('accountId')}::uuid
+        AND (k.revoked_at IS NULL OR k.revoked_at > ${sql.placeholder('now')}::timestamptz)
         AND (k.last_used_at IS NULL OR k.last_used_at < ${sql.placeholder('staleBefore')}::timestamptz)
       RETURNING k.id`,
 );
 
-/** Whether the write happened (false: the key was used since staleBefore, or revoked meanwhile). */
+/**
+ * Whether the write happened (false: the key was used since staleBefore, or revoked meanwhile). A key
+ * in its rotation's overlap (revoked_at ahead) keeps its last_used_at moving.
+ */
 export async function touchApiKey(db: Db, accountId: string, t: Touch): Promise<boolean> {
   const rows = await touchApiKeyStatement(db, { id: t.id, accountId, now: t.now.toISOString(), staleBefore: t.staleBefore.toISOString() });
   return rows.length > 0;

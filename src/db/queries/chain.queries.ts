@@ -21,14 +21,20 @@ export async function chainHead(db: Db, accountId: string): Promise<ChainHeadRow
   return row;
 }
 
-/** Up to `limit` chain heads of the accounts after `afterId`, in id order. */
-export function chainHeadsAfter(db: Db, afterId: string, limit: number): Promise<ChainHeadRow[]> {
-  return db.select(headColumns).from(accounts).where(gt(accounts.id, afterId)).orderBy(asc(accounts.id)).limit(limit);
+/*
+ * `afterId` null starts at the first account: the operator account's id is the nil uuid, which no
+ * "after" bound below it exists for (its operator-token events are exported and verified too).
+ */
+const after = (afterId: string | null) => (afterId === null ? undefined : gt(accounts.id, afterId));
+
+/** Up to `limit` chain heads of the accounts after `afterId` (null: from the first), in id order. */
+export function chainHeadsAfter(db: Db, afterId: string | null, limit: number): Promise<ChainHeadRow[]> {
+  return db.select(headColumns).from(accounts).where(after(afterId)).orderBy(asc(accounts.id)).limit(limit);
 }
 
-/** Up to `limit` account ids after `afterId`, in id order. */
-export async function accountIdsAfter(db: Db, afterId: string, limit: number): Promise<string[]> {
-  const rows = await db.select({ id: accounts.id }).from(accounts).where(gt(accounts.id, afterId)).orderBy(asc(accounts.id)).limit(limit);
+/** Up to `limit` account ids after `afterId` (null: from the first), in id order. */
+export async function accountIdsAfter(db: Db, afterId: string | null, limit: number): Promise<string[]> {
+  const rows = await db.select({ id: accounts.id }).from(accounts).where(after(afterId)).orderBy(asc(accounts.id)).limit(limit);
   return rows.map((r) => r.id);
 }
 

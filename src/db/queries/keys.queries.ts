@@ -1,4 +1,4 @@
-import { and, eq, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, eq, gt, isNull, or, sql, type SQL } from 'drizzle-orm';
 import { asyncCommitCte } from '../durability.js';
 import { apiKeys, type ApiKeyRow } from '../schema.js';
 import { preparedQuery } from '../statements.js';
@@ -51,18 +51,65 @@ export async function keyById(reads: PreparedKeyReads, owner: KeyOwner, id: stri
   return row;
 }
 
-/** An active key's columns changed; undefined if it is not the owner's or not active. */
-export async function updateKey(tx: Tx, owner: KeyOwner, id: string, patch: Partial<NewApiKeyRow>): Promise<ApiKeyRow | undefined> {
+/**
+ * Not revoked (nor in a rotation's overlap) and not expired at `now`: live or suspended, the keys a
+ * service key may still change (domain/keys/key-state.ts).
+ */
+const changeable = (now: Date) => and(isNull(apiKeys.revokedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now)));
+
+/** A live or suspended key's columns changed; undefined if it is not the owner's or in no such state. */
+export async function updateKey(tx: Tx, owner: KeyOwner, id: string, now: Date, patch: Partial<NewApiKeyRow>): Promise<ApiKeyRow | undefined> {
   const [row] = await tx
     .update(apiKeys)
     .set(patch)
-    .where(and(ownedBy(owner, id), isNull(apiKeys.revokedAt)))
+    .where(and(ownedBy(owner, id), changeable(now)))
     .returning();
   return row;
 }
 
+/**
+ * Locks a live or suspended key (FOR UPDATE), for a change that depends on its state: the owner's
+ * (a service key's), or any API key of the account (the operator's).
+ */
+export async function lockChangeableKey(tx: Tx, scope: KeyOwner | { accountId: string }, id: string, now: Date): Promise<ApiKeyRow | undefined> {
+  const match = 'serviceKeyId' in scope ? ownedBy(scope, id) : and(eq(apiKeys.id, id), eq(apiKeys.accountId, scope.accountId));
+  const [row] = await tx
+    .select()
+    .from(apiKeys)
+    .where(and(match, changeable(now)))
+    .for('update');
+  return row;
+}
+
+/** A locked key's suspended_at set (or cleared, null). */
+export async function setSuspendedAt(tx: Tx, id: string, at: Date | null): Promise<ApiKeyRow> {
+  const [row] = await tx.update(apiKeys).set({ suspendedAt: at }).where(eq(apiKeys.id, id)).returning();
+  return row!;
+}
+
+/** Revokes a live or suspended key now. */
 export function revokeKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promise<ApiKeyRow | undefined> {
-  return updateKey(tx, owner, id, { revokedAt: now });
+  return updateKey(tx, owner, id, now, { revokedAt: now });
+}
+
+/**
+ * The key `id` if it is in its rotation's overlap at `now` (revoked_at ahead), changed by `patch`:
+ * the predecessor of a chain's live key, which follows it (issue 29: one agent, two keys).
+ */
+export async function changeOverlapping(
+  tx: Tx,
+  id: string | null,
+  now: Date,
+  patch: Partial<NewApiKeyRow>,
+  owner?: KeyOwner,
+): Promise<ApiKeyRow | undefined> {
+  if (!id) return undefined;
+  const [row] = await tx
+    .update(apiKeys)
+    .set(patch)
+    .where(and(owner ? ownedBy(owner, id) : eq(apiKeys.id, id), gt(apiKeys.revokedAt, now)))
+    .returning();
+  return row;
 }
 
 /** Which active key to lock: in an account, and (unless self-rotation) minted by this service key. */
@@ -84,9 +131,11 @@ export async function lockActiveKey(tx: Tx, target: ActiveKeyTarget): Promise<Ap
   return row;
 }
 
-/** Revokes a locked key and inserts its successor. */
-export async function replaceKey(tx: Tx, oldId: string, now: Date, successor: NewApiKeyRow): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
-  const [old] = await tx.update(apiKeys).set({ revokedAt: now }).where(eq(apiKeys.id, oldId)).returning();
+/**
+ * Revokes a locked key at `revokedAt` (now, or the end of its overlap) and inserts its successor.
+ */
+export async function replaceKey(tx: Tx, oldId: string, revokedAt: Date, successor: NewApiKeyRow): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
+  const [old] = await tx.update(apiKeys).set({ revokedAt }).where(eq(apiKeys.id, oldId)).returning();
   return { old: old!, successor: await insertKey(tx, successor) };
 }
 
@@ -101,14 +150,17 @@ export interface ListPage {
   serviceKeyId: string;
   limit: number;
   offset: number;
+  /** Keys expired at `now` are left out, as revoked ones are. */
+  now: Date;
 }
 
 /**
- * A page of a service key's active keys, newest first, with the total and the
+ * A page of a service key's active (unrevoked, unexpired) keys, newest first, with the total and the
  * service_key_list_read event (its count and total filled in by Postgres) in ONE statement, its
  * own implicit transaction, committed asynchronously (the caller links and flushes). The page uses
  * the partial index api_keys_creator_active_idx; the total sums the service key's child_key_counts
- * shards (≤ 16 rows), so it costs the same at 100,000 keys as at 10. `event` holds the
+ * shards (≤ 16 rows), so it costs the same at 100,000 keys as at 10, less the keys expired whose
+ * expiry the job has not recorded yet (a minute's worth at most, on api_keys_expiry_due_idx). `event` holds the
  * eventInsertCte placeholder values (ev_*). Returns the page's rows and the total.
  */
 export async function listPage(db: Db, page: ListPage, event: Record<string, unknown>): Promise<{ rows: ApiKeyRow[]; total: number }> {
@@ -117,6 +169,7 @@ export async function listPage(db: Db, page: ListPage, event: Record<string, unk
     service_key_id: page.serviceKeyId,
     limit: page.limit,
     offset: page.offset,
+    now: page.now.toISOString(),
     ...event,
   });
   const first = result[0];
@@ -132,11 +185,15 @@ const listStatement = (() => {
     sql`with page as (
           select * from api_keys
            where account_id = ${p('account_id')} and created_by_service_key_id = ${p('service_key_id')} and revoked_at is null
+             and (expires_at is null or expires_at > ${p('now')}::timestamptz)
            order by created_at desc, id desc
            limit ${p('limit')} offset ${p('offset')}),
         counts as (
           select (select count(*) from page)::int as page_count,
-                 (select coalesce(sum(active), 0) from child_key_counts where service_key_id = ${p('service_key_id')})::int as total),
+                 ((select coalesce(sum(active), 0) from child_key_counts where service_key_id = ${p('service_key_id')})
+                  - (select count(*) from api_keys
+                      where expires_at is not null and expiry_recorded_at is null and revoked_at is null
+                        and expires_at <= ${p('now')}::timestamptz and created_by_service_key_id = ${p('service_key_id')}))::int as total),
         ${eventInsertCte('ev', {
           json: sql`'{"count":' || counts.page_count || ',"limit":' || ${p('limit')}::int || ',"offset":' || ${p('offset')}::int || ',"total":' || counts.total || '}'`,
           from: sql`counts`,

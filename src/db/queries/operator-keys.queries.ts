@@ -1,4 +1,4 @@
-import { and, desc, eq, inArray, isNotNull, isNull, like, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gt, inArray, isNotNull, isNull, like, or, sql, type SQL } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import { apiKeys, childKeyCounts, serviceKeys, type ApiKeyRow, type ServiceKeyRow } from '../schema.js';
 import type { Db, Tx } from '../types.js';
@@ -109,13 +109,26 @@ export async function liveChildCount(db: Db | Tx, lineageId: string): Promise<nu
   return Number(row?.n ?? 0);
 }
 
+/** Not revoked yet at `now`: unrevoked, or a rotated key still in its overlap (revoked_at ahead). */
+const stillWorking = (now: Date) => or(isNull(apiKeys.revokedAt), gt(apiKeys.revokedAt, now));
+
 /** Revokes api_keys rows (child or portal) of one account that are not revoked yet; returns those it revoked. */
 export function revokeApiKeyRows(tx: Tx, accountId: string, ids: string[], now: Date): Promise<ApiKeyRow[]> {
   if (ids.length === 0) return Promise.resolve([]);
   return tx
     .update(apiKeys)
     .set({ revokedAt: now })
-    .where(and(eq(apiKeys.accountId, accountId), inArray(apiKeys.id, ids), isNull(apiKeys.revokedAt)))
+    .where(and(eq(apiKeys.accountId, accountId), inArray(apiKeys.id, ids), stillWorking(now)))
+    .returning();
+}
+
+/** Ends now the overlaps of the predecessors of these keys (the keys just revoked); returns them. */
+export function endOverlapsOf(tx: Tx, accountId: string, predecessorIds: string[], now: Date): Promise<ApiKeyRow[]> {
+  if (predecessorIds.length === 0) return Promise.resolve([]);
+  return tx
+    .update(apiKeys)
+    .set({ revokedAt: now })
+    .where(and(eq(apiKeys.accountId, accountId), inArray(apiKeys.id, predecessorIds), gt(apiKeys.revokedAt, now)))
     .returning();
 }
 
@@ -134,6 +147,6 @@ export function revokeChainChildren(tx: Tx, accountId: string, lineageId: string
   return tx
     .update(apiKeys)
     .set({ revokedAt: now })
-    .where(and(eq(apiKeys.accountId, accountId), eq(apiKeys.createdByServiceKeyId, lineageId), isNull(apiKeys.revokedAt)))
+    .where(and(eq(apiKeys.accountId, accountId), eq(apiKeys.createdByServiceKeyId, lineageId), stillWorking(now)))
     .returning();
 }

@@ -28,7 +28,7 @@ export interface DebitItem {
   stale_before: string;
 }
 
-type DebitOutcomeKind = 'invalid' | 'refused' | 'replayed' | 'cap_exceeded' | 'debited';
+type DebitOutcomeKind = 'invalid' | 'retry' | 'suspended' | 'expired' | 'refused' | 'replayed' | 'cap_exceeded' | 'debited';
 
 /** One item's answer: its outcome, what it saw, and the columns a debit changes as it left them. */
 export interface DebitRow {

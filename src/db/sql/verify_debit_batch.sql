@@ -7,8 +7,8 @@
 -- Each item is {ord, token_hash, tiers, line, line_optional, id, request_id, cost, at, stale_before}.
 -- The rules are keyplane's (src/domain/verify/rules.ts), sent as data: `tiers` are the permission
 -- tiers that allow the verb, `line_optional` whether a line-scoped key may act naming no line. The
--- order of the checks is the answer's: unknown or revoked first (also for a retried request_id, so a
--- revoked key never answers a replay), then tier, then line, then replay, then cap.
+-- order of the checks is the answer's: unknown, revoked, suspended or expired first (also for a retried
+-- request_id, so such a key never answers a replay), then tier, then line, then replay, then cap.
 --
 -- Spend follows the agent across rotations: a request_id already debited anywhere in the key's
 -- rotation chain (rotated_from, recursively) is a replay, so a retry made with the successor key
@@ -49,6 +49,13 @@ DECLARE
   l_costs int[] := '{}';
   l_cycles timestamptz[] := '{}';
   l_ats timestamptz[] := '{}';
+  v_token_revoked timestamptz;
+  v_direct boolean;
+  t_ids uuid[] := '{}';
+  t_ats timestamptz[] := '{}';
+  t_stale timestamptz[] := '{}';
+  l_spent bigint[] := '{}';
+  l_caps int[] := '{}';
   u_ids uuid[] := '{}';
   u_spends bigint[] := '{}';
   u_cycles timestamptz[] := '{}';
@@ -66,12 +73,19 @@ BEGIN
     -- Items of unknown hashes come after every key, and the empty object appended (ord NULL) last: it
     -- ends the last key. The LATERAL … LIMIT 1 keeps the lookup an index probe per item: as a plain
     -- join, the generic plan hashed the items and walked the whole api_keys index.
-    SELECT x.*, a.id AS key_id
+    --
+    -- A key in its rotation's overlap (revoked_at after `at`) is one agent with its chain's live key
+    -- (issue 29): its items are decided on, and debit, the live key's row (found by agent_id on
+    -- api_keys_agent_live_uq), so the agent has one spend and one cap whichever key is used. That
+    -- second probe runs only for such a key.
+    SELECT x.*, coalesce(l.id, a.id) AS key_id, a.id AS token_key_id
       FROM jsonb_to_recordset(p_items || '[{}]'::jsonb)
         AS x(ord int, token_hash text, tiers text[], line text, line_optional boolean, id uuid,
              request_id text, cost int, at timestamptz, stale_before timestamptz)
-      LEFT JOIN LATERAL (SELECT a.id FROM api_keys a WHERE a.token_hash = x.token_hash LIMIT 1) a ON true
-     ORDER BY x.ord IS NULL, a.id NULLS LAST, x.ord
+      LEFT JOIN LATERAL (SELECT a.id, a.agent_id, a.revoked_at FROM api_keys a WHERE a.token_hash = x.token_hash LIMIT 1) a ON true
+      LEFT JOIN LATERAL (SELECT l.id FROM api_keys l
+                          WHERE a.revoked_at > x.at AND l.agent_id = a.agent_id AND l.revoked_at IS NULL LIMIT 1) l ON true
+     ORDER BY x.ord IS NULL, coalesce(l.id, a.id) NULLS LAST, x.ord
   LOOP
     IF cur_key IS DISTINCT FROM it.key_id THEN
       -- The previous key is done: remember its new state for the one UPDATE at the end.
@@ -111,9 +125,28 @@ BEGIN
     o_outcome := NULL; o_prior_cost := NULL; o_spent := NULL; o_cap := NULL; o_cycle := NULL;
     o_key_id := NULL; o_spend := NULL; o_spend_cycle := NULL; o_last_used := NULL;
     o_key := NULL;
-    IF it.key_id IS NULL OR k.revoked_at IS NOT NULL THEN
-      -- Unknown or revoked (rotated away included): checked first, also for a retried request_id.
+    v_token_revoked := NULL;
+    v_direct := it.key_id IS NOT DISTINCT FROM it.token_key_id;
+    IF NOT v_direct THEN
+      -- An overlapping key's item, on its live key's locked row: its own overlap re-read now, so an
+      -- overlap ended (DELETE, a further rotation) before this lock is seen.
+      SELECT a.revoked_at INTO v_token_revoked FROM api_keys a WHERE a.id = it.token_key_id;
+    END IF;
+    -- The key's state at `at`, by the rule of src/domain/keys/key-state.ts (keep the two alike):
+    -- revoked_at at or before `at` is revoked (after it, the key is in its rotation's overlap and
+    -- works), then suspended, then expired. Checked first, also for a retried request_id.
+    IF it.key_id IS NULL OR k.revoked_at <= it.at OR v_token_revoked <= it.at THEN
       o_outcome := 'invalid';
+    ELSIF k.revoked_at IS NOT NULL THEN
+      -- The live key was rotated between the lookup above and its lock: decide the item again in
+      -- the next call, on the chain's new live key (src/domain/verify/debit.ts).
+      o_outcome := 'retry';
+    ELSIF k.suspended_at IS NOT NULL THEN
+      o_outcome := 'suspended';
+    ELSIF k.expires_at <= it.at THEN
+      o_outcome := 'expired';
+    END IF;
+    IF o_outcome IS NOT NULL THEN
       RETURN NEXT;
       CONTINUE;
     END IF;
@@ -129,6 +162,15 @@ BEGIN
       -- An earlier debit of this request_id: in the chain's ledger (probed above) or earlier in this
       -- call (this key's part of the ledger rows to insert; array_position, not a growing jsonb).
       prior := (seen ->> it.request_id)::int;
+      IF prior IS NULL AND NOT v_direct THEN
+        -- An overlapping key's request_id was not in its live key's probe (that probed the live
+        -- key's own token's request_ids): probe the chain for it alone.
+        SELECT l.cost_cents INTO prior
+          FROM unnest(chain) AS c(id)
+         CROSS JOIN LATERAL (SELECT s.cost_cents FROM spend_ledger s
+                              WHERE s.api_key_id = c.id AND s.request_id = it.request_id LIMIT 1) l
+         LIMIT 1;
+      END IF;
       IF prior IS NULL THEN
         prior := l_costs[array_position(l_requests, it.request_id, key_start)];
       END IF;
@@ -137,7 +179,9 @@ BEGIN
         o_prior_cost := prior;
         -- A valid answer refreshes last_used_at; the same request_id with another cost is the
         -- caller's error (409), not a use.
-        IF prior = it.cost AND (k.last_used_at IS NULL OR k.last_used_at < it.stale_before) THEN
+        IF prior = it.cost AND NOT v_direct THEN
+          t_ids := t_ids || it.token_key_id; t_ats := t_ats || it.at; t_stale := t_stale || it.stale_before;
+        ELSIF prior = it.cost AND (k.last_used_at IS NULL OR k.last_used_at < it.stale_before) THEN
           k.last_used_at := it.at;
           changed := true;
         END IF;
@@ -150,16 +194,25 @@ BEGIN
         k.monthly_spend_cents := in_cycle + it.cost;
         -- GREATEST never moves the stored cycle backwards; GREATEST(NULL, x) = x.
         k.spend_cycle_start := GREATEST(k.spend_cycle_start, v_cycle);
-        IF k.last_used_at IS NULL OR k.last_used_at < it.stale_before THEN
+        -- last_used_at is the key used's: an overlapping key's own, not its live key's (whose
+        -- first use ends a self-rotation's pending state).
+        IF NOT v_direct THEN
+          t_ids := t_ids || it.token_key_id; t_ats := t_ats || it.at; t_stale := t_stale || it.stale_before;
+        ELSIF k.last_used_at IS NULL OR k.last_used_at < it.stale_before THEN
           k.last_used_at := it.at;
         END IF;
         l_ids := l_ids || it.id;
         l_accounts := l_accounts || k.account_id;
-        l_keys := l_keys || k.id;
+        -- The ledger row names the key the debit was made with (an overlapping key's own id), so each
+        -- key's feed shows its own debits; the spend counted is the live key's.
+        l_keys := l_keys || it.token_key_id;
         l_requests := l_requests || it.request_id;
         l_costs := l_costs || it.cost;
         l_cycles := l_cycles || k.spend_cycle_start;
         l_ats := l_ats || it.at;
+        -- What the feed's billing item shows: the spend this debit left and the cap it was held to.
+        l_spent := l_spent || k.monthly_spend_cents;
+        l_caps := l_caps || k.monthly_cap_cents;
         changed := true;
         o_outcome := 'debited';
       END IF;
@@ -178,15 +231,25 @@ BEGIN
   END LOOP;
 
   IF cardinality(l_ids) > 0 THEN
-    INSERT INTO spend_ledger (id, account_id, api_key_id, request_id, cost_cents, cycle_start, created_at)
-    SELECT d.id, d.account_id, d.key_id, d.request_id, d.cost, d.cycle, d.at
-      FROM unnest(l_ids, l_accounts, l_keys, l_requests, l_costs, l_cycles, l_ats) AS d(id, account_id, key_id, request_id, cost, cycle, at);
+    INSERT INTO spend_ledger (id, account_id, api_key_id, request_id, cost_cents, cycle_start, created_at, spent_after_cents, cap_cents)
+    SELECT d.id, d.account_id, d.key_id, d.request_id, d.cost, d.cycle, d.at, d.spent, d.cap
+      FROM unnest(l_ids, l_accounts, l_keys, l_requests, l_costs, l_cycles, l_ats, l_spent, l_caps)
+        AS d(id, account_id, key_id, request_id, cost, cycle, at, spent, cap);
   END IF;
   IF cardinality(u_ids) > 0 THEN
     UPDATE api_keys a
        SET monthly_spend_cents = u.spend, spend_cycle_start = u.cycle, last_used_at = u.used
       FROM unnest(u_ids, u_spends, u_cycles, u_used) AS u(id, spend, cycle, used)
      WHERE a.id = u.id;
+  END IF;
+  IF cardinality(t_ids) > 0 THEN
+    -- Overlapping keys used through this call: their own last_used_at, at most once a second, and
+    -- only while their overlap runs. After the live keys' locks, as every writer of both orders them.
+    UPDATE api_keys a
+       SET last_used_at = t.at
+      FROM (SELECT DISTINCT ON (x.id) x.id, x.at, x.stale
+              FROM unnest(t_ids, t_ats, t_stale) AS x(id, at, stale) ORDER BY x.id, x.at DESC) t
+     WHERE a.id = t.id AND a.revoked_at > t.at AND (a.last_used_at IS NULL OR a.last_used_at < t.stale);
   END IF;
 END
 $$;

@@ -1,11 +1,11 @@
 import type { Db } from '../../db/types.js';
 import { isDriverError } from '../../db/errors.js';
-import { eventExists, explainFeed, keyOfAccount, readFeedAndRecord, type FeedRow, type FeedValues } from '../../db/queries/audit.queries.js';
+import { explainFeed, feedItemExists, keyOfAccount, readFeedAndRecord, type FeedRow, type FeedValues } from '../../db/queries/audit.queries.js';
 import type { ApiPrincipal } from '../auth/auth.service.js';
 import { isUuid } from '../ids.js';
 import type { OpContext } from '../context.js';
 import { DomainError, notFound, validationError } from '../errors.js';
-import { eventValues, type EventStore } from './events.js';
+import { EVENT_TYPES, eventValues, type EventStore } from './events.js';
 
 /*
  * The audit feed of an API key (spec §6). A key's feed is every compliance event of its account in
@@ -14,7 +14,10 @@ import { eventValues, type EventStore } from './events.js';
  * it has committed and been linked and flushed, so nothing is disclosed without its record.
  */
 
-/** The item types of Saperly's feed; this plane produces compliance_event items only. */
+/**
+ * The item types of Saperly's feed. This plane produces compliance_event items and, from the spend
+ * ledger, billing_transaction items (a key's debits); it accepts the other two so clients keep working.
+ */
 export const AUDIT_ITEM_TYPES = ['call', 'sms', 'compliance_event', 'billing_transaction'] as const;
 export type AuditItemType = (typeof AUDIT_ITEM_TYPES)[number];
 
@@ -35,8 +38,10 @@ export interface AuditQuery {
   limit: number;
   /** null = no filter. */
   eventTypes: AuditItemType[] | null;
-  /** Cursor extension: only events older than this event (in feed order). */
+  /** Cursor extension: only items older than this item (in feed order): an event's or a debit's id. */
   before: string | null;
+  /** Filter extension: compliance event types left out (a polling agent's own reads); null = none. */
+  exclude: string[] | null;
 }
 
 export interface AuditPage {
@@ -84,16 +89,19 @@ async function readAndRecord(db: Db, principal: ApiPrincipal, target: string, qu
 
 /** The feed statement's values for a read. */
 function feedValues(principal: ApiPrincipal, target: string, query: AuditQuery, ctx: OpContext): FeedValues {
-  const wantsEvents = query.eventTypes === null || query.eventTypes.includes('compliance_event');
+  const wants = (type: AuditItemType) => query.eventTypes === null || query.eventTypes.includes(type);
+  // One item more than asked tells whether another page exists; none of a type the caller filtered out.
+  const fetch = query.limit + 1;
   return {
     account_id: principal.accountId,
     target,
     limit: query.limit,
-    // One row more than asked tells whether another page exists; no rows at all when the caller
-    // filtered compliance events out (this plane produces no other item type).
-    fetch: wantsEvents ? query.limit + 1 : 0,
+    fetch,
+    fetch_events: wants('compliance_event') ? fetch : 0,
+    fetch_billing: wants('billing_transaction') ? fetch : 0,
     before: query.before,
     event_types: query.eventTypes === null ? null : JSON.stringify(query.eventTypes),
+    exclude: query.exclude === null ? null : JSON.stringify(query.exclude),
     ...eventValues({
       accountId: principal.accountId,
       eventType: 'audit_read',
@@ -106,19 +114,32 @@ function feedValues(principal: ApiPrincipal, target: string, query: AuditQuery, 
   };
 }
 
-/** The plan of the read's statement for the caller's own feed (EXPLAIN; nothing is read or recorded). */
-export function explainAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<string> {
-  return explainFeed(db, feedValues(principal, principal.id, query, ctx));
+/**
+ * The plan of the read's statement for the caller's own feed (EXPLAIN; nothing is read or recorded).
+ * With `analyze` the statement runs, its audit_read included (bench/feed-cost.ts, on a throwaway database).
+ */
+export function explainAuditFeed(db: Db, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext, analyze = false): Promise<string> {
+  return explainFeed(db, feedValues(principal, principal.id, query, ctx), analyze);
+}
+
+/** exclude names compliance event types only; anything else is 422 with the allowed set. */
+function checkExclude(exclude: string[] | null): void {
+  const unknown = exclude?.filter((name) => !(EVENT_TYPES as readonly string[]).includes(name)) ?? [];
+  if (unknown.length === 0) return;
+  throw validationError('Invalid querystring.', [
+    { field: 'exclude', message: `unknown compliance event types: ${unknown.join(', ').slice(0, 200)}; allowed: ${EVENT_TYPES.join(', ')}`, allowed: [...EVENT_TYPES] },
+  ]);
 }
 
 async function readAuditFeed(store: EventStore, principal: ApiPrincipal, query: AuditQuery, ctx: OpContext): Promise<AuditPage> {
   const db = store.db;
+  checkExclude(query.exclude);
   if (query.before !== null && !isUuid(query.before)) {
     throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
   }
   const target = await resolveTarget(db, principal, query.apiKeyId);
-  if (query.before && !(await eventExists(db, principal.accountId, query.before))) {
-    throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an event of this feed' }]);
+  if (query.before && !(await feedItemExists(db, principal.accountId, query.before))) {
+    throw validationError('Invalid querystring.', [{ field: 'before', message: 'must be the id of an item of this feed' }]);
   }
   let result: FeedRow;
   try {

@@ -96,7 +96,7 @@ export async function verifyChains(db: Db, opts: { accountId?: string } = {}): P
   }
   let accountsSeen = 0;
   let events = 0;
-  let after = '00000000-0000-0000-0000-000000000000';
+  let after: string | null = null;
   for (;;) {
     const heads = await chainHeadsAfter(db, after, ACCOUNT_BATCH);
     for (const head of heads) {
@@ -127,7 +127,7 @@ async function* exportAccountEvents(db: Db, accountId: string, afterSeq = 0): As
 
 /** Every account id, in id order, in batches. */
 async function* accountIds(db: Db): AsyncGenerator<string> {
-  let after = '00000000-0000-0000-0000-000000000000';
+  let after: string | null = null;
   for (;;) {
     const ids = await accountIdsAfter(db, after, ACCOUNT_BATCH);
     yield* ids;

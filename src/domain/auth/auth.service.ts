@@ -3,6 +3,7 @@ import type { ApiKeyRow } from '../../db/schema.js';
 import type { Db } from '../../db/types.js';
 import type { Actor } from '../audit/events.js';
 import { invalidApiKey } from '../errors.js';
+import { accepts, keyState } from '../keys/key-state.js';
 import { parseToken, type Environment } from './credentials.js';
 import { createLastUsed, lastUsedIsFresh, type LastUsed } from './last-used.js';
 import { ServiceKeyReadCache } from './service-key-cache.js';
@@ -42,6 +43,8 @@ export const SERVICE_KEY_READ_GRACE_MS = 60_000;
 
 interface AuthenticateOptions {
   readOnly: boolean;
+  /** false: the request is no use of an API key (a dry-run check), so last_used_at is not written. */
+  noteUse?: boolean;
   now: Date;
   /** Service-key rows of recent reads (service-key-cache.ts); none: every read goes to the database. */
   cache?: ServiceKeyReadCache;
@@ -51,7 +54,7 @@ interface AuthenticateOptions {
 
 /**
  * Resolves a bearer token for a route of the given tier. Every failure (malformed, bad checksum,
- * unknown, revoked, wrong tier) is the same invalid_api_key, so the answer never reveals which.
+ * unknown, revoked, suspended, expired, wrong tier) is the same invalid_api_key, so the answer never reveals which.
  * The shape, checksum and tier are checked before any database work. API keys are always read
  * from the database, so a revocation is seen by the very next request on every instance; service
  * keys on reads may come from `cache` (see service-key-cache.ts for why that is within spec §2).
@@ -62,9 +65,10 @@ export async function authenticate(db: Db, token: string, tier: Tier, opts: Auth
   const lastUsed = opts.lastUsed ?? createLastUsed(db);
   if (tier === 'service') return authenticateServiceKey(db, parsed.tokenHash, lastUsed, opts);
   const row = await apiKeyByHash(db, parsed.tokenHash);
-  if (!row || row.revokedAt) throw invalidApiKey();
+  // Revoked, suspended, expired: the same answer, so it never tells states apart (key-state.ts).
+  if (!row || !accepts(keyState(row, opts.now))) throw invalidApiKey();
   // last_used_at, as verify keeps it: at most one write per second per key (last-used.ts).
-  if (!lastUsedIsFresh(row.lastUsedAt, opts.now)) await lastUsed.touchApiKey(row.id, row.accountId, opts.now);
+  if (opts.noteUse !== false && !lastUsedIsFresh(row.lastUsedAt, opts.now)) await lastUsed.touchApiKey(row.id, row.accountId, opts.now);
   return { tier, id: row.id, accountId: row.accountId, environment: row.environment, keyPrefix: row.keyPrefix, key: row };
 }
 
@@ -95,7 +99,7 @@ export function actorOf(p: Principal): Actor {
 export function createAuthService(db: Db, lastUsed: LastUsed) {
   const cache = new ServiceKeyReadCache();
   return {
-    authenticate: (token: string, tier: Tier, opts: { readOnly: boolean; now: Date }): Promise<Principal> =>
+    authenticate: (token: string, tier: Tier, opts: { readOnly: boolean; noteUse?: boolean; now: Date }): Promise<Principal> =>
       authenticate(db, token, tier, { ...opts, cache, lastUsed }),
   };
 }

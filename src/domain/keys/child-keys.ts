@@ -1,4 +1,4 @@
-import { insertKey, revokeKey, updateKey, type KeyOwner } from '../../db/queries/keys.queries.js';
+import { changeOverlapping, insertKey, revokeKey, updateKey, type KeyOwner } from '../../db/queries/keys.queries.js';
 import type { ApiKeyRow, Permission } from '../../db/schema.js';
 import { recordEvent, withEvents, type EventStore, type EventTx } from '../audit/events.js';
 import type { ServicePrincipal } from '../auth/auth.service.js';
@@ -7,6 +7,7 @@ import { notFound, validationError } from '../errors.js';
 import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
 import { recordRevocation } from './revocation.js';
+import { checkExpiry, expiryOf } from './expiry.js';
 
 /*
  * The operations on child API keys minted by a service key (spec §3–§4). A service key sees only
@@ -22,6 +23,9 @@ export interface MintInput {
   permissions: Exclude<Permission, 'legacy_full'>;
   monthlyCapCents: number | null;
   selfRotation: boolean;
+  /** `expires_at` (checked here: future, ≤ 400 days) or `ttl_seconds`; the schema refuses both. */
+  expiresAt?: Date | null;
+  ttlSeconds?: number;
 }
 
 export interface KeyPatch {
@@ -32,6 +36,8 @@ export interface KeyPatch {
   monthlyCapCents?: number | null;
   /** Only `false` (clears the secret): a secret is issued by POST /v1/keys/{id}/rotation-secret. */
   selfRotation?: boolean;
+  /** A future instant (≤ 400 days ahead), or null for no expiry. */
+  expiresAt?: Date | null;
 }
 
 /** The scope a service key acts in: its account and the keys its rotation chain minted. */
@@ -55,6 +61,7 @@ export async function mintChildKeyTx(tx: EventTx, p: ServicePrincipal, input: Mi
     agentId: material.id,
     createdByServiceKeyId: p.ownerId,
     rotationSecretHash: material.rotationSecretHash,
+    expiresAt: expiryOf(input, ctx.now),
   });
   await recordEvent(tx, {
     accountId: p.accountId,
@@ -78,14 +85,19 @@ export async function updateChildKey(store: EventStore, p: ServicePrincipal, id:
       { field: 'self_rotation', message: 'only false; POST /v1/keys/{id}/rotation-secret turns it on' },
     ]);
   }
+  if (patch.expiresAt) checkExpiry(patch.expiresAt, ctx.now);
   if (!isUuid(id)) throw notFound();
   const changed = Object.entries(patch)
     .filter(([, v]) => v !== undefined)
     .map(([k]) => toSnake(k));
   const values = patch.selfRotation === false ? { ...patch, rotationSecretHash: null } : patch;
   return withEvents(store, p.accountId, async (tx) => {
-    const row = await updateKey(tx, ownerOf(p), id, values);
+    const row = await updateKey(tx, ownerOf(p), id, ctx.now, values);
     if (!row) throw notFound();
+    // A predecessor in its overlap is the same agent: it follows the newest key's settings.
+    const { selfRotation: _own, rotationSecretHash: _secret, ...settings } = values as Partial<ApiKeyRow>;
+    const shared = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
+    if (Object.keys(shared).length > 0) await changeOverlapping(tx, row.rotatedFrom, ctx.now, shared);
     await recordEvent(tx, {
       accountId: p.accountId,
       eventType: 'agent_key_updated',
@@ -103,9 +115,19 @@ export async function updateChildKey(store: EventStore, p: ServicePrincipal, id:
 export async function revokeChildKey(store: EventStore, p: ServicePrincipal, id: string, ctx: OpContext): Promise<ApiKeyRow> {
   if (!isUuid(id)) throw notFound();
   return withEvents(store, p.accountId, async (tx) => {
+    // A rotated key still in its overlap: DELETE ends the overlap now (its event says so: the key
+    // was rotated, and has its successor).
+    const overlapping = await changeOverlapping(tx, id, ctx.now, { revokedAt: ctx.now }, ownerOf(p));
+    if (overlapping) {
+      await recordRevocation(tx, overlapping, 'agent_key_revoked', ctx, { reason: 'overlap_ended' });
+      return overlapping;
+    }
     const row = await revokeKey(tx, ownerOf(p), id, ctx.now);
     if (!row) throw notFound();
     await recordRevocation(tx, row, 'agent_key_revoked', ctx);
+    // Revoking a chain's newest key ends its predecessor's overlap too: both stop now.
+    const ended = await changeOverlapping(tx, row.rotatedFrom, ctx.now, { revokedAt: ctx.now });
+    if (ended) await recordRevocation(tx, ended, 'agent_key_revoked', ctx, { reason: 'overlap_ended', successor_id: row.id });
     return row;
   });
 }
@@ -115,7 +137,7 @@ export async function revokeChildKey(store: EventStore, p: ServicePrincipal, id:
  * rotation secret (replacing any) and self-rotation turns on; its token is unchanged.
  */
 export async function issueRotationSecretTx(tx: EventTx, p: ServicePrincipal, id: string, secretHash: string, ctx: OpContext): Promise<ApiKeyRow> {
-  const row = await updateKey(tx, ownerOf(p), id, { selfRotation: true, rotationSecretHash: secretHash });
+  const row = await updateKey(tx, ownerOf(p), id, ctx.now, { selfRotation: true, rotationSecretHash: secretHash });
   if (!row) throw notFound();
   await recordEvent(tx, {
     accountId: p.accountId,

@@ -9,7 +9,10 @@ import { PERMISSIONS, type ApiKeyRow, type ServiceKeyRow } from '../../db/schema
 
 export const isoTimestamp = z.string().meta({ format: 'date-time' });
 
-/** The 14 fields, in wire order; null where empty, timestamps ISO-8601 UTC. */
+/**
+ * Saperly's 14 fields, in wire order, then keyplane's extensions (always present, after them, so a
+ * Saperly SDK passes them through or drops them); null where empty, timestamps ISO-8601 UTC.
+ */
 export const keyObjectSchema = z
   .object({
     id: z.uuid(),
@@ -26,6 +29,8 @@ export const keyObjectSchema = z
     last_used_at: isoTimestamp.nullable(),
     rotated_from: z.uuid().nullable(),
     created_by_service_key_id: z.uuid().nullable(),
+    expires_at: isoTimestamp.nullable().meta({ description: 'keyplane extension: when the key stops working (null: never). A rotation\'s successor inherits it.' }),
+    suspended_at: isoTimestamp.nullable().meta({ description: 'keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed.' }),
   })
   .meta({ id: 'Key' });
 
@@ -58,6 +63,8 @@ export function toKeyObject(row: ApiKeyRow, now: Date = new Date()): KeyObject {
     last_used_at: iso(row.lastUsedAt),
     rotated_from: row.rotatedFrom,
     created_by_service_key_id: row.createdByServiceKeyId,
+    expires_at: iso(row.expiresAt),
+    suspended_at: iso(row.suspendedAt),
   };
 }
 

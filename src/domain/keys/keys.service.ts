@@ -16,8 +16,11 @@ import {
 import { issueRotationSecretTx, mintChildKeyTx, ownerOf, revokeChildKey, updateChildKey, type KeyPatch, type MintInput } from './child-keys.js';
 import { prepareKeyMaterial, prepareRotationSecret, type KeyMaterial } from './key-material.js';
 import { toKeyObject, type KeyObject } from './key-object.js';
+import { checkExpiry } from './expiry.js';
+import { keyState } from './key-state.js';
 import { readLineage, type Lineage } from './lineage.js';
-import { resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
+import { setSuspension, type SuspensionChange } from './suspension.js';
+import { assertRotatable, resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
 
 /**
  * GET /v1/keys: one statement reads the page and the total and records the service_key_list_read
@@ -38,7 +41,7 @@ export async function listChildKeys(
     meta: ctx.meta,
     createdAt: ctx.now,
   });
-  const { rows, total } = await listPage(store.db, { ...ownerOf(p), ...page }, event);
+  const { rows, total } = await listPage(store.db, { ...ownerOf(p), ...page, now: ctx.now }, event);
   // Linked and durable before disclosed (see audit/linker.ts).
   await store.linker.link(p.accountId);
   return { keys: rows.map((row) => toKeyObject(row, ctx.now)), total };
@@ -69,7 +72,8 @@ const scopeOf = (p: ServicePrincipal, idem: IdempotencyRequest): IdempotencyScop
 function rotationSecretOperation(principal: ServicePrincipal, id: string, current: () => Promise<ApiKeyRow>, ctx: OpContext) {
   return {
     prepare: async () => {
-      if ((await current()).revokedAt) throw notFound();
+      const state = keyState(await current(), ctx.now);
+      if (state !== 'live' && state !== 'suspended') throw notFound();
       return prepareRotationSecret();
     },
     run: async (tx: EventTx, s: { rotationSecret: string; rotationSecretHash: string }): Promise<StoredResponse> => {
@@ -99,6 +103,8 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
   return {
     mint(principal: ServicePrincipal, input: MintInput & { environment?: Environment }, idem: IdempotencyRequest, ctx: OpContext): Promise<IdempotentOutcome> {
       checkEnvironment(principal, input.environment);
+      // Before the claim: a refused expiry is a 422 with nothing stored.
+      if (input.expiresAt) checkExpiry(input.expiresAt, ctx.now);
       return executeIdempotent(
         store,
         scopeOf(principal, idem),
@@ -119,11 +125,15 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
     async update(principal: ServicePrincipal, id: string, patch: KeyPatch, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await updateChildKey(store, principal, id, patch, ctx), ctx.now);
     },
+    /** POST /v1/keys/{id}/suspend and /resume. */
+    setSuspension: async (principal: ServicePrincipal, id: string, change: SuspensionChange, ctx: OpContext): Promise<KeyObject> =>
+      toKeyObject(await setSuspension(store, principal, id, change, ctx), ctx.now),
     async revoke(principal: ServicePrincipal, id: string, ctx: OpContext): Promise<KeyObject> {
       return toKeyObject(await revokeChildKey(store, principal, id, ctx), ctx.now);
     },
-    /** `resetSecret`: a self-rotating key's successor gets a new rotation secret instead of keeping the agent's. */
-    rotate(principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext, resetSecret = false): Promise<IdempotentOutcome> {
+    /** `resetSecret`: the successor gets a new rotation secret; `overlapSeconds`: the old key keeps working that long. */
+    rotate(principal: ServicePrincipal, id: string, idem: IdempotencyRequest, ctx: OpContext, how: { resetSecret?: boolean; overlapSeconds?: number } = {}): Promise<IdempotentOutcome> {
+      const { resetSecret = false, overlapSeconds = 0 } = how;
       const target = { accountId: principal.accountId, keyId: id, createdByServiceKeyId: principal.ownerId };
       return executeIdempotent(
         store,
@@ -135,12 +145,12 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
           // depends on the key, and its argon2 hash must not run inside the transaction.
           prepare: async () => {
             const current = await getRow(principal, id);
-            if (current.revokedAt) throw notFound();
+            assertRotatable(current, ctx.now);
             if (resetSecret && !current.selfRotation) throw resetWithoutSelfRotation();
             return prepareKeyMaterial(principal.environment, resetSecret);
           },
           run: async (tx, m) =>
-            issuedKey((await rotateKeyTx(tx, target, m, ctx, { secret: resetSecret ? 'new' : 'kept' })).successor, m, ctx.now),
+            issuedKey((await rotateKeyTx(tx, target, m, ctx, { secret: resetSecret ? 'new' : 'kept', overlapSeconds })).successor, m, ctx.now),
         },
         opts,
       );

@@ -1,10 +1,11 @@
-import { lockActiveKey, replaceKey, type ActiveKeyTarget } from '../../db/queries/keys.queries.js';
+import { changeOverlapping, lockActiveKey, replaceKey, type ActiveKeyTarget } from '../../db/queries/keys.queries.js';
 import type { ApiKeyRow } from '../../db/schema.js';
 import { recordEvent, type EventTx, type EventType } from '../audit/events.js';
 import type { OpContext } from '../context.js';
-import { notFound, validationError } from '../errors.js';
+import { keySuspended, notFound, validationError } from '../errors.js';
 import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
+import { keyState } from './key-state.js';
 
 /**
  * What a rotation does with the rotation secret: `new` (a self-rotation, or a developer's
@@ -18,6 +19,20 @@ export interface RotationOptions {
   secret?: RotationSecretMode;
   /** A self-rotation: the key whose pair made the successor (schema: self_rotation_base_id). */
   selfRotationBaseId?: string;
+  /** How long the old key keeps working beside its successor (0: it stops at once). */
+  overlapSeconds?: number;
+}
+
+/** The longest overlap of a service key's rotation: 7 days, as Stripe keeps a rolled key. */
+export const MAX_OVERLAP_SECONDS = 604_800;
+/** The longest overlap of a self-rotation: short, since the old pair may be why the agent rotates. */
+export const MAX_SELF_OVERLAP_SECONDS = 3_600;
+
+/** When a rotated key stops: now, or at the end of its overlap, never past its own expiry. */
+function overlapEnd(locked: ApiKeyRow, now: Date, overlapSeconds: number): Date {
+  if (overlapSeconds <= 0) return now;
+  const end = now.getTime() + overlapSeconds * 1000;
+  return new Date(locked.expiresAt ? Math.min(end, locked.expiresAt.getTime()) : end);
 }
 
 /** The successor of a locked key: the same settings and agent, new credentials. */
@@ -44,12 +59,14 @@ function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date, secret
     selfRotation: locked.selfRotation,
     rotationSecretHash: !locked.selfRotation ? null : secret === 'kept' ? locked.rotationSecretHash : material.rotationSecretHash,
     selfRotationBaseId,
+    // The successor inherits the expiry, never extends it.
+    expiresAt: locked.expiresAt,
   };
 }
 
 /**
- * The atomic rotation (spec §4), for rotate and self-rotation alike: lock the old row, revoke it,
- * insert the successor with the same settings and rotated_from = old id, record the event. All or
+ * The atomic rotation (spec §4), for rotate and self-rotation alike: lock the old row, revoke it
+ * (now, or at the end of an overlap: issue 29), insert the successor with the same settings and rotated_from = old id, record the event. All or
  * nothing; of concurrent rotations of one key, the first to lock wins and the others find no active
  * row (not_found). The unique index on rotated_from makes a second successor impossible even if
  * this code were wrong.
@@ -65,6 +82,7 @@ export async function rotateKeyTx(
   if (!isUuid(target.keyId)) throw notFound();
   const locked = await lockActiveKey(tx, target);
   if (!locked) throw notFound();
+  assertRotatable(locked, ctx.now);
   return replaceLockedKeyTx(tx, locked, material, ctx, opts);
 }
 
@@ -74,11 +92,16 @@ export async function replaceLockedKeyTx(
   locked: ApiKeyRow,
   material: KeyMaterial,
   ctx: OpContext,
-  { eventType = 'agent_key_rotated', secret = 'new', selfRotationBaseId }: RotationOptions = {},
+  { eventType = 'agent_key_rotated', secret = 'new', selfRotationBaseId, overlapSeconds = 0 }: RotationOptions = {},
 ): Promise<{ old: ApiKeyRow; successor: ApiKeyRow }> {
   // A secret made for a key that stopped self-rotating meanwhile must not be answered.
   if (material.rotationSecret && !locked.selfRotation) throw resetWithoutSelfRotation();
-  const replaced = await replaceKey(tx, locked.id, ctx.now, successorOf(locked, material, ctx.now, secret, selfRotationBaseId));
+  // At most two live keys per chain: an older overlap still running ends now.
+  const ended = await changeOverlapping(tx, locked.rotatedFrom, ctx.now, { revokedAt: ctx.now });
+  const endsAt = overlapEnd(locked, ctx.now, overlapSeconds);
+  const replaced = await replaceKey(tx, locked.id, endsAt, successorOf(locked, material, ctx.now, secret, selfRotationBaseId));
+  const overlapData = endsAt > ctx.now ? { overlap_seconds: overlapSeconds, overlap_ends_at: endsAt.toISOString() } : {};
+  const endedData = ended ? { ended_overlap_key_id: ended.id } : {};
   // A developer's rotation of a self-rotating key says what became of the agent's secret.
   const secretData = eventType === 'agent_key_rotated' && locked.selfRotation ? { rotation_secret: secret === 'kept' ? 'kept' : 'reset' } : {};
   await recordEvent(tx, {
@@ -89,10 +112,20 @@ export async function replaceLockedKeyTx(
     meta: ctx.meta,
     subjectKeyId: locked.id,
     relatedKeyId: material.id,
-    data: { key_prefix: locked.keyPrefix, new_key_id: material.id, new_key_prefix: material.token.keyPrefix, ...secretData },
+    data: { key_prefix: locked.keyPrefix, new_key_id: material.id, new_key_prefix: material.token.keyPrefix, ...secretData, ...overlapData, ...endedData },
     createdAt: ctx.now,
   });
   return replaced;
+}
+
+/**
+ * Only a live key rotates (key-state.ts): a suspended one is key_suspended (resume it first); an
+ * expired one, or one in its rotation's overlap, is gone to its service key (not_found).
+ */
+export function assertRotatable(row: ApiKeyRow, now: Date): void {
+  const state = keyState(row, now);
+  if (state === 'suspended') throw keySuspended();
+  if (state !== 'live') throw notFound();
 }
 
 /** `?rotation_secret=reset` on a key without self-rotation: nothing to reset. */

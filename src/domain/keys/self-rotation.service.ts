@@ -5,6 +5,7 @@ import { parseToken } from '../auth/credentials.js';
 import type { OpContext } from '../context.js';
 import { DomainError, invalidApiKey } from '../errors.js';
 import { prepareKeyMaterial, rotationSecretMatches, type KeyMaterial } from './key-material.js';
+import { keyState } from './key-state.js';
 import { rotateKeyTx } from './rotation.js';
 import { staleKeyTx } from './stale-pair.js';
 
@@ -55,24 +56,31 @@ function answer(material: KeyMaterial, successor: ApiKeyRow): SelfRotation {
 }
 
 /** A live key rotates; its successor is pending (retryable with this pair) until first used. */
-async function rotateLive(store: EventStore, row: ApiKeyRow, material: KeyMaterial, ctx: OpContext): Promise<SelfRotation> {
+async function rotateLive(store: EventStore, row: ApiKeyRow, material: KeyMaterial, ctx: OpContext, overlapSeconds: number): Promise<SelfRotation> {
   try {
     const { successor } = await withEvents(store, row.accountId, (tx) =>
-      rotateKeyTx(tx, { accountId: row.accountId, keyId: row.id }, material, ctx, { eventType: 'agent_key_self_rotated', selfRotationBaseId: row.id }),
+      rotateKeyTx(tx, { accountId: row.accountId, keyId: row.id }, material, ctx, { eventType: 'agent_key_self_rotated', selfRotationBaseId: row.id, overlapSeconds }),
     );
     return answer(material, successor);
   } catch (err) {
-    // A concurrent rotation with the same credentials won: this key is now revoked.
+    // A concurrent rotation with the same credentials won: this key is now revoked; or it was
+    // suspended (or expired) meanwhile.
     if (err instanceof DomainError && err.code === 'not_found') throw new DomainError('agent_revoked');
+    if (err instanceof DomainError && err.code === 'key_suspended') throw new DomainError('agent_suspended');
     throw err;
   }
 }
 
-async function selfRotate(store: EventStore, row: ApiKeyRow, meta: RequestMeta, now: Date): Promise<SelfRotation> {
+async function selfRotate(store: EventStore, row: ApiKeyRow, meta: RequestMeta, now: Date, overlapSeconds: number): Promise<SelfRotation> {
   // The new pair is made (argon2) before any transaction opens, whichever way the attempt goes.
   const material = await prepareKeyMaterial(row.environment, true);
   const ctx: OpContext = { actor: { kind: 'api_key', keyId: row.id, keyPrefix: row.keyPrefix }, meta, now };
-  if (!row.revokedAt) return rotateLive(store, row, material, ctx);
+  const state = keyState(row, now);
+  if (state === 'suspended') throw new DomainError('agent_suspended');
+  // An expired key is refused like a revoked one.
+  if (state === 'expired') throw new DomainError('agent_revoked');
+  if (state === 'live') return rotateLive(store, row, material, ctx, overlapSeconds);
+  // Revoked, or a rotated-away key in its overlap: a stale pair (a retry, reuse or agent_revoked).
   const outcome = await withEvents(store, row.accountId, (tx) => staleKeyTx(tx, row, material, ctx));
   if (outcome.kind === 'retried') return answer(material, outcome.successor);
   // Reuse (its reaction committed with its event) or a key its developer retired: as today.
@@ -92,7 +100,8 @@ export function createSelfRotationService(store: EventStore) {
       const row = await matchingKey(store, token, rotationSecret);
       return { agentId: row.agentId, row };
     },
-    rotate: (key: MatchedAgentKey, meta: RequestMeta, now: Date): Promise<SelfRotation> => selfRotate(store, key.row, meta, now),
+    /** `overlapSeconds` (0 to MAX_SELF_OVERLAP_SECONDS): the old pair keeps working that long. */
+    rotate: (key: MatchedAgentKey, meta: RequestMeta, now: Date, overlapSeconds = 0): Promise<SelfRotation> => selfRotate(store, key.row, meta, now, overlapSeconds),
   };
 }
 

@@ -41,6 +41,9 @@ export interface OperatorKeyView {
   lineage_id: string | null;
   /** A child key: the live service key of its chain, which manages it; null when only the operator can. */
   managed_by_service_key_id: string | null;
+  /** API keys: keyplane's expiry and suspension (issue 29); null for a service key. */
+  expires_at: string | null;
+  suspended_at: string | null;
 }
 
 const iso = (d: Date | null) => (d ? d.toISOString() : null);
@@ -67,6 +70,8 @@ export function operatorKeyView(k: AnyKeyRow, managedBy: string | null = null): 
     created_by_service_key_id: api?.createdByServiceKeyId ?? null,
     lineage_id: k.kind === 'service' ? k.row.lineageId : null,
     managed_by_service_key_id: k.kind === 'child' ? managedBy : null,
+    expires_at: iso(api?.expiresAt ?? null),
+    suspended_at: iso(api?.suspendedAt ?? null),
   };
 }
 

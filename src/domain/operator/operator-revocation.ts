@@ -1,4 +1,5 @@
 import {
+  endOverlapsOf,
   keysByTokenHashes,
   liveChildCount,
   revokeApiKeyRows,
@@ -46,6 +47,10 @@ async function revokeKeysTx(tx: EventTx, accountId: string, keys: AnyKeyRow[], c
   const apiIds = keys.filter((k) => k.kind !== 'service').map((k) => k.row.id);
   const serviceIds = keys.filter((k) => k.kind === 'service').map((k) => k.row.id);
   const api = await revokeApiKeyRows(tx, accountId, apiIds, ctx.now);
+  // A revoked chain head's predecessor still in its overlap stops with it (issue 29).
+  const predecessors = api.flatMap((r) => (r.rotatedFrom ? [r.rotatedFrom] : []));
+  const ended = await endOverlapsOf(tx, accountId, predecessors, ctx.now);
+  await recordRevocations(tx, ended, EVENT_OF.child, ctx, { ...details, reason: 'overlap_ended' });
   const service = await revokeServiceKeyRows(tx, accountId, serviceIds, ctx.now);
   await recordRevocations(tx, api.filter((r) => r.createdByServiceKeyId), EVENT_OF.child, ctx, details);
   await recordRevocations(tx, api.filter((r) => !r.createdByServiceKeyId), EVENT_OF.portal, ctx, details);
@@ -148,7 +153,9 @@ const distinct = (hashes: (string | null)[]): string[] => [...new Set(hashes.fil
 async function revokeLeakedKeys(store: EventStore, hashes: string[], ctx: OpContext) {
   const found = new Map((hashes.length === 0 ? [] : await keysByTokenHashes(store.db, hashes)).map((k) => [k.row.tokenHash, k]));
   const byAccount = new Map<string, AnyKeyRow[]>();
-  for (const k of found.values()) if (!k.row.revokedAt) byAccount.set(k.row.accountId, [...(byAccount.get(k.row.accountId) ?? []), k]);
+  // Live keys, and rotated ones still in their overlap (a leaked old key must stop too).
+  const working = (k: AnyKeyRow) => !k.row.revokedAt || k.row.revokedAt > ctx.now;
+  for (const k of found.values()) if (working(k)) byAccount.set(k.row.accountId, [...(byAccount.get(k.row.accountId) ?? []), k]);
   const revokedNow = new Set<string>();
   for (const [accountId, keys] of byAccount) {
     const ids = await withEvents(store, accountId, (tx) => revokeKeysTx(tx, accountId, keys, ctx, { reason: 'leaked' }));

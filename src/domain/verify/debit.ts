@@ -6,8 +6,10 @@ import { LAST_USED_RESOLUTION_MS } from '../auth/last-used.js';
 import { DomainError } from '../errors.js';
 import { newId } from '../ids.js';
 import { SPEND_CYCLE_MS } from '../keys/key-object.js';
+import type { RefusalReason } from '../keys/key-state.js';
 import { lineOptional, tiersAllowing, type Verb } from './rules.js';
 import { verifiedKey, type VerifiedKey } from './verified-key.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /*
  * Monthly spend for data-plane debits (issue 9).
@@ -54,11 +56,17 @@ interface DebitRequest {
 
 /** What became of it, with the key as the debit left it. */
 export type DebitOutcome =
-  | { kind: 'invalid' }
+  | { kind: 'invalid'; reason?: RefusalReason }
   | { kind: 'refused'; permissions: Permission; lineId: string | null; key: VerifiedKey }
   | { kind: 'replayed'; key: VerifiedKey }
   | { kind: 'cap_exceeded'; spent: number; cap: number; cycleResetAt: Date; key: VerifiedKey }
   | { kind: 'debited'; key: VerifiedKey };
+
+/** The function's answer for an item whose live key was rotated before its lock: decide it again. */
+const RETRY = { kind: 'retry' } as const;
+
+/** How often an item is decided again after such a rotation before it is answered invalid. */
+const MAX_RETRIES = 3;
 
 /**
  * The debits of one process: verifies a key for a verb and line and debits cost cents from its
@@ -67,13 +75,18 @@ export type DebitOutcome =
  * ledger debits nothing and answers replayed (with a different cost it is a caller bug: 409), and a
  * cost that would take the cycle's spend over the cap answers cap_exceeded with nothing debited.
  */
-export function createDebits(db: Db) {
-  const batches = new BatchedLookup<DebitRequest, DebitOutcome | Error>((batch) => applyBatch(db, batch), MAX_BATCH);
+export function createDebits(db: Db, metrics?: Metrics) {
+  const onBatch = metrics && ((size: number, seconds: number) => metrics.batch('debit', size, seconds));
+  const batches = new BatchedLookup<DebitRequest, DebitOutcome | typeof RETRY | Error>((batch) => applyBatch(db, batch), MAX_BATCH, onBatch);
   return {
     async checkAndDebit(request: DebitRequest): Promise<DebitOutcome> {
-      const outcome = await batches.lookup(request);
-      if (outcome instanceof Error) throw outcome;
-      return outcome;
+      for (let attempt = 0; attempt < MAX_RETRIES; attempt++) {
+        const outcome = await batches.lookup(request);
+        if (outcome instanceof Error) throw outcome;
+        if (outcome.kind !== 'retry') return outcome;
+      }
+      // A chain rotated under every attempt (or an overlapping key without a live successor).
+      return { kind: 'invalid' };
     },
   };
 }
@@ -94,7 +107,7 @@ function itemOf(p: DebitRequest, ord: number): DebitItem {
   };
 }
 
-async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome | Error)[]> {
+async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome | typeof RETRY | Error)[]> {
   const rows = await verifyDebitBatch(db, batch.map(itemOf));
   const byOrd = new Map<number, DebitRow>();
   // The key row comes once per key per call, on its first item; later items carry what changed.
@@ -107,6 +120,9 @@ async function applyBatch(db: Db, batch: DebitRequest[]): Promise<(DebitOutcome 
     const r = byOrd.get(ord);
     if (!r) return new Error(`keyplane_verify_debit_batch answered no row for item ${ord}`);
     if (r.outcome === 'invalid') return { kind: 'invalid' };
+    if (r.outcome === 'retry') return RETRY;
+    // The function's own refusals of a key that exists (its copy of key-state.ts's rule).
+    if (r.outcome === 'suspended' || r.outcome === 'expired') return { kind: 'invalid', reason: r.outcome };
     const row = keys.get(r.keyId!);
     if (!row) return new Error(`keyplane_verify_debit_batch sent no key for item ${ord}`);
     const after: ApiKeyRow = { ...row, monthlySpendCents: r.spend!, spendCycleStart: r.spendCycleStart, lastUsedAt: r.lastUsedAt };

@@ -41,3 +41,10 @@ export function inScope(keyLine: string | null, verb: Verb, requestLine: string 
   if (requestLine === null) return lineOptional(verb);
   return requestLine.toLowerCase() === keyLine.toLowerCase();
 }
+
+/**
+ * The cap rule: a cost fits while the current cycle's spend plus the cost stays within the cap; a
+ * key without a cap (null) takes any cost. keyplane_verify_debit_batch applies the same comparison
+ * under the key's row lock (src/db/sql/verify_debit_batch.sql); the check route applies it here.
+ */
+export const fitsCap = (spentInCycle: number, cap: number | null, cost: number): boolean => cap === null || spentInCycle + cost <= cap;

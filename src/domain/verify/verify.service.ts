@@ -6,8 +6,11 @@ import { parseToken } from '../auth/credentials.js';
 import { lastUsedIsFresh, type LastUsed } from '../auth/last-used.js';
 import { defaultMessage, type ErrorCode, type ErrorDetail } from '../errors.js';
 import { createDebits, type DebitOutcome } from './debit.js';
-import { allows, inScope, type Verb } from './rules.js';
+import { currentSpend, cycleStartFor, SPEND_CYCLE_MS } from '../keys/key-object.js';
+import { accepts, keyState, refusalReason, type RefusalReason } from '../keys/key-state.js';
+import { allows, fitsCap, inScope, type Verb } from './rules.js';
 import { verifiedKey, type VerifiedKey } from './verified-key.js';
+import type { Metrics } from '../metrics/metrics.js';
 
 /*
  * Key verification for the data plane (issue 9): is this API key allowed to do this, on this line,
@@ -32,7 +35,7 @@ interface VerifyInput {
   requestId?: string;
 }
 
-type VerifyCode = 'valid' | 'invalid_api_key' | 'agent_permission_denied' | 'agent_scope_error' | 'agent_cap_exceeded';
+export type VerifyCode = 'valid' | 'invalid_api_key' | 'agent_permission_denied' | 'agent_scope_error' | 'agent_cap_exceeded';
 
 /** The public error envelope of spec §10, ready for the data plane to forward to its own caller. */
 interface ErrorEnvelope {
@@ -47,12 +50,17 @@ export interface VerifyResult {
   error?: ErrorEnvelope;
   /** Present when cost_cents was given and the answer is valid. */
   debit?: { request_id: string; cost_cents: number; replayed: boolean };
+  /**
+   * Internal, beside the forwarded envelope (which stays the one invalid_api_key): why a key that
+   * exists was refused, when it is suspended, expired or revoked.
+   */
+  reason?: RefusalReason;
 }
 
 type Refusal = { code: 'agent_permission_denied' | 'agent_scope_error'; details: ErrorDetail[] };
 
 /** Whether a live key of this tier and line may perform the verb on the requested line. */
-function refusalFor(key: { permissions: Permission; lineId: string | null }, input: VerifyInput): Refusal | null {
+function refusalFor(key: { permissions: Permission; lineId: string | null }, input: Pick<VerifyInput, 'verb' | 'lineId'>): Refusal | null {
   if (!allows(key.permissions, input.verb)) {
     return {
       code: 'agent_permission_denied',
@@ -75,13 +83,57 @@ function refuse(code: Exclude<VerifyCode, 'valid'>, details: ErrorDetail[], key?
 }
 
 /** Unknown, malformed, bad checksum, a service key, revoked, rotated away: all the same answer. */
-const invalid = () => refuse('invalid_api_key', []);
+const invalid = (reason?: RefusalReason): VerifyResult => {
+  const result = refuse('invalid_api_key', []);
+  if (reason) result.reason = reason;
+  return result;
+};
+
+function capExceeded(costCents: number, spent: number, cap: number, cycleResetAt: Date, key: VerifiedKey): VerifyResult {
+  return refuse(
+    'agent_cap_exceeded',
+    [
+      {
+        message: `Spending ${costCents} cents would exceed the monthly cap of ${cap} cents (${spent} spent this cycle).`,
+        spent_cents: spent,
+        cap_cents: cap,
+        cycle_reset_at: cycleResetAt.toISOString(),
+      },
+    ],
+    key,
+  );
+}
+
+/**
+ * Verify's rules for a key row at `now`, before any debit: unknown, then its state (key-state.ts:
+ * revoked, suspended, expired), then tier, then line. The refusal verify answers, or null when the
+ * key may act. The check route (check.ts) applies the same function to the caller's own key.
+ */
+export function judgeKey(row: ApiKeyRow | undefined, input: Pick<VerifyInput, 'verb' | 'lineId'>, now: Date): VerifyResult | null {
+  if (!row) return invalid();
+  const state = keyState(row, now);
+  if (!accepts(state)) return invalid(refusalReason(state));
+  const refusal = refusalFor(row, input);
+  if (refusal) return refuse(refusal.code, refusal.details, verifiedKey(row, now));
+  return null;
+}
+
+/**
+ * The cap rule as a debit of `costCents` at `now` would meet it (fitsCap, the comparison the debit
+ * statement makes under the row lock), without debiting: the refusal, or null when it fits.
+ */
+export function judgeCost(row: ApiKeyRow, costCents: number, now: Date): VerifyResult | null {
+  const spent = currentSpend(row, now);
+  if (row.monthlyCapCents === null || fitsCap(spent, row.monthlyCapCents, costCents)) return null;
+  const resetAt = new Date(cycleStartFor(row.cycleAnchor, now).getTime() + SPEND_CYCLE_MS);
+  return capExceeded(costCents, spent, row.monthlyCapCents, resetAt, verifiedKey(row, now));
+}
 
 /** A debit's outcome as verify answers it. */
 function answerOf(outcome: DebitOutcome, input: VerifyInput, requestId: string, costCents: number): VerifyResult {
   switch (outcome.kind) {
     case 'invalid':
-      return invalid();
+      return invalid(outcome.reason);
     case 'refused': {
       // The statement refused by the same rules as refusalFor (rules.ts, sent as data);
       // refusalFor words the refusal from the tier and line it saw.
@@ -90,18 +142,7 @@ function answerOf(outcome: DebitOutcome, input: VerifyInput, requestId: string, 
       return refuse(refusal.code, refusal.details, outcome.key);
     }
     case 'cap_exceeded':
-      return refuse(
-        'agent_cap_exceeded',
-        [
-          {
-            message: `Spending ${costCents} cents would exceed the monthly cap of ${outcome.cap} cents (${outcome.spent} spent this cycle).`,
-            spent_cents: outcome.spent,
-            cap_cents: outcome.cap,
-            cycle_reset_at: outcome.cycleResetAt.toISOString(),
-          },
-        ],
-        outcome.key,
-      );
+      return capExceeded(costCents, outcome.spent, outcome.cap, outcome.cycleResetAt, outcome.key);
     case 'replayed':
     case 'debited':
       return { valid: true, code: 'valid', key: outcome.key, debit: { request_id: requestId, cost_cents: costCents, replayed: outcome.kind === 'replayed' } };
@@ -116,21 +157,29 @@ interface KeyLookup {
 /** Told every answer that names a key (the console's activity counts, activity.ts); must not throw or wait. */
 export type VerifyObserver = (accountId: string, keyId: string, code: string, now: Date) => void;
 
-export function createVerifyService(db: Db, lastUsed: LastUsed, observe?: VerifyObserver) {
-  const debits = createDebits(db);
+export function createVerifyService(db: Db, lastUsed: LastUsed, metrics?: Metrics, observe?: VerifyObserver) {
+  const debits = createDebits(db, metrics);
   // Concurrent verifies without cost read their rows in one statement. Each answer is built at its
   // own request's `now` from a row read after the request arrived (db/group-commit.ts).
-  const keys = new BatchedLookup<KeyLookup, ApiKeyRow | undefined>(async (items) => {
-    const rows = await apiKeysByHashes(db, [...new Set(items.map((i) => i.hash))]);
-    const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
-    return items.map((i) => byHash.get(i.hash));
-  });
+  const onBatch = metrics && ((size: number, seconds: number) => metrics.batch('verify_key_read', size, seconds));
+  const keys = new BatchedLookup<KeyLookup, ApiKeyRow | undefined>(
+    async (items) => {
+      const rows = await apiKeysByHashes(db, [...new Set(items.map((i) => i.hash))]);
+      const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
+      return items.map((i) => byHash.get(i.hash));
+    },
+    undefined,
+    onBatch,
+  );
+  const counted = (result: VerifyResult): VerifyResult => {
+    metrics?.verifyOutcome(result.code);
+    return result;
+  };
 
   async function verifyOnly(tokenHash: string, input: VerifyInput, now: Date): Promise<VerifyResult> {
     const row = await keys.lookup({ hash: tokenHash });
-    if (!row || row.revokedAt) return invalid();
-    const refusal = refusalFor(row, input);
-    if (refusal) return refuse(refusal.code, refusal.details, verifiedKey(row, now));
+    const refused = judgeKey(row, input, now);
+    if (refused || !row) return refused ?? invalid();
     // A refused verify is not a use; a valid one stamps last_used_at (at most once a second) and
     // answers the stamp written, on the row it already has.
     const stamp = lastUsedIsFresh(row.lastUsedAt, now) ? null : await lastUsed.touchApiKey(row.id, row.accountId, now);
@@ -147,11 +196,12 @@ export function createVerifyService(db: Db, lastUsed: LastUsed, observe?: Verify
     verify(input: VerifyInput, now: Date): Promise<VerifyResult> {
       // Shape, checksum and hash first: a mangled key costs no database work.
       const parsed = parseToken(input.key);
-      if (!parsed || parsed.kind !== 'api') return Promise.resolve(invalid());
+      if (!parsed || parsed.kind !== 'api') return Promise.resolve(counted(invalid()));
       const answer = input.costCents === undefined ? verifyOnly(parsed.tokenHash, input, now) : verifyAndDebit(parsed.tokenHash, input, input.costCents, now);
-      if (!observe) return answer;
+      if (!metrics && !observe) return answer;
       return answer.then((r) => {
-        if (r.key) observe(r.key.account_id, r.key.id, r.code, now);
+        counted(r);
+        if (observe && r.key) observe(r.key.account_id, r.key.id, r.code, now);
         return r;
       });
     },

@@ -40,12 +40,13 @@ export const INTERNAL_INFO = {
 
 export const TAGS: Record<string, string> = {
   keys: 'Child API keys, managed with the service key that minted them; mint and rotate take an Idempotency-Key.',
-  audit: "An API key's compliance feed: the events where it is the actor or a subject; every read is itself recorded.",
-  agents: 'Agent self-rotation: an API key replaces itself, proving it holds its rotation secret.',
+  audit: "An API key's compliance feed, with the debits made with it: the events where it is the actor or a subject; every read is itself recorded.",
+  agents: 'Agent self-rotation (an API key replaces itself, proving it holds its rotation secret), and what an agent can see of itself: its key, spend and limits.',
   health: 'Liveness and readiness probes for load balancers; no authentication.',
   portal: 'Accounts, service keys and portal API keys, for the portal backend.',
   verify: 'Key verification for the calling plane.',
   operator: "The operator's reach over every key of every account: find, revoke (the kill switch), leak intake.",
+  metrics: 'Prometheus metrics of this process, for an operator token of scope metrics or admin.',
 };
 
 export const OPERATIONS: Record<string, OperationDoc> = {
@@ -62,12 +63,38 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/keys': {
     operationId: 'listKeys',
     summary: 'List the active child keys this service key minted',
-    description: 'Newest first, ties by id. Revoked keys are excluded; `total` counts what the filter matches.',
+    description: 'Newest first, ties by id. Revoked and expired keys are excluded; `total` counts what the filter matches.',
     tag: 'keys',
   },
   'GET /v1/keys/{id}': { operationId: 'getKey', summary: 'Read one child key (revoked keys too)', tag: 'keys' },
   'PATCH /v1/keys/{id}': { operationId: 'updateKey', summary: 'Update an active child key', tag: 'keys' },
   'DELETE /v1/keys/{id}': { operationId: 'revokeKey', summary: 'Revoke a child key (soft; it stays readable)', tag: 'keys' },
+  'POST /v1/keys/{id}/suspend': {
+    operationId: 'suspendKey',
+    summary: 'Suspend a child key (keyplane extension)',
+    description:
+      'The key is refused from the next request on, on every instance (401 `invalid_api_key`; verify `reason: "suspended"`), until resumed. Optional body `{"reason"}`, kept in the `agent_key_suspended` event. PATCH and DELETE still work; rotate answers 409 `key_suspended`. Suspending a suspended key changes nothing.',
+    tag: 'keys',
+  },
+  'POST /v1/keys/{id}/resume': {
+    operationId: 'resumeKey',
+    summary: 'Resume a suspended child key (keyplane extension)',
+    description: 'The key works again from the next request on; records `agent_key_resumed`. Resuming a key that is not suspended changes nothing.',
+    tag: 'keys',
+  },
+  'POST /internal/v1/keys/{id}/suspend': {
+    operationId: 'operatorSuspendKey',
+    summary: 'Suspend an API key of any account (keyplane extension)',
+    description:
+      'A child or portal key is refused from the next request on, until resumed; records `agent_key_suspended` (optional body `{"reason"}`). A service key is 422. Answers the key and whether this request changed it.',
+    tag: 'operator',
+  },
+  'POST /internal/v1/keys/{id}/resume': {
+    operationId: 'operatorResumeKey',
+    summary: 'Resume a suspended API key of any account (keyplane extension)',
+    description: 'Records `agent_key_resumed`. Answers the key and whether this request changed it.',
+    tag: 'operator',
+  },
   'POST /v1/keys/{id}/rotate': {
     operationId: 'rotateKey',
     summary: 'Rotate a child key atomically',
@@ -87,7 +114,8 @@ export const OPERATIONS: Record<string, OperationDoc> = {
   'GET /v1/audit': {
     operationId: 'listAuditEvents',
     summary: "Read an API key's compliance feed",
-    description: 'Every successful read records an `audit_read` event in the same transaction.',
+    description:
+      'Every successful read records an `audit_read` event in the same transaction. Items are `compliance_event`s and, from the spend ledger, `billing_transaction`s (the debits made with the key, and for the newest key of a rotation chain with its predecessor), merged newest first under one cursor (`before` takes the id of either). Extension: `exclude` leaves out compliance event types (e.g. `exclude=audit_read,agent_self_read`); the `audit_read` record keeps the filter.',
     tag: 'audit',
   },
   'POST /v1/agents/self/rotate-key': {
@@ -95,6 +123,20 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Rotate the calling agent key with its rotation secret',
     description:
       'Authentication: the agent\'s current API key (Bearer) and its rotation secret in the body. The old key and secret stop working at once; `agentId` stays the same across rotations. Rate limits: 3 attempts per 15 minutes per agent once the key and secret match (`agents.self_rotate`), and 10 failed attempts per 15 minutes per client address, an IPv6 client by its /64 (`agents.self_rotate.failures`); a 429 names the policy that tripped.',
+    tag: 'agents',
+  },
+  'GET /v1/agents/self': {
+    operationId: 'getAgentSelf',
+    summary: "The calling agent's key, agent id, spend this cycle and self-rotation (extension)",
+    description:
+      '`cap_cents` and `remaining_cents` are null when the key has no cap. Records an `agent_self_read` event before answering. Rate limit: 600 per hour per API key (`agents.self_read`).',
+    tag: 'agents',
+  },
+  'POST /v1/agents/self/check': {
+    operationId: 'checkAgentSelf',
+    summary: 'Would verify allow the calling agent this verb, line and cost? (extension)',
+    description:
+      'Answers `{"allowed", "code", "details"}` by exactly the rules of verify (tier × verb, line scope, cap with `cost_cents`), without debiting and without touching `last_used_at`. Rate limit: 600 per hour per API key (`agents.self_check`).',
     tag: 'agents',
   },
 
@@ -118,6 +160,12 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     tag: 'portal',
   },
   'POST /internal/v1/verify': { operationId: 'verifyKey', summary: 'Verify an API key', tag: 'verify' },
+  'GET /metrics': {
+    operationId: 'metrics',
+    summary: 'Prometheus metrics (text exposition format)',
+    description: 'Requests by route template and status, latency, verify outcomes, group-commit batches, idempotency, rate limits, pools, database errors, load shedding; docs/operations.md lists every series. Scope `metrics` (a scraper\'s token, good for nothing else) or `admin`.',
+    tag: 'metrics',
+  },
 
   'GET /internal/v1/accounts/{id}/keys': {
     operationId: 'listAccountKeys',

@@ -12,6 +12,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The credential tier a route requires; routes without it are public (health, docs). */
     auth?: Tier;
+    /** The route only looks at the key (a dry-run check): it is no use of it, so last_used_at stays. */
+    passive?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -47,7 +49,8 @@ export const authPlugin = fp<AuthOptions>(
         if (token === undefined) throw new DomainError('unauthorized');
         if (token === null) throw new DomainError('invalid_api_key');
         const readOnly = request.method === 'GET' || request.method === 'HEAD';
-        request.principal = await opts.auth.authenticate(token, tier, { readOnly, now: opts.clock.now() });
+        const noteUse = request.routeOptions.config.passive !== true;
+        request.principal = await opts.auth.authenticate(token, tier, { readOnly, noteUse, now: opts.clock.now() });
       } catch (err) {
         if (err instanceof DomainError && opts.onAuthFailure) await opts.onAuthFailure(request);
         throw err;

@@ -26,6 +26,8 @@ export interface CounterStore {
   read(key: string, cb: Callback, timeWindow: number, max: number): void;
   child(params: unknown): CounterStore;
   close(): Promise<void>;
+  /** Whether counts are taken in this process because the shared store is unreachable (the metrics). */
+  readonly fallingBack: boolean;
 }
 
 /**
@@ -35,6 +37,7 @@ export interface CounterStore {
 const MEMORY_MAX_ENTRIES = 100_000;
 
 export class MemoryCounterStore implements CounterStore {
+  readonly fallingBack = false;
   private readonly windows = new Map<string, { count: number; resetAt: number }>();
   constructor(
     private readonly clock: Clock,
@@ -132,6 +135,11 @@ export class RedisCounterStore implements CounterStore {
   private skipUntil = 0;
   private degraded = false;
   private closing = false;
+
+  /** Inside an outage: counting in this process (degraded), or skipping Redis after a failed command. */
+  get fallingBack(): boolean {
+    return this.degraded || !this.usable();
+  }
 
   private constructor(private readonly opts: RedisStoreOptions) {
     this.fallback = new MemoryCounterStore(opts.clock);

@@ -9,6 +9,12 @@ export interface ErrorBody {
   error: { code: ErrorCode; message: string; details: ErrorDetail[] };
 }
 
+/** Sends the envelope, and notes its code for the completion log line and the metrics (request-log.ts). */
+export function answer(reply: FastifyReply, status: number, body: ErrorBody): FastifyReply {
+  reply.request.errorCode = body.error.code;
+  return reply.code(status).send(body);
+}
+
 export function errorBody(code: ErrorCode, message?: string, details: ErrorDetail[] = []): ErrorBody {
   return { error: { code, message: message ?? defaultMessage(code), details } };
 }
@@ -46,7 +52,7 @@ function fromZod(err: { validation: { instancePath?: string; message?: string; p
  * this they answered Fastify's own non-envelope 400/414 (found by test/fuzz).
  */
 export function frameworkErrorHandler(_err: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
-  void reply.code(404).send(errorBody('not_found'));
+  void answer(reply, 404, errorBody('not_found'));
 }
 
 /** Node's abort of a request body (the client left, or clientErrorHandler closed a timed-out socket). */
@@ -64,7 +70,7 @@ function clientFault(fe: FastifyError, request: FastifyRequest, reply: FastifyRe
   const status = fe.statusCode ?? 400;
   const code: ErrorCode = request.is404 || [403, 404, 405].includes(status) ? 'not_found' : status === 408 ? 'request_timeout' : status === 431 ? 'headers_too_large' : 'bad_request';
   request.log.info({ err: { code: fe.code, statusCode: status } }, 'client error');
-  return reply.code(statusOf(code)).send(errorBody(code));
+  return answer(reply, statusOf(code), errorBody(code));
 }
 
 /** How the error handler tells a database outage from a bug (given by app.ts from db/errors.ts). */
@@ -73,6 +79,8 @@ export interface OutageRules {
   isUnavailable(err: unknown): boolean;
   /** What of the error may be logged: the driver's own code and message, never the SQL or its values. */
   describe(err: unknown): { code?: string; message?: string };
+  /** Counts a request that failed on the database (the metrics): unreachable, or another driver error. */
+  onDatabaseError?: (kind: 'unavailable' | 'other') => void;
 }
 
 /** Maps every error, ours and Fastify's, to the envelope. Unknown errors are a generic 500. */
@@ -80,34 +88,32 @@ export function registerErrorHandling(app: FastifyInstance, outages: OutageRules
   app.setErrorHandler((err: FastifyError | DomainError | Error, request: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof DomainError) {
       if (err.hints.retryAfterSeconds !== undefined) reply.header('retry-after', String(err.hints.retryAfterSeconds));
-      return reply.code(statusOf(err.code)).send(errorBody(err.code, err.message, err.details));
+      return answer(reply, statusOf(err.code), errorBody(err.code, err.message, err.details));
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const where = (err as { validationContext?: string }).validationContext ?? 'request';
-      return reply.code(422).send(errorBody('validation_error', `Invalid ${where}.`, fromZod(err as never)));
+      return answer(reply, 422, errorBody('validation_error', `Invalid ${where}.`, fromZod(err as never)));
     }
     const fe = err as FastifyError;
     switch (fe.code) {
       case 'FST_ERR_CTP_INVALID_JSON_BODY':
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-        return reply.code(422).send(errorBody('validation_error', 'The body is not valid JSON.', [{ field: 'body', message: 'invalid JSON' }]));
+        return answer(reply, 422, errorBody('validation_error', 'The body is not valid JSON.', [{ field: 'body', message: 'invalid JSON' }]));
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       case 'FST_ERR_CTP_INVALID_TYPE':
-        return reply
-          .code(422)
-          .send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.', [{ field: 'content-type', message: 'must be application/json' }]));
+        return answer(reply, 422, errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.', [{ field: 'content-type', message: 'must be application/json' }]));
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return reply.code(413).send(errorBody('payload_too_large'));
+        return answer(reply, 413, errorBody('payload_too_large'));
       case 'FST_ERR_BAD_URL':
       case 'FST_ERR_ASYNC_CONSTRAINT':
-        return reply.code(404).send(errorBody('not_found'));
+        return answer(reply, 404, errorBody('not_found'));
     }
-    if (fe.statusCode === 413) return reply.code(413).send(errorBody('payload_too_large'));
+    if (fe.statusCode === 413) return answer(reply, 413, errorBody('payload_too_large'));
     if (fe.statusCode === 415 || (fe.code === 'FST_ERR_ROUTE_MISSING_CONTENT_TYPE' && !request.is404)) {
-      return reply.code(422).send(errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.', [{ field: 'content-type', message: 'must be application/json' }]));
+      return answer(reply, 422, errorBody('validation_error', 'Send the body as JSON with Content-Type: application/json.', [{ field: 'content-type', message: 'must be application/json' }]));
     }
-    if (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP')) return reply.code(422).send(errorBody('validation_error', 'The body could not be read.'));
+    if (fe.statusCode === 400 && fe.code?.startsWith('FST_ERR_CTP')) return answer(reply, 422, errorBody('validation_error', 'The body could not be read.'));
     // Before the outage check: the body stream's abort error carries ECONNRESET, like a dropped database.
     if (isClientAbort(err, request)) {
       // Nobody is left to read an answer: log it, answer nothing, drop what remains of the socket.
@@ -120,12 +126,14 @@ export function registerErrorHandling(app: FastifyInstance, outages: OutageRules
     if (outages.isUnavailable(err)) {
       // The driver's own error, not drizzle's wrapper, whose message carries the SQL and its parameters.
       request.log.warn({ err: outages.describe(err) }, 'database unavailable');
+      outages.onDatabaseError?.('unavailable');
       reply.header('retry-after', String(UNAVAILABLE_RETRY_AFTER_S));
-      return reply.code(503).send(errorBody('service_unavailable'));
+      return answer(reply, 503, errorBody('service_unavailable'));
     }
+    if (typeof outages.describe(err).code === 'string') outages.onDatabaseError?.('other');
     request.log.error({ err }, 'unhandled error');
-    return reply.code(500).send(errorBody('internal_error'));
+    return answer(reply, 500, errorBody('internal_error'));
   });
 
-  app.setNotFoundHandler((_request, reply) => reply.code(404).send(errorBody('not_found')));
+  app.setNotFoundHandler((_request, reply) => answer(reply, 404, errorBody('not_found')));
 }

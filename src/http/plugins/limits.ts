@@ -12,6 +12,8 @@ export const LIMIT_NAMES = [
   'keys.rotate',
   'audit.read',
   'agents.self_rotate',
+  'agents.self_read',
+  'agents.self_check',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 

@@ -60,13 +60,16 @@ function serializeRequest(req: LoggedRequest) {
   };
 }
 
+/** json: one JSON object per line (production); pretty: coloured, human-readable lines for development. */
+export type LogFormat = 'json' | 'pretty';
+
 /**
  * `knownSecrets` are literal secrets of this process (the operator token) scrubbed wherever they
  * appear. Every line is also scrubbed as written (streamWrite), whatever logged it: a message that
  * quotes a URL (Fastify's "Route … not found"), an error, a handler's own fields. On a line without
  * a marker of a secret shape that is a few substring scans.
  */
-export function loggerOptions(level: string, knownSecrets: readonly string[] = []): LoggerOptions {
+export function loggerOptions(level: string, knownSecrets: readonly string[] = [], format: LogFormat = 'json'): LoggerOptions {
   // A literal is looked for as it appears in the JSON line too (a quote or backslash is escaped there).
   const literals = knownSecrets.filter(Boolean).flatMap((s) => [...new Set([s, JSON.stringify(s).slice(1, -1)])]);
   return {
@@ -75,5 +78,8 @@ export function loggerOptions(level: string, knownSecrets: readonly string[] = [
     base: { service: 'keyplane' },
     serializers: { req: serializeRequest },
     hooks: { streamWrite: (line) => scrubSecrets(line, literals) },
+    // `"level":"info"` rather than 30: what log pipelines and people read without a lookup table.
+    // pino-pretty is given numbers, which it colours by level.
+    ...(format === 'json' ? { formatters: { level: (label: string) => ({ level: label }) } } : {}),
   };
 }

@@ -2,6 +2,7 @@ import fastifyRateLimit, { normalizeIP, type FastifyRateLimitStoreCtor } from '@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Clock } from '../../domain/clock.js';
+import type { Metrics } from '../../domain/metrics/metrics.js';
 import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './counter-stores.js';
 import { LIMIT_NAMES, type LimitName } from './limits.js';
 import { SELF_ROTATE_FAILURES_DEFAULT, selfRotateFailureLimits } from './agent-attempts.js';
@@ -51,6 +52,10 @@ export const POLICIES: Record<LimitName, Policy> = {
   // counts against its agent (the rotation chain), so agents behind one address do not share a
   // budget; a failed one counts against the client address (SELF_ROTATE_FAILURES_DEFAULT).
   'agents.self_rotate': { per: 'agent', defaults: { max: 3, windowSeconds: 900 }, retryAfter: 'reset' },
+  // An agent's view of itself (GET /v1/agents/self, POST /v1/agents/self/check): ten a minute per API
+  // key, enough for a planner that checks before each action, cheap enough to be no oracle to hammer.
+  'agents.self_read': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
+  'agents.self_check': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
 };
 
 /** 60 failed authentications per minute per IP; see RATE_LIMIT_AUTH_FAILURES in config.ts. */
@@ -69,6 +74,8 @@ export interface RateLimitOptions {
 
 export interface RateLimitPluginOptions extends RateLimitOptions {
   clock: Clock;
+  /** Where the counter store reports whether it fell back from Redis (a scrape-time gauge). */
+  metrics?: Pick<Metrics, 'sources'>;
 }
 
 
@@ -87,6 +94,7 @@ async function registerCounterStore(app: FastifyInstance, opts: RateLimitPluginO
     ? await RedisCounterStore.open({ ...opts.redis, clock: opts.clock, log: app.log })
     : new MemoryCounterStore(opts.clock);
   app.addHook('onClose', () => store.close());
+  if (opts.metrics) opts.metrics.sources.rateLimitStore = () => ({ shared: !!opts.redis, fallback: store.fallingBack });
   // @fastify/rate-limit builds its store with `new`; a function returning an object yields that object.
   const storeCtor = function sharedStore() {
     return store;

@@ -3,6 +3,7 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Clock } from '../../domain/clock.js';
 import { DomainError } from '../../domain/errors.js';
+import { MAX_SELF_OVERLAP_SECONDS } from '../../domain/keys/rotation.js';
 import type { MatchedAgentKey, SelfRotationService } from '../../domain/keys/self-rotation.service.js';
 import { bearerToken, requestMeta } from '../plugins/auth.js';
 import { errorResponses } from './common.schemas.js';
@@ -16,7 +17,14 @@ export interface AgentsRoutesOptions {
 }
 
 /** Rotation secrets are 46 characters; the bound only keeps argon2 from hashing megabytes. */
-const selfRotateBody = z.object({ rotationSecret: z.string().min(1).max(256) }).meta({ id: 'SelfRotateRequest' });
+const rotationSecretField = z.string().min(1).max(256);
+const overlapField = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_SELF_OVERLAP_SECONDS)
+  .meta({ description: 'keyplane extension: the old key keeps working this long beside the new one (0 to 3600; default 0).' });
+const selfRotateBody = z.object({ rotationSecret: rotationSecretField, overlapSeconds: overlapField.optional() }).meta({ id: 'SelfRotateRequest' });
 
 const selfRotateResponse = {
   200: z
@@ -48,9 +56,12 @@ export async function agentsRoutes(app: FastifyInstance, opts: AgentsRoutesOptio
       schema: { body: selfRotateBody, response: selfRotateResponse },
     },
     async (request, reply) => {
+      // Each field on its own: a bad overlapSeconds is 422, only a missing secret the spec's 400.
+      const body = (request.body ?? {}) as { rotationSecret?: unknown; overlapSeconds?: unknown };
+      const secret = rotationSecretField.safeParse(body.rotationSecret);
       let key: MatchedAgentKey;
       try {
-        key = await matchCredentials(request.headers.authorization, opts.agents, request.validationError ? undefined : request.body.rotationSecret);
+        key = await matchCredentials(request.headers.authorization, opts.agents, secret.success ? secret.data : undefined);
       } catch (err) {
         // A failed attempt counts against the address; a database outage (503) is no attempt.
         if (err === MISSING_SECRET || (err instanceof DomainError && FAILURES.has(err.code))) await app.agentAttempts.countFailure(request, reply);
@@ -62,9 +73,15 @@ export async function agentsRoutes(app: FastifyInstance, opts: AgentsRoutesOptio
         );
       }
       await app.agentAttempts.countAgent(request, reply, key.agentId);
-      const result = await opts.agents.rotate(key, requestMeta(request), opts.clock.now());
+      const overlap = overlapField.optional().safeParse(body.overlapSeconds);
+      if (!overlap.success) {
+        return reply.code(422).send(errorBody('validation_error', 'overlapSeconds must be an integer from 0 to 3600.', [{ field: 'overlapSeconds', message: 'an integer from 0 to 3600' }]));
+      }
+      const result = await opts.agents.rotate(key, requestMeta(request), opts.clock.now(), overlap.data ?? 0);
       return {
-        message: 'Key rotated. Store the new API key and rotation secret now: they are shown once, and the old ones no longer work.',
+        message: overlap.data
+          ? `Key rotated. Store the new API key and rotation secret now: they are shown once. The old key keeps working for ${overlap.data} seconds.`
+          : 'Key rotated. Store the new API key and rotation secret now: they are shown once, and the old ones no longer work.',
         apiKey: result.apiKey,
         rotationSecret: result.rotationSecret,
         agentId: result.agentId,

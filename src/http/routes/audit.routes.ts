@@ -24,7 +24,7 @@ export async function auditRoutes(app: FastifyInstance, opts: AuditRoutesOptions
       const q = request.query;
       const page = await opts.audit.read(
         principal,
-        { apiKeyId: q.api_key_id, limit: q.limit, eventTypes: q.event_types ?? null, before: q.before ?? null },
+        { apiKeyId: q.api_key_id, limit: q.limit, eventTypes: q.event_types ?? null, before: q.before ?? null, exclude: q.exclude ?? null },
         ctx,
       );
       // The items come as JSON printed at link time (keyplane_audit_item); ids are uuids (no escaping).

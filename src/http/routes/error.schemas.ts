@@ -63,12 +63,13 @@ export const m3FraudBlockError = envelope('M3FraudBlockError', ['m3_fraud_block'
 
 /**
  * 403 insufficient_scope: the admin listener's answer to an operator token whose scope does not
- * cover the route (a `verify` token on any route but verify). Only admin routes name it.
+ * cover the route (a `verify` token on any route but verify, a `metrics` token on any but /metrics).
+ * Only admin routes name it.
  */
 export const insufficientScopeError = envelope(
   'InsufficientScopeError',
   ['insufficient_scope'],
-  "403 insufficient_scope: the operator token is valid, but its scope (verify) does not allow this route.",
+  "403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route.",
   detailItem,
 );
 

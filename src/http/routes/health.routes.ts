@@ -16,8 +16,8 @@ const readinessResponse = {
 export async function healthRoutes(app: FastifyInstance, opts: { health: HealthService }): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
   // Load balancers may probe with HEAD; the probes record nothing, so they answer it (app.ts turns it off elsewhere).
-  r.get('/healthz', { exposeHeadRoute: true, schema: { response: livenessResponse } }, async () => ({ status: 'ok' as const }));
-  r.get('/readyz', { exposeHeadRoute: true, schema: { response: readinessResponse } }, async (request) => {
+  r.get('/healthz', { exposeHeadRoute: true, config: { quietLog: true, shed: false }, schema: { response: livenessResponse } }, async () => ({ status: 'ok' as const }));
+  r.get('/readyz', { exposeHeadRoute: true, config: { quietLog: true }, schema: { response: readinessResponse } }, async (request) => {
     try {
       // Bounded: a dead database must make readiness fail quickly, not hang the probe.
       await Promise.race([

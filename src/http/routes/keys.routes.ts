@@ -17,8 +17,12 @@ import {
   revokeKeyResponse,
   rotateKeyBody,
   rotateKeyQuery,
+  rotationSecretBody,
   rotateKeyResponse,
   rotationSecretResponse,
+  resumeKeyBody,
+  suspendKeyBody,
+  suspensionResponse,
   updateKeyBody,
   updateKeyResponse,
 } from './keys.schemas.js';
@@ -53,6 +57,8 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         permissions: b.permissions,
         monthlyCapCents: b.monthly_cap_cents ?? null,
         selfRotation: b.self_rotation,
+        expiresAt: b.expires_at === undefined ? undefined : new Date(b.expires_at),
+        ttlSeconds: b.ttl_seconds,
       };
       const outcome = await keys.mint(servicePrincipal(request), input, idempotencyOf(request), opContext(request, clock));
       return sendOutcome(reply, outcome);
@@ -92,6 +98,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         permissions: b.permissions,
         monthlyCapCents: b.monthly_cap_cents,
         selfRotation: b.self_rotation,
+        expiresAt: b.expires_at === undefined || b.expires_at === null ? b.expires_at : new Date(b.expires_at),
       };
       return { key: await keys.update(servicePrincipal(request), request.params.id, patch, opContext(request, clock)) };
     },
@@ -104,6 +111,21 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
   );
 
   r.post(
+    '/keys/:id/suspend',
+    { config: { auth: 'service', limit: 'keys.update' }, schema: { params: keyIdParams, body: suspendKeyBody, response: suspensionResponse } },
+    async (request) => {
+      const change = { suspend: true, reason: request.body?.reason };
+      return { key: await keys.setSuspension(servicePrincipal(request), request.params.id, change, opContext(request, clock)) };
+    },
+  );
+
+  r.post(
+    '/keys/:id/resume',
+    { config: { auth: 'service', limit: 'keys.update' }, schema: { params: keyIdParams, body: resumeKeyBody, response: suspensionResponse } },
+    async (request) => ({ key: await keys.setSuspension(servicePrincipal(request), request.params.id, { suspend: false }, opContext(request, clock)) }),
+  );
+
+  r.post(
     '/keys/:id/rotate',
     {
       config: { auth: 'service', limit: 'keys.rotate' },
@@ -112,7 +134,8 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
     async (request, reply) => {
       const reset = request.query.rotation_secret === 'reset';
       const idempotency = idempotencyOf(request, reset ? { rotation_secret: 'reset' } : undefined);
-      const outcome = await keys.rotate(servicePrincipal(request), request.params.id, idempotency, opContext(request, clock), reset);
+      const overlapSeconds = request.body?.overlap_seconds ?? 0;
+      const outcome = await keys.rotate(servicePrincipal(request), request.params.id, idempotency, opContext(request, clock), { resetSecret: reset, overlapSeconds });
       return sendOutcome(reply, outcome);
     },
   );
@@ -122,7 +145,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
     {
       // The rotate route's limit: issuing a secret is as sensitive as rotating.
       config: { auth: 'service', limit: 'keys.rotate' },
-      schema: { params: keyIdParams, body: rotateKeyBody, headers: idempotencyHeaders, response: rotationSecretResponse },
+      schema: { params: keyIdParams, body: rotationSecretBody, headers: idempotencyHeaders, response: rotationSecretResponse },
     },
     async (request, reply) => {
       const outcome = await keys.issueRotationSecret(servicePrincipal(request), request.params.id, idempotencyOf(request), opContext(request, clock));

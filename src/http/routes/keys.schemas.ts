@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { MAX_TTL_SECONDS, MIN_TTL_SECONDS } from '../../domain/keys/expiry.js';
+import { MAX_OVERLAP_SECONDS } from '../../domain/keys/rotation.js';
 import { displayName, errorResponses, isoTimestamp, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
 
 /** Wire schemas of /v1/keys (spec §3–§5). Request objects are strict: unknown fields → 422. */
@@ -14,6 +16,9 @@ export const settablePermission = z.enum(['full', 'call_only', 'sms_only', 'read
 /** A positive number of cents up to $1,000,000, or null for no cap. */
 export const monthlyCap = z.number().int().positive().max(100_000_000);
 
+/** keyplane extension: when a key stops working, ISO-8601 with an offset; the domain checks future and ≤ 400 days. */
+const expiresAtInput = z.iso.datetime({ offset: true }).meta({ description: 'keyplane extension: ISO-8601, in the future, at most 400 days ahead.' });
+
 export const mintKeyBody = z
   .object({
     name: keyName,
@@ -23,8 +28,17 @@ export const mintKeyBody = z
     monthly_cap_cents: monthlyCap.nullish(),
     environment: z.enum(['test', 'live']).optional(),
     self_rotation: z.boolean().default(false),
+    expires_at: expiresAtInput.optional(),
+    ttl_seconds: z
+      .number()
+      .int()
+      .min(MIN_TTL_SECONDS)
+      .max(MAX_TTL_SECONDS)
+      .optional()
+      .meta({ description: 'keyplane extension: the key expires this many seconds after the mint (not with expires_at).' }),
   })
-  .strict();
+  .strict()
+  .refine((b) => b.expires_at === undefined || b.ttl_seconds === undefined, { message: 'send expires_at or ttl_seconds, not both', path: ['ttl_seconds'] });
 
 export const updateKeyBody = z
   .object({
@@ -37,12 +51,27 @@ export const updateKeyBody = z
       .boolean()
       .optional()
       .meta({ description: '`false` turns self-rotation off and clears the rotation secret; `true` is refused (422): `POST /v1/keys/{id}/rotation-secret` turns it on.' }),
+    expires_at: expiresAtInput.nullable().optional().meta({ description: 'keyplane extension: a future time (at most 400 days ahead), or null to clear.' }),
   })
   .strict()
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'send at least one field to change' });
 
-/** Rotate takes no body; an empty one (or {}) is what SDKs send with Content-Type: application/json. */
-export const rotateKeyBody = z.object({}).strict().nullish();
+/** Rotation-secret takes no body; an empty one (or {}) is what SDKs send with Content-Type: application/json. */
+export const rotationSecretBody = z.object({}).strict().nullish();
+
+/** Rotate takes no body, or keyplane's `overlap_seconds` (0, the default, is Saperly's behaviour). */
+export const rotateKeyBody = z
+  .object({
+    overlap_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_OVERLAP_SECONDS)
+      .optional()
+      .meta({ description: 'keyplane extension: the old key keeps working this long beside its successor (at most 7 days, never past its expiry).' }),
+  })
+  .strict()
+  .nullish();
 
 /** `?rotation_secret=reset`: a self-rotating key's successor gets a new rotation secret (else it keeps the agent's). */
 export const rotateKeyQuery = z.object({
@@ -85,6 +114,14 @@ export const rotationSecretResponse = {
     .meta({ id: 'IssuedRotationSecret' }),
   ...errorResponses([400, 401, 404, 409, 413, 422, 429, 503] as const),
 };
+/** POST /v1/keys/{id}/suspend: an optional reason, kept in the agent_key_suspended event. */
+export const suspendKeyBody = z
+  .object({ reason: z.string().min(1).max(500).refine(noCredential, NO_CREDENTIAL_MESSAGE).optional() })
+  .strict()
+  .nullish();
+/** POST /v1/keys/{id}/resume takes no body, like rotate. */
+export const resumeKeyBody = z.object({}).strict().nullish();
+export const suspensionResponse = { 200: single, ...errorResponses([401, 404, 413, 422, 429, 503] as const) };
 /** An agent's spend in its current cycle (keyplane extension); cap and remaining null when uncapped. */
 export const agentSpendSchema = z
   .object({

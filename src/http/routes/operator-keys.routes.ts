@@ -13,6 +13,9 @@ import {
   revokeKeyResponse,
   revokeLeakedBody,
   revokeLeakedResponse,
+  operatorResumeBody,
+  operatorSuspendBody,
+  operatorSuspensionResponse,
 } from './operator-keys.schemas.js';
 
 export interface OperatorKeysRoutesOptions {
@@ -40,6 +43,18 @@ export async function operatorKeysRoutes(app: FastifyInstance, opts: OperatorKey
     '/keys/:id',
     { schema: { params: idParams, querystring: revokeKeyQuery, response: revokeKeyResponse } },
     async (request) => operatorKeys.revoke(request.params.id, request.query.children, ctx(request)),
+  );
+
+  r.post(
+    '/keys/:id/suspend',
+    { config: { scope: 'admin' }, schema: { params: idParams, body: operatorSuspendBody, response: operatorSuspensionResponse } },
+    async (request) => operatorKeys.setSuspension(request.params.id, { suspend: true, reason: request.body?.reason }, ctx(request)),
+  );
+
+  r.post(
+    '/keys/:id/resume',
+    { config: { scope: 'admin' }, schema: { params: idParams, body: operatorResumeBody, response: operatorSuspensionResponse } },
+    async (request) => operatorKeys.setSuspension(request.params.id, { suspend: false }, ctx(request)),
   );
 
   r.post(

@@ -33,6 +33,8 @@ export const operatorKeySchema = z
       .uuid()
       .nullable()
       .meta({ description: 'A child key: the live service key of its chain, which manages it through /v1/keys; null when only the operator can.' }),
+    expires_at: isoTimestamp.nullable().meta({ description: 'API keys: when the key stops working (null: never, or a service key).' }),
+    suspended_at: isoTimestamp.nullable().meta({ description: 'API keys: when the key was suspended (null: not suspended, or a service key).' }),
   })
   .meta({ id: 'OperatorKey', description: 'A key of any kind as the operator sees it; never a secret or a hash.' });
 
@@ -88,6 +90,17 @@ export const revokeKeyResponse = {
       .object({ revoked: z.number().int(), live: z.number().int() })
       .nullable()
       .meta({ description: "A service key: its chain's child keys revoked by this request, and those still live. Null for an API key." }),
+  }),
+  ...errorResponses([401, 404, 413, 422, 503] as const),
+  403: insufficientScopeError,
+};
+/** POST /internal/v1/keys/{id}/suspend: an optional reason, kept in the event. */
+export const operatorSuspendBody = z.object({ reason: z.string().min(1).max(500).optional() }).strict().nullish();
+export const operatorResumeBody = z.object({}).strict().nullish();
+export const operatorSuspensionResponse = {
+  200: z.object({
+    key: operatorKeySchema,
+    changed: z.boolean().meta({ description: 'False when the key already was in the state asked for (nothing recorded).' }),
   }),
   ...errorResponses([401, 404, 413, 422, 503] as const),
   403: insufficientScopeError,

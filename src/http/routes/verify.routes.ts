@@ -19,12 +19,14 @@ export interface VerifyRoutesOptions {
  */
 export async function verifyRoutes(app: FastifyInstance, opts: VerifyRoutesOptions): Promise<void> {
   const r = app.withTypeProvider<ZodTypeProvider>();
-  r.post('/verify', { config: { scope: 'verify' }, schema: { body: verifyBody, response: verifyResponses } }, async (request) => {
+  r.post('/verify', { config: { scope: 'verify', quietLog: true }, schema: { body: verifyBody, response: verifyResponses } }, async (request) => {
     const b = request.body;
     const result = await opts.verify.verify(
       { key: b.key, verb: b.verb, lineId: b.line_id ?? null, costCents: b.cost_cents, requestId: b.request_id },
       opts.clock.now(),
     );
+    // A refusal is logged at info with its code (request-log.ts); a valid answer at debug.
+    if (!result.valid) request.errorCode = result.code;
     return verifyAnswer(result);
   });
 }

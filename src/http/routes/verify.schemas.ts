@@ -4,6 +4,7 @@ import { VERBS } from '../../domain/verify/rules.js';
 import type { VerifyResult } from '../../domain/verify/verify.service.js';
 import { statusOf } from '../plugins/error-status.js';
 import { errorEnvelopeSchema, errorResponses, keyObjectSchema } from './common.schemas.js';
+import { insufficientScopeError } from './error.schemas.js';
 
 /**
  * A data-plane request id: what makes a debit idempotent. Printable ASCII without spaces, like an
@@ -43,6 +44,10 @@ export const verifyResultSchema = z
     key: keyObjectSchema.extend({ account_id: z.uuid() }).optional(),
     error: errorEnvelopeSchema.optional(),
     debit: z.object({ request_id: z.string(), cost_cents: z.number().int(), replayed: z.boolean() }).optional(),
+    reason: z
+      .enum(['suspended', 'expired'])
+      .optional()
+      .meta({ description: 'Internal: why a key that exists was refused; never forward it (the envelope is the one invalid_api_key).' }),
   })
   .meta({ id: 'VerifyResult' });
 
@@ -60,7 +65,9 @@ export function verifyAnswer(r: VerifyResult): VerifyAnswer {
   if (r.key !== undefined) answer.key = r.key;
   if (r.error !== undefined) answer.error = r.error;
   if (r.debit !== undefined) answer.debit = r.debit;
+  if (r.reason !== undefined) answer.reason = r.reason;
   return answer;
 }
 
-export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 413, 422, 503] as const) };
+/** 403 insufficient_scope: a `metrics`-scoped operator token (a scraper's) may not verify. */
+export const verifyResponses = { 200: verifyResultSchema, ...errorResponses([401, 409, 413, 422, 503] as const), 403: insufficientScopeError };

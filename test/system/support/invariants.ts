@@ -49,7 +49,8 @@ export async function checkInvariants(databaseUrl: string): Promise<InvariantRep
         `select k.id from api_keys k
           where k.revoked_at is not null and k.created_by_service_key_id is not null
             and (exists (select 1 from compliance_events e where e.subject_key_id = k.id
-                          and (e.event_type = 'agent_key_revoked' or (e.event_type = 'agent_key_reuse_detected' and e.data->>'revoked' = 'true'))))
+                          and ((e.event_type = 'agent_key_revoked' and e.data->>'reason' is distinct from 'overlap_ended')
+                               or (e.event_type = 'agent_key_reuse_detected' and e.data->>'revoked' = 'true'))))
               = (exists (select 1 from api_keys s where s.rotated_from = k.id))`,
       ),
     );
@@ -57,6 +58,20 @@ export async function checkInvariants(databaseUrl: string): Promise<InvariantRep
     bad(
       'rotation chain with more than one active key',
       await rows(c, `select agent_id from api_keys where revoked_at is null group by agent_id having count(*) > 1`),
+    );
+    // Overlaps (issue 29): at most two keys of a chain work (the live key and one overlapping
+    // predecessor), and an overlapping key always has its chain's live key beside it.
+    bad(
+      'rotation chain with more than two working keys',
+      await rows(c, `select agent_id from api_keys where revoked_at is null or revoked_at > now() group by agent_id having count(*) > 2`),
+    );
+    bad(
+      'overlapping key without a live key in its chain',
+      await rows(
+        c,
+        `select k.id from api_keys k where k.revoked_at > now()
+            and not exists (select 1 from api_keys l where l.agent_id = k.agent_id and l.revoked_at is null)`,
+      ),
     );
     // Every effect has exactly one compliance event: one created event per first key of a chain, one
     // rotated event per successor (naming it), and no event for a key that does not exist.

@@ -1,0 +1,2 @@
+ALTER TABLE "operator_tokens" DROP CONSTRAINT "operator_tokens_scope_ck";--> statement-breakpoint
+ALTER TABLE "operator_tokens" ADD CONSTRAINT "operator_tokens_scope_ck" CHECK ("operator_tokens"."scope" in ('admin','verify','metrics'));

@@ -1,0 +1,5 @@
+ALTER TABLE "spend_ledger" ADD COLUMN "spent_after_cents" bigint;--> statement-breakpoint
+ALTER TABLE "spend_ledger" ADD COLUMN "cap_cents" integer;--> statement-breakpoint
+CREATE INDEX "compliance_events_actor_noreads_idx" ON "compliance_events" USING btree ("account_id","actor_key_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST) WHERE "compliance_events"."event_type" not in ('audit_read', 'agent_self_read');--> statement-breakpoint
+CREATE INDEX "compliance_events_subject_noreads_idx" ON "compliance_events" USING btree ("account_id","subject_key_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST) WHERE "compliance_events"."event_type" not in ('audit_read', 'agent_self_read');--> statement-breakpoint
+CREATE INDEX "spend_ledger_feed_idx" ON "spend_ledger" USING btree ("account_id","api_key_id","created_at" DESC NULLS FIRST,"id" DESC NULLS FIRST) WHERE "spend_ledger"."cost_cents" >= 0;

@@ -1,0 +1,50 @@
+import { recordEvent, withEvents, type EventStore } from '../audit/events.js';
+import type { ApiPrincipal } from '../auth/auth.service.js';
+import type { OpContext } from '../context.js';
+import { checkKey, type CheckInput, type CheckResult } from '../verify/check.js';
+import { agentSpendOf, type AgentSpend } from './agent-spend.js';
+import { toKeyObject, type KeyObject } from './key-object.js';
+
+/*
+ * What an agent can see of itself: its key, its agent, its spend in the current cycle,
+ * and (check.ts) whether verify would let it act. An agent planning within its cap needs both
+ * without asking its developer, whose service key alone could read the key object until now.
+ */
+
+export interface AgentSelf {
+  key: KeyObject;
+  agent_id: string;
+  spend: AgentSpend;
+  self_rotation: boolean;
+}
+
+/**
+ * GET /v1/agents/self: the caller's key as authentication read it, and its agent_self_read event,
+ * committed (and linked) before the answer: nothing is read without its record.
+ */
+async function readSelf(store: EventStore, principal: ApiPrincipal, ctx: OpContext): Promise<AgentSelf> {
+  const row = principal.key;
+  await withEvents(store, principal.accountId, (tx) =>
+    recordEvent(tx, {
+      accountId: principal.accountId,
+      eventType: 'agent_self_read',
+      environment: principal.environment,
+      actor: ctx.actor,
+      meta: ctx.meta,
+      subjectKeyId: row.id,
+      data: { agent_id: row.agentId },
+      createdAt: ctx.now,
+    }),
+  );
+  return { key: toKeyObject(row, ctx.now), agent_id: row.agentId, spend: agentSpendOf(row, ctx.now), self_rotation: row.selfRotation };
+}
+
+/** The agent's view of itself (GET /v1/agents/self, POST /v1/agents/self/check). */
+export function createAgentSelfService(store: EventStore) {
+  return {
+    read: (principal: ApiPrincipal, ctx: OpContext): Promise<AgentSelf> => readSelf(store, principal, ctx),
+    check: (principal: ApiPrincipal, input: CheckInput, now: Date): CheckResult => checkKey(principal.key, input, now),
+  };
+}
+
+export type AgentSelfService = ReturnType<typeof createAgentSelfService>;

@@ -1,0 +1,89 @@
+import { randomUUID } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
+import { afterAll, beforeAll, expect } from 'vitest';
+import { openDatabase, type Database } from '../../src/db/database.js';
+import { apiKeys, complianceEvents } from '../../src/db/schema.js';
+import * as portal from '../../src/domain/portal/portal.service.js';
+import { ADMIN_TOKEN, recordSecrets, storeOf } from '../support/harness.js';
+import { createFleetDatabase, http, startInstance, type Instance } from '../support/fleet.js';
+import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
+import { requires } from '../support/requirements.js';
+
+const { describe, it } = await requires(['postgres', 'redis']);
+
+/*
+ * Suspension and expiry (issue 29) across two keyplane processes on one Postgres: a suspension
+ * made through one is seen by the other on its next request (nothing is cached), and both run the
+ * expiry job, which writes each expired key's agent_key_expired once.
+ */
+
+const prefix = uniquePrefix('lifecycle');
+let fleetDb: Awaited<ReturnType<typeof createFleetDatabase>>;
+let database: Database;
+let a: Instance;
+let b: Instance;
+let serviceKey: string;
+let accountId: string;
+
+beforeAll(async () => {
+  fleetDb = await createFleetDatabase('lifecycle');
+  database = await openDatabase({ databaseUrl: fleetDb.url, poolMax: 2 });
+  await database.migrate();
+  const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: { requestId: null, ip: null, userAgent: 'vitest' }, now: new Date() };
+  const account = await portal.createAccount(storeOf(database), 'lifecycle', ctx);
+  const sk = await portal.createServiceKey(storeOf(database), { accountId: account.id, environment: 'test', name: 'lifecycle' }, ctx);
+  recordSecrets(sk.plaintext);
+  serviceKey = sk.plaintext;
+  accountId = account.id;
+  const env = { DATABASE_URL: fleetDb.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '2000', KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN };
+  [a, b] = await Promise.all([startInstance('lc-a', env), startInstance('lc-b', env)]);
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop()]);
+  await database?.close();
+  await fleetDb?.drop();
+  await deletePrefix(prefix);
+}, 60_000);
+
+const mint = async (inst: Instance, body: Record<string, unknown> = {}) => {
+  const res = await http(inst.base, 'POST', '/v1/keys', { token: serviceKey, body: { name: 'fleet agent', ...body }, headers: { 'idempotency-key': randomUUID() } });
+  expect(res.status).toBe(201);
+  return res.body.key as { id: string; plaintext_key: string };
+};
+const verify = (inst: Instance, key: string) => http(inst.adminBase, 'POST', '/internal/v1/verify', { token: ADMIN_TOKEN, body: { key, verb: 'call' } });
+
+describe('key lifecycle on two instances', () => {
+  it('suspended through one: refused by the other on the next request; resumed through it: accepted by the first on the next', async () => {
+    const k = await mint(a);
+    expect((await verify(b, k.plaintext_key)).body.valid).toBe(true);
+    expect((await http(a.base, 'POST', `/v1/keys/${k.id}/suspend`, { token: serviceKey, body: { reason: 'fleet' } })).status).toBe(200);
+    const refused = await verify(b, k.plaintext_key);
+    expect(refused.body).toMatchObject({ valid: false, code: 'invalid_api_key', reason: 'suspended' });
+    expect((await http(b.base, 'GET', '/v1/audit', { token: k.plaintext_key })).status).toBe(401);
+    expect((await http(b.base, 'POST', `/v1/keys/${k.id}/resume`, { token: serviceKey })).status).toBe(200);
+    expect((await verify(a, k.plaintext_key)).body.valid).toBe(true);
+    expect((await http(a.base, 'GET', '/v1/audit', { token: k.plaintext_key })).status).toBe(200);
+  });
+
+  it('both instances sweep expiries: each expired key gets exactly one agent_key_expired', async () => {
+    const keys = await Promise.all([mint(a, { ttl_seconds: 60 }), mint(b, { ttl_seconds: 60 }), mint(a, { ttl_seconds: 60 })]);
+    // Past their expiry without waiting a minute: the instances' clocks are real ones.
+    await database.db.execute(sql`update api_keys set expires_at = now() - interval '1 second' where account_id = ${accountId} and expires_at is not null`);
+    expect((await verify(b, keys[0]!.plaintext_key)).body.reason).toBe('expired');
+    const count = async (id: string) =>
+      (
+        await database.db
+          .select()
+          .from(complianceEvents)
+          .where(and(eq(complianceEvents.eventType, 'agent_key_expired'), eq(complianceEvents.subjectKeyId, id)))
+      ).length;
+    const deadline = Date.now() + 40_000;
+    while ((await Promise.all(keys.map((k) => count(k.id)))).some((n) => n === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 500));
+    // Let both instances sweep at least once more (every 15 s) before counting.
+    await new Promise((r) => setTimeout(r, 16_000));
+    for (const k of keys) expect(await count(k.id)).toBe(1);
+    const marked = await database.db.select({ at: apiKeys.expiryRecordedAt }).from(apiKeys).where(eq(apiKeys.id, keys[0]!.id));
+    expect(marked[0]!.at).not.toBeNull();
+  }, 90_000);
+});
