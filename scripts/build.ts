@@ -1,7 +1,7 @@
 /*
  * `npm run build` (and `npm ci`'s postinstall): compiles src/ to dist/ with tsc (tsconfig.build.json:
  * one .js and one source map per source file, incremental), copies the files the code reads beside
- * itself at run time (db/sql/*.sql; tsc emits examples.json itself), removes what no source file
+ * itself at run time (db/sql/*.sql, the console's http/console/assets/*; tsc emits examples.json itself), removes what no source file
  * produces any more, and writes dist/.built last. bin/keyplane.js runs dist/ only when that stamp
  * is newer than every file under src/, so an edited or never-built checkout runs its sources.
  */
@@ -37,9 +37,14 @@ if (compiled.status !== 0) {
 }
 mkdirSync(path.join(DIST, 'db', 'sql'), { recursive: true });
 for (const f of readdirSync(path.join(SRC, 'db', 'sql'))) cpSync(path.join(SRC, 'db', 'sql', f), path.join(DIST, 'db', 'sql', f));
+// The operator console's browser files (CSS, scripts), served from beside the compiled plugin.
+const CONSOLE_ASSETS = path.join('http', 'console', 'assets');
+mkdirSync(path.join(DIST, CONSOLE_ASSETS), { recursive: true });
+for (const f of readdirSync(path.join(SRC, CONSOLE_ASSETS))) cpSync(path.join(SRC, CONSOLE_ASSETS, f), path.join(DIST, CONSOLE_ASSETS, f));
 for (const rel of filesUnder(DIST)) {
   if (rel.startsWith('.')) continue;
-  if (rel.endsWith('.ts') || !existsSync(path.join(SRC, sourceOf(rel)))) rmSync(path.join(DIST, rel));
+  const source = rel.startsWith(CONSOLE_ASSETS) ? rel : sourceOf(rel);
+  if (rel.endsWith('.ts') || !existsSync(path.join(SRC, source))) rmSync(path.join(DIST, rel));
 }
 writeFileSync(STAMP, `${new Date().toISOString()}\n`);
 console.log(`keyplane: compiled src/ to dist/ (${((performance.now() - t0) / 1000).toFixed(1)} s)`);

@@ -25,6 +25,7 @@ import { genRequestId } from './http/plugins/request-id.js';
 import { clientErrorHandler, connectionOptions, proxyTrust } from './http/plugins/transport.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
 import { createOperatorAuth } from './domain/operator-tokens/operator-auth.js';
+import { consolePlugin } from './http/console/console.plugin.js';
 import { registerLoadShedding, type LoadShedOptions } from './http/plugins/load-shed.js';
 import { registerRequestLog, RequestLogController, type Listener } from './http/plugins/request-log.js';
 import { metricsRoutes } from './http/routes/metrics.routes.js';
@@ -56,6 +57,8 @@ export interface AppDeps {
 
 export interface AdminDeps extends AppDeps {
   adminToken: string;
+  /** The operator console's session idle timeout, ms (CONSOLE_SESSION_IDLE_MINUTES). */
+  consoleIdleMs?: number;
 }
 
 /** Both paths of spec §1: the docs' /v1 and the SDKs' /api/v1, identical behaviour. */
@@ -155,5 +158,8 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     await internal.register(metricsRoutes, { metrics: deps.services.metrics });
   });
   await app.register(healthRoutes, { health: deps.services.health });
+  // The console has its own guard (a session cookie, not a bearer token): docs/console.md.
+  const sessions = deps.services.console.sessions(operatorAuth, deps.consoleIdleMs ?? 30 * 60_000);
+  await app.register(consolePlugin, { prefix: '/console', services: deps.services, sessions, clock });
   return app;
 }

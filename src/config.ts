@@ -155,6 +155,10 @@ export const configSchema = z.object({
   IDEMPOTENCY_LOCK_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).optional(),
   /** How long graceful shutdown waits for in-flight requests before exiting anyway. */
   SHUTDOWN_GRACE_MS: z.coerce.number().int().min(0).default(10_000),
+  /** The operator console's session ends after this many minutes without a request (at most a day). */
+  CONSOLE_SESSION_IDLE_MINUTES: z.coerce.number().int().min(1).max(1440).default(30),
+  /** How often each instance writes its in-memory verification counts; a crash loses at most this much of them. */
+  VERIFY_ACTIVITY_FLUSH_MS: z.coerce.number().int().min(200).max(60_000).default(5_000),
 });
 
 export type Config = z.infer<typeof configSchema>;

@@ -48,7 +48,10 @@ export function linkFailureLogger(logger: Logger): (accountId: string, err: unkn
   return (accountId, err) => logger.warn({ accountId, err: driverError(err) }, 'linking compliance events failed; they stay waiting and are retried');
 }
 
-export function startJobs(maintenance: MaintenanceService, clock: Clock, logger: Logger, intervalMs = SWEEP_INTERVAL_MS): () => void {
+/** How often this instance writes its verification counts (VERIFY_ACTIVITY_FLUSH_MS): a crash loses at most this much. */
+export const ACTIVITY_FLUSH_MS = 5_000;
+
+export function startJobs(maintenance: MaintenanceService, clock: Clock, logger: Logger, intervalMs = SWEEP_INTERVAL_MS, activityFlushMs = ACTIVITY_FLUSH_MS): () => void {
   const stopIdempotency = every(intervalMs, false, async () => {
     try {
       const deleted = await maintenance.sweepIdempotency(clock.now());
@@ -65,6 +68,21 @@ export function startJobs(maintenance: MaintenanceService, clock: Clock, logger:
       logger.warn({ err: driverError(err) }, 'linking waiting compliance events failed; will retry');
     }
   });
+  const stopActivity = every(activityFlushMs, false, async () => {
+    try {
+      await maintenance.flushActivity();
+    } catch (err) {
+      logger.warn({ err: driverError(err) }, 'writing verification counts failed; they are kept for the next flush');
+    }
+  });
+  const stopConsoleSweeps = every(intervalMs, false, async () => {
+    try {
+      await maintenance.sweepActivity(clock.now());
+      await maintenance.sweepConsoleSessions(clock.now());
+    } catch (err) {
+      logger.warn({ err: driverError(err) }, 'sweeping verification counts or console sessions failed; will retry');
+    }
+  });
   const stopExpiry = every(EXPIRY_SWEEP_INTERVAL_MS, true, async () => {
     try {
       const recorded = await maintenance.recordExpiries(clock.now());
@@ -76,6 +94,8 @@ export function startJobs(maintenance: MaintenanceService, clock: Clock, logger:
   return () => {
     stopIdempotency();
     stopLinking();
+    stopActivity();
+    stopConsoleSweeps();
     stopExpiry();
   };
 }

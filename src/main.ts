@@ -159,10 +159,12 @@ export async function startServer(config: Config, logger: Logger = createLogger(
     tracing,
   };
   const app = await buildApp({ ...deps, rateLimit: rateLimitOptions(config) });
-  const admin = adminToken.token ? await buildAdminApp({ ...deps, adminToken: adminToken.token }) : undefined;
+  const admin = adminToken.token
+    ? await buildAdminApp({ ...deps, adminToken: adminToken.token, consoleIdleMs: config.CONSOLE_SESSION_IDLE_MINUTES * 60_000 })
+    : undefined;
   await app.listen({ host: listenHost(config), port: config.PORT });
   if (admin) await admin.listen({ host: config.ADMIN_HOST, port: config.ADMIN_PORT });
-  const stopJobs = startJobs(services.maintenance, systemClock, logger);
+  const stopJobs = startJobs(services.maintenance, systemClock, logger, undefined, config.VERIFY_ACTIVITY_FLUSH_MS);
   logBanner(logger, config, app, admin, adminToken.file);
   let closed = false;
   return {
@@ -176,6 +178,8 @@ export async function startServer(config: Config, logger: Logger = createLogger(
       // Stop accepting, let in-flight requests finish, then release the database.
       const started = Date.now();
       await Promise.all([app.close(), admin?.close()]);
+      // The last counts of a clean shutdown are written, not lost (telemetry: a failure is only logged).
+      await services.maintenance.flushActivity().catch((err: unknown) => logger.warn({ err }, 'writing the last verification counts failed'));
       await database.close();
       await tracing?.shutdown().catch((err: Error) => logger.warn({ err: { message: err.message } }, 'flushing traces failed'));
       logger.info({ ms: Date.now() - started }, 'closed');

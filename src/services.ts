@@ -2,6 +2,7 @@ import type { Database } from './db/database.js';
 import { createAuditService } from './domain/audit/audit.service.js';
 import { createChainService } from './domain/audit/chain.service.js';
 import { EventLinker } from './domain/audit/linker.js';
+import { createConsoleService } from './domain/console/console.service.js';
 import { createAuthService } from './domain/auth/auth.service.js';
 import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
@@ -13,6 +14,7 @@ import { createOperatorTokensService } from './domain/operator-tokens/operator-t
 import { createOperatorKeysService } from './domain/operator/operator.service.js';
 import { createPortalService } from './domain/portal/portal.service.js';
 import type { Services } from './domain/services.js';
+import { createVerifyActivity } from './domain/verify/activity.js';
 import { createMetrics, type Metrics } from './domain/metrics/metrics.js';
 import { createVerifyService } from './domain/verify/verify.service.js';
 
@@ -23,6 +25,8 @@ export interface ServicesOptions {
   linkRoundTimeoutMs?: number;
   /** Where a failed linking round is reported (the server's logger); its events are retried. */
   onLinkFailure?: (accountId: string, err: unknown) => void;
+  /** Count verify answers for the console's charts (default true; bench/verify-activity.ts compares). */
+  recordVerifyActivity?: boolean;
   /** The process's metrics (main.ts makes them before opening the database, to time pool waits); else fresh ones. */
   metrics?: Metrics;
 }
@@ -43,6 +47,8 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
   const linker = new EventLinker(database.linkerDb, { roundTimeoutMs: opts.linkRoundTimeoutMs, onFailure: opts.onLinkFailure });
   const store = { db: database.db, linker };
   const lastUsed = createLastUsed(database.db);
+  const activity = createVerifyActivity(database.db);
+  const consoleService = createConsoleService(database.db);
   const metrics = opts.metrics ?? createMetrics();
   watchDatabase(metrics, database, linker);
   return {
@@ -52,14 +58,19 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     agentSelf: createAgentSelfService(store),
     audit: createAuditService(store),
     chain: createChainService(store),
-    verify: createVerifyService(database.db, lastUsed, metrics),
+    verify: createVerifyService(database.db, lastUsed, metrics, opts.recordVerifyActivity === false ? undefined : activity.record),
+    activity,
     portal: createPortalService(store),
     operatorTokens: createOperatorTokensService(store),
     operatorKeys: createOperatorKeysService(store),
+    console: consoleService,
     health: { database: database.kind, ping: () => database.ping() },
     maintenance: {
       sweepIdempotency: (now) => sweepIdempotencyKeys(database.db, now),
       linkPending: () => linker.linkPending(),
+      flushActivity: () => activity.flush(),
+      sweepActivity: (now) => activity.sweep(now),
+      sweepConsoleSessions: (now) => consoleService.sweepSessions(now),
       recordExpiries: (now) => recordExpiries(store, now),
     },
     metrics,

@@ -36,8 +36,8 @@ export { isSecretShaped, scrubSecrets } from '../../src/domain/auth/secret-shape
 export { generateToken } from '../../src/domain/auth/credentials.js';
 
 /** A database's services and an event store, as the probes drive keyplane in-process. */
-export async function probeWorld(database: import('../../src/db/database.js').Database) {
+export async function probeWorld(database: import('../../src/db/database.js').Database, opts: import('../../src/services.js').ServicesOptions = {}) {
   const { createServices: create } = await import('../../src/services.js');
   const { EventLinker: Linker } = await import('../../src/domain/audit/linker.js');
-  return { services: create(database), store: { db: database.db, linker: new Linker(database.linkerDb) } };
+  return { services: create(database, opts), store: { db: database.db, linker: new Linker(database.linkerDb) } };
 }

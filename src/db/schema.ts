@@ -1,5 +1,6 @@
 import { getTableColumns, sql } from 'drizzle-orm';
 import { bigint, check, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { consoleSessions, verifyActivity } from './tables/console.js';
 import { accounts, serviceKeys } from './tables/accounts.js';
 import { apiKeys } from './tables/api-keys.js';
 import { ts } from './tables/columns.js';
@@ -155,7 +156,9 @@ export const operatorTokens = pgTable(
   ],
 );
 
-export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger, operatorTokens };
+export { consoleSessions, verifyActivity };
+
+export const schema = { accounts, serviceKeys, apiKeys, complianceEvents, idempotencyKeys, spendLedger, operatorTokens, consoleSessions, verifyActivity };
 export type Schema = typeof schema;
 export type AccountRow = typeof accounts.$inferSelect;
 export type ServiceKeyRow = typeof serviceKeys.$inferSelect;

@@ -1,5 +1,6 @@
 import type { AuditService } from './audit/audit.service.js';
 import type { ChainService } from './audit/chain.service.js';
+import type { ConsoleService } from './console/console.service.js';
 import type { AuthService } from './auth/auth.service.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { KeysService } from './keys/keys.service.js';
@@ -8,6 +9,7 @@ import type { SelfRotationService } from './keys/self-rotation.service.js';
 import type { OperatorTokensService } from './operator-tokens/operator-tokens.service.js';
 import type { OperatorKeysService } from './operator/operator.service.js';
 import type { PortalService } from './portal/portal.service.js';
+import type { VerifyActivity } from './verify/activity.js';
 import type { VerifyService } from './verify/verify.service.js';
 
 /** Whether the database answers, and which engine it is (readiness probes). */
@@ -22,6 +24,12 @@ export interface MaintenanceService {
   sweepIdempotency(now: Date): Promise<number>;
   /** Links events a crash or a failed round left waiting; returns the accounts seen. */
   linkPending(): Promise<number>;
+  /** Writes this instance's verification counts gathered since the last flush; returns how many rows. */
+  flushActivity(): Promise<number>;
+  /** Deletes verification counts past their 30 days. */
+  sweepActivity(now: Date): Promise<number>;
+  /** Deletes console sessions past their idle time (the longest idle time: 24 h; each instance checks its own on use). */
+  sweepConsoleSessions(now: Date): Promise<number>;
   /** Writes agent_key_expired for keys past their expiry that have none yet; returns how many. */
   recordExpiries(now: Date): Promise<number>;
 }
@@ -36,10 +44,14 @@ export interface Services {
   audit: AuditService;
   chain: ChainService;
   verify: VerifyService;
+  /** Verification counts per key, minute and outcome (the console's charts). */
+  activity: VerifyActivity;
   portal: PortalService;
   operatorTokens: OperatorTokensService;
   /** Every key of every account, for the operator: find, revoke, leak intake. */
   operatorKeys: OperatorKeysService;
+  /** The operator console's sessions and its reads (src/http/console). */
+  console: ConsoleService;
   health: HealthService;
   maintenance: MaintenanceService;
   /** This process's Prometheus registry and series (GET /metrics on the admin listener). */

@@ -154,7 +154,10 @@ interface KeyLookup {
 }
 
 /** Data-plane verification (POST /internal/v1/verify and `keyplane verify`). */
-export function createVerifyService(db: Db, lastUsed: LastUsed, metrics?: Metrics) {
+/** Told every answer that names a key (the console's activity counts, activity.ts); must not throw or wait. */
+export type VerifyObserver = (accountId: string, keyId: string, code: string, now: Date) => void;
+
+export function createVerifyService(db: Db, lastUsed: LastUsed, metrics?: Metrics, observe?: VerifyObserver) {
   const debits = createDebits(db, metrics);
   // Concurrent verifies without cost read their rows in one statement. Each answer is built at its
   // own request's `now` from a row read after the request arrived (db/group-commit.ts).
@@ -195,7 +198,12 @@ export function createVerifyService(db: Db, lastUsed: LastUsed, metrics?: Metric
       const parsed = parseToken(input.key);
       if (!parsed || parsed.kind !== 'api') return Promise.resolve(counted(invalid()));
       const answer = input.costCents === undefined ? verifyOnly(parsed.tokenHash, input, now) : verifyAndDebit(parsed.tokenHash, input, input.costCents, now);
-      return metrics ? answer.then(counted) : answer;
+      if (!metrics && !observe) return answer;
+      return answer.then((r) => {
+        counted(r);
+        if (observe && r.key) observe(r.key.account_id, r.key.id, r.code, now);
+        return r;
+      });
     },
   };
 }

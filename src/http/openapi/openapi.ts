@@ -28,8 +28,8 @@ export interface OpenapiOptions {
   examples?: DocumentExamples;
 }
 
-/** Routes that describe the API rather than belong to it. */
-const isDocsRoute = (url: string) => url === '/openapi.json' || url === '/internal/openapi.json' || url.startsWith('/docs');
+/** Routes that describe the API rather than belong to it, and the operator console's HTML pages. */
+const isDocsRoute = (url: string) => url === '/openapi.json' || url === '/internal/openapi.json' || url.startsWith('/docs') || url.startsWith('/console');
 
 type TransformInput = Parameters<typeof jsonSchemaTransform>[0];
 
