@@ -62,6 +62,15 @@ function reads(group: Group, t: Tenant, keyId: string): Scenario[] {
       floor: group === 'small',
     },
     {
+      id: `${group}.list_filtered`,
+      label: `GET /v1/keys?limit=50&agent_label=fleet:17${tag}`,
+      group,
+      listener: 'public',
+      // At scale the label names 50 keys (bench/lib/seed.ts): a filtered page of the unfiltered one's size.
+      recipe: { method: 'GET', path: '/v1/keys?limit=50&agent_label=fleet:17', headers: bearer(t.serviceKey), expect: 200 },
+      target: 0.45,
+    },
+    {
       id: `${group}.audit`,
       label: `GET /v1/audit?limit=100${tag}`,
       group,

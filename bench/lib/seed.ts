@@ -32,9 +32,9 @@ export async function seedClient(url: string): Promise<pg.Client> {
 export async function seedChildKeys(c: pg.Client, t: Tenant, n: number, label: string): Promise<string[]> {
   const { rows } = await c.query<{ id: string }>(
     `insert into api_keys (id, account_id, environment, name, permissions, cycle_anchor, key_prefix, token_hash,
-                           created_at, agent_id, created_by_service_key_id)
+                           created_at, agent_id, created_by_service_key_id, agent_label)
      select s.id, $1, 'test', $3 || ' ' || s.g, 'full', s.at, 'sk_test_' || substr(md5(s.id::text), 1, 8),
-            encode(sha256(convert_to(s.id::text || $3, 'UTF8')), 'hex'), s.at, s.id, $2
+            encode(sha256(convert_to(s.id::text || $3, 'UTF8')), 'hex'), s.at, s.id, $2, 'fleet:' || (s.g % ${LABELS})
        from (select gen_random_uuid() as id, g, now() - interval '1 hour' - g * interval '1 millisecond' as at
                from generate_series(1, $4::int) g) s
      returning id`,
@@ -99,6 +99,9 @@ async function createEventFunction(c: pg.Client): Promise<void> {
                      t0 + i * interval '1 millisecond' as created_at) e
     $f$`);
 }
+
+/** The scale world's agent labels: fleet:0 … fleet:1999, so each names 50 of its 100,000 keys (the filtered list's page). */
+export const LABELS = 2000;
 
 /** The INSERT of seedEvents: $1 account, $2 count, $3/$4 API and service key ids, $5/$6 their prefixes. */
 const APPEND_EVENTS = `with recursive

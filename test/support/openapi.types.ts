@@ -1323,8 +1323,18 @@ export interface operations {
     listKeys: {
         parameters: {
             query?: {
+                /** @description keyplane extension: keys with exactly this agent_label. */
+                agent_label?: string;
+                /** @description keyplane extension: keys whose agent_label starts with this. */
+                agent_label_prefix?: string;
                 limit?: number;
+                /** @description keyplane extension: keys scoped to this line. */
+                line_id?: string;
                 offset?: number;
+                /** @description keyplane extension: keys of this tier. */
+                permissions?: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
+                /** @description keyplane extension. active (the default): neither revoked nor expired (suspended keys included); suspended; expiring: an expiry or an overlap ending within 7 days; revoked; all. */
+                status?: "active" | "suspended" | "expiring" | "revoked" | "all";
             };
             header?: never;
             path?: never;

@@ -34,7 +34,8 @@ export interface RouteSpec {
 export const ROUTES: RouteSpec[] = [
   { name: 'keys.mint', listener: 'public', method: 'POST', path: '/keys', credential: 'service', idempotent: true, issuesSecret: true,
     bodyFields: ['name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents', 'environment', 'self_rotation', 'expires_at', 'ttl_seconds'] },
-  { name: 'keys.list', listener: 'public', method: 'GET', path: '/keys', credential: 'service', queryFields: ['limit', 'offset'] },
+  { name: 'keys.list', listener: 'public', method: 'GET', path: '/keys', credential: 'service',
+    queryFields: ['limit', 'offset', 'agent_label', 'agent_label_prefix', 'line_id', 'permissions', 'status'] },
   { name: 'keys.get', listener: 'public', method: 'GET', path: '/keys/:id', credential: 'service' },
   { name: 'keys.lineage', listener: 'public', method: 'GET', path: '/keys/:id/lineage', credential: 'service' },
   { name: 'keys.update', listener: 'public', method: 'PATCH', path: '/keys/:id', credential: 'service',

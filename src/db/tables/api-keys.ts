@@ -61,6 +61,31 @@ export const apiKeys = pgTable(
       .on(t.accountId, t.createdByServiceKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
       .where(sql`${t.revokedAt} is null`),
     index('api_keys_account_idx').on(t.accountId, t.createdAt.desc().nullsFirst()),
+    // The list's filters (db/queries/key-list.queries.ts): each leads with the service key's keys and
+    // its own column, then the list's order, so a filtered page reads only the keys it shows.
+    // Labels are compared in the C collation, where a prefix is a contiguous range of the index.
+    index('api_keys_creator_label_idx')
+      .on(t.accountId, t.createdByServiceKeyId, sql`${t.agentLabel} collate "C"`, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.revokedAt} is null`),
+    index('api_keys_creator_line_idx')
+      .on(t.accountId, t.createdByServiceKeyId, t.lineId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.revokedAt} is null`),
+    index('api_keys_creator_permissions_idx')
+      .on(t.accountId, t.createdByServiceKeyId, t.permissions, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.revokedAt} is null`),
+    index('api_keys_creator_suspended_idx')
+      .on(t.accountId, t.createdByServiceKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.suspendedAt} is not null and ${t.revokedAt} is null`),
+    // When a key stops working (its expiry, or its overlap's end): `expiring` is a range of it.
+    index('api_keys_creator_ending_idx')
+      .on(t.accountId, t.createdByServiceKeyId, sql`least(${t.expiresAt}, ${t.revokedAt})`)
+      .where(sql`${t.expiresAt} is not null or ${t.revokedAt} is not null`),
+    // `revoked`: the keys with a revocation (an overlap's end included), newest first.
+    index('api_keys_creator_revoked_idx')
+      .on(t.accountId, t.createdByServiceKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst())
+      .where(sql`${t.revokedAt} is not null`),
+    // `all`: every key of the service key, newest first.
+    index('api_keys_creator_all_idx').on(t.accountId, t.createdByServiceKeyId, t.createdAt.desc().nullsFirst(), t.id.desc().nullsFirst()),
     // Exactly one successor per key: this index is what makes a double rotation impossible.
     uniqueIndex('api_keys_rotated_from_uq').on(t.rotatedFrom),
     // One live key per rotation chain, enforced; and the self-rotation path finds it by agent.

@@ -38,3 +38,6 @@ export type RefusalReason = 'suspended' | 'expired';
 export function refusalReason(state: KeyState): RefusalReason | undefined {
   return state === 'suspended' || state === 'expired' ? state : undefined;
 }
+
+/** The states GET /v1/keys can filter on (db/queries/key-list.queries.ts says which keys each holds). */
+export { LIST_STATUSES, type ListStatus } from '../../db/queries/key-list.queries.js';

@@ -1,3 +1,4 @@
+import { filteredListPage, type ListFilter } from '../../db/queries/key-list.queries.js';
 import { keyById, listPage, preparedKeyReads } from '../../db/queries/keys.queries.js';
 import type { ApiKeyRow } from '../../db/schema.js';
 import { eventValues, type EventStore, type EventTx } from '../audit/events.js';
@@ -22,17 +23,19 @@ import { readLineage, type Lineage } from './lineage.js';
 import { setSuspension, type SuspensionChange } from './suspension.js';
 import { assertRotatable, resetWithoutSelfRotation, rotateKeyTx } from './rotation.js';
 
+/** A page of GET /v1/keys and its filter (none: the active keys). */
+export interface ListQuery {
+  limit: number;
+  offset: number;
+  filter?: ListFilter;
+}
+
 /**
  * GET /v1/keys: one statement reads the page and the total and records the service_key_list_read
  * event (keys.queries.ts: listPage); the event is then linked into the account's chain and flushed
  * (shared with concurrent requests, audit/linker.ts) before the page is returned.
  */
-export async function listChildKeys(
-  store: EventStore,
-  p: ServicePrincipal,
-  page: { limit: number; offset: number },
-  ctx: OpContext,
-): Promise<{ keys: KeyObject[]; total: number }> {
+export async function listChildKeys(store: EventStore, p: ServicePrincipal, page: ListQuery, ctx: OpContext): Promise<{ keys: KeyObject[]; total: number }> {
   const event = eventValues({
     accountId: p.accountId,
     eventType: 'service_key_list_read',
@@ -41,7 +44,12 @@ export async function listChildKeys(
     meta: ctx.meta,
     createdAt: ctx.now,
   });
-  const { rows, total } = await listPage(store.db, { ...ownerOf(p), ...page, now: ctx.now }, event);
+  const { filter = { status: 'active' }, limit, offset } = page;
+  // The default list keeps its own statement, whose total is read from counters (keys.queries.ts).
+  const unfiltered = filter.status === 'active' && Object.keys(filter).length === 1;
+  const { rows, total } = unfiltered
+    ? await listPage(store.db, { ...ownerOf(p), limit, offset, now: ctx.now }, event)
+    : await filteredListPage(store.db, { ...ownerOf(p), limit, offset, now: ctx.now, filter }, event);
   // Linked and durable before disclosed (see audit/linker.ts).
   await store.linker.link(p.accountId);
   return { keys: rows.map((row) => toKeyObject(row, ctx.now)), total };
@@ -116,8 +124,7 @@ export function createKeysService(store: EventStore, opts: KeysServiceOptions = 
         opts,
       );
     },
-    list: (principal: ServicePrincipal, page: { limit: number; offset: number }, ctx: OpContext): Promise<{ keys: KeyObject[]; total: number }> =>
-      listChildKeys(store, principal, page, ctx),
+    list: (principal: ServicePrincipal, page: ListQuery, ctx: OpContext): Promise<{ keys: KeyObject[]; total: number }> => listChildKeys(store, principal, page, ctx),
     async get(principal: ServicePrincipal, id: string, now: Date): Promise<KeyObject> {
       return toKeyObject(await getRow(principal, id), now);
     },

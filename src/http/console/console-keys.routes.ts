@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { OpContext } from '../../domain/context.js';
-import { PERMISSIONS } from '../../db/schema.js';
+import { PERMISSIONS } from '../../domain/keys/key-object.js';
 import { operatorContext } from '../plugins/operator-context.js';
 import { csrfOf, sendPage, type ConsoleOptions } from './console-common.js';
 import { actionForm, csrfField, html, when } from './html.js';

@@ -68,7 +68,18 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
   r.get(
     '/keys',
     { config: { auth: 'service', limit: 'keys.list' }, schema: { querystring: listKeysQuery, response: listKeysResponse } },
-    async (request) => keys.list(servicePrincipal(request), request.query, opContext(request, clock)),
+    async (request) => {
+      const q = request.query;
+      const filter = {
+        status: q.status,
+        agentLabel: q.agent_label,
+        agentLabelPrefix: q.agent_label_prefix,
+        lineId: canonicalLine(q.line_id),
+        permissions: q.permissions,
+      };
+      const given = Object.fromEntries(Object.entries(filter).filter(([, v]) => v !== undefined)) as typeof filter;
+      return keys.list(servicePrincipal(request), { limit: q.limit, offset: q.offset, filter: given }, opContext(request, clock));
+    },
   );
 
   r.get(

@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { PERMISSIONS } from '../../domain/keys/key-object.js';
+import { LIST_STATUSES } from '../../domain/keys/key-state.js';
 import { MAX_TTL_SECONDS, MIN_TTL_SECONDS } from '../../domain/keys/expiry.js';
 import { MAX_OVERLAP_SECONDS } from '../../domain/keys/rotation.js';
 import { displayName, errorResponses, isoTimestamp, issuedKeyObjectSchema, keyObjectSchema, NO_CREDENTIAL_MESSAGE, noCredential } from './common.schemas.js';
@@ -88,6 +90,17 @@ export const listKeysQuery = z
   .object({
     limit: z.coerce.number().int().min(1).max(100).default(50),
     offset: z.coerce.number().int().min(0).max(100_000).default(0),
+    agent_label: agentLabel.optional().meta({ description: 'keyplane extension: keys with exactly this agent_label.' }),
+    agent_label_prefix: agentLabel.optional().meta({ description: 'keyplane extension: keys whose agent_label starts with this.' }),
+    line_id: z.uuid().optional().meta({ description: 'keyplane extension: keys scoped to this line.' }),
+    permissions: z.enum(PERMISSIONS).optional().meta({ description: 'keyplane extension: keys of this tier.' }),
+    status: z
+      .enum(LIST_STATUSES)
+      .default('active')
+      .meta({
+        description:
+          'keyplane extension. active (the default): neither revoked nor expired (suspended keys included); suspended; expiring: an expiry or an overlap ending within 7 days; revoked; all.',
+      }),
   })
   .strict();
 
