@@ -3,6 +3,7 @@ import { createAuditService } from './domain/audit/audit.service.js';
 import { createChainService } from './domain/audit/chain.service.js';
 import { EventLinker } from './domain/audit/linker.js';
 import { createAuthService } from './domain/auth/auth.service.js';
+import { createBackupService } from './domain/backup/backup.service.js';
 import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
 import { recordExpiries } from './domain/keys/expiry.js';
@@ -57,6 +58,7 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     operatorTokens: createOperatorTokensService(store),
     operatorKeys: createOperatorKeysService(store),
     health: { database: database.kind, ping: () => database.ping() },
+    backup: createBackupService(database.dump),
     maintenance: {
       sweepIdempotency: (now) => sweepIdempotencyKeys(database.db, now),
       linkPending: () => linker.linkPending(),

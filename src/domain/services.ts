@@ -1,6 +1,7 @@
 import type { AuditService } from './audit/audit.service.js';
 import type { ChainService } from './audit/chain.service.js';
 import type { AuthService } from './auth/auth.service.js';
+import type { BackupService } from './backup/backup.service.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { KeysService } from './keys/keys.service.js';
 import type { AgentSelfService } from './keys/agent-self.service.js';
@@ -41,6 +42,8 @@ export interface Services {
   /** Every key of every account, for the operator: find, revoke, leak intake. */
   operatorKeys: OperatorKeysService;
   health: HealthService;
+  /** The embedded database's online backup (unavailable in server mode). */
+  backup: BackupService;
   maintenance: MaintenanceService;
   /** This process's Prometheus registry and series (GET /metrics on the admin listener). */
   metrics: Metrics;
