@@ -27,7 +27,7 @@ export interface RouteSpec {
   idempotent?: boolean;
   /** A success may carry a secret (plaintext key, rotation secret): the only routes allowed to. */
   issuesSecret?: boolean;
-  /** A success is text, not JSON (the Prometheus scrape); its errors are still the envelope. */
+  /** A success is not JSON (the Prometheus scrape's text, a backup's gzip); its errors are still the envelope. */
   textSuccess?: boolean;
 }
 
@@ -72,6 +72,7 @@ export const ROUTES: RouteSpec[] = [
   { name: 'admin.keys.resume', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/resume', credential: 'operator' },
   { name: 'admin.keys.revoke_leaked', listener: 'admin', method: 'POST', path: '/internal/v1/keys/revoke-leaked', credential: 'operator', bodyFields: ['tokens'] },
   { name: 'admin.metrics', listener: 'admin', method: 'GET', path: '/metrics', credential: 'operator', textSuccess: true },
+  { name: 'admin.backup', listener: 'admin', method: 'GET', path: '/internal/v1/backup', credential: 'operator', textSuccess: true },
   { name: 'health.live', listener: 'public', method: 'GET', path: '/healthz', credential: 'none' },
   { name: 'health.ready', listener: 'public', method: 'GET', path: '/readyz', credential: 'none' },
 ];
