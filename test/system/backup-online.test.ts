@@ -1,9 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { recordLiteralSecret, recordSecrets } from '../support/harness.js';
+import { createFleetDatabase } from '../support/fleet.js';
+import { ADMIN_TOKEN, recordLiteralSecret, recordSecrets } from '../support/harness.js';
+import { requires } from '../support/requirements.js';
 import { cli } from './support/cli.js';
 import { freePort } from './support/cluster.js';
 import { isBanner, serve, type ServeProcess } from './support/serve-process.js';
@@ -15,6 +17,7 @@ import { isBanner, serve, type ServeProcess } from './support/serve-process.js';
  * they had then.
  */
 
+const withPostgres = await requires(['postgres']);
 const tmp = mkdtempSync(path.join(tmpdir(), 'keyplane-backup-online-'));
 const dataDir = path.join(tmp, 'data');
 let server: ServeProcess;
@@ -106,4 +109,23 @@ describe('keyplane backup --url: the running embedded server backs itself up', (
     const restore = await remote(['restore', path.join(tmp, 'online.backup'), '--json']);
     expect([restore.code, restore.json().error.code]).toEqual([2, 'not_available_remotely']);
   });
+});
+
+withPostgres.describe('keyplane backup --url against a server on Postgres', () => {
+  it('answers not_embedded (exit 2), pointing at pg_dump, and writes no file', async () => {
+    const database = await createFleetDatabase('backup_online');
+    const adminPort = await freePort();
+    const pgServer = serve({ DATABASE_URL: database.url, PORT: String(await freePort()), ADMIN_PORT: String(adminPort), KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN });
+    try {
+      await pgServer.waitFor(isBanner);
+      const file = path.join(tmp, 'postgres.backup');
+      const r = await cli(['--url', `http://127.0.0.1:${adminPort}`, '--token', ADMIN_TOKEN, 'backup', file, '--json']);
+      expect([r.code, r.json().error.code]).toEqual([2, 'not_embedded']);
+      expect(r.json().error.message).toMatch(/pg_dump/);
+      expect(existsSync(file)).toBe(false);
+    } finally {
+      await pgServer.stop();
+      await database.drop();
+    }
+  }, 120_000);
 });
