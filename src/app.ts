@@ -6,6 +6,7 @@ import { driverError, isDatabaseUnavailable } from './db/errors.js';
 import type { Clock } from './domain/clock.js';
 import { systemClock } from './domain/clock.js';
 import { auditRoutes } from './http/routes/audit.routes.js';
+import { backupRoutes } from './http/routes/backup.routes.js';
 import { operatorKeysRoutes } from './http/routes/operator-keys.routes.js';
 import { portalRoutes } from './http/routes/portal.routes.js';
 import { registerAdminAuth } from './http/plugins/admin-auth.js';
@@ -156,6 +157,7 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     await internal.register(operatorKeysRoutes, { prefix: '/internal/v1', operatorKeys: deps.services.operatorKeys, clock });
     await internal.register(verifyRoutes, { prefix: '/internal/v1', verify: deps.services.verify, clock });
     await internal.register(metricsRoutes, { metrics: deps.services.metrics });
+    await internal.register(backupRoutes, { prefix: '/internal/v1', backup: deps.services.backup, clock });
   });
   await app.register(healthRoutes, { health: deps.services.health });
   // The console has its own guard (a session cookie, not a bearer token): docs/console.md.

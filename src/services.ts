@@ -4,6 +4,7 @@ import { createChainService } from './domain/audit/chain.service.js';
 import { EventLinker } from './domain/audit/linker.js';
 import { createConsoleService } from './domain/console/console.service.js';
 import { createAuthService } from './domain/auth/auth.service.js';
+import { createBackupService } from './domain/backup/backup.service.js';
 import { createLastUsed } from './domain/auth/last-used.js';
 import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.js';
 import { recordExpiries } from './domain/keys/expiry.js';
@@ -65,6 +66,7 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     operatorKeys: createOperatorKeysService(store),
     console: consoleService,
     health: { database: database.kind, ping: () => database.ping() },
+    backup: createBackupService(database.dump),
     maintenance: {
       sweepIdempotency: (now) => sweepIdempotencyKeys(database.db, now),
       linkPending: () => linker.linkPending(),

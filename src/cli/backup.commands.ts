@@ -7,13 +7,14 @@ import { restorePglite } from '../db/pglite/backup.js';
 import { DataDirBusyError } from '../db/pglite/data-dir-lock.js';
 import { openConfiguredDatabase } from '../main.js';
 import { CliError } from './exit-codes.js';
-import { cliConfig, isRemote, notRemote, print, stderrMigrationLog } from './runtime.js';
+import { cliConfig, isRemote, notRemote, print, remoteApi, stderrMigrationLog } from './runtime.js';
 
 /*
- * keyplane backup / restore: the embedded database's own dump (db/pglite/backup.ts), with the
- * server stopped: the data directory allows one process at a time, and a running server holds it.
- * Embedded mode has no online backup; server mode has Postgres's own (pg_dump, point-in-time
- * recovery), which is where a deployment that cannot stop belongs (docs/operations.md, "Backups").
+ * keyplane backup / restore: the embedded database's own dump (db/pglite/backup.ts). Locally with
+ * the server stopped (the data directory allows one process at a time, and a running server holds
+ * it), or online with --url: the running server dumps the database it holds (GET
+ * /internal/v1/backup). Restore is offline only: it replaces the directory a server would hold.
+ * Server mode has Postgres's own (pg_dump, point-in-time recovery; docs/operations.md, "Backups").
  */
 
 const SERVER_MODE =
@@ -25,7 +26,7 @@ const AFTER_RESTORE =
 
 /** The embedded directory named by --data-dir or DATA_DIR (never an implicit ./data); not through --url. */
 function embeddedConfig(cmd: Command): Config {
-  if (isRemote()) throw notRemote(cmd.name());
+  if (isRemote()) throw new CliError(notRemote(cmd.name()).code, `keyplane ${cmd.name()} cannot run with --url: a restore replaces the data directory a running server holds; stop the server, then restore with --data-dir / DATA_DIR`);
   const config = cliConfig();
   if (config.DATABASE_URL) cmd.error(`keyplane ${cmd.name()}: ${SERVER_MODE}`, { exitCode: 2, code: 'commander.invalidArgument' });
   return config;
@@ -58,26 +59,37 @@ async function readInput(file: string): Promise<Uint8Array> {
   return new Uint8Array(Buffer.concat(chunks));
 }
 
+/** The dump to stdout, or to a private file, and what was written. */
+function writeBackup(file: string, dump: Uint8Array, from: { data_dir: string } | { url: string }, json: boolean): void {
+  const source = 'url' in from ? from.url : from.data_dir;
+  if (file === '-') {
+    process.stdout.write(dump);
+    process.stderr.write(`backup of ${source}: ${dump.byteLength} bytes\n`);
+    return;
+  }
+  writePrivate(file, dump);
+  const out = { backup: file, bytes: dump.byteLength, ...from, taken_at: new Date().toISOString() };
+  print(json, out, `backup of ${source} written to ${file} (${dump.byteLength} bytes)`);
+}
+
 async function backup(file: string, o: { json?: boolean }, cmd: Command): Promise<void> {
+  if (isRemote()) {
+    const api = remoteApi();
+    writeBackup(file, await api.download('/backup'), { url: api.baseUrl }, !!o.json);
+    return;
+  }
   const config = embeddedConfig(cmd);
   // Opening a directory with no database would make a new, empty one, and back that up.
   if (!existsSync(path.join(config.DATA_DIR, 'pgdata'))) throw new CliError('not_found', `there is no embedded database in ${config.DATA_DIR} (DATA_DIR) to back up`);
   // Not migrated: a backup taken before an upgrade must hold the schema as it was.
-  const database = await openConfiguredDatabase(config).catch((err: unknown) => explainBusy(err, 'then back up (embedded mode has no online backup: docs/operations.md, "Backups")'));
+  const database = await openConfiguredDatabase(config).catch((err: unknown) => explainBusy(err, 'then back up, or back up the running server with --url and --token (docs/operations.md, "Backups")'));
   let dump: Uint8Array;
   try {
     dump = await database.dump!();
   } finally {
     await database.close();
   }
-  const out = { backup: file, bytes: dump.byteLength, data_dir: config.DATA_DIR, taken_at: new Date().toISOString() };
-  if (file === '-') {
-    process.stdout.write(dump);
-    process.stderr.write(`backup of ${config.DATA_DIR}: ${dump.byteLength} bytes\n`);
-    return;
-  }
-  writePrivate(file, dump);
-  print(!!o.json, out, `backup of ${config.DATA_DIR} written to ${file} (${dump.byteLength} bytes)`);
+  writeBackup(file, dump, { data_dir: config.DATA_DIR }, !!o.json);
 }
 
 async function restore(file: string, o: { json?: boolean }, cmd: Command): Promise<void> {
@@ -93,7 +105,7 @@ async function restore(file: string, o: { json?: boolean }, cmd: Command): Promi
 export function registerBackupCommands(program: Command): void {
   program
     .command('backup')
-    .description('write the embedded database (DATA_DIR) to a file, with the server stopped')
+    .description('write the embedded database to a file: DATA_DIR with the server stopped, or a running server\'s with --url')
     .argument('<file>', "where to write it, or '-' for stdout")
     .option('--json', 'print JSON')
     .action(backup);

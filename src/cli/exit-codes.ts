@@ -39,6 +39,7 @@ const STATUS_OF: Record<string, ExitStatus> = {
   invalid_configuration: EXIT.usage,
   no_database: EXIT.usage,
   not_available_remotely: EXIT.usage,
+  not_embedded: EXIT.usage,
   database_unavailable: EXIT.unavailable,
   database_not_migrated: EXIT.unavailable,
   database_unknown_migration: EXIT.unavailable,
@@ -47,6 +48,7 @@ const STATUS_OF: Record<string, ExitStatus> = {
   service_unavailable: EXIT.unavailable,
   idempotency_in_progress: EXIT.unavailable,
   rate_limited: EXIT.unavailable,
+  backup_in_progress: EXIT.unavailable,
 };
 
 /** The exit status of an error code; any code not listed (not_found, invalid_api_key, …) is a no: 1. */

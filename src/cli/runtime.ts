@@ -109,7 +109,7 @@ export async function withReadOnlyServices<T>(fn: (rt: CliRuntime) => Promise<T>
 }
 
 /** The running server named by --url / KEYPLANE_URL, with the operator token of --token / KEYPLANE_TOKEN. */
-function remoteApi(): RemoteApi {
+export function remoteApi(): RemoteApi {
   const url = remoteUrl()!;
   const token = invocation.token ?? process.env.KEYPLANE_TOKEN;
   if (!/^https?:\/\//.test(url)) throw new CliError('usage_error', `--url must be an http:// or https:// URL of the admin listener, e.g. http://127.0.0.1:8081`);

@@ -2,6 +2,7 @@ import type { AuditService } from './audit/audit.service.js';
 import type { ChainService } from './audit/chain.service.js';
 import type { ConsoleService } from './console/console.service.js';
 import type { AuthService } from './auth/auth.service.js';
+import type { BackupService } from './backup/backup.service.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { KeysService } from './keys/keys.service.js';
 import type { AgentSelfService } from './keys/agent-self.service.js';
@@ -53,6 +54,8 @@ export interface Services {
   /** The operator console's sessions and its reads (src/http/console). */
   console: ConsoleService;
   health: HealthService;
+  /** The embedded database's online backup (unavailable in server mode). */
+  backup: BackupService;
   maintenance: MaintenanceService;
   /** This process's Prometheus registry and series (GET /metrics on the admin listener). */
   metrics: Metrics;

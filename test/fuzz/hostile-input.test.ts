@@ -159,7 +159,7 @@ describe('hostile input: every route, property-based', () => {
         const problem = judge(route, g, res);
         if (problem) throw new Error(`${g.method} ${String(toInject(route, g).url).slice(0, 200)}: ${problem.slice(0, 400)}`);
       }),
-      { numRuns: RUNS_PER_ROUTE, endOnFailure: true, ...(SEED === undefined ? {} : { seed: SEED }) },
+      { numRuns: route.fuzzRuns ?? RUNS_PER_ROUTE, endOnFailure: true, ...(SEED === undefined ? {} : { seed: SEED }) },
     );
   }, 120_000);
 

@@ -12,6 +12,9 @@ const committed = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 const publicDoc = parse(committed(DOCUMENT_FILES.public)) as Json;
 const internalDoc = parse(committed(DOCUMENT_FILES.internal)) as Json;
 
+/** The operations whose success is not JSON, and its media type. */
+const NON_JSON_SUCCESS: Record<string, string> = { '/metrics': 'text/plain', '/internal/v1/backup': 'application/gzip' };
+
 function operations(doc: Json): { method: string; path: string; op: Json }[] {
   return Object.entries<Json>(doc.paths).flatMap(([p, item]) => Object.entries<Json>(item).map(([method, op]) => ({ method, path: p, op })));
 }
@@ -99,8 +102,9 @@ describe('what the public document says', () => {
       expect(op.summary, where).toBeTruthy();
       expect(statuses.some((s) => s.startsWith('2')), where).toBe(true);
       for (const [status, res] of Object.entries<Json>(op.responses)) {
-        // JSON everywhere but the Prometheus scrape's success (text/plain).
-        expect((res.content?.['application/json'] ?? (p === '/metrics' && status === '200' ? res.content?.['text/plain'] : undefined))?.schema, `${where} ${status}`).toBeDefined();
+        // JSON everywhere but the successes that are not: the Prometheus scrape's text, a backup's gzip.
+        const other = status === '200' ? NON_JSON_SUCCESS[p] : undefined;
+        expect((res.content?.['application/json'] ?? (other ? res.content?.[other] : undefined))?.schema, `${where} ${status}`).toBeDefined();
         expect(res.headers['X-Request-Id'], `${where} ${status}`).toBeDefined();
         if (status === '429' || status === '503') expect(res.headers['Retry-After'], `${where} ${status}`).toBeDefined();
       }
@@ -128,7 +132,7 @@ describe('what the public document says', () => {
         expect(validator.check(method.toUpperCase(), p, Number(status), null, JSON.stringify(example)), `${method} ${p} ${status}`).toBeNull();
       }
       const success = Object.keys(op.responses).find((s) => s.startsWith('2'))!;
-      if (p === '/metrics') continue; // text, no JSON example
+      if (NON_JSON_SUCCESS[p]) continue; // no JSON example
       expect(op.responses[success].content['application/json'].example, `${method.toUpperCase()} ${p} ${success}: no example`).toBeDefined();
     }
     expect(count).toBeGreaterThan(operations(doc).length);

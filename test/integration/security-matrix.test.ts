@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { describe, expect } from 'vitest';
+import { describe, expect, inject } from 'vitest';
 import { PUBLIC_PREFIXES } from '../../src/app.js';
 import { generateToken } from '../../src/domain/auth/credentials.js';
 import * as portal from '../../src/domain/portal/portal.service.js';
@@ -113,6 +113,8 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'admin.keys.resume': { valid: [200], ...OPERATOR },
   // Prometheus scrapes with a `metrics` token (test/integration/metrics.test.ts); a `verify` one is refused.
   'admin.metrics': { valid: [200], ...OPERATOR },
+  // The embedded database's dump; a server on Postgres answers 409 not_embedded (test/integration/backup.test.ts).
+  'admin.backup': { valid: inject('databaseUrl') ? [409, 'not_embedded'] : [200], ...OPERATOR },
 };
 
 let t: TestApp;
@@ -267,6 +269,8 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'DELETE', url: `/internal/v1/keys/${(await mintChild(t, b)).id}`, token };
     case 'admin.metrics':
       return { app: t.admin, method: 'GET', url: '/metrics', token };
+    case 'admin.backup':
+      return { app: t.admin, method: 'GET', url: '/internal/v1/backup', token };
     case 'admin.keys.revoke_leaked':
       return { app: t.admin, method: 'POST', url: '/internal/v1/keys/revoke-leaked', token, body: { tokens: [(await mintChild(t, b)).plaintext] } };
     case 'admin.keys.suspend':

@@ -27,8 +27,10 @@ export interface RouteSpec {
   idempotent?: boolean;
   /** A success may carry a secret (plaintext key, rotation secret): the only routes allowed to. */
   issuesSecret?: boolean;
-  /** A success is text, not JSON (the Prometheus scrape); its errors are still the envelope. */
+  /** A success is not JSON (the Prometheus scrape's text, a backup's gzip); its errors are still the envelope. */
   textSuccess?: boolean;
+  /** The fuzzer's runs, where a success is too costly for the default (a backup dumps the whole database). */
+  fuzzRuns?: number;
 }
 
 export const ROUTES: RouteSpec[] = [
@@ -73,6 +75,7 @@ export const ROUTES: RouteSpec[] = [
   { name: 'admin.keys.resume', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/resume', credential: 'operator' },
   { name: 'admin.keys.revoke_leaked', listener: 'admin', method: 'POST', path: '/internal/v1/keys/revoke-leaked', credential: 'operator', bodyFields: ['tokens'] },
   { name: 'admin.metrics', listener: 'admin', method: 'GET', path: '/metrics', credential: 'operator', textSuccess: true },
+  { name: 'admin.backup', listener: 'admin', method: 'GET', path: '/internal/v1/backup', credential: 'operator', textSuccess: true, fuzzRuns: 40 },
   { name: 'health.live', listener: 'public', method: 'GET', path: '/healthz', credential: 'none' },
   { name: 'health.ready', listener: 'public', method: 'GET', path: '/readyz', credential: 'none' },
 ];

@@ -134,8 +134,6 @@ describe('keyplane --url', () => {
       ['audit', 'export'],
       ['migrate'],
       ['migrate', 'status'],
-      ['backup', path.join(tmp, 'remote.backup')],
-      ['restore', path.join(tmp, 'remote.backup')],
       ['keys', 'replay-revocations', emptyExport],
     ];
     for (const args of noRoute) {
@@ -143,6 +141,10 @@ describe('keyplane --url', () => {
       expect({ args, code: res.code, error: res.json().error.code }).toEqual({ args, code: 2, error: 'not_available_remotely' });
       expect(res.json().error.message).toMatch(/no internal API route/);
     }
+    // Backup has a route (backup-online.test.ts); restore replaces the directory the server holds.
+    const restore = await cli(['restore', path.join(tmp, 'remote.backup'), '--json']);
+    expect([restore.code, restore.json().error.code]).toEqual([2, 'not_available_remotely']);
+    expect(restore.json().error.message).toMatch(/stop the server, then restore/);
     // --data-dir asks for the database itself, which the server holds.
     const locked = await cli(['--data-dir', dataDir, 'keys', 'show', NO_SUCH_ID, '--json']);
     expect([locked.code, locked.json().error.code]).toEqual([4, 'data_dir_locked']);

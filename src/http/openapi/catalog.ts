@@ -47,6 +47,7 @@ export const TAGS: Record<string, string> = {
   verify: 'Key verification for the calling plane.',
   operator: "The operator's reach over every key of every account: find, revoke (the kill switch), leak intake.",
   metrics: 'Prometheus metrics of this process, for an operator token of scope metrics or admin.',
+  backup: 'The online backup of an embedded (PGlite) server: its database dump, for an operator token of scope admin.',
 };
 
 export const OPERATIONS: Record<string, OperationDoc> = {
@@ -188,6 +189,13 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     description:
       'Up to 1,000 tokens; each that names a live key of any kind and account is revoked at once (event reason `leaked`). Malformed or checksum-failing tokens are not found, without a lookup. The answer never holds a whole token. Idempotent: a token already revoked answers `found: true, revoked: false`.',
     tag: 'operator',
+  },
+  'GET /internal/v1/backup': {
+    operationId: 'backupDatabase',
+    summary: 'Back up the embedded database while it serves',
+    description:
+      'A gzipped tarball of the data directory (PGlite\'s dump, after a CHECKPOINT), what `keyplane backup --url` saves and `keyplane restore` loads with the server stopped. Statements wait while the dump is read. One at a time per process: a second request is 409 `backup_in_progress` with Retry-After. A server on Postgres answers 409 `not_embedded`: back it up with pg_dump or point-in-time recovery.',
+    tag: 'backup',
   },
 };
 

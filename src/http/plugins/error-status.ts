@@ -19,6 +19,8 @@ export const ERROR_STATUS = {
   idempotency_key_reused: 409,
   idempotency_in_progress: 409,
   key_suspended: 409,
+  not_embedded: 409,
+  backup_in_progress: 409,
   payload_too_large: 413,
   rate_limited: 429,
   bad_request: 400,

@@ -76,6 +76,21 @@ export const insufficientScopeError = envelope(
 /** 403 codes other than the named envelopes. */
 const forbiddenCodes = codesFor(403).filter((c) => !['agent_permission_denied', 'agent_scope_error', 'm3_fraud_block', 'insufficient_scope'].includes(c));
 
+/** The admin listener's backup conflicts, named by its route alone (backupConflictError). */
+const BACKUP_CODES: ErrorCode[] = ['not_embedded', 'backup_in_progress'];
+const conflictCodes = codesFor(409).filter((c) => !BACKUP_CODES.includes(c)) as [ErrorCode, ...ErrorCode[]];
+
+/**
+ * 409 of GET /internal/v1/backup: the server runs on Postgres (not_embedded: use pg_dump), or a
+ * backup is being taken already (backup_in_progress, with Retry-After).
+ */
+export const backupConflictError = envelope(
+  'BackupConflictError',
+  ['not_embedded', 'backup_in_progress'],
+  '409: not_embedded (a server on Postgres: back it up with pg_dump), or backup_in_progress (one backup at a time; retry after Retry-After seconds).',
+  detailItem,
+);
+
 /** One schema per status. 400 also carries validation_error: spec §7 answers a missing rotationSecret so. */
 export const errorSchemaByStatus = {
   400: envelope('BadRequestError', codesFor(400, ['validation_error']), '400: a required header is missing or repeated, or (self-rotation) the body lacks rotationSecret.', detailItem),
@@ -88,7 +103,7 @@ export const errorSchemaByStatus = {
     envelope('ForbiddenError', forbiddenCodes as [ErrorCode, ...ErrorCode[]], '403: the credentials match but the action is not allowed.', detailItem),
   ]),
   404: envelope('NotFoundError', codesFor(404), '404: no such resource visible to this key (existence never leaks).', detailItem),
-  409: envelope('ConflictError', codesFor(409), '409: the Idempotency-Key was used for a different request, or its first request is still running (Retry-After).', detailItem),
+  409: envelope('ConflictError', conflictCodes, '409: the Idempotency-Key was used for a different request, or its first request is still running (Retry-After).', detailItem),
   413: envelope('PayloadTooLargeError', codesFor(413), '413: the request body is larger than the server accepts.', detailItem),
   422: envelope('ValidationError', codesFor(422), '422: a body, query or header value is invalid; details name each field.', detailItem),
   429: envelope('RateLimitedError', codesFor(429), '429: too many requests; retry after Retry-After seconds.', detailItem),
