@@ -40,4 +40,4 @@ export function refusalReason(state: KeyState): RefusalReason | undefined {
 }
 
 /** The states GET /v1/keys can filter on (db/queries/key-list.queries.ts says which keys each holds). */
-export { LIST_STATUSES, type ListStatus } from '../../db/queries/key-list.queries.js';
+export { LIST_STATUSES } from '../../db/queries/key-list.queries.js';
