@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import { PERMISSIONS, type ApiKeyRow, type ServiceKeyRow } from '../../db/schema.js';
 
+/** The permission levels of an API key, for the HTTP layer (which does not read the schema). */
+export { PERMISSIONS };
+
 /*
  * The key object of spec §3, declared once: its wire schema (the OpenAPI document's `Key`, and the
  * whitelist the compiled serializer writes), the type inferred from it, and the one mapper from a

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { OpContext } from '../../domain/context.js';
-import { PERMISSIONS } from '../../db/schema.js';
+import { PERMISSIONS } from '../../domain/keys/key-object.js';
 import { operatorContext } from '../plugins/operator-context.js';
 import type { RotatedBy } from '../../domain/keys/lineage.js';
 import { MAX_OVERLAP_SECONDS } from '../../domain/keys/rotation.js';
