@@ -539,7 +539,7 @@ export interface components {
             agent_id: string;
             keys: {
                 key: components["schemas"]["Key"];
-                /** @description How this key replaced its predecessor: null for the first key of the chain. */
+                /** @description How this key replaced its predecessor: null for the first key of the chain, service_key (its service key rotated it), self (the agent), portal (an operator, from the console). */
                 rotated_by: ("service_key" | "self" | "portal") | null;
             }[];
             spend: components["schemas"]["AgentSpend"];
