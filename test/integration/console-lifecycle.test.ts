@@ -76,6 +76,22 @@ describe('console key lifecycle', () => {
     expect(badgeOf((await again.get(`/console/keys/${key.id}`)).body)).toBe('revoked');
   });
 
+  it('rotate refuses a suspended key (409), a portal key and a service key (422), and changes nothing', async ({ app: t, tenant }) => {
+    const c = await signIn(t.admin);
+    const key = await mintChild(t, tenant);
+    await c.post(`/console/keys/${key.id}/suspend`, { _csrf: c.csrf });
+    const suspended = await c.post(`/console/keys/${key.id}/rotate`, { _csrf: c.csrf, overlap_seconds: '0' });
+    expect(suspended.status).toBe(409);
+    expect(suspended.body).toContain('Could not do that');
+    const issued = await c.post(`/console/accounts/${tenant.accountId}/portal-keys`, { _csrf: c.csrf, name: 'dash', environment: 'test' });
+    recordSecrets(plaintextOf(issued.body)!);
+    const portal = (await t.services.operatorKeys.list(tenant.accountId, { status: 'active', kind: 'portal', limit: 100 })).keys[0]!;
+    expect((await c.post(`/console/keys/${portal.id}/rotate`, { _csrf: c.csrf, overlap_seconds: '0' })).status).toBe(422);
+    expect((await c.post(`/console/keys/${tenant.serviceKeyId}/rotate`, { _csrf: c.csrf, overlap_seconds: '0' })).status).toBe(422);
+    expect(await eventsOf(t, key.id, 'agent_key_rotated')).toHaveLength(0);
+    expect((await t.services.operatorKeys.get(portal.id)).status).toBe('active');
+  });
+
   it('a rotation by the service key still reads service_key in the lineage', async ({ app: t }) => {
     const tenant = await createTenant(t);
     const key = await mintChild(t, tenant);
