@@ -117,6 +117,28 @@ describe('console key lifecycle', () => {
     expect(await eventsOf(t, key.id, 'agent_key_revoked')).toHaveLength(1);
   });
 
+  it('the internal API offers the same: POST /internal/v1/keys/{id}/rotate and /revoke-leaked', async ({ app: t, tenant }) => {
+    const key = await mintChild(t, tenant);
+    const rotated = await call(t.admin, 'POST', `/internal/v1/keys/${key.id}/rotate`, { token: ADMIN_TOKEN, body: { overlap_seconds: 600 } });
+    expect(rotated.status).toBe(201);
+    recordSecrets(rotated.body.key.plaintext_key);
+    expect(rotated.body.rotated.id).toBe(key.id);
+    const overlapEnd = new Date(rotated.body.rotated.revoked_at).getTime() - t.clock.now().getTime();
+    expect(overlapEnd).toBeGreaterThan(590_000);
+    expect(overlapEnd).toBeLessThanOrEqual(600_000);
+    expect((await verify(t, key.plaintext)).body.valid).toBe(true);
+    expect((await verify(t, rotated.body.key.plaintext_key)).body.valid).toBe(true);
+    expect((await call(t.admin, 'POST', `/internal/v1/keys/${key.id}/rotate`, { token: ADMIN_TOKEN, body: { overlap_seconds: 604_801 } })).status).toBe(422);
+    const leaked = await call(t.admin, 'POST', `/internal/v1/keys/${rotated.body.key.id}/revoke-leaked`, { token: ADMIN_TOKEN });
+    expect(leaked.status).toBe(200);
+    expect(leaked.body.revoked).toBe(true);
+    expect((await verify(t, rotated.body.key.plaintext_key)).body.valid).toBe(false);
+    // Revoking the chain's newest key ends its predecessor's overlap.
+    expect((await verify(t, key.plaintext)).body.valid).toBe(false);
+    const again = await call(t.admin, 'POST', `/internal/v1/keys/${rotated.body.key.id}/revoke-leaked`, { token: ADMIN_TOKEN });
+    expect(again.body.revoked).toBe(false);
+  });
+
   it('badges and the status filter: live, expiring, overlapping, suspended, expired, revoked', async ({ app: t }) => {
     const tenant = await createTenant(t);
     const c = await signIn(t.admin);

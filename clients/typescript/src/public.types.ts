@@ -777,7 +777,7 @@ export interface operations {
                      *       "agent_id": "00000000-0000-4000-8000-000000000001",
                      *       "spend": {
                      *         "cycle_start": "2026-01-15T09:00:08.000Z",
-                     *         "cycle_reset_at": "2026-01-15T09:00:22.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:26.000Z",
                      *         "spent_cents": 250,
                      *         "cap_cents": 10000,
                      *         "remaining_cents": 9750
@@ -2155,7 +2155,7 @@ export interface operations {
                      *       ],
                      *       "spend": {
                      *         "cycle_start": "2026-01-15T09:00:15.000Z",
-                     *         "cycle_reset_at": "2026-01-15T09:00:23.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:27.000Z",
                      *         "spent_cents": 0,
                      *         "cap_cents": null,
                      *         "remaining_cents": null
