@@ -109,6 +109,11 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   await step(admin, int, 'DELETE', `/internal/v1/keys/${serviceKeyId}`, { token: adminToken });
   await step(admin, int, 'DELETE', `/internal/v1/keys/${serviceKeyId}?children=revoke`, { token: adminToken });
   await step(admin, int, 'POST', '/internal/v1/keys/revoke-leaked', { token: adminToken, body: { tokens: [apiKey, 'sk_live_mistyped'] } });
+  // The operator rotates a child key with an overlap, then revokes the successor as leaked (last, so the examples above keep their ids and times).
+  const sk2 = await step(admin, int, 'POST', `/internal/v1/accounts/${accountId}/service-keys`, { token: adminToken, body: { environment: 'test', name: 'fleet manager 2' } });
+  const report = await step(app, pub, 'POST', '/v1/keys', { token: sk2?.service_key?.plaintext_key, body: { name: 'report agent' }, headers: { 'idempotency-key': 'mint-report-agent-1' } });
+  const opRotated = await step(admin, int, 'POST', `/internal/v1/keys/${report?.key?.id}/rotate`, { token: adminToken, body: { overlap_seconds: 3600 } });
+  await step(admin, int, 'POST', `/internal/v1/keys/${opRotated?.key?.id}/revoke-leaked`, { token: adminToken });
   return { public: pub, internal: int };
 }
 

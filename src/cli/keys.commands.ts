@@ -55,7 +55,7 @@ interface ListOptions {
   json?: boolean;
 }
 
-/** keys list|show|revoke|suspend|resume|revoke-leaked. */
+/** keys list|show|revoke|rotate|suspend|resume|revoke-leaked. */
 export function registerKeysCommands(program: Command): void {
   const keys = program.command('keys').description('every key of every account, of any kind: find, show, revoke, leak intake');
   keys
@@ -104,13 +104,34 @@ export function registerKeysCommands(program: Command): void {
     .description("revoke a key of any kind; a service key with live children needs --children")
     .argument('<id>', 'key id', uuidArg)
     .addOption(new Option('--children <choice>', "a service key's child keys: keep them valid, or revoke them with it").choices(['keep', 'revoke']))
+    .addOption(new Option('--leaked', 'revoke it as leaked (reason "leaked"; a service key\'s children are kept)').conflicts('children'))
     .option('--json', 'print JSON')
-    .action(async (id: string, o: { children?: 'keep' | 'revoke'; json?: boolean }) => {
+    .action(async (id: string, o: { children?: 'keep' | 'revoke'; leaked?: boolean; json?: boolean }) => {
       const outcome = await dispatch<RevokeOutcome>('keys revoke', {
-        local: ({ services }) => services.operatorKeys.revoke(id, o.children, cliContext()),
-        remote: (api) => api.call('DELETE', `/keys/${id}`, { query: { children: o.children } }),
+        local: ({ services }) => (o.leaked ? services.operatorKeys.revokeAsLeaked(id, cliContext()) : services.operatorKeys.revoke(id, o.children, cliContext())),
+        remote: (api) => (o.leaked ? api.call('POST', `/keys/${id}/revoke-leaked`) : api.call('DELETE', `/keys/${id}`, { query: { children: o.children } })),
       });
       print(!!o.json, outcome, describeRevoke(id, outcome));
+    });
+  keys
+    .command('rotate')
+    .description('rotate a child key on behalf of its service key; the old key keeps working for --overlap seconds')
+    .argument('<id>', 'child key id', uuidArg)
+    .option('--overlap <seconds>', 'seconds the old key keeps working (0 to 604800)', '0')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { overlap: string; json?: boolean }, cmd: Command) => {
+      const overlap = Number(o.overlap);
+      if (!Number.isInteger(overlap) || overlap < 0 || overlap > 604_800) cmd.error('keyplane keys rotate: --overlap must be 0 to 604800', { exitCode: 2, code: 'commander.invalidArgument' });
+      type Rotated = { key: OperatorKeyView & { plaintext_key: string }; rotated: OperatorKeyView };
+      const out = await dispatch<Rotated>('keys rotate', {
+        local: async ({ services }) => {
+          const r = await services.operatorKeys.rotate(id, overlap, cliContext());
+          return { key: { ...r.key, plaintext_key: r.plaintext }, rotated: r.old };
+        },
+        remote: (api) => api.call('POST', `/keys/${id}/rotate`, { body: { overlap_seconds: overlap } }),
+      });
+      const until = out.rotated.revoked_at && overlap > 0 ? `; the old key works until ${out.rotated.revoked_at}` : '';
+      print(!!o.json, out, `child key ${id} rotated to ${out.key.id} (${out.key.key_prefix})${until}\n${out.key.plaintext_key}\nShown once: store it now.`);
     });
   for (const suspend of [true, false]) {
     const command = keys

@@ -111,6 +111,8 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'admin.keys.revoke_leaked': { valid: [200], ...OPERATOR },
   'admin.keys.suspend': { valid: [200], ...OPERATOR },
   'admin.keys.resume': { valid: [200], ...OPERATOR },
+  'admin.keys.rotate': { valid: [201], ...OPERATOR },
+  'admin.keys.revoke_as_leaked': { valid: [200], ...OPERATOR },
   // Prometheus scrapes with a `metrics` token (test/integration/metrics.test.ts); a `verify` one is refused.
   'admin.metrics': { valid: [200], ...OPERATOR },
   // The embedded database's dump; a server on Postgres answers 409 not_embedded (test/integration/backup.test.ts).
@@ -277,6 +279,10 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.admin, method: 'POST', url: `/internal/v1/keys/${(await mintChild(t, b)).id}/suspend`, token, body: { reason: 'matrix' } };
     case 'admin.keys.resume':
       return { app: t.admin, method: 'POST', url: `/internal/v1/keys/${(await mintChild(t, b)).id}/resume`, token };
+    case 'admin.keys.rotate':
+      return { app: t.admin, method: 'POST', url: `/internal/v1/keys/${(await mintChild(t, b)).id}/rotate`, token, body: { overlap_seconds: 60 } };
+    case 'admin.keys.revoke_as_leaked':
+      return { app: t.admin, method: 'POST', url: `/internal/v1/keys/${(await mintChild(t, b)).id}/revoke-leaked`, token };
   }
   throw new Error(`no request builder for ${route.name}: add one`);
 }

@@ -539,7 +539,7 @@ export interface components {
             agent_id: string;
             keys: {
                 key: components["schemas"]["Key"];
-                /** @description How this key replaced its predecessor: null for the first key of the chain. */
+                /** @description How this key replaced its predecessor: null for the first key of the chain, service_key (its service key rotated it), self (the agent), portal (an operator, from the console). */
                 rotated_by: ("service_key" | "self" | "portal") | null;
             }[];
             spend: components["schemas"]["AgentSpend"];
@@ -777,7 +777,7 @@ export interface operations {
                      *       "agent_id": "00000000-0000-4000-8000-000000000001",
                      *       "spend": {
                      *         "cycle_start": "2026-01-15T09:00:08.000Z",
-                     *         "cycle_reset_at": "2026-01-15T09:00:22.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:26.000Z",
                      *         "spent_cents": 250,
                      *         "cap_cents": 10000,
                      *         "remaining_cents": 9750
@@ -2165,7 +2165,7 @@ export interface operations {
                      *       ],
                      *       "spend": {
                      *         "cycle_start": "2026-01-15T09:00:15.000Z",
-                     *         "cycle_reset_at": "2026-01-15T09:00:23.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:27.000Z",
                      *         "spent_cents": 0,
                      *         "cap_cents": null,
                      *         "remaining_cents": null

@@ -73,6 +73,8 @@ export const ROUTES: RouteSpec[] = [
   { name: 'admin.keys.revoke', listener: 'admin', method: 'DELETE', path: '/internal/v1/keys/:id', credential: 'operator', queryFields: ['children'] },
   { name: 'admin.keys.suspend', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/suspend', credential: 'operator', bodyFields: ['reason'] },
   { name: 'admin.keys.resume', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/resume', credential: 'operator' },
+  { name: 'admin.keys.rotate', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/rotate', credential: 'operator', issuesSecret: true, bodyFields: ['overlap_seconds'] },
+  { name: 'admin.keys.revoke_as_leaked', listener: 'admin', method: 'POST', path: '/internal/v1/keys/:id/revoke-leaked', credential: 'operator' },
   { name: 'admin.keys.revoke_leaked', listener: 'admin', method: 'POST', path: '/internal/v1/keys/revoke-leaked', credential: 'operator', bodyFields: ['tokens'] },
   { name: 'admin.metrics', listener: 'admin', method: 'GET', path: '/metrics', credential: 'operator', textSuccess: true },
   { name: 'admin.backup', listener: 'admin', method: 'GET', path: '/internal/v1/backup', credential: 'operator', textSuccess: true, fuzzRuns: 40 },

@@ -109,7 +109,7 @@ describe('keyplane keys', () => {
     expect((await spawnCli(['keys', 'revoke-leaked', '-'], '\n\n')).code).toBe(2);
   }, 180_000);
 
-  it('suspend and resume an API key: refused in between, one event each; a service key is refused (exit 1)', async () => {
+  it('suspend and resume an API key: refused in between, one event each; a service key is refused (exit 2, validation_error)', async () => {
     const boot = (await cli(['bootstrap', '--json'])).json();
     const [child] = await mintChildren(boot.service_key, 1);
     const suspended = await cli(['keys', 'suspend', child!.id, '--reason', 'abuse report', '--json']);
@@ -122,10 +122,30 @@ describe('keyplane keys', () => {
     expect(await verifyCode(child!.token)).toBe('valid');
     const service = (await cli(['keys', 'list', '--account', boot.account_id, '--kind', 'service', '--json'])).json().keys[0];
     const refused = await cli(['keys', 'suspend', service.id, '--json']);
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2);
     expect(refused.json().error.code).toBe('validation_error');
     const events = (await cli(['audit', 'export', '--account', boot.account_id])).stdout.trim().split('\n').map((l) => JSON.parse(l));
     const types = events.filter((e) => e.subject_key_id === child!.id).map((e) => e.event_type);
     expect(types.filter((t) => t === 'agent_key_suspended' || t === 'agent_key_resumed')).toEqual(['agent_key_suspended', 'agent_key_resumed']);
+  }, 120_000);
+
+  it('rotate a child key with an overlap (both verify), then revoke the successor as leaked (both refused)', async () => {
+    const boot = (await cli(['bootstrap', '--json'])).json();
+    const [child] = await mintChildren(boot.service_key, 1);
+    expect((await cli(['keys', 'rotate', child!.id, '--overlap', '604801'])).code).toBe(2);
+    const rotated = await cli(['keys', 'rotate', child!.id, '--overlap', '3600', '--json']);
+    expect(rotated.code).toBe(0);
+    const out = rotated.json();
+    recordSecrets(out.key.plaintext_key);
+    expect(out.rotated.id).toBe(child!.id);
+    expect(await verifyCode(child!.token)).toBe('valid');
+    expect(await verifyCode(out.key.plaintext_key)).toBe('valid');
+    const leaked = await cli(['keys', 'revoke', out.key.id, '--leaked']);
+    expect(leaked.stdout).toMatch(/child key .* revoked/);
+    expect(await verifyCode(out.key.plaintext_key)).toBe('invalid_api_key');
+    expect(await verifyCode(child!.token)).toBe('invalid_api_key');
+    const events = (await cli(['audit', 'export', '--account', boot.account_id])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const revoked = events.find((e) => e.subject_key_id === out.key.id && e.event_type === 'agent_key_revoked');
+    expect(revoked.data.reason).toBe('leaked');
   }, 120_000);
 });

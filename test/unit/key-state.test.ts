@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { accepts, keyState, refusalReason } from '../../src/domain/keys/key-state.js';
+import { accepts, EXPIRING_WITHIN_MS, keyState, keyStatus, refusalReason } from '../../src/domain/keys/key-state.js';
 
 /* The one rule of a key's state (issue 29), at its boundaries. */
 
@@ -29,5 +29,16 @@ describe('keyState', () => {
     expect(refusalReason('suspended')).toBe('suspended');
     expect(refusalReason('expired')).toBe('expired');
     expect(refusalReason('revoked')).toBeUndefined();
+  });
+
+  it('keyStatus (the console): a live key expiring within 7 days is expiring, every other state is its own', () => {
+    expect(keyStatus(row({}), now)).toBe('live');
+    expect(keyStatus(row({ expiresAt: at(EXPIRING_WITHIN_MS + 1) }), now)).toBe('live');
+    expect(keyStatus(row({ expiresAt: at(EXPIRING_WITHIN_MS) }), now)).toBe('expiring');
+    expect(keyStatus(row({ expiresAt: at(1) }), now)).toBe('expiring');
+    expect(keyStatus(row({ expiresAt: now }), now)).toBe('expired');
+    expect(keyStatus(row({ revokedAt: at(1000), expiresAt: at(2000) }), now)).toBe('overlapping');
+    expect(keyStatus(row({ suspendedAt: at(-5), expiresAt: at(1) }), now)).toBe('suspended');
+    expect(keyStatus(row({ revokedAt: now }), now)).toBe('revoked');
   });
 });

@@ -204,6 +204,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/internal/v1/keys/{id}/revoke-leaked": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Revoke one key by id as leaked (keyplane extension)
+         * @description The leak intake for a key named by id: revokes a key of any kind that still works (an overlapping one too) with reason `leaked`, as `POST /internal/v1/keys/revoke-leaked` does for a plaintext. A revoked key is answered as it is (`revoked: false`).
+         */
+        post: operations["operatorRevokeKeyAsLeaked"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/internal/v1/keys/{id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a child key on behalf of its service key (keyplane extension)
+         * @description The atomic rotation of `POST /v1/keys/{id}/rotate` with an optional `{"overlap_seconds": 0..604800}`; records `agent_key_rotated` with the operator as actor (the lineage then says `rotated_by: "portal"`). A suspended key is 409 `key_suspended`; a portal or service key is 422. Answers the successor with its plaintext (this answer only) and the rotated key.
+         */
+        post: operations["operatorRotateKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/internal/v1/keys/{id}/suspend": {
         parameters: {
             query?: never;
@@ -2088,6 +2128,348 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    operatorRevokeKeyAsLeaked: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never> | null;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000019",
+                     *         "kind": "child",
+                     *         "account_id": "00000000-0000-4000-8000-000000000004",
+                     *         "environment": "test",
+                     *         "key_prefix": "sk_test_EX10xxxx",
+                     *         "name": "report agent",
+                     *         "status": "revoked",
+                     *         "permissions": "full",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "monthly_cap_cents": null,
+                     *         "created_at": "2026-01-15T09:00:23.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:24.000Z",
+                     *         "last_used_at": null,
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000020",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "lineage_id": null,
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
+                     *       },
+                     *       "revoked": true,
+                     *       "children": null
+                     *     }
+                     */
+                    "application/json": {
+                        /** @description A service key: its chain's child keys revoked by this request, and those still live. Null for an API key. */
+                        children: {
+                            live: number;
+                            revoked: number;
+                        } | null;
+                        key: components["schemas"]["OperatorKey"];
+                        /** @description Revoked by this request; false when it was revoked already (the answer is then the key as it is). */
+                        revoked: boolean;
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InsufficientScopeError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    operatorRotateKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "overlap_seconds": 3600
+                 *     }
+                 */
+                "application/json": {
+                    /** @description How long the old key keeps working beside its successor, 0 to 604800 (never past its own expiry). */
+                    overlap_seconds?: number;
+                } | null;
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000019",
+                     *         "kind": "child",
+                     *         "account_id": "00000000-0000-4000-8000-000000000004",
+                     *         "environment": "test",
+                     *         "key_prefix": "sk_test_EX10xxxx",
+                     *         "name": "report agent",
+                     *         "status": "active",
+                     *         "permissions": "full",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "monthly_cap_cents": null,
+                     *         "created_at": "2026-01-15T09:00:23.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000020",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "lineage_id": null,
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "expires_at": null,
+                     *         "suspended_at": null,
+                     *         "plaintext_key": "sk_test_EXAMPLE12notarealkey"
+                     *       },
+                     *       "rotated": {
+                     *         "id": "00000000-0000-4000-8000-000000000020",
+                     *         "kind": "child",
+                     *         "account_id": "00000000-0000-4000-8000-000000000004",
+                     *         "environment": "test",
+                     *         "key_prefix": "sk_test_EX11xxxx",
+                     *         "name": "report agent",
+                     *         "status": "revoked",
+                     *         "permissions": "full",
+                     *         "agent_label": null,
+                     *         "line_id": null,
+                     *         "monthly_cap_cents": null,
+                     *         "created_at": "2026-01-15T09:00:22.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:25.000Z",
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "lineage_id": null,
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "expires_at": null,
+                     *         "suspended_at": null
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        key: {
+                            /** Format: uuid */
+                            account_id: string;
+                            agent_label: string | null;
+                            /** Format: date-time */
+                            created_at: string;
+                            /** @description A child key: the first key of the service-key rotation chain that minted it (the key object's field). */
+                            created_by_service_key_id: string | null;
+                            /** @enum {string} */
+                            environment: "test" | "live";
+                            /** @description API keys: when the key stops working (null: never, or a service key). */
+                            expires_at: string | null;
+                            /** Format: uuid */
+                            id: string;
+                            key_prefix: string;
+                            /**
+                             * @description service: a service key; child: minted by a service key; portal: a portal API key (legacy_full).
+                             * @enum {string}
+                             */
+                            kind: "service" | "child" | "portal";
+                            last_used_at: string | null;
+                            line_id: string | null;
+                            /** @description A service key: the first key of its rotation chain. */
+                            lineage_id: string | null;
+                            /** @description A child key: the live service key of its chain, which manages it through /v1/keys; null when only the operator can. */
+                            managed_by_service_key_id: string | null;
+                            monthly_cap_cents: number | null;
+                            name: string;
+                            /** @description API keys only; null for a service key. */
+                            permissions: ("full" | "call_only" | "sms_only" | "read_only" | "legacy_full") | null;
+                            /** @description The successor's token: in this answer only, never stored. */
+                            plaintext_key: string;
+                            revoked_at: string | null;
+                            rotated_from: string | null;
+                            /** @enum {string} */
+                            status: "active" | "revoked";
+                            /** @description API keys: when the key was suspended (null: not suspended, or a service key). */
+                            suspended_at: string | null;
+                        };
+                        rotated: components["schemas"]["OperatorKey"];
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 403 insufficient_scope: the operator token is valid, but its scope (verify or metrics) does not allow this route. */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InsufficientScopeError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NotFoundError"];
+                };
+            };
+            /** @description 409: the Idempotency-Key was used for a different request, or its first request is still running (Retry-After). */
+            409: {
+                headers: {
+                    "Retry-After": components["headers"]["RetryAfterInProgress"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConflictError"];
                 };
             };
             /** @description 413: the request body is larger than the server accepts. */

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, ilike, isNotNull, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gt, ilike, isNotNull, isNull, lt, lte, or, sql, type SQL } from 'drizzle-orm';
 import type { ConsoleSessionRow } from '../tables/console.js';
 import { accounts, apiKeys, complianceEvents, consoleSessions, eventColumns, operatorTokens, type AccountRow, type ApiKeyRow, type ComplianceEventRow, type Permission } from '../schema.js';
 import type { Db } from '../types.js';
@@ -90,8 +90,37 @@ export interface ChildKeysFilter {
   label: string | null;
   lineId: string | null;
   permissions: Permission | null;
-  status: 'active' | 'revoked' | null;
+  status: KeyStatusName | null;
+  /** The instant the status is read at, and the end of the window that makes a live key expiring. */
+  now: Date;
+  expiringBy: Date;
   limit: number;
+}
+
+/** domain/keys/key-state.ts's KeyStatus. */
+export type KeyStatusName = 'live' | 'expiring' | 'overlapping' | 'suspended' | 'expired' | 'revoked';
+
+/**
+ * The SQL of key-state.ts's keyStatus (keep them together): revoked wins, then suspended, then
+ * expired; a live key expiring by `expiringBy` is expiring; a working key revoked later overlaps.
+ */
+function statusCondition(status: KeyStatusName, now: Date, expiringBy: Date): SQL {
+  const working = or(isNull(apiKeys.revokedAt), gt(apiKeys.revokedAt, now))!;
+  const notExpired = or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, now))!;
+  switch (status) {
+    case 'revoked':
+      return lte(apiKeys.revokedAt, now);
+    case 'suspended':
+      return and(working, isNotNull(apiKeys.suspendedAt))!;
+    case 'expired':
+      return and(working, isNull(apiKeys.suspendedAt), lte(apiKeys.expiresAt, now))!;
+    case 'overlapping':
+      return and(gt(apiKeys.revokedAt, now), isNull(apiKeys.suspendedAt), notExpired)!;
+    case 'expiring':
+      return and(isNull(apiKeys.revokedAt), isNull(apiKeys.suspendedAt), gt(apiKeys.expiresAt, now), lte(apiKeys.expiresAt, expiringBy))!;
+    case 'live':
+      return and(isNull(apiKeys.revokedAt), isNull(apiKeys.suspendedAt), or(isNull(apiKeys.expiresAt), gt(apiKeys.expiresAt, expiringBy)))!;
+  }
 }
 
 /** The keys a service key's rotation chain minted, newest first. */
@@ -100,8 +129,7 @@ export function childKeysOfChain(db: Db, f: ChildKeysFilter): Promise<ApiKeyRow[
   if (f.label) where.push(ilike(apiKeys.agentLabel, `%${likeLiteral(f.label)}%`));
   if (f.lineId) where.push(eq(apiKeys.lineId, f.lineId));
   if (f.permissions) where.push(eq(apiKeys.permissions, f.permissions));
-  if (f.status === 'active') where.push(isNull(apiKeys.revokedAt));
-  if (f.status === 'revoked') where.push(isNotNull(apiKeys.revokedAt));
+  if (f.status) where.push(statusCondition(f.status, f.now, f.expiringBy));
   return db.select().from(apiKeys).where(and(...where)).orderBy(desc(apiKeys.createdAt), desc(apiKeys.id)).limit(f.limit);
 }
 

@@ -1,9 +1,9 @@
-import { sql } from 'drizzle-orm';
+import { and, eq, inArray, sql } from 'drizzle-orm';
 import { queryRows } from '../statements.js';
-import type { Tx } from '../types.js';
+import type { Db, Tx } from '../types.js';
 import { apiKeyRowOf, type ApiKeyColumns } from './api-key-rows.js';
 import type { KeyOwner } from './keys.queries.js';
-import type { ApiKeyRow } from '../schema.js';
+import { complianceEvents, type ApiKeyRow } from '../schema.js';
 
 /**
  * An agent's rotation chain, oldest to newest, as the owning service key sees it. The chain is
@@ -22,4 +22,25 @@ export async function agentChain(tx: Tx, owner: KeyOwner, agentId: string): Prom
     )
     select * from chain order by depth`);
   return rows.map(apiKeyRowOf);
+}
+
+/**
+ * Which of these keys an operator's rotation made: the rotation event (agent_key_rotated) whose
+ * related key is the successor has the operator (actor kind `portal`) as its actor. One indexed read
+ * (compliance_events_related_idx), however long the chain.
+ */
+export async function keysRotatedByOperator(db: Db | Tx, accountId: string, keyIds: string[]): Promise<Set<string>> {
+  if (keyIds.length === 0) return new Set();
+  const rows = await db
+    .select({ id: complianceEvents.relatedKeyId })
+    .from(complianceEvents)
+    .where(
+      and(
+        eq(complianceEvents.accountId, accountId),
+        inArray(complianceEvents.relatedKeyId, keyIds),
+        eq(complianceEvents.eventType, 'agent_key_rotated'),
+        eq(complianceEvents.actorKind, 'portal'),
+      ),
+    );
+  return new Set(rows.flatMap((r) => (r.id ? [r.id] : [])));
 }

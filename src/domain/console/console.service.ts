@@ -1,11 +1,13 @@
 import { sweepConsoleSessions } from '../../db/queries/console.queries.js';
 import { accountEvent, accountEvents, agentKeysOf, childKeysOfChain, searchAccounts } from '../../db/queries/console.queries.js';
+import { keysRotatedByOperator } from '../../db/queries/lineage.queries.js';
 import { findServiceKey } from '../../db/queries/portal.queries.js';
 import type { ComplianceEventRow, Permission } from '../../db/schema.js';
 import type { Db } from '../../db/types.js';
 import { notFound, validationError } from '../errors.js';
 import { isUuid } from '../ids.js';
 import { toKeyObject, type KeyObject } from '../keys/key-object.js';
+import { EXPIRING_WITHIN_MS, type KeyStatus } from '../keys/key-state.js';
 import { rotatedByOf, type RotatedBy } from '../keys/lineage.js';
 import type { OperatorAuth } from '../operator-tokens/operator-auth.js';
 import { getAccount } from '../portal/accounts.js';
@@ -28,7 +30,7 @@ export interface ChildKeyFilter {
   label: string | null;
   lineId: string | null;
   permissions: Permission | null;
-  status: 'active' | 'revoked' | null;
+  status: KeyStatus | null;
 }
 
 const PAGE = 50;
@@ -77,13 +79,15 @@ export function createConsoleService(db: Db) {
       const sk = isUuid(serviceKeyId) ? await findServiceKey(db, serviceKeyId) : undefined;
       if (!sk) throw notFound();
       if (f.lineId && !isUuid(f.lineId)) throw validationError('line must be a line id.');
-      const rows = await childKeysOfChain(db, { accountId: sk.accountId, lineageId: sk.lineageId, ...f, limit: 200 });
+      const expiringBy = new Date(now.getTime() + EXPIRING_WITHIN_MS);
+      const rows = await childKeysOfChain(db, { accountId: sk.accountId, lineageId: sk.lineageId, ...f, now, expiringBy, limit: 200 });
       return rows.map((r) => toKeyObject(r, now));
     },
     /** The rotation chain of an API key's agent, oldest first, each key with how it came to be. */
     async agentChain(accountId: string, keyId: string, now: Date): Promise<Array<{ key: KeyObject; rotated_by: RotatedBy }>> {
       const rows = await agentKeysOf(db, accountId, keyId);
-      return rows.map((r) => ({ key: toKeyObject(r, now), rotated_by: rotatedByOf(r) }));
+      const byOperator = await keysRotatedByOperator(db, accountId, rows.filter((r) => r.rotatedFrom && !r.selfRotationBaseId).map((r) => r.id));
+      return rows.map((r) => ({ key: toKeyObject(r, now), rotated_by: rotatedByOf(r, byOperator) }));
     },
   };
 }

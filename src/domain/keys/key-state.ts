@@ -41,3 +41,20 @@ export function refusalReason(state: KeyState): RefusalReason | undefined {
 
 /** The states GET /v1/keys can filter on (db/queries/key-list.queries.ts says which keys each holds). */
 export { LIST_STATUSES } from '../../db/queries/key-list.queries.js';
+
+/*
+ * What a person is shown (the operator console's badges and its status filter): the state above,
+ * with a live key whose expiry falls within EXPIRING_WITHIN_MS called `expiring`. An overlapping
+ * key always ends within 7 days (the longest overlap), so it keeps its own, more telling, name.
+ */
+export const KEY_STATUSES = ['live', 'expiring', 'overlapping', 'suspended', 'expired', 'revoked'] as const;
+export type KeyStatus = (typeof KEY_STATUSES)[number];
+
+/** How soon an expiry makes a live key `expiring`: 7 days. */
+export const EXPIRING_WITHIN_MS = 7 * 24 * 3600_000;
+
+export function keyStatus(row: StateColumns, now: Date): KeyStatus {
+  const state = keyState(row, now);
+  if (state === 'live' && row.expiresAt && row.expiresAt.getTime() - now.getTime() <= EXPIRING_WITHIN_MS) return 'expiring';
+  return state;
+}

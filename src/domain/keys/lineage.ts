@@ -1,4 +1,4 @@
-import { agentChain } from '../../db/queries/lineage.queries.js';
+import { agentChain, keysRotatedByOperator } from '../../db/queries/lineage.queries.js';
 import { keyById, type PreparedKeyReads } from '../../db/queries/keys.queries.js';
 import type { ApiKeyRow } from '../../db/schema.js';
 import { recordEvent, withEvents, type EventStore } from '../audit/events.js';
@@ -12,14 +12,16 @@ import { toKeyObject, type KeyObject } from './key-object.js';
 
 /**
  * How a key of the chain came to be: `self` when the agent's own rotation made it (it names the
- * key whose pair made it), `service_key` when the owning service key rotated its predecessor, null
- * for the chain's first key. `portal` is kept for rotations made through the operator's API.
+ * key whose pair made it), `portal` when an operator rotated its predecessor (its rotation event's
+ * actor: `byOperator` holds those keys, keysRotatedByOperator), `service_key` when the owning
+ * service key did, null for the chain's first key.
  */
 export type RotatedBy = 'service_key' | 'self' | 'portal' | null;
 
-export const rotatedByOf = (row: ApiKeyRow): RotatedBy => {
+export const rotatedByOf = (row: ApiKeyRow, byOperator: ReadonlySet<string>): RotatedBy => {
   if (!row.rotatedFrom) return null;
-  return row.selfRotationBaseId ? 'self' : 'service_key';
+  if (row.selfRotationBaseId) return 'self';
+  return byOperator.has(row.id) ? 'portal' : 'service_key';
 };
 
 export interface Lineage {
@@ -49,12 +51,12 @@ export async function readLineage(store: EventStore, reads: PreparedKeyReads, p:
       data: { route: 'lineage', agent_id: key.agentId, count: rows.length },
       createdAt: ctx.now,
     });
-    return rows;
+    return { rows, byOperator: await keysRotatedByOperator(tx, p.accountId, rows.filter((r) => r.rotatedFrom && !r.selfRotationBaseId).map((r) => r.id)) };
   });
-  const newest = chain[chain.length - 1] ?? key;
+  const newest = chain.rows[chain.rows.length - 1] ?? key;
   return {
     agent_id: key.agentId,
-    keys: chain.map((row) => ({ key: toKeyObject(row, ctx.now), rotated_by: rotatedByOf(row) })),
+    keys: chain.rows.map((row) => ({ key: toKeyObject(row, ctx.now), rotated_by: rotatedByOf(row, chain.byOperator) })),
     spend: agentSpendOf(newest, ctx.now),
   };
 }

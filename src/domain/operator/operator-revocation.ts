@@ -163,3 +163,15 @@ async function revokeLeakedKeys(store: EventStore, hashes: string[], ctx: OpCont
   }
   return { found, revokedNow };
 }
+
+/**
+ * The leak intake for a key the operator has in front of them rather than its plaintext: revokes
+ * the key by id, with the same reason "leaked" and the same reach (an overlapping key stops too; a
+ * service key's children are kept). Revoked already: answered as it is (`revoked: false`).
+ */
+export async function revokeKeyAsLeaked(store: EventStore, id: string, ctx: OpContext): Promise<RevokeOutcome> {
+  const key = await findAnyKey(store.db, id);
+  const working = !key.row.revokedAt || key.row.revokedAt > ctx.now;
+  const revoked = working ? await withEvents(store, key.row.accountId, (tx) => revokeKeysTx(tx, key.row.accountId, [key], ctx, { reason: 'leaked' })) : new Set<string>();
+  return { key: await currentView(store, id), revoked: revoked.size > 0, children: null };
+}

@@ -71,6 +71,7 @@ async function accountPage(opts: ConsoleOptions, request: FastifyRequest, reply:
   const serviceKeys = await services.portal.listServiceKeys(account.id);
   const portal = await services.operatorKeys.list(account.id, { status: 'all', kind: 'portal', limit: 100 });
   const csrf = csrfOf(request);
+  const now = opts.clock.now();
   const skRows = serviceKeys.map((k) => {
     const live = !k.revoked_at;
     const revoke = actionForm(`/console/service-keys/${k.id}/revoke`, csrf, 'Revoke', {
@@ -78,10 +79,10 @@ async function accountPage(opts: ConsoleOptions, request: FastifyRequest, reply:
       confirm: `Revoke service key ${k.key_prefix}?`,
       extra: html`<label class="sr" for="children-${k.id}">Its child keys</label><select id="children-${k.id}" name="children"><option value="keep">keep children</option><option value="revoke">revoke children</option></select>`,
     });
-    return html`<tr><td><a href="/console/service-keys/${k.id}">${k.name}</a></td><td><code>${k.key_prefix}</code></td><td>${k.environment}</td><td>${statusBadge(k)}</td><td>${when(k.created_at)}</td><td>${when(k.last_used_at)}</td>
+    return html`<tr><td><a href="/console/service-keys/${k.id}">${k.name}</a></td><td><code>${k.key_prefix}</code></td><td>${k.environment}</td><td>${statusBadge(k, now)}</td><td>${when(k.created_at)}</td><td>${when(k.last_used_at)}</td>
 <td class="actions">${live ? [actionForm(`/console/service-keys/${k.id}/rotate`, csrf, 'Rotate', { confirm: `Rotate ${k.key_prefix}? The old key is revoked.` }), revoke] : ''}</td></tr>`;
   });
-  const pkRows = portal.keys.map((k) => html`<tr><td><a href="/console/keys/${k.id}">${k.name}</a></td><td><code>${k.key_prefix}</code></td><td>${k.environment}</td><td>${statusBadge(k)}</td><td>${when(k.last_used_at)}</td></tr>`);
+  const pkRows = portal.keys.map((k) => html`<tr><td><a href="/console/keys/${k.id}">${k.name}</a></td><td><code>${k.key_prefix}</code></td><td>${k.environment}</td><td>${statusBadge(k, now)}</td><td>${when(k.last_used_at)}</td></tr>`);
   return sendPage(request, reply, account.name, html`${issued}
 <p><code>${account.id}</code> · created ${when(account.created_at)} · <a href="/console/accounts/${account.id}/audit">Audit trail</a> · <a href="/console/accounts/${account.id}/activity">Verification activity</a></p>
 <h2>Service keys</h2>

@@ -1,25 +1,33 @@
-import { html, type Html } from './html.js';
+import { keyStatus, KEY_STATUSES, type KeyStatus } from '../../domain/keys/key-state.js';
+import { html, when, type Html } from './html.js';
 
 /*
- * How the console shows a key's state. keyStatusOf is the one place a key's status is derived:
- * today a key is live or revoked (revoked_at); the states of key expiry and suspension (live,
- * overlapping, suspended, expiring, revoked) are added here, and the table filters and badges
- * follow from KEY_STATUSES.
+ * How the console shows a key's state. keyStatusOf is the one place a key's status is derived, from
+ * the domain's one state rule (key-state.ts: live, expiring, overlapping, suspended, expired,
+ * revoked); the table filters and badges follow from KEY_STATUSES.
  */
 
-export const KEY_STATUSES = ['live', 'revoked'] as const;
-export type KeyStatus = (typeof KEY_STATUSES)[number];
+export { KEY_STATUSES, type KeyStatus };
 
-/** The fields of any key view the status is derived from. */
+/** The fields of any key view the status is derived from (a service key has only revoked_at). */
 export interface StatusFields {
   revoked_at: string | null;
+  expires_at?: string | null;
+  suspended_at?: string | null;
 }
 
-export const keyStatusOf = (k: StatusFields): KeyStatus => (k.revoked_at ? 'revoked' : 'live');
+const date = (iso: string | null | undefined) => (iso ? new Date(iso) : null);
 
-export function statusBadge(k: StatusFields): Html {
-  const s = keyStatusOf(k);
-  return html`<span class="badge badge-${s}">${s}</span>`;
+export const keyStatusOf = (k: StatusFields, now: Date): KeyStatus =>
+  keyStatus({ revokedAt: date(k.revoked_at), suspendedAt: date(k.suspended_at), expiresAt: date(k.expires_at) }, now);
+
+/** Whether the operator can still act on the key (suspend, resume, rotate, revoke): neither revoked nor expired. */
+export const actionable = (s: KeyStatus): boolean => s !== 'revoked' && s !== 'expired';
+
+export function statusBadge(k: StatusFields, now: Date): Html {
+  const s = keyStatusOf(k, now);
+  const until = s === 'overlapping' ? ` until ${when(k.revoked_at)} UTC` : s === 'expiring' ? ` on ${when(k.expires_at ?? null)} UTC` : '';
+  return html`<span class="badge badge-${s}"${until ? html` title="${s}${until}"` : ''}>${s}</span>`;
 }
 
 const dollars = (cents: number) => `$${(cents / 100).toFixed(2)}`;

@@ -96,6 +96,20 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     description: 'Records `agent_key_resumed`. Answers the key and whether this request changed it.',
     tag: 'operator',
   },
+  'POST /internal/v1/keys/{id}/rotate': {
+    operationId: 'operatorRotateKey',
+    summary: 'Rotate a child key on behalf of its service key (keyplane extension)',
+    description:
+      'The atomic rotation of `POST /v1/keys/{id}/rotate` with an optional `{"overlap_seconds": 0..604800}`; records `agent_key_rotated` with the operator as actor (the lineage then says `rotated_by: "portal"`). A suspended key is 409 `key_suspended`; a portal or service key is 422. Answers the successor with its plaintext (this answer only) and the rotated key.',
+    tag: 'operator',
+  },
+  'POST /internal/v1/keys/{id}/revoke-leaked': {
+    operationId: 'operatorRevokeKeyAsLeaked',
+    summary: 'Revoke one key by id as leaked (keyplane extension)',
+    description:
+      'The leak intake for a key named by id: revokes a key of any kind that still works (an overlapping one too) with reason `leaked`, as `POST /internal/v1/keys/revoke-leaked` does for a plaintext. A revoked key is answered as it is (`revoked: false`).',
+    tag: 'operator',
+  },
   'POST /v1/keys/{id}/rotate': {
     operationId: 'rotateKey',
     summary: 'Rotate a child key atomically',

@@ -156,7 +156,7 @@ export const lineageResponse = {
           rotated_by: z
             .enum(['service_key', 'self', 'portal'])
             .nullable()
-            .meta({ description: 'How this key replaced its predecessor: null for the first key of the chain.' }),
+            .meta({ description: 'How this key replaced its predecessor: null for the first key of the chain, service_key (its service key rotated it), self (the agent), portal (an operator, from the console).' }),
         }),
       ),
       spend: agentSpendSchema,

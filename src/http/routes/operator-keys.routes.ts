@@ -16,6 +16,9 @@ import {
   operatorResumeBody,
   operatorSuspendBody,
   operatorSuspensionResponse,
+  operatorRotateBody,
+  operatorRotateResponse,
+  revokeAsLeakedBody,
 } from './operator-keys.schemas.js';
 
 export interface OperatorKeysRoutesOptions {
@@ -61,5 +64,20 @@ export async function operatorKeysRoutes(app: FastifyInstance, opts: OperatorKey
     '/keys/revoke-leaked',
     { schema: { body: revokeLeakedBody, response: revokeLeakedResponse } },
     async (request) => ({ results: await operatorKeys.revokeLeaked(request.body.tokens, ctx(request)) }),
+  );
+
+  r.post(
+    '/keys/:id/rotate',
+    { config: { scope: 'admin' }, schema: { params: idParams, body: operatorRotateBody, response: operatorRotateResponse } },
+    async (request, reply) => {
+      const out = await operatorKeys.rotate(request.params.id, request.body?.overlap_seconds ?? 0, ctx(request));
+      return reply.code(201).send({ key: { ...out.key, plaintext_key: out.plaintext }, rotated: out.old });
+    },
+  );
+
+  r.post(
+    '/keys/:id/revoke-leaked',
+    { config: { scope: 'admin' }, schema: { params: idParams, body: revokeAsLeakedBody, response: revokeKeyResponse } },
+    async (request) => operatorKeys.revokeAsLeaked(request.params.id, ctx(request)),
   );
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_OVERLAP_SECONDS } from '../../domain/keys/rotation.js';
 import { MAX_LEAKED_TOKENS } from '../../domain/operator/operator-revocation.js';
 import { errorResponses, isoTimestamp, keyObjectSchema } from './common.schemas.js';
 import { insufficientScopeError } from './error.schemas.js';
@@ -110,3 +111,27 @@ export const revokeLeakedResponse = {
   ...errorResponses([401, 413, 422, 503] as const),
   403: insufficientScopeError,
 };
+
+/** POST /internal/v1/keys/{id}/rotate: an optional overlap (0, the default, stops the old key at once). */
+export const operatorRotateBody = z
+  .object({
+    overlap_seconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_OVERLAP_SECONDS)
+      .optional()
+      .meta({ description: 'How long the old key keeps working beside its successor, 0 to 604800 (never past its own expiry).' }),
+  })
+  .strict()
+  .nullish();
+export const operatorRotateResponse = {
+  201: z.object({
+    key: operatorKeySchema.extend({ plaintext_key: z.string().meta({ description: "The successor's token: in this answer only, never stored." }) }),
+    rotated: operatorKeySchema.meta({ description: 'The old key: revoked now, or at the end of its overlap (revoked_at ahead).' }),
+  }),
+  ...errorResponses([401, 404, 409, 413, 422, 503] as const),
+  403: insufficientScopeError,
+};
+/** POST /internal/v1/keys/{id}/revoke-leaked: no body. */
+export const revokeAsLeakedBody = z.object({}).strict().nullish();
