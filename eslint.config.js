@@ -17,7 +17,6 @@ export default defineConfig(
       'migrations/',
       '.test-runs/',
       // Generated: openapi-typescript output and the examples printed by `npm run openapi`.
-      'test/support/openapi.types.ts',
       'clients/typescript/src/*.types.ts',
       'clients/typescript/dist/',
       'src/http/**/*examples.json',

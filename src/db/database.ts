@@ -122,7 +122,7 @@ function newPool(url: string, opts: OpenDatabaseOptions, max: number): pg.Pool {
   const pool = new pg.Pool({
     connectionString: url,
     max,
-    // 2 s: a request waiting longer than that for a connection is better answered 503 (issue 8).
+    // 2 s: a request waiting longer than that for a connection is better answered 503.
     connectionTimeoutMillis: opts.connectionTimeoutMs ?? 2_000,
     idleTimeoutMillis: 30_000,
     query_timeout: STATEMENT_TIMEOUT_MS + 1_000,

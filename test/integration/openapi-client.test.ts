@@ -7,7 +7,7 @@ import { parse } from 'yaml';
 import { DOCUMENT_FILES, ROOT } from '../../scripts/openapi.js';
 import { it } from '../support/fixtures.js';
 import { ADMIN_TOKEN } from '../support/harness.js';
-import type { paths } from '../support/openapi.types.js';
+import type { paths } from '../../clients/typescript/src/public.types.js';
 import { ResponseValidator } from '../support/openapi-validator.js';
 
 /**

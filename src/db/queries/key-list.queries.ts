@@ -114,10 +114,10 @@ function recordedFilter(f: ListFilter): string {
   });
 }
 
-/** A filtered page, its total and its recorded event (`event`: the eventInsertCte values, ev_*). */
-export async function filteredListPage(db: Db, page: FilteredListPage, event: Record<string, unknown>): Promise<{ rows: ApiKeyRow[]; total: number }> {
+/** The statement's values: the page, the filter's and the event's (`event`: the eventInsertCte values, ev_*). */
+function valuesOf(page: FilteredListPage, event: Record<string, unknown>): Record<string, unknown> {
   const f = page.filter;
-  const result = await statementFor(f)(db, {
+  return {
     account_id: page.accountId,
     service_key_id: page.serviceKeyId,
     limit: page.limit,
@@ -130,7 +130,12 @@ export async function filteredListPage(db: Db, page: FilteredListPage, event: Re
     line_id: f.lineId,
     permissions: f.permissions,
     ...event,
-  });
+  };
+}
+
+/** A filtered page, its total and its recorded event. */
+export async function filteredListPage(db: Db, page: FilteredListPage, event: Record<string, unknown>): Promise<{ rows: ApiKeyRow[]; total: number }> {
+  const result = await statementFor(page.filter)(db, valuesOf(page, event));
   const first = result[0];
   if (!first || first.recorded !== 1) throw new Error(`account ${page.accountId}: list event not recorded`);
   const rows = result.filter((r) => r.id !== null).map((r) => apiKeyRowOf(r as unknown as ApiKeyColumns));
@@ -139,19 +144,5 @@ export async function filteredListPage(db: Db, page: FilteredListPage, event: Re
 
 /** The plan of a filtered page (for the tests that pin which index each filter uses). */
 export function explainFilteredList(db: Db, page: FilteredListPage, event: Record<string, unknown>): Promise<string> {
-  const f = page.filter;
-  return statementFor(f).explain(db, {
-    account_id: page.accountId,
-    service_key_id: page.serviceKeyId,
-    limit: page.limit,
-    offset: page.offset,
-    now: page.now.toISOString(),
-    filter: recordedFilter(f),
-    agent_label: f.agentLabel,
-    label_from: f.agentLabelPrefix,
-    label_to: f.agentLabelPrefix === undefined ? undefined : nextCharacter(f.agentLabelPrefix),
-    line_id: f.lineId,
-    permissions: f.permissions,
-    ...event,
-  });
+  return statementFor(page.filter).explain(db, valuesOf(page, event));
 }

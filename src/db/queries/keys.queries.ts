@@ -94,7 +94,7 @@ export function revokeKey(tx: Tx, owner: KeyOwner, id: string, now: Date): Promi
 
 /**
  * The key `id` if it is in its rotation's overlap at `now` (revoked_at ahead), changed by `patch`:
- * the predecessor of a chain's live key, which follows it (issue 29: one agent, two keys).
+ * the predecessor of a chain's live key, which follows it (one agent, two keys).
  */
 export async function changeOverlapping(
   tx: Tx,

@@ -74,8 +74,8 @@ BEGIN
     -- ends the last key. The LATERAL … LIMIT 1 keeps the lookup an index probe per item: as a plain
     -- join, the generic plan hashed the items and walked the whole api_keys index.
     --
-    -- A key in its rotation's overlap (revoked_at after `at`) is one agent with its chain's live key
-    -- (issue 29): its items are decided on, and debit, the live key's row (found by agent_id on
+    -- A key in its rotation's overlap (revoked_at after `at`) is one agent with its chain's live key:
+    -- its items are decided on, and debit, the live key's row (found by agent_id on
     -- api_keys_agent_live_uq), so the agent has one spend and one cap whichever key is used. That
     -- second probe runs only for such a key.
     SELECT x.*, coalesce(l.id, a.id) AS key_id, a.id AS token_key_id

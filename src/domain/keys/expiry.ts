@@ -4,7 +4,7 @@ import type { OpContext } from '../context.js';
 import { validationError } from '../errors.js';
 
 /*
- * Key expiry (issue 29). A key past its expires_at is refused at once by key-state.ts, with no job
+ * Key expiry. A key past its expires_at is refused at once by key-state.ts, with no job
  * involved; the job here only writes each expired key's agent_key_expired event, once, within a
  * minute, and takes the key out of its service key's list total (child_key_counts counts keys whose
  * expiry is not recorded).

@@ -66,7 +66,7 @@ function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date, secret
 
 /**
  * The atomic rotation (spec §4), for rotate and self-rotation alike: lock the old row, revoke it
- * (now, or at the end of an overlap: issue 29), insert the successor with the same settings and rotated_from = old id, record the event. All or
+ * (now, or at the end of an overlap), insert the successor with the same settings and rotated_from = old id, record the event. All or
  * nothing; of concurrent rotations of one key, the first to lock wins and the others find no active
  * row (not_found). The unique index on rotated_from makes a second successor impossible even if
  * this code were wrong.

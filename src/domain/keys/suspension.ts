@@ -8,7 +8,7 @@ import { isUuid } from '../ids.js';
 import { ownerOf } from './child-keys.js';
 
 /*
- * Suspension (issue 29): POST /v1/keys/{id}/suspend and /resume, and the operator's
+ * Suspension: POST /v1/keys/{id}/suspend and /resume, and the operator's
  * /internal/v1/keys/{id}/suspend and /resume. A suspended key is refused on the very next request on
  * every instance (key-state.ts; nothing is cached), keeps its lineage, spend and settings, and works
  * again on the next request after resume. PATCH and DELETE still act on it; rotating it is

@@ -41,7 +41,7 @@ export interface OperatorKeyView {
   lineage_id: string | null;
   /** A child key: the live service key of its chain, which manages it; null when only the operator can. */
   managed_by_service_key_id: string | null;
-  /** API keys: keyplane's expiry and suspension (issue 29); null for a service key. */
+  /** API keys: keyplane's expiry and suspension; null for a service key. */
   expires_at: string | null;
   suspended_at: string | null;
 }

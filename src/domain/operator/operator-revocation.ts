@@ -47,7 +47,7 @@ async function revokeKeysTx(tx: EventTx, accountId: string, keys: AnyKeyRow[], c
   const apiIds = keys.filter((k) => k.kind !== 'service').map((k) => k.row.id);
   const serviceIds = keys.filter((k) => k.kind === 'service').map((k) => k.row.id);
   const api = await revokeApiKeyRows(tx, accountId, apiIds, ctx.now);
-  // A revoked chain head's predecessor still in its overlap stops with it (issue 29).
+  // A revoked chain head's predecessor still in its overlap stops with it.
   const predecessors = api.flatMap((r) => (r.rotatedFrom ? [r.rotatedFrom] : []));
   const ended = await endOverlapsOf(tx, accountId, predecessors, ctx.now);
   await recordRevocations(tx, ended, EVENT_OF.child, ctx, { ...details, reason: 'overlap_ended' });

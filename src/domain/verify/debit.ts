@@ -12,7 +12,7 @@ import { verifiedKey, type VerifiedKey } from './verified-key.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 /*
- * Monthly spend for data-plane debits (issue 9).
+ * Monthly spend for data-plane debits.
  *
  * Debits are applied by ONE SQL statement per batch (keyplane_verify_debit_batch,
  * src/db/sql/verify_debit_batch.sql), so they are atomic without an explicit transaction (no

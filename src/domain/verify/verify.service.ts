@@ -13,7 +13,7 @@ import { verifiedKey, type VerifiedKey } from './verified-key.js';
 import type { Metrics } from '../metrics/metrics.js';
 
 /*
- * Key verification for the data plane (issue 9): is this API key allowed to do this, on this line,
+ * Key verification for the data plane: is this API key allowed to do this, on this line,
  * at this cost, right now? Answered from the database row on every call: there is no cache, so a
  * revoked or rotated-away key fails on the very next verification on every instance.
  *
