@@ -2325,7 +2325,7 @@ export interface operations {
                  *     }
                  */
                 "application/json": {
-                    /** @description How long the old key keeps working beside its successor, 0 to 604800 (never past its own expiry). */
+                    /** @description keyplane extension: the old key keeps working this long beside its successor (at most 7 days, never past its expiry). */
                     overlap_seconds?: number;
                 } | null;
             };

@@ -62,16 +62,17 @@ export const updateKeyBody = z
 export const rotationSecretBody = z.object({}).strict().nullish();
 
 /** Rotate takes no body, or keyplane's `overlap_seconds` (0, the default, is Saperly's behaviour). */
+/** How long a rotated key keeps working beside its successor: 0 to 7 days, never past its own expiry. */
+export const overlapSeconds = z
+  .number()
+  .int()
+  .min(0)
+  .max(MAX_OVERLAP_SECONDS)
+  .optional()
+  .meta({ description: 'keyplane extension: the old key keeps working this long beside its successor (at most 7 days, never past its expiry).' });
+
 export const rotateKeyBody = z
-  .object({
-    overlap_seconds: z
-      .number()
-      .int()
-      .min(0)
-      .max(MAX_OVERLAP_SECONDS)
-      .optional()
-      .meta({ description: 'keyplane extension: the old key keeps working this long beside its successor (at most 7 days, never past its expiry).' }),
-  })
+  .object({ overlap_seconds: overlapSeconds })
   .strict()
   .nullish();
 

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { MAX_OVERLAP_SECONDS } from '../../domain/keys/rotation.js';
 import { MAX_LEAKED_TOKENS } from '../../domain/operator/operator-revocation.js';
 import { errorResponses, isoTimestamp, keyObjectSchema } from './common.schemas.js';
 import { insufficientScopeError } from './error.schemas.js';
+import { overlapSeconds } from './keys.schemas.js';
 
 /** Wire schemas of the operator's key routes (kill switch and leak intake) on the admin listener. */
 
@@ -114,15 +114,7 @@ export const revokeLeakedResponse = {
 
 /** POST /internal/v1/keys/{id}/rotate: an optional overlap (0, the default, stops the old key at once). */
 export const operatorRotateBody = z
-  .object({
-    overlap_seconds: z
-      .number()
-      .int()
-      .min(0)
-      .max(MAX_OVERLAP_SECONDS)
-      .optional()
-      .meta({ description: 'How long the old key keeps working beside its successor, 0 to 604800 (never past its own expiry).' }),
-  })
+  .object({ overlap_seconds: overlapSeconds })
   .strict()
   .nullish();
 export const operatorRotateResponse = {
