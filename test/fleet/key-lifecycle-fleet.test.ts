@@ -1,24 +1,22 @@
 import { randomUUID } from 'node:crypto';
 import { and, eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { openDatabase, type Database } from '../../src/db/database.js';
+import type { Database } from '../../src/db/database.js';
 import { apiKeys, complianceEvents } from '../../src/db/schema.js';
-import * as portal from '../../src/domain/portal/portal.service.js';
-import { ADMIN_TOKEN, recordSecrets, storeOf } from '../support/harness.js';
-import { createFleetDatabase, http, startInstance, type Instance } from '../support/fleet.js';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
+import { ADMIN_TOKEN } from '../support/harness.js';
+import { http, type Instance } from '../support/fleet.js';
+import { startFleet, type FleetWorld } from '../support/fleet-world.js';
 import { requires } from '../support/requirements.js';
 
 const { describe, it } = await requires(['postgres', 'redis']);
 
 /*
- * Suspension and expiry (issue 29) across two keyplane processes on one Postgres: a suspension
+ * Suspension and expiry across two keyplane processes on one Postgres: a suspension
  * made through one is seen by the other on its next request (nothing is cached), and both run the
  * expiry job, which writes each expired key's agent_key_expired once.
  */
 
-const prefix = uniquePrefix('lifecycle');
-let fleetDb: Awaited<ReturnType<typeof createFleetDatabase>>;
+let world: FleetWorld;
 let database: Database;
 let a: Instance;
 let b: Instance;
@@ -26,25 +24,12 @@ let serviceKey: string;
 let accountId: string;
 
 beforeAll(async () => {
-  fleetDb = await createFleetDatabase('lifecycle');
-  database = await openDatabase({ databaseUrl: fleetDb.url, poolMax: 2 });
-  await database.migrate();
-  const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: { requestId: null, ip: null, userAgent: 'vitest' }, now: new Date() };
-  const account = await portal.createAccount(storeOf(database), 'lifecycle', ctx);
-  const sk = await portal.createServiceKey(storeOf(database), { accountId: account.id, environment: 'test', name: 'lifecycle' }, ctx);
-  recordSecrets(sk.plaintext);
-  serviceKey = sk.plaintext;
-  accountId = account.id;
-  const env = { DATABASE_URL: fleetDb.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '2000', KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN };
-  [a, b] = await Promise.all([startInstance('lc-a', env), startInstance('lc-b', env)]);
+  world = await startFleet('lifecycle', ['lifecycle']);
+  ({ database, accountId, a, b } = world);
+  serviceKey = world.serviceKeys[0]!;
 }, 90_000);
 
-afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await database?.close();
-  await fleetDb?.drop();
-  await deletePrefix(prefix);
-}, 60_000);
+afterAll(() => world?.stop(), 60_000);
 
 const mint = async (inst: Instance, body: Record<string, unknown> = {}) => {
   const res = await http(inst.base, 'POST', '/v1/keys', { token: serviceKey, body: { name: 'fleet agent', ...body }, headers: { 'idempotency-key': randomUUID() } });

@@ -1,13 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { asc, eq } from 'drizzle-orm';
 import { afterAll, beforeAll, expect } from 'vitest';
-import { openDatabase, type Database } from '../../src/db/database.js';
+import type { Database } from '../../src/db/database.js';
 import { apiKeys, complianceEvents } from '../../src/db/schema.js';
 import { canonicalEvent, chainHash } from '../../src/domain/audit/chain-hash.js';
-import { ADMIN_TOKEN, recordSecrets, storeOf } from '../support/harness.js';
-import { createFleetDatabase, http, startInstance, type Instance } from '../support/fleet.js';
-import { deletePrefix, TEST_REDIS_URL, uniquePrefix } from '../support/redis.js';
-import * as portal from '../../src/domain/portal/portal.service.js';
+import { ADMIN_TOKEN } from '../support/harness.js';
+import { http, type Instance } from '../support/fleet.js';
+import { startFleet, type FleetWorld } from '../support/fleet-world.js';
 import { requires } from '../support/requirements.js';
 
 const { describe, it } = await requires(['postgres', 'redis']);
@@ -18,8 +17,7 @@ const { describe, it } = await requires(['postgres', 'redis']);
  * is the contract's default.
  */
 
-const prefix = uniquePrefix('fleet');
-let fleetDb: Awaited<ReturnType<typeof createFleetDatabase>>;
+let world: FleetWorld;
 let database: Database;
 let a: Instance;
 let b: Instance;
@@ -29,29 +27,12 @@ let otherServiceKey: string;
 let accountId: string;
 
 beforeAll(async () => {
-  fleetDb = await createFleetDatabase('fleet');
-  database = await openDatabase({ databaseUrl: fleetDb.url, poolMax: 2 });
-  await database.migrate();
-  const ctx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: { requestId: null, ip: null, userAgent: 'vitest' }, now: new Date() };
-  const account = await portal.createAccount(storeOf(database), 'fleet', ctx);
-  const sk = await portal.createServiceKey(storeOf(database), { accountId: account.id, environment: 'test', name: 'fleet' }, ctx);
-  const sk2 = await portal.createServiceKey(storeOf(database), { accountId: account.id, environment: 'test', name: 'fleet-2' }, ctx);
-  recordSecrets(`${sk.plaintext}\n${sk2.plaintext}`);
-  serviceKey = sk.plaintext;
-  otherServiceKey = sk2.plaintext;
-  accountId = account.id;
-  // A generous command timeout: this test is about sharing, and on a loaded CI machine a busy event
-  // loop must not make an instance fall back to counting alone (the fallback has its own tests).
-  const env = { DATABASE_URL: fleetDb.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '2000', KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN };
-  [a, b] = await Promise.all([startInstance('a', env), startInstance('b', env)]);
+  world = await startFleet('fleet', ['fleet', 'fleet-2']);
+  ({ database, accountId, a, b } = world);
+  [serviceKey, otherServiceKey] = world.serviceKeys as [string, string];
 }, 90_000);
 
-afterAll(async () => {
-  await Promise.all([a?.stop(), b?.stop()]);
-  await database?.close();
-  await fleetDb?.drop();
-  await deletePrefix(prefix);
-}, 60_000);
+afterAll(() => world?.stop(), 60_000);
 
 const mint = (inst: Instance, token: string, body: unknown, idem = randomUUID()) =>
   http(inst.base, 'POST', '/v1/keys', { token, body, headers: { 'idempotency-key': idem } });
