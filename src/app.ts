@@ -22,6 +22,7 @@ import { compiledSerializerCompiler } from './http/plugins/serializer.js';
 import { rateLimitPlugin, type RateLimitOptions } from './http/plugins/rate-limit.js';
 import { agentsRoutes } from './http/routes/agents.routes.js';
 import { agentSelfRoutes } from './http/routes/agent-self.routes.js';
+import { delegationRoutes } from './http/routes/delegation.routes.js';
 import { genRequestId } from './http/plugins/request-id.js';
 import { clientErrorHandler, connectionOptions, proxyTrust } from './http/plugins/transport.js';
 import { verifyRoutes } from './http/routes/verify.routes.js';
@@ -137,6 +138,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     await app.register(auditRoutes, { prefix, audit: services.audit, clock });
     await app.register(agentsRoutes, { prefix, agents: services.agents, clock });
     await app.register(agentSelfRoutes, { prefix, agentSelf: services.agentSelf, clock });
+    await app.register(delegationRoutes, { prefix, delegation: services.delegation, clock });
   }
   return app;
 }

@@ -111,6 +111,8 @@ export const configSchema = z.object({
   RATE_LIMIT_AGENTS_SELF_ROTATE: rateRule.optional(),
   RATE_LIMIT_AGENTS_SELF_READ: rateRule.optional(),
   RATE_LIMIT_AGENTS_SELF_CHECK: rateRule.optional(),
+  RATE_LIMIT_AGENTS_DELEGATE: rateRule.optional(),
+  RATE_LIMIT_AGENTS_DELEGATED_KEYS: rateRule.optional(),
   /**
    * Failed self-rotations (bad key, wrong secret) per client address, an IPv6 client by its /64.
    * 10 per 15 minutes lets a fleet behind one NAT survive a few misconfigured agents while keeping
@@ -175,6 +177,8 @@ export const RATE_LIMIT_VARIABLES = {
   'agents.self_rotate': 'RATE_LIMIT_AGENTS_SELF_ROTATE',
   'agents.self_read': 'RATE_LIMIT_AGENTS_SELF_READ',
   'agents.self_check': 'RATE_LIMIT_AGENTS_SELF_CHECK',
+  'agents.delegate': 'RATE_LIMIT_AGENTS_DELEGATE',
+  'agents.delegated_keys': 'RATE_LIMIT_AGENTS_DELEGATED_KEYS',
 } as const satisfies Record<LimitName, keyof Config>;
 
 /** The address the public listener binds: HOST, else loopback in embedded mode and every interface in server mode. */

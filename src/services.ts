@@ -10,6 +10,7 @@ import { sweepIdempotencyKeys } from './domain/idempotency/idempotency.service.j
 import { recordExpiries } from './domain/keys/expiry.js';
 import { createKeysService } from './domain/keys/keys.service.js';
 import { createAgentSelfService } from './domain/keys/agent-self.service.js';
+import { createDelegationService } from './domain/keys/delegation.service.js';
 import { createSelfRotationService } from './domain/keys/self-rotation.service.js';
 import { createOperatorTokensService } from './domain/operator-tokens/operator-tokens.service.js';
 import { createOperatorKeysService } from './domain/operator/operator.service.js';
@@ -57,6 +58,7 @@ export function createServices(database: Database, opts: ServicesOptions = {}): 
     keys: createKeysService(store, { lockTimeoutMs: opts.idempotencyLockTimeoutMs }),
     agents: createSelfRotationService(store),
     agentSelf: createAgentSelfService(store),
+    delegation: createDelegationService(store, { lockTimeoutMs: opts.idempotencyLockTimeoutMs }),
     audit: createAuditService(store),
     chain: createChainService(store),
     verify: createVerifyService(database.db, lastUsed, metrics, opts.recordVerifyActivity === false ? undefined : activity.record),

@@ -6,6 +6,7 @@ import type { BackupService } from './backup/backup.service.js';
 import type { Metrics } from './metrics/metrics.js';
 import type { KeysService } from './keys/keys.service.js';
 import type { AgentSelfService } from './keys/agent-self.service.js';
+import type { DelegationService } from './keys/delegation.service.js';
 import type { SelfRotationService } from './keys/self-rotation.service.js';
 import type { OperatorTokensService } from './operator-tokens/operator-tokens.service.js';
 import type { OperatorKeysService } from './operator/operator.service.js';
@@ -42,6 +43,7 @@ export interface Services {
   agents: SelfRotationService;
   /** An agent's view of its own key, spend and limits. */
   agentSelf: AgentSelfService;
+  delegation: DelegationService;
   audit: AuditService;
   chain: ChainService;
   verify: VerifyService;

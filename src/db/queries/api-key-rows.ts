@@ -34,7 +34,17 @@ export interface ApiKeyColumns {
   expires_at: Date | string | null;
   suspended_at: Date | string | null;
   expiry_recorded_at: Date | string | null;
+  can_delegate: boolean;
+  /** uuid[]: an array from pg and PGlite, its text form through some drivers' execute. */
+  delegation_path: string[] | string;
+  parent_agent_id: string | null;
+  parent_key_id: string | null;
+  has_delegated: boolean;
+  suspended_by_agent_id: string | null;
 }
+
+/** A uuid[] column as either driver returns it. */
+const uuidArray = (v: string[] | string): string[] => (Array.isArray(v) ? v : v === '{}' ? [] : v.slice(1, -1).split(','));
 
 /** Timestamps arrive as Date from both drivers' defaults, as text through drizzle's execute: either. */
 export const dateOf = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
@@ -68,5 +78,11 @@ export function apiKeyRowOf(c: ApiKeyColumns): ApiKeyRow {
     expiresAt: dateOrNull(c.expires_at),
     suspendedAt: dateOrNull(c.suspended_at),
     expiryRecordedAt: dateOrNull(c.expiry_recorded_at),
+    canDelegate: c.can_delegate,
+    delegationPath: uuidArray(c.delegation_path),
+    parentAgentId: c.parent_agent_id,
+    parentKeyId: c.parent_key_id,
+    hasDelegated: c.has_delegated,
+    suspendedByAgentId: c.suspended_by_agent_id,
   };
 }

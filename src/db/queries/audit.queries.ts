@@ -10,14 +10,14 @@ import { eventInsertCte } from './events.queries.js';
  * names an event of the account, and the feed page read together with its audit_read event.
  */
 
-/** The id and rotation line (agent_id) of a key of this account and environment, if there is one. */
+/** The id, rotation line (agent_id) and delegation ancestors of a key of this account and environment, if there is one. */
 export async function keyOfAccount(
   db: Db,
   keyId: string,
   scope: { accountId: string; environment: ApiKeyRow['environment'] },
-): Promise<{ id: string; agentId: string | null } | undefined> {
+): Promise<{ id: string; agentId: string | null; delegationPath: string[] } | undefined> {
   const [row] = await db
-    .select({ id: apiKeys.id, agentId: apiKeys.agentId })
+    .select({ id: apiKeys.id, agentId: apiKeys.agentId, delegationPath: apiKeys.delegationPath })
     .from(apiKeys)
     .where(and(eq(apiKeys.id, keyId), eq(apiKeys.accountId, scope.accountId), eq(apiKeys.environment, scope.environment)));
   return row;

@@ -81,9 +81,9 @@ export async function lockChangeableKey(tx: Tx, scope: KeyOwner | { accountId: s
   return row;
 }
 
-/** A locked key's suspended_at set (or cleared, null). */
+/** A locked key's suspended_at set (or cleared, null), as its own: no ancestor's suspension holds it any more. */
 export async function setSuspendedAt(tx: Tx, id: string, at: Date | null): Promise<ApiKeyRow> {
-  const [row] = await tx.update(apiKeys).set({ suspendedAt: at }).where(eq(apiKeys.id, id)).returning();
+  const [row] = await tx.update(apiKeys).set({ suspendedAt: at, suspendedByAgentId: null }).where(eq(apiKeys.id, id)).returning();
   return row!;
 }
 

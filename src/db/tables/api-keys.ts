@@ -49,6 +49,21 @@ export const apiKeys = pgTable(
     suspendedAt: ts('suspended_at'),
     /** When the expiry job wrote agent_key_expired: the marker that makes it once; out of child_key_counts. */
     expiryRecordedAt: ts('expiry_recorded_at'),
+    /** Whether this key may mint narrower keys for sub-agents (POST /v1/agents/self/keys). */
+    canDelegate: boolean('can_delegate').notNull().default(false),
+    /**
+     * A delegated key's ancestors by agent id (not key id: rotating a parent keeps its children),
+     * root first; empty for a key minted by a service key. Its length is the key's depth.
+     */
+    delegationPath: uuid('delegation_path').array().notNull().default(sql`'{}'::uuid[]`),
+    /** The delegating agent (the last of delegation_path); null for a key minted by a service key. */
+    parentAgentId: uuid('parent_agent_id'),
+    /** The delegating agent's key at delegation, moved to its successor when that key rotates. */
+    parentKeyId: uuid('parent_key_id'),
+    /** Set at the first delegation: the debit then reserves the live children's unspent budgets. */
+    hasDelegated: boolean('has_delegated').notNull().default(false),
+    /** The ancestor agent whose suspension suspended this key (its resume resumes it); null otherwise. */
+    suspendedByAgentId: uuid('suspended_by_agent_id'),
   },
   (t) => [
     uniqueIndex('api_keys_token_hash_uq').on(t.tokenHash),
@@ -90,6 +105,12 @@ export const apiKeys = pgTable(
     uniqueIndex('api_keys_rotated_from_uq').on(t.rotatedFrom),
     // One live key per rotation chain, enforced; and the self-rotation path finds it by agent.
     uniqueIndex('api_keys_agent_live_uq').on(t.agentId).where(sql`${t.revokedAt} is null`),
+    // A delegating agent's children (its list, its reserved budgets): live rows only.
+    index('api_keys_parent_agent_idx').on(t.parentAgentId, t.createdAt.desc().nullsFirst()).where(sql`${t.parentAgentId} is not null`),
+    // A key's subtree (delegation_path @> array[agent]): the cascades of revoke, suspend and resume.
+    index('api_keys_delegation_path_idx').using('gin', t.delegationPath).where(sql`cardinality(${t.delegationPath}) > 0`),
+    index('api_keys_suspended_by_idx').on(t.suspendedByAgentId).where(sql`${t.suspendedByAgentId} is not null`),
+    check('api_keys_depth_ck', sql`cardinality(${t.delegationPath}) <= 3`),
     check('api_keys_env_ck', sql`${t.environment} in ('test','live')`),
     check('api_keys_permissions_ck', sql`${t.permissions} in ('full','call_only','sms_only','read_only','legacy_full')`),
     check('api_keys_cap_ck', sql`${t.monthlyCapCents} is null or (${t.monthlyCapCents} > 0 and ${t.monthlyCapCents} <= 100000000)`),

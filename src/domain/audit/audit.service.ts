@@ -54,23 +54,30 @@ export interface AuditPage {
 
 /**
  * Which key's feed the caller may read. Not a uuid, another account's or another environment's
- * key: not_found. A line-scoped key may read only its own rotation chain (same agent_id); any
- * other id is agent_scope_error, whether or not it exists, so the 403 is no existence oracle.
+ * key: not_found. A confined key (line-scoped, or delegated: never broader than its parent) may read
+ * only its own rotation chain (same agent_id) and the keys it delegated, and theirs; any other id is
+ * agent_scope_error, whether or not it exists, so the 403 is no existence oracle.
  */
 async function resolveTarget(db: Db, principal: ApiPrincipal, requested: string): Promise<string> {
   if (requested === 'self' || requested === principal.id) return principal.id;
-  const lineId = principal.key.lineId;
+  const { lineId, agentId, delegationPath } = principal.key;
+  const confined = lineId !== null || delegationPath.length > 0;
   const scopeError = () =>
-    new DomainError('agent_scope_error', 'A line-scoped key may read only its own audit feed.', [
-      { field: 'api_key_id', message: 'the key is scoped to a line', line_id: lineId },
-    ]);
+    lineId
+      ? new DomainError('agent_scope_error', 'A line-scoped key may read only its own audit feed.', [
+          { field: 'api_key_id', message: 'the key is scoped to a line', line_id: lineId },
+        ])
+      : new DomainError('agent_scope_error', 'A delegated key may read only its own audit feed and those of the keys it delegated.', [
+          { field: 'api_key_id', message: 'the key is delegated' },
+        ]);
   if (!isUuid(requested)) {
-    if (lineId) throw scopeError();
+    if (confined) throw scopeError();
     throw notFound();
   }
   const row = await keyOfAccount(db, requested, principal);
-  if (lineId) {
-    if (!row || row.agentId !== principal.key.agentId) throw scopeError();
+  if (confined) {
+    const own = row && (row.agentId === agentId || row.delegationPath.includes(agentId));
+    if (!row || !own) throw scopeError();
     return row.id;
   }
   if (!row) throw notFound();

@@ -23,6 +23,7 @@ export const EVENT_TYPES = [
   'agent_key_expired',
   'agent_key_suspended',
   'agent_key_resumed',
+  'agent_key_delegated',
   'service_key_list_read',
   'audit_read',
   'agent_self_read',

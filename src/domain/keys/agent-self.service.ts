@@ -2,6 +2,9 @@ import { recordEvent, withEvents, type EventStore } from '../audit/events.js';
 import type { ApiPrincipal } from '../auth/auth.service.js';
 import type { OpContext } from '../context.js';
 import { checkKey, type CheckInput, type CheckResult } from '../verify/check.js';
+import type { ApiKeyRow } from '../../db/schema.js';
+import type { Db } from '../../db/types.js';
+import { availableOf, depthOf } from './delegation.js';
 import { agentSpendOf, type AgentSpend } from './agent-spend.js';
 import { toKeyObject, type KeyObject } from './key-object.js';
 
@@ -16,6 +19,23 @@ export interface AgentSelf {
   agent_id: string;
   spend: AgentSpend;
   self_rotation: boolean;
+  delegation: SelfDelegation;
+}
+
+/** The agent's place in a delegation tree and what it may still give away. */
+export interface SelfDelegation {
+  can_delegate: boolean;
+  depth: number;
+  parent_key_id: string | null;
+  /** What its live delegated keys hold back: their budgets less their spend. */
+  reserved_cents: number;
+  /** Its cap less its cycle's spend and the reserved amount; null without a cap. */
+  available_cents: number | null;
+}
+
+async function delegationView(db: Db, row: ApiKeyRow, now: Date): Promise<SelfDelegation> {
+  const { reserved, available } = await availableOf(db, row, now);
+  return { can_delegate: row.canDelegate, depth: depthOf(row), parent_key_id: row.parentKeyId, reserved_cents: reserved, available_cents: available };
 }
 
 /**
@@ -36,7 +56,13 @@ async function readSelf(store: EventStore, principal: ApiPrincipal, ctx: OpConte
       createdAt: ctx.now,
     }),
   );
-  return { key: toKeyObject(row, ctx.now), agent_id: row.agentId, spend: agentSpendOf(row, ctx.now), self_rotation: row.selfRotation };
+  return {
+    key: toKeyObject(row, ctx.now),
+    agent_id: row.agentId,
+    spend: agentSpendOf(row, ctx.now),
+    self_rotation: row.selfRotation,
+    delegation: await delegationView(store.db, row, ctx.now),
+  };
 }
 
 /** The agent's view of itself (GET /v1/agents/self, POST /v1/agents/self/check). */

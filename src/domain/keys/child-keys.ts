@@ -1,4 +1,4 @@
-import { changeOverlapping, insertKey, revokeKey, updateKey, type KeyOwner } from '../../db/queries/keys.queries.js';
+import { changeOverlapping, insertKey, lockChangeableKey, revokeKey, updateKey, type KeyOwner } from '../../db/queries/keys.queries.js';
 import type { ApiKeyRow, Permission } from '../../db/schema.js';
 import { recordEvent, withEvents, type EventStore, type EventTx } from '../audit/events.js';
 import type { ServicePrincipal } from '../auth/auth.service.js';
@@ -8,6 +8,7 @@ import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
 import { recordRevocation } from './revocation.js';
 import { checkExpiry, expiryOf } from './expiry.js';
+import { cascadeExpiry, cascadeRevocation } from './delegation-cascade.js';
 
 /*
  * The operations on child API keys minted by a service key (spec §3–§4). A service key sees only
@@ -26,6 +27,7 @@ export interface MintInput {
   /** `expires_at` (checked here: future, ≤ 400 days) or `ttl_seconds`; the schema refuses both. */
   expiresAt?: Date | null;
   ttlSeconds?: number;
+  canDelegate?: boolean;
 }
 
 export interface KeyPatch {
@@ -38,6 +40,17 @@ export interface KeyPatch {
   selfRotation?: boolean;
   /** A future instant (≤ 400 days ahead), or null for no expiry. */
   expiresAt?: Date | null;
+  canDelegate?: boolean;
+}
+
+/** What a delegated key's service key may not change: what delegation fixed within its parent's bounds. */
+const FIXED_BY_DELEGATION = ['lineId', 'permissions', 'monthlyCapCents', 'expiresAt'] as const;
+
+function checkDelegatedPatch(row: ApiKeyRow, patch: KeyPatch): void {
+  if (row.delegationPath.length === 0) return;
+  const fixed = FIXED_BY_DELEGATION.filter((f) => patch[f] !== undefined).map(toSnake);
+  if (fixed.length === 0) return;
+  throw validationError(`A delegated key's ${fixed.join(', ')} were set within its parent's bounds when it was delegated: revoke it and delegate again.`, fixed.map((field) => ({ field, message: 'fixed at delegation' })));
 }
 
 /** The scope a service key acts in: its account and the keys its rotation chain minted. */
@@ -62,6 +75,7 @@ export async function mintChildKeyTx(tx: EventTx, p: ServicePrincipal, input: Mi
     createdByServiceKeyId: p.ownerId,
     rotationSecretHash: material.rotationSecretHash,
     expiresAt: expiryOf(input, ctx.now),
+    canDelegate: input.canDelegate ?? false,
   });
   await recordEvent(tx, {
     accountId: p.accountId,
@@ -92,8 +106,12 @@ export async function updateChildKey(store: EventStore, p: ServicePrincipal, id:
     .map(([k]) => toSnake(k));
   const values = patch.selfRotation === false ? { ...patch, rotationSecretHash: null } : patch;
   return withEvents(store, p.accountId, async (tx) => {
+    const current = await lockChangeableKey(tx, ownerOf(p), id, ctx.now);
+    if (!current) throw notFound();
+    checkDelegatedPatch(current, patch);
     const row = await updateKey(tx, ownerOf(p), id, ctx.now, values);
     if (!row) throw notFound();
+    if (patch.expiresAt !== undefined) await cascadeExpiry(tx, row, ctx);
     // A predecessor in its overlap is the same agent: it follows the newest key's settings.
     const { selfRotation: _own, rotationSecretHash: _secret, ...settings } = values as Partial<ApiKeyRow>;
     const shared = Object.fromEntries(Object.entries(settings).filter(([, v]) => v !== undefined));
@@ -125,6 +143,7 @@ export async function revokeChildKey(store: EventStore, p: ServicePrincipal, id:
     const row = await revokeKey(tx, ownerOf(p), id, ctx.now);
     if (!row) throw notFound();
     await recordRevocation(tx, row, 'agent_key_revoked', ctx);
+    await cascadeRevocation(tx, [row], ctx);
     // Revoking a chain's newest key ends its predecessor's overlap too: both stop now.
     const ended = await changeOverlapping(tx, row.rotatedFrom, ctx.now, { revokedAt: ctx.now });
     if (ended) await recordRevocation(tx, ended, 'agent_key_revoked', ctx, { reason: 'overlap_ended', successor_id: row.id });

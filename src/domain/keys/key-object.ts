@@ -34,6 +34,10 @@ export const keyObjectSchema = z
     created_by_service_key_id: z.uuid().nullable(),
     expires_at: isoTimestamp.nullable().meta({ description: 'keyplane extension: when the key stops working (null: never). A rotation\'s successor inherits it.' }),
     suspended_at: isoTimestamp.nullable().meta({ description: 'keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed.' }),
+    can_delegate: z.boolean().meta({ description: 'keyplane extension: whether the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys).' }),
+    parent_key_id: z.uuid().nullable().meta({
+      description: "keyplane extension: the key that delegated this one (its agent's current key after a rotation); null for a key minted by a service key.",
+    }),
   })
   .meta({ id: 'Key' });
 
@@ -68,6 +72,8 @@ export function toKeyObject(row: ApiKeyRow, now: Date = new Date()): KeyObject {
     created_by_service_key_id: row.createdByServiceKeyId,
     expires_at: iso(row.expiresAt),
     suspended_at: iso(row.suspendedAt),
+    can_delegate: row.canDelegate,
+    parent_key_id: row.parentKeyId,
   };
 }
 

@@ -6,6 +6,7 @@ import { keySuspended, notFound, validationError } from '../errors.js';
 import { isUuid } from '../ids.js';
 import type { KeyMaterial } from './key-material.js';
 import { keyState } from './key-state.js';
+import { cascadeRotation } from './delegation-cascade.js';
 
 /**
  * What a rotation does with the rotation secret: `new` (a self-rotation, or a developer's
@@ -61,6 +62,12 @@ function successorOf(locked: ApiKeyRow, material: KeyMaterial, now: Date, secret
     selfRotationBaseId,
     // The successor inherits the expiry, never extends it.
     expiresAt: locked.expiresAt,
+    // The agent's place in a delegation tree is the agent's, not the key's.
+    canDelegate: locked.canDelegate,
+    delegationPath: locked.delegationPath,
+    parentAgentId: locked.parentAgentId,
+    parentKeyId: locked.parentKeyId,
+    hasDelegated: locked.hasDelegated,
   };
 }
 
@@ -100,6 +107,7 @@ export async function replaceLockedKeyTx(
   const ended = await changeOverlapping(tx, locked.rotatedFrom, ctx.now, { revokedAt: ctx.now });
   const endsAt = overlapEnd(locked, ctx.now, overlapSeconds);
   const replaced = await replaceKey(tx, locked.id, endsAt, successorOf(locked, material, ctx.now, secret, selfRotationBaseId));
+  await cascadeRotation(tx, locked, replaced.successor);
   const overlapData = endsAt > ctx.now ? { overlap_seconds: overlapSeconds, overlap_ends_at: endsAt.toISOString() } : {};
   const endedData = ended ? { ended_overlap_key_id: ended.id } : {};
   // A developer's rotation of a self-rotating key says what became of the agent's secret.

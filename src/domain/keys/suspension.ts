@@ -6,6 +6,7 @@ import type { OpContext } from '../context.js';
 import { notFound } from '../errors.js';
 import { isUuid } from '../ids.js';
 import { ownerOf } from './child-keys.js';
+import { cascadeSuspension } from './delegation-cascade.js';
 
 /*
  * Suspension: POST /v1/keys/{id}/suspend and /resume, and the operator's
@@ -38,6 +39,8 @@ async function changeSuspension(
     const updated = await setSuspendedAt(tx, id, change.suspend ? ctx.now : null);
     // A predecessor in its overlap is the same agent: it is suspended and resumed with it.
     await changeOverlapping(tx, row.rotatedFrom, ctx.now, { suspendedAt: updated.suspendedAt });
+    // The keys it delegated, and theirs, stop and start with it.
+    await cascadeSuspension(tx, updated, change.suspend, ctx);
     await recordEvent(tx, {
       accountId: row.accountId,
       eventType: change.suspend ? 'agent_key_suspended' : 'agent_key_resumed',

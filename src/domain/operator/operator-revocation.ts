@@ -15,6 +15,7 @@ import type { OpContext } from '../context.js';
 import { revokeLeakedOperatorTokens } from '../operator-tokens/operator-tokens.service.js';
 import { validationError } from '../errors.js';
 import { recordRevocations, type RevocationEvent } from '../keys/revocation.js';
+import { cascadeRevocation } from '../keys/delegation-cascade.js';
 import { findAnyKey, viewsOf, type OperatorKeyView } from './operator-keys.js';
 
 /*
@@ -54,8 +55,9 @@ async function revokeKeysTx(tx: EventTx, accountId: string, keys: AnyKeyRow[], c
   const service = await revokeServiceKeyRows(tx, accountId, serviceIds, ctx.now);
   await recordRevocations(tx, api.filter((r) => r.createdByServiceKeyId), EVENT_OF.child, ctx, details);
   await recordRevocations(tx, api.filter((r) => !r.createdByServiceKeyId), EVENT_OF.portal, ctx, details);
+  const below = await cascadeRevocation(tx, api, ctx);
   await recordRevocations(tx, service, EVENT_OF.service, ctx, details);
-  return new Set([...api, ...service].map((r) => r.id));
+  return new Set([...api, ...below, ...service].map((r) => r.id));
 }
 
 /**

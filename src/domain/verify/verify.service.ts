@@ -1,4 +1,4 @@
-import { apiKeysByHashes } from '../../db/queries/verify.queries.js';
+import { apiKeysByHashes, liveAgentRows, type AncestorRow } from '../../db/queries/verify.queries.js';
 import type { ApiKeyRow, Permission } from '../../db/schema.js';
 import type { Db } from '../../db/types.js';
 import { BatchedLookup } from '../../db/group-commit.js';
@@ -109,12 +109,26 @@ function capExceeded(costCents: number, spent: number, cap: number, cycleResetAt
  * revoked, suspended, expired), then tier, then line. The refusal verify answers, or null when the
  * key may act. The check route (check.ts) applies the same function to the caller's own key.
  */
-export function judgeKey(row: ApiKeyRow | undefined, input: Pick<VerifyInput, 'verb' | 'lineId'>, now: Date): VerifyResult | null {
+export function judgeKey(row: ApiKeyRow | undefined, input: Pick<VerifyInput, 'verb' | 'lineId'>, now: Date, ancestors: AncestorRow[] = []): VerifyResult | null {
   if (!row) return invalid();
   const state = keyState(row, now);
   if (!accepts(state)) return invalid(refusalReason(state));
+  // A delegated key works only while every ancestor does: read now, not left to the cascade's writes.
+  const stopped = ancestorRefusal(row, ancestors, now);
+  if (stopped) return stopped;
   const refusal = refusalFor(row, input);
   if (refusal) return refuse(refusal.code, refusal.details, verifiedKey(row, now));
+  return null;
+}
+
+/** Invalid when an ancestor of a delegated key has no live key (revoked) or is suspended or expired. */
+function ancestorRefusal(row: ApiKeyRow, ancestors: AncestorRow[], now: Date): VerifyResult | null {
+  for (const agentId of row.delegationPath) {
+    const ancestor = ancestors.find((a) => a.agentId === agentId);
+    if (!ancestor) return invalid();
+    const state = keyState({ revokedAt: null, suspendedAt: ancestor.suspendedAt, expiresAt: ancestor.expiresAt }, now);
+    if (!accepts(state)) return invalid(refusalReason(state));
+  }
   return null;
 }
 
@@ -153,6 +167,20 @@ interface KeyLookup {
   hash: string;
 }
 
+/** A token's key, and for a delegated key its ancestors' live rows (read in the same batch). */
+interface FoundKey {
+  row: ApiKeyRow;
+  ancestors: AncestorRow[];
+}
+
+/** The rows of a batch of token hashes, and one more read for the ancestors of the delegated ones among them. */
+async function keysWithAncestors(db: Db, hashes: string[]): Promise<Map<string, FoundKey>> {
+  const rows = await apiKeysByHashes(db, hashes);
+  const agents = new Set(rows.flatMap((r) => r.delegationPath));
+  const ancestors = agents.size > 0 ? await liveAgentRows(db, [...agents]) : [];
+  return new Map(rows.map((row) => [row.tokenHash, { row, ancestors: row.delegationPath.length > 0 ? ancestors : [] }]));
+}
+
 /** Data-plane verification (POST /internal/v1/verify and `keyplane verify`). */
 /** Told every answer that names a key (the console's activity counts, activity.ts); must not throw or wait. */
 export type VerifyObserver = (accountId: string, keyId: string, code: string, now: Date) => void;
@@ -162,10 +190,9 @@ export function createVerifyService(db: Db, lastUsed: LastUsed, metrics?: Metric
   // Concurrent verifies without cost read their rows in one statement. Each answer is built at its
   // own request's `now` from a row read after the request arrived (db/group-commit.ts).
   const onBatch = metrics && ((size: number, seconds: number) => metrics.batch('verify_key_read', size, seconds));
-  const keys = new BatchedLookup<KeyLookup, ApiKeyRow | undefined>(
+  const keys = new BatchedLookup<KeyLookup, FoundKey | undefined>(
     async (items) => {
-      const rows = await apiKeysByHashes(db, [...new Set(items.map((i) => i.hash))]);
-      const byHash = new Map(rows.map((r) => [r.tokenHash, r]));
+      const byHash = await keysWithAncestors(db, [...new Set(items.map((i) => i.hash))]);
       return items.map((i) => byHash.get(i.hash));
     },
     undefined,
@@ -177,8 +204,9 @@ export function createVerifyService(db: Db, lastUsed: LastUsed, metrics?: Metric
   };
 
   async function verifyOnly(tokenHash: string, input: VerifyInput, now: Date): Promise<VerifyResult> {
-    const row = await keys.lookup({ hash: tokenHash });
-    const refused = judgeKey(row, input, now);
+    const found = await keys.lookup({ hash: tokenHash });
+    const row = found?.row;
+    const refused = judgeKey(row, input, now, found?.ancestors);
     if (refused || !row) return refused ?? invalid();
     // A refused verify is not a use; a valid one stamps last_used_at (at most once a second) and
     // answers the stamp written, on the row it already has.

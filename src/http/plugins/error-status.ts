@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   m3_fraud_block: 403,
   insufficient_scope: 403,
   agent_cap_exceeded: 402,
+  delegation_depth_exceeded: 403,
   not_found: 404,
   idempotency_key_reused: 409,
   idempotency_in_progress: 409,

@@ -14,6 +14,8 @@ export const LIMIT_NAMES = [
   'agents.self_rotate',
   'agents.self_read',
   'agents.self_check',
+  'agents.delegate',
+  'agents.delegated_keys',
 ] as const;
 export type LimitName = (typeof LIMIT_NAMES)[number];
 

@@ -33,7 +33,7 @@ interface Policy {
    * Whose counter a request counts against: the authenticated credential, or (self-rotation, which
    * authenticates itself) the agent once both its credentials matched (agent-attempts.ts).
    */
-  per: 'credential' | 'agent';
+  per: 'credential' | 'agent' | 'credential_agent';
   defaults: RateRule;
   /** Retry-After on 429: the contract's fixed seconds, or 'reset' = the real wait until the window ends. */
   retryAfter: number | 'reset';
@@ -56,6 +56,10 @@ export const POLICIES: Record<LimitName, Policy> = {
   // key, enough for a planner that checks before each action, cheap enough to be no oracle to hammer.
   'agents.self_read': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
   'agents.self_check': { per: 'credential', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
+  // Delegation mints keys: 60 an hour per agent (its rotation chain, so rotating does not reset it).
+  'agents.delegate': { per: 'credential_agent', defaults: { max: 60, windowSeconds: 3600 }, retryAfter: 60 },
+  // An agent reading and revoking the keys it delegated.
+  'agents.delegated_keys': { per: 'credential_agent', defaults: { max: 600, windowSeconds: 3600 }, retryAfter: 60 },
 };
 
 /** 60 failed authentications per minute per IP; see RATE_LIMIT_AUTH_FAILURES in config.ts. */
@@ -116,6 +120,7 @@ function policyLimiters(app: FastifyInstance, limits: RateLimitOptions['limits']
         // An agent policy is counted by the route once it knows the agent (agent-attempts.ts).
         if (policy.per === 'agent') return `${name}:agent:${request.agentId ?? ''}`;
         const p = request.principal;
+        if (policy.per === 'credential_agent' && p?.tier === 'api') return `${name}:agent:${p.key.agentId}`;
         // A credential policy always runs after authentication; the IP is only a safety net.
         return p ? `${name}:${p.id}` : `${name}:ip:${clientIp(request)}`;
       },

@@ -13,6 +13,15 @@ export const agentSelfResponse = {
       agent_id: z.uuid(),
       spend: agentSpendSchema,
       self_rotation: z.boolean(),
+      delegation: z
+        .object({
+          can_delegate: z.boolean(),
+          depth: z.number().int(),
+          parent_key_id: z.uuid().nullable(),
+          reserved_cents: z.number().int(),
+          available_cents: z.number().int().nullable(),
+        })
+        .meta({ id: 'AgentDelegation', description: 'keyplane extension: the agent\'s place in its delegation tree; `reserved_cents` is what its live delegated keys hold back of its cap, `available_cents` what it may still delegate or spend (null without a cap).' }),
     })
     .meta({ id: 'AgentSelf' }),
   ...errorResponses([401, 429, 503] as const),

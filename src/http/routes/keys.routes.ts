@@ -59,6 +59,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         selfRotation: b.self_rotation,
         expiresAt: b.expires_at === undefined ? undefined : new Date(b.expires_at),
         ttlSeconds: b.ttl_seconds,
+        canDelegate: b.can_delegate,
       };
       const outcome = await keys.mint(servicePrincipal(request), input, idempotencyOf(request), opContext(request, clock));
       return sendOutcome(reply, outcome);
@@ -110,6 +111,7 @@ export async function keysRoutes(app: FastifyInstance, opts: KeysRoutesOptions):
         monthlyCapCents: b.monthly_cap_cents,
         selfRotation: b.self_rotation,
         expiresAt: b.expires_at === undefined || b.expires_at === null ? b.expires_at : new Date(b.expires_at),
+        canDelegate: b.can_delegate,
       };
       return { key: await keys.update(servicePrincipal(request), request.params.id, patch, opContext(request, clock)) };
     },

@@ -21,6 +21,8 @@ export const monthlyCap = z.number().int().positive().max(100_000_000);
 /** keyplane extension: when a key stops working, ISO-8601 with an offset; the domain checks future and ≤ 400 days. */
 const expiresAtInput = z.iso.datetime({ offset: true }).meta({ description: 'keyplane extension: ISO-8601, in the future, at most 400 days ahead.' });
 
+const canDelegate = z.boolean().meta({ description: 'keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys).' });
+
 export const mintKeyBody = z
   .object({
     name: keyName,
@@ -38,6 +40,7 @@ export const mintKeyBody = z
       .max(MAX_TTL_SECONDS)
       .optional()
       .meta({ description: 'keyplane extension: the key expires this many seconds after the mint (not with expires_at).' }),
+    can_delegate: canDelegate.default(false),
   })
   .strict()
   .refine((b) => b.expires_at === undefined || b.ttl_seconds === undefined, { message: 'send expires_at or ttl_seconds, not both', path: ['ttl_seconds'] });
@@ -54,6 +57,7 @@ export const updateKeyBody = z
       .optional()
       .meta({ description: '`false` turns self-rotation off and clears the rotation secret; `true` is refused (422): `POST /v1/keys/{id}/rotation-secret` turns it on.' }),
     expires_at: expiresAtInput.nullable().optional().meta({ description: 'keyplane extension: a future time (at most 400 days ahead), or null to clear.' }),
+    can_delegate: canDelegate.optional(),
   })
   .strict()
   .refine((b) => Object.values(b).some((v) => v !== undefined), { message: 'send at least one field to change' });
