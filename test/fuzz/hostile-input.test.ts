@@ -38,6 +38,8 @@ const LEAK = /(syntax error at|violates \S+ constraint|relation "|column "|dupli
 
 let t: TestApp;
 let valid: { service: string; api: string; operator: string };
+/** An agent its service key let delegate (can_delegate), with a cap to delegate from. */
+let delegator: string;
 let publicIds: string[];
 let adminIds: string[];
 let fuzzed = 0;
@@ -49,10 +51,14 @@ it.beforeAll(async ({ app }) => {
   const other = await createTenant(t);
   const agents = await Promise.all([1, 2, 3].map(() => mintAgent(t, tenant.serviceKey)));
   const foreign = await mintAgent(t, other.serviceKey);
+  const parent = await mintAgent(t, tenant.serviceKey, { canDelegate: true, monthlyCapCents: 100_000_000 });
+  delegator = parent.apiKey;
+  // Keys it delegated, among the ids every public route is fuzzed with (a revoke of one by the delegator succeeds once).
+  const children = await Promise.all([1, 2].map((n) => delegate(parent.apiKey, n)));
   // Sacrificial keys for the admin routes that revoke or rotate by id (never the fuzzing tenant's own).
   const spare = await addServiceKey(t, other.accountId);
   valid = { service: tenant.serviceKey, api: tenant.apiKey, operator: ADMIN_TOKEN };
-  publicIds = [...agents.map((a) => a.id), foreign.id, tenant.apiKeyId, tenant.serviceKeyId];
+  publicIds = [...agents.map((a) => a.id), foreign.id, tenant.apiKeyId, tenant.serviceKeyId, ...children];
   adminIds = [other.accountId, tenant.accountId, spare.serviceKeyId, other.apiKeyId, foreign.id];
 }, 60_000);
 
@@ -60,9 +66,25 @@ afterAll(() => {
   process.stdout.write(`[fuzz] hostile requests: ${fuzzed}; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}\n`);
 });
 
-/** The credential that route accepts (the agent's own key for self-rotation is an API key). */
+/** A key delegated through the route (the one way an agent gets one); its id. */
+async function delegate(token: string, n: number): Promise<string> {
+  const res = await t.app.inject({
+    method: 'POST',
+    url: '/v1/agents/self/keys',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': `fuzz-delegate-${n}` },
+    payload: { name: `tool ${n}`, permissions: 'call_only', budget_cents: 500, ttl_seconds: 3600 },
+  });
+  expect(res.statusCode, res.body).toBe(201);
+  return JSON.parse(res.body).key.id as string;
+}
+
+/**
+ * The credential that route accepts (the agent's own key for self-rotation is an API key); the
+ * delegation routes get the delegator's, whose tree they read and change.
+ */
 function ownToken(route: RouteSpec): string | undefined {
-  return { service: valid.service, api: valid.api, agent: valid.api, operator: valid.operator, none: undefined }[route.credential];
+  if (route.path.startsWith('/agents/self/keys')) return delegator;
+  return { service: valid.service, api: valid.api, agent: valid.api, delegator, operator: valid.operator, none: undefined }[route.credential];
 }
 
 function requestArbitrary(route: RouteSpec) {

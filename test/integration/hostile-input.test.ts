@@ -12,6 +12,7 @@ import { appTest } from '../support/fixtures.js';
 import { ADMIN_TOKEN, addServiceKey, call, createTestApp, type TestApp } from '../support/harness.js';
 import type { Ctx, Row } from '../support/hostile-row.js';
 import { holdSocket, portOf, sendRaw, type RawRequest } from '../support/raw-http.js';
+import { delegationRows } from '../support/delegation-rows.js';
 import { scopeRows } from '../support/scope-rows.js';
 import { secretRows } from '../support/secret-rows.js';
 
@@ -295,9 +296,10 @@ const selfRows: Row[] = [
 
 /*
  * The table: every group above, and those kept beside it in test/support: `scopeRows` (a `verify`
- * operator token on every other internal route → 403, no event) and `secretRows` (a live key in the
- * URL, X-Request-Id or User-Agent reaches no log line, response header or stored event). A new
- * finding is a new row; a row's `before` can set up what it needs.
+ * operator token on every other internal route → 403, no event), `delegationRows` (bad input on
+ * /v1/agents/self/keys) and `secretRows` (a live key in the URL, X-Request-Id or User-Agent reaches
+ * no log line, response header or stored event). A new finding is a new row; a row's `before` can
+ * set up what it needs.
  */
 const TABLE: Row[] = [
   ...frameworkRows('public'),
@@ -310,6 +312,7 @@ const TABLE: Row[] = [
   ...scopeRows(MISSING_ID),
   ...reachRows,
   ...selfRows,
+  ...delegationRows(),
   ...secretRows(() => JSON.stringify(logs)),
 ];
 

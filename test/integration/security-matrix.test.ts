@@ -32,6 +32,7 @@ const SCENARIOS = [
   "another account's resource",
   'other environment',
   'verify-scoped operator token',
+  'API key without can_delegate',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
@@ -46,7 +47,9 @@ const INSUFFICIENT_SCOPE = [403, 'insufficient_scope'] as const;
  * The rejections every authenticated route shares: spec §2, one answer whatever is wrong. An
  * operator token (kpo_…) is no key of the public API.
  */
-const AUTH: Record<'no credential' | 'malformed' | 'bad checksum' | 'unknown' | 'revoked' | 'wrong tier' | 'verify-scoped operator token', Expect> = {
+const AUTH: Record<'no credential' | 'malformed' | 'bad checksum' | 'unknown' | 'revoked' | 'wrong tier' | 'verify-scoped operator token', Expect> & {
+  'API key without can_delegate': Expect;
+} = {
   'no credential': UNAUTHORIZED,
   malformed: INVALID,
   'bad checksum': INVALID,
@@ -54,6 +57,8 @@ const AUTH: Record<'no credential' | 'malformed' | 'bad checksum' | 'unknown' | 
   revoked: INVALID,
   'wrong tier': INVALID,
   'verify-scoped operator token': INVALID,
+  // A right only the delegation routes look at (their rows override it); no other route asks for it.
+  'API key without can_delegate': 'n/a',
 };
 /**
  * The operator's routes: 'valid' is the bootstrap token, 'revoked' a revoked named admin token; no
@@ -68,6 +73,9 @@ const OPERATOR = {
   "another account's resource": 'n/a',
   'other environment': 'n/a',
 } as const;
+
+/** The caller's own key or tree only: no other resource to name. */
+const NO_OTHER = { "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' } as const;
 
 const MATRIX: Record<string, Record<Scenario, Expect>> = {
   'keys.mint': { valid: [201], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': [422, 'validation_error'] },
@@ -95,6 +103,11 @@ const MATRIX: Record<string, Record<Scenario, Expect>> = {
   // The caller's own key only: no other resource to name.
   'agents.self': { valid: [200], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' },
   'agents.self_check': { valid: [200], ...AUTH, "another service key's resource": 'n/a', "another account's resource": 'n/a', 'other environment': 'n/a' },
+  // Delegation: only a key its service key let delegate mints (a portal key is 403); any API key lists
+  // its own tree (empty if it never delegated) and revokes only a descendant (any other key is 404).
+  'agents.delegate': { valid: [201], ...AUTH, 'API key without can_delegate': [403, 'agent_permission_denied'], ...NO_OTHER },
+  'agents.delegated_keys': { valid: [200], ...AUTH, 'API key without can_delegate': [200], ...NO_OTHER },
+  'agents.revoke_delegated': { valid: [200], ...AUTH, 'API key without can_delegate': NOT_FOUND, "another service key's resource": NOT_FOUND, "another account's resource": NOT_FOUND, 'other environment': NOT_FOUND },
   'admin.accounts.create': { valid: [201], ...OPERATOR },
   'admin.accounts.update': { valid: [200], ...OPERATOR },
   'admin.service_keys.create': { valid: [201], ...OPERATOR },
@@ -127,6 +140,8 @@ let live: { serviceKey: string; childId: string };
 let revoked: { service: string; api: string; agent: Agent; operator: string };
 let verifyToken: string;
 let agent: Agent;
+/** An agent whose service key set can_delegate, with a cap to delegate from. */
+let delegator: Agent;
 let uniq = 0;
 
 it.beforeAll(async ({ app }) => {
@@ -137,6 +152,7 @@ it.beforeAll(async ({ app }) => {
   const liveSk = await addServiceKey(t, a.accountId, 'live');
   live = { serviceKey: liveSk.serviceKey, childId: (await mintChild(t, { serviceKey: liveSk.serviceKey })).id };
   agent = await mintAgent(t, a.serviceKey, { selfRotation: true });
+  delegator = await mintAgent(t, a.serviceKey, { canDelegate: true, monthlyCapCents: 1_000_000 });
   // Revoked credentials of each tier; the service key past its 60 s read grace (spec §2).
   const doomedSvc = await addServiceKey(t, a.accountId);
   await portal.revokeServiceKey(t.store, doomedSvc.serviceKeyId, {
@@ -146,7 +162,7 @@ it.beforeAll(async ({ app }) => {
   });
   const doomedApi = await mintChild(t, a);
   await revokeChild(t, a, doomedApi.id);
-  const doomedAgent = await mintAgent(t, a.serviceKey, { selfRotation: true });
+  const doomedAgent = await mintAgent(t, a.serviceKey, { selfRotation: true, canDelegate: true, monthlyCapCents: 1000 });
   await revokeChild(t, a, doomedAgent.id);
   const opCtx = { actor: { kind: 'portal' as const, keyId: null, keyPrefix: 'test' }, meta: NO_REQUEST, now: t.clock.now() };
   const suffix = Math.random().toString(36).slice(2);
@@ -160,6 +176,14 @@ it.beforeAll(async ({ app }) => {
 
 
 const flip = withLastCharChanged;
+const DELEGATION = { name: 'tool', permissions: 'call_only', budget_cents: 100, ttl_seconds: 3600 };
+
+/** A fresh key the delegator delegates, through the route (the one way an agent gets one). */
+async function delegated(): Promise<string> {
+  const res = await call(t.app, 'POST', '/v1/agents/self/keys', { token: delegator.apiKey, body: DELEGATION, headers: { 'idempotency-key': `matrix-${++uniq}` } });
+  expect(res.status, res.raw.slice(0, 300)).toBe(201);
+  return res.body.key.id as string;
+}
 
 interface Built {
   app: FastifyInstance;
@@ -173,7 +197,9 @@ interface Built {
 /** The request of one cell: the route, with the credential and target that the scenario calls for. */
 async function build(route: RouteSpec, scenario: Scenario, prefix: string): Promise<Built> {
   const tier = route.credential;
-  const good = { service: a.serviceKey, api: a.apiKey, agent: agent.apiKey, operator: ADMIN_TOKEN, none: '' }[tier];
+  // The delegation routes' own key is the delegator's: its tree is what they read and revoke.
+  const own = route.path.startsWith('/agents/self/keys') ? delegator.apiKey : undefined;
+  const good = own ?? { service: a.serviceKey, api: a.apiKey, agent: agent.apiKey, delegator: delegator.apiKey, operator: ADMIN_TOKEN, none: '' }[tier];
   const token = (() => {
     switch (scenario) {
       case 'no credential':
@@ -185,11 +211,13 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       case 'unknown':
         return tier === 'service' ? generateToken('service', 'test').plaintext : tier === 'operator' ? `${ADMIN_TOKEN}-unknown` : generateToken('api', 'test').plaintext;
       case 'revoked':
-        return { service: revoked.service, agent: revoked.agent.apiKey, api: revoked.api, operator: revoked.operator, none: '' }[tier];
+        return { service: revoked.service, agent: revoked.agent.apiKey, api: revoked.api, delegator: revoked.agent.apiKey, operator: revoked.operator, none: '' }[tier];
       case 'wrong tier':
         return tier === 'service' ? a.apiKey : a.serviceKey;
       case 'verify-scoped operator token':
         return verifyToken;
+      case 'API key without can_delegate':
+        return a.apiKey;
       default:
         return good;
     }
@@ -239,6 +267,14 @@ async function build(route: RouteSpec, scenario: Scenario, prefix: string): Prom
       return { app: t.app, method: 'GET', url: publicApp('/agents/self'), token };
     case 'agents.self_check':
       return { app: t.app, method: 'POST', url: publicApp('/agents/self/check'), token, body: { verb: 'call', cost_cents: 1 } };
+    case 'agents.delegate':
+      return { app: t.app, method: 'POST', url: publicApp('/agents/self/keys'), token, headers: idem, body: DELEGATION };
+    case 'agents.delegated_keys':
+      return { app: t.app, method: 'GET', url: publicApp('/agents/self/keys?depth=all'), token };
+    case 'agents.revoke_delegated': {
+      const id = scenario === 'valid' || scenario === 'API key without can_delegate' ? await delegated() : await target();
+      return { app: t.app, method: 'DELETE', url: publicApp(`/agents/self/keys/${id}`), token };
+    }
     case 'admin.accounts.create':
       return { app: t.admin, method: 'POST', url: '/internal/v1/accounts', token, body: { name: 'acct' } };
     case 'admin.accounts.update':
@@ -309,6 +345,13 @@ describe('security matrix: every route × every wrong caller', () => {
     if (code) expect(errorCode(res)).toBe(code);
     // One and the same message for every invalid credential: the answer never tells tier or state.
     if (code === 'invalid_api_key' && cell.route.listener === 'public') expect(res.body.error.message).toBe('The API key is invalid or has been revoked.');
+    if (cell.route.name === 'agents.delegated_keys' && res.status === 200) {
+      // The delegator's tree only: the portal key's is empty, and no key of another agent shows.
+      const ids = (res.body.keys as { id: string }[]).map((k) => k.id);
+      if (scenario === 'API key without can_delegate') expect(res.body.total).toBe(0);
+      expect(ids).not.toContain(sibling.id);
+      expect(ids).not.toContain(agent.id);
+    }
     if (cell.route.name === 'keys.list' && res.status === 200) {
       const ids = (res.body.keys as { id: string }[]).map((k) => k.id);
       expect(ids).not.toContain(sibling.id);

@@ -9,8 +9,11 @@ import type { RateLimitOptions } from '../../src/http/plugins/rate-limit.js';
  */
 
 type Listener = 'public' | 'admin';
-/** Who may call it: a service key, an API key, the agent's own key (self-rotation), the operator, anyone. */
-type Credential = 'service' | 'api' | 'agent' | 'operator' | 'none';
+/**
+ * Who may call it: a service key, an API key, the agent's own key (self-rotation), an API key its
+ * service key let delegate (can_delegate), the operator, anyone.
+ */
+type Credential = 'service' | 'api' | 'agent' | 'delegator' | 'operator' | 'none';
 
 export interface RouteSpec {
   name: string;
@@ -54,6 +57,10 @@ export const ROUTES: RouteSpec[] = [
   { name: 'agents.self_check', listener: 'public', method: 'POST', path: '/agents/self/check', credential: 'api', bodyFields: ['verb', 'line_id', 'cost_cents'] },
   { name: 'agents.self_rotate', listener: 'public', method: 'POST', path: '/agents/self/rotate-key', credential: 'agent', issuesSecret: true,
     bodyFields: ['rotationSecret'] },
+  { name: 'agents.delegate', listener: 'public', method: 'POST', path: '/agents/self/keys', credential: 'delegator', idempotent: true, issuesSecret: true,
+    bodyFields: ['name', 'agent_label', 'permissions', 'line_id', 'budget_cents', 'ttl_seconds', 'can_delegate'] },
+  { name: 'agents.delegated_keys', listener: 'public', method: 'GET', path: '/agents/self/keys', credential: 'api', queryFields: ['depth', 'limit', 'offset'] },
+  { name: 'agents.revoke_delegated', listener: 'public', method: 'DELETE', path: '/agents/self/keys/:id', credential: 'api' },
   { name: 'admin.accounts.create', listener: 'admin', method: 'POST', path: '/internal/v1/accounts', credential: 'operator', bodyFields: ['name'] },
   { name: 'admin.accounts.update', listener: 'admin', method: 'PATCH', path: '/internal/v1/accounts/:id', credential: 'operator', bodyFields: ['reuse_reaction'] },
   { name: 'admin.service_keys.create', listener: 'admin', method: 'POST', path: '/internal/v1/accounts/:id/service-keys', credential: 'operator',
