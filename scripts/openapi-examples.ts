@@ -114,7 +114,21 @@ export async function recordScenario(app: FastifyInstance, admin: FastifyInstanc
   const report = await step(app, pub, 'POST', '/v1/keys', { token: sk2?.service_key?.plaintext_key, body: { name: 'report agent' }, headers: { 'idempotency-key': 'mint-report-agent-1' } });
   const opRotated = await step(admin, int, 'POST', `/internal/v1/keys/${report?.key?.id}/rotate`, { token: adminToken, body: { overlap_seconds: 3600 } });
   await step(admin, int, 'POST', `/internal/v1/keys/${opRotated?.key?.id}/revoke-leaked`, { token: adminToken });
+  await delegationScenario(app, pub, sk2?.service_key?.plaintext_key as string);
   return { public: pub, internal: int };
+}
+
+/** Delegation (after everything else, so the examples above keep their ids and times): docs/delegation.md's orchestrator. */
+async function delegationScenario(app: FastifyInstance, pub: DocumentExamples, service: string): Promise<void> {
+  const mintBody = { name: 'orchestrator', permissions: 'call_only', monthly_cap_cents: 5000, can_delegate: true };
+  const orchestrator = await step(app, pub, 'POST', '/v1/keys', { token: service, body: mintBody, headers: { 'idempotency-key': 'mint-orchestrator-1' } });
+  const token = orchestrator?.key?.plaintext_key as string;
+  const tool = { name: 'search tool', agent_label: 'tool:search', permissions: 'call_only', budget_cents: 500, ttl_seconds: 3600 };
+  const child = await step(app, pub, 'POST', '/v1/agents/self/keys', { token, body: tool, headers: { 'idempotency-key': 'delegate-search-tool-1' } });
+  await step(app, pub, 'POST', '/v1/agents/self/keys', { token, body: { ...tool, budget_cents: 9000 }, headers: { 'idempotency-key': 'delegate-search-tool-2' } });
+  await step(app, pub, 'GET', '/v1/agents/self/keys', { token });
+  await step(app, pub, 'DELETE', `/v1/agents/self/keys/${child?.key?.id}`, { token });
+  await step(app, pub, 'DELETE', '/v1/agents/self/keys/00000000-0000-4000-8000-000000000000', { token });
 }
 
 const TOKEN = /sk_(?:svc_)?(?:test|live)_[0-9A-Za-z]{49}|rs_[0-9A-Za-z]{43}/g;

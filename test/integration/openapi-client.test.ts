@@ -182,6 +182,28 @@ describe('typed client from openapi.yaml, against a listening server', () => {
     expect(filtered.data?.events.map((e) => (e.type === 'compliance_event' ? e.data.event_type : e.type))).toEqual(['billing_transaction', 'agent_key_created']);
   });
 
+  it('delegation: a key delegated, listed with its budget, revoked; the parent sees its reservation', async ({ tenant }) => {
+    const minted = await client.POST('/v1/keys', {
+      params: { header: { 'Idempotency-Key': `orchestrator-${Math.random().toString(36).slice(2)}` } },
+      body: { name: 'orchestrator', monthly_cap_cents: 5000, can_delegate: true },
+      headers: bearer(tenant.serviceKey),
+    });
+    const key = bearer(minted.data!.key.plaintext_key!);
+    const body = { name: 'tool', permissions: 'call_only' as const, budget_cents: 500, ttl_seconds: 3600 };
+    const delegated = await sdkClient.POST('/v1/agents/self/keys', { params: { header: { 'Idempotency-Key': 'typed-delegate-1' } }, body, headers: key });
+    expect(delegated.response.status).toBe(201);
+    expect(delegated.data?.delegation).toMatchObject({ parent_key_id: minted.data!.key.id, depth: 1, budget_cents: 500 });
+    expect(delegated.data?.key.plaintext_key).toMatch(/^sk_test_/);
+    const self = await client.GET('/v1/agents/self', { headers: key });
+    expect(self.data?.delegation).toMatchObject({ can_delegate: true, depth: 0, reserved_cents: 500, available_cents: 4500 });
+    const list = await client.GET('/v1/agents/self/keys', { params: { query: { depth: 'all' } }, headers: key });
+    expect(list.data?.keys.map((k) => [k.id, k.delegation.spent_cents])).toEqual([[delegated.data!.key.id, 0]]);
+    const revoked = await sdkClient.DELETE('/v1/agents/self/keys/{id}', { params: { path: { id: delegated.data!.key.id } }, headers: key });
+    expect(revoked.data?.key.revoked_at).not.toBeNull();
+    const gone = await client.DELETE('/v1/agents/self/keys/{id}', { params: { path: { id: minted.data!.key.id } }, headers: key });
+    expect(gone.error?.error.code).toBe('not_found');
+  });
+
   it('a response that does not match the document fails the check', async ({ tenant }) => {
     const { data } = await client.GET('/v1/keys', { headers: bearer(tenant.serviceKey) });
     const wrong = { ...data, total: 'zero' };

@@ -423,7 +423,7 @@ export interface components {
         ErrorEnvelope: {
             error: {
                 /** @enum {string} */
-                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "agent_suspended" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended" | "not_embedded" | "backup_in_progress" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
+                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "agent_suspended" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "delegation_depth_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended" | "not_embedded" | "backup_in_progress" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
                 details: ({
                     field?: string;
                     message: string;
@@ -527,6 +527,8 @@ export interface components {
             /** Format: uuid */
             account_id: string;
             agent_label: string | null;
+            /** @description keyplane extension: whether the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys). */
+            can_delegate: boolean;
             /** Format: date-time */
             created_at: string;
             created_by_service_key_id: string | null;
@@ -542,6 +544,8 @@ export interface components {
             monthly_cap_cents: number | null;
             monthly_spend_cents: number;
             name: string;
+            /** @description keyplane extension: the key that delegated this one (its agent's current key after a rotation); null for a key minted by a service key. */
+            parent_key_id: string | null;
             /** @enum {string} */
             permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
             plaintext_key?: string;
@@ -623,6 +627,8 @@ export interface components {
                 /** Format: uuid */
                 account_id: string;
                 agent_label: string | null;
+                /** @description keyplane extension: whether the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys). */
+                can_delegate: boolean;
                 /** Format: date-time */
                 created_at: string;
                 created_by_service_key_id: string | null;
@@ -638,6 +644,8 @@ export interface components {
                 monthly_cap_cents: number | null;
                 monthly_spend_cents: number;
                 name: string;
+                /** @description keyplane extension: the key that delegated this one (its agent's current key after a rotation); null for a key minted by a service key. */
+                parent_key_id: string | null;
                 /** @enum {string} */
                 permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
                 revoked_at: string | null;
@@ -996,8 +1004,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "api_key": {
-                     *         "id": "00000000-0000-4000-8000-000000000013",
-                     *         "key_prefix": "sk_test_EX05xxxx",
+                     *         "id": "00000000-0000-4000-8000-000000000016",
+                     *         "key_prefix": "sk_test_EX06xxxx",
                      *         "environment": "test",
                      *         "name": "portal",
                      *         "agent_label": null,
@@ -1012,8 +1020,10 @@ export interface operations {
                      *         "created_by_service_key_id": null,
                      *         "expires_at": null,
                      *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null,
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
-                     *         "plaintext_key": "sk_test_EXAMPLE08notarealkey"
+                     *         "plaintext_key": "sk_test_EXAMPLE09notarealkey"
                      *       }
                      *     }
                      */
@@ -1123,11 +1133,11 @@ export interface operations {
                      * @example {
                      *       "keys": [
                      *         {
-                     *           "id": "00000000-0000-4000-8000-000000000018",
+                     *           "id": "00000000-0000-4000-8000-000000000021",
                      *           "kind": "child",
                      *           "account_id": "00000000-0000-4000-8000-000000000004",
                      *           "environment": "test",
-                     *           "key_prefix": "sk_test_EX08xxxx",
+                     *           "key_prefix": "sk_test_EX09xxxx",
                      *           "name": "support agent (EU)",
                      *           "status": "active",
                      *           "permissions": "call_only",
@@ -1379,7 +1389,7 @@ export interface operations {
                      *         "revoked_at": null,
                      *         "last_used_at": null,
                      *         "rotated_from": null,
-                     *         "plaintext_key": "sk_svc_test_EXAMPLE07notarealkey"
+                     *         "plaintext_key": "sk_svc_test_EXAMPLE08notarealkey"
                      *       }
                      *     }
                      */
@@ -1482,8 +1492,8 @@ export interface operations {
                     /**
                      * @example {
                      *       "api_key": {
-                     *         "id": "00000000-0000-4000-8000-000000000016",
-                     *         "key_prefix": "sk_test_EX07xxxx",
+                     *         "id": "00000000-0000-4000-8000-000000000019",
+                     *         "key_prefix": "sk_test_EX08xxxx",
                      *         "environment": "test",
                      *         "name": "spare portal key",
                      *         "agent_label": null,
@@ -1498,6 +1508,8 @@ export interface operations {
                      *         "created_by_service_key_id": null,
                      *         "expires_at": null,
                      *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null,
                      *         "account_id": "00000000-0000-4000-8000-000000000004"
                      *       }
                      *     }
@@ -1683,10 +1695,10 @@ export interface operations {
                 content: {
                     /**
                      * @example {
-                     *       "account_id": "00000000-0000-4000-8000-000000000017",
+                     *       "account_id": "00000000-0000-4000-8000-000000000020",
                      *       "environment": "test",
-                     *       "service_key": "sk_svc_test_EXAMPLE10notarealkey",
-                     *       "api_key": "sk_test_EXAMPLE11notarealkey"
+                     *       "service_key": "sk_svc_test_EXAMPLE11notarealkey",
+                     *       "api_key": "sk_test_EXAMPLE12notarealkey"
                      *     }
                      */
                     "application/json": {
@@ -2198,11 +2210,11 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000019",
+                     *         "id": "00000000-0000-4000-8000-000000000022",
                      *         "kind": "child",
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
                      *         "environment": "test",
-                     *         "key_prefix": "sk_test_EX10xxxx",
+                     *         "key_prefix": "sk_test_EX11xxxx",
                      *         "name": "report agent",
                      *         "status": "revoked",
                      *         "permissions": "full",
@@ -2212,10 +2224,10 @@ export interface operations {
                      *         "created_at": "2026-01-15T09:00:23.000Z",
                      *         "revoked_at": "2026-01-15T09:00:24.000Z",
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000020",
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000023",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000014",
                      *         "lineage_id": null,
-                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000014",
                      *         "expires_at": null,
                      *         "suspended_at": null
                      *       },
@@ -2341,11 +2353,11 @@ export interface operations {
                     /**
                      * @example {
                      *       "key": {
-                     *         "id": "00000000-0000-4000-8000-000000000019",
+                     *         "id": "00000000-0000-4000-8000-000000000022",
                      *         "kind": "child",
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
                      *         "environment": "test",
-                     *         "key_prefix": "sk_test_EX10xxxx",
+                     *         "key_prefix": "sk_test_EX11xxxx",
                      *         "name": "report agent",
                      *         "status": "active",
                      *         "permissions": "full",
@@ -2355,20 +2367,20 @@ export interface operations {
                      *         "created_at": "2026-01-15T09:00:23.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000020",
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000023",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000014",
                      *         "lineage_id": null,
-                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000014",
                      *         "expires_at": null,
                      *         "suspended_at": null,
-                     *         "plaintext_key": "sk_test_EXAMPLE12notarealkey"
+                     *         "plaintext_key": "sk_test_EXAMPLE13notarealkey"
                      *       },
                      *       "rotated": {
-                     *         "id": "00000000-0000-4000-8000-000000000020",
+                     *         "id": "00000000-0000-4000-8000-000000000023",
                      *         "kind": "child",
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
                      *         "environment": "test",
-                     *         "key_prefix": "sk_test_EX11xxxx",
+                     *         "key_prefix": "sk_test_EX12xxxx",
                      *         "name": "report agent",
                      *         "status": "revoked",
                      *         "permissions": "full",
@@ -2376,12 +2388,12 @@ export interface operations {
                      *         "line_id": null,
                      *         "monthly_cap_cents": null,
                      *         "created_at": "2026-01-15T09:00:22.000Z",
-                     *         "revoked_at": "2026-01-15T09:00:25.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:27.000Z",
                      *         "last_used_at": null,
                      *         "rotated_from": null,
-                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000014",
                      *         "lineage_id": null,
-                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000021",
+                     *         "managed_by_service_key_id": "00000000-0000-4000-8000-000000000014",
                      *         "expires_at": null,
                      *         "suspended_at": null
                      *       }
@@ -2663,8 +2675,8 @@ export interface operations {
                 /**
                  * @example {
                  *       "tokens": [
-                 *         "sk_test_EXAMPLE08notarealkey",
-                 *         "sk_live_EX09xxxx"
+                 *         "sk_test_EXAMPLE09notarealkey",
+                 *         "sk_live_EX10xxxx"
                  *       ]
                  *     }
                  */
@@ -2683,15 +2695,15 @@ export interface operations {
                      * @example {
                      *       "results": [
                      *         {
-                     *           "prefix": "sk_test_EX05xxxx",
+                     *           "prefix": "sk_test_EX06xxxx",
                      *           "found": true,
                      *           "revoked": true,
-                     *           "key_id": "00000000-0000-4000-8000-000000000013",
+                     *           "key_id": "00000000-0000-4000-8000-000000000016",
                      *           "kind": "portal",
                      *           "account_id": "00000000-0000-4000-8000-000000000004"
                      *         },
                      *         {
-                     *           "prefix": "sk_live_EX09xxxx",
+                     *           "prefix": "sk_live_EX10xxxx",
                      *           "found": false,
                      *           "revoked": false,
                      *           "key_id": null,
@@ -2791,15 +2803,15 @@ export interface operations {
                     /**
                      * @example {
                      *       "service_key": {
-                     *         "id": "00000000-0000-4000-8000-000000000014",
+                     *         "id": "00000000-0000-4000-8000-000000000017",
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
-                     *         "key_prefix": "sk_svc_test_EX06xxxx",
+                     *         "key_prefix": "sk_svc_test_EX07xxxx",
                      *         "environment": "test",
                      *         "name": "spare",
                      *         "created_at": "2026-01-15T09:00:04.000Z",
                      *         "revoked_at": "2026-01-15T09:00:05.000Z",
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000015"
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000018"
                      *       }
                      *     }
                      */
@@ -2911,16 +2923,16 @@ export interface operations {
                     /**
                      * @example {
                      *       "service_key": {
-                     *         "id": "00000000-0000-4000-8000-000000000014",
+                     *         "id": "00000000-0000-4000-8000-000000000017",
                      *         "account_id": "00000000-0000-4000-8000-000000000004",
-                     *         "key_prefix": "sk_svc_test_EX06xxxx",
+                     *         "key_prefix": "sk_svc_test_EX07xxxx",
                      *         "environment": "test",
                      *         "name": "spare",
                      *         "created_at": "2026-01-15T09:00:04.000Z",
                      *         "revoked_at": null,
                      *         "last_used_at": null,
-                     *         "rotated_from": "00000000-0000-4000-8000-000000000015",
-                     *         "plaintext_key": "sk_svc_test_EXAMPLE09notarealkey"
+                     *         "rotated_from": "00000000-0000-4000-8000-000000000018",
+                     *         "plaintext_key": "sk_svc_test_EXAMPLE10notarealkey"
                      *       }
                      *     }
                      */
@@ -3056,6 +3068,8 @@ export interface operations {
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
                      *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null,
                      *         "account_id": "00000000-0000-4000-8000-000000000004"
                      *       }
                      *     }

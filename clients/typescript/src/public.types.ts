@@ -43,7 +43,7 @@ export interface paths {
         };
         /**
          * The calling agent's key, agent id, spend this cycle and self-rotation (extension)
-         * @description `cap_cents` and `remaining_cents` are null when the key has no cap. Records an `agent_self_read` event before answering. Rate limit: 600 per hour per API key (`agents.self_read`).
+         * @description `cap_cents` and `remaining_cents` are null when the key has no cap. `delegation` is the agent's place in its delegation tree: `can_delegate`, `depth`, `parent_key_id`, `reserved_cents` (what its live delegated keys hold back) and `available_cents` (what it may still delegate or spend). Records an `agent_self_read` event before answering. Rate limit: 600 per hour per API key (`agents.self_read`).
          *
          *     Authentication: an API key (`sk_test_…`, `sk_live_…`).
          */
@@ -73,6 +73,56 @@ export interface paths {
          */
         post: operations["checkAgentSelf"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/self/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the keys the calling agent delegated (extension)
+         * @description Unrevoked keys only (expired ones too, until revoked), newest first: the direct children by default, the whole subtree with `depth=all`. Each carries its `delegation` with `spent_cents`. Records an `agent_self_read` event before answering. Rate limit: 600 per hour per agent (`agents.delegated_keys`).
+         *
+         *     Authentication: an API key (`sk_test_…`, `sk_live_…`).
+         */
+        get: operations["listDelegatedKeys"];
+        put?: never;
+        /**
+         * Delegate a narrower key to a sub-agent (extension)
+         * @description For an API key whose service key set `can_delegate`. The child is never broader than the caller: its `permissions` allow no verb the caller's do not (read_only ⊂ call_only, sms_only ⊂ full), it keeps a line-scoped caller's line, lives `ttl_seconds` (60 s to 30 days, never past the caller's expiry) and may spend `budget_cents` for its whole life, reserved out of the caller's available amount (cap − spend − live children's unspent budgets) until it is revoked or expires. At most three levels below a service key's key. Answers the key with `plaintext_key` (this answer only; a replay omits it) and its `delegation`; records `agent_key_delegated`. Errors: 403 `agent_permission_denied` (no `can_delegate`, or a broader tier), 403 `agent_scope_error` (another line), 403 `delegation_depth_exceeded`, 402 `agent_cap_exceeded` (details name `available_cents`), 422 `validation_error` (a ttl past the caller's expiry). Rate limit: 60 per hour per agent (`agents.delegate`).
+         *
+         *     Authentication: an API key (`sk_test_…`, `sk_live_…`).
+         */
+        post: operations["delegateKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/agents/self/keys/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Revoke a key delegated below the calling agent, with its subtree (extension)
+         * @description A key at any depth below the caller; its own delegated keys are revoked in the same transaction (`agent_key_revoked`, reason `parent_revoked`) and their unspent budgets return to the caller's available amount. A key that is no descendant of the caller is 404 `not_found`. Rate limit: 600 per hour per agent (`agents.delegated_keys`).
+         *
+         *     Authentication: an API key (`sk_test_…`, `sk_live_…`).
+         */
+        delete: operations["revokeDelegatedKey"];
         options?: never;
         head?: never;
         patch?: never;
@@ -323,6 +373,14 @@ export interface components {
                 [key: string]: unknown;
             })[];
         };
+        /** @description keyplane extension: the agent's place in its delegation tree; `reserved_cents` is what its live delegated keys hold back of its cap, `available_cents` what it may still delegate or spend (null without a cap). */
+        AgentDelegation: {
+            available_cents: number | null;
+            can_delegate: boolean;
+            depth: number;
+            parent_key_id: string | null;
+            reserved_cents: number;
+        };
         /** @description 403 agent_permission_denied: the key's permissions tier does not allow the verb. */
         AgentPermissionDeniedError: {
             error: {
@@ -357,6 +415,7 @@ export interface components {
         AgentSelf: {
             /** Format: uuid */
             agent_id: string;
+            delegation: components["schemas"]["AgentDelegation"];
             key: components["schemas"]["Key"];
             self_rotation: boolean;
             spend: components["schemas"]["AgentSpend"];
@@ -441,6 +500,76 @@ export interface components {
                 message: string;
             };
         };
+        DelegatedKey: {
+            agent_label: string | null;
+            /** @description keyplane extension: whether the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys). */
+            can_delegate: boolean;
+            /** Format: date-time */
+            created_at: string;
+            created_by_service_key_id: string | null;
+            delegation: {
+                budget_cents: number;
+                depth: number;
+                /** Format: date-time */
+                expires_at: string;
+                /** Format: uuid */
+                parent_key_id: string;
+                spent_cents: number;
+            };
+            /** @enum {string} */
+            environment: "test" | "live";
+            /** @description keyplane extension: when the key stops working (null: never). A rotation's successor inherits it. */
+            expires_at: string | null;
+            /** Format: uuid */
+            id: string;
+            key_prefix: string;
+            last_used_at: string | null;
+            line_id: string | null;
+            monthly_cap_cents: number | null;
+            monthly_spend_cents: number;
+            name: string;
+            /** @description keyplane extension: the key that delegated this one (its agent's current key after a rotation); null for a key minted by a service key. */
+            parent_key_id: string | null;
+            /** @enum {string} */
+            permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
+            revoked_at: string | null;
+            rotated_from: string | null;
+            /** @description keyplane extension: when the key was suspended (null: not suspended). A suspended key is refused until resumed. */
+            suspended_at: string | null;
+        };
+        DelegatedKeyIssued: {
+            delegation: components["schemas"]["Delegation"];
+            key: components["schemas"]["IssuedKey"];
+        };
+        DelegatedKeyList: {
+            keys: components["schemas"]["DelegatedKey"][];
+            total: number;
+        };
+        DelegateKeyRequestInput: {
+            agent_label?: string | null;
+            /** @description Carved out of the parent's available amount; the child's cap for its whole life. */
+            budget_cents: number;
+            /** @description Whether the child may delegate in turn (default false). */
+            can_delegate?: boolean;
+            /** @description A line-scoped parent's child gets the parent's line (another line is 403 agent_scope_error). */
+            line_id?: string | null;
+            name: string;
+            /**
+             * @description No broader than the parent's: read_only ⊂ call_only, sms_only ⊂ full.
+             * @enum {string}
+             */
+            permissions: "full" | "call_only" | "sms_only" | "read_only";
+            /** @description 60 s to 30 days, never past the parent's own expiry. */
+            ttl_seconds: number;
+        };
+        Delegation: {
+            budget_cents: number;
+            depth: number;
+            /** Format: date-time */
+            expires_at: string;
+            /** Format: uuid */
+            parent_key_id: string;
+        };
         /** @description One problem: the field it concerns (when there is one) and what is wrong. */
         ErrorDetail: {
             field?: string;
@@ -451,7 +580,7 @@ export interface components {
         ErrorEnvelope: {
             error: {
                 /** @enum {string} */
-                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "agent_suspended" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended" | "not_embedded" | "backup_in_progress" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
+                code: "validation_error" | "missing_idempotency_key" | "duplicate_idempotency_key_header" | "unauthorized" | "invalid_api_key" | "agent_permission_denied" | "agent_scope_error" | "agent_revoked" | "agent_suspended" | "rotation_not_configured" | "m3_fraud_block" | "insufficient_scope" | "agent_cap_exceeded" | "delegation_depth_exceeded" | "not_found" | "idempotency_key_reused" | "idempotency_in_progress" | "key_suspended" | "not_embedded" | "backup_in_progress" | "payload_too_large" | "rate_limited" | "bad_request" | "request_timeout" | "headers_too_large" | "internal_error" | "service_unavailable";
                 details: ({
                     field?: string;
                     message: string;
@@ -465,7 +594,7 @@ export interface components {
         ForbiddenError: {
             error: {
                 /** @enum {string} */
-                code: "agent_revoked" | "agent_suspended" | "rotation_not_configured";
+                code: "agent_revoked" | "agent_suspended" | "rotation_not_configured" | "delegation_depth_exceeded";
                 details: components["schemas"]["ErrorDetail"][];
                 message: string;
             };
@@ -481,6 +610,8 @@ export interface components {
         };
         IssuedKey: {
             agent_label: string | null;
+            /** @description keyplane extension: whether the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys). */
+            can_delegate: boolean;
             /** Format: date-time */
             created_at: string;
             created_by_service_key_id: string | null;
@@ -496,6 +627,8 @@ export interface components {
             monthly_cap_cents: number | null;
             monthly_spend_cents: number;
             name: string;
+            /** @description keyplane extension: the key that delegated this one (its agent's current key after a rotation); null for a key minted by a service key. */
+            parent_key_id: string | null;
             /** @enum {string} */
             permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
             plaintext_key?: string;
@@ -512,6 +645,8 @@ export interface components {
         };
         Key: {
             agent_label: string | null;
+            /** @description keyplane extension: whether the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys). */
+            can_delegate: boolean;
             /** Format: date-time */
             created_at: string;
             created_by_service_key_id: string | null;
@@ -527,6 +662,8 @@ export interface components {
             monthly_cap_cents: number | null;
             monthly_spend_cents: number;
             name: string;
+            /** @description keyplane extension: the key that delegated this one (its agent's current key after a rotation); null for a key minted by a service key. */
+            parent_key_id: string | null;
             /** @enum {string} */
             permissions: "full" | "call_only" | "sms_only" | "read_only" | "legacy_full";
             revoked_at: string | null;
@@ -772,17 +909,26 @@ export interface operations {
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
-                     *         "suspended_at": null
+                     *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null
                      *       },
                      *       "agent_id": "00000000-0000-4000-8000-000000000001",
                      *       "spend": {
                      *         "cycle_start": "2026-01-15T09:00:08.000Z",
-                     *         "cycle_reset_at": "2026-01-15T09:00:26.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:29.000Z",
                      *         "spent_cents": 250,
                      *         "cap_cents": 10000,
                      *         "remaining_cents": 9750
                      *       },
-                     *       "self_rotation": true
+                     *       "self_rotation": true,
+                     *       "delegation": {
+                     *         "can_delegate": false,
+                     *         "depth": 0,
+                     *         "parent_key_id": null,
+                     *         "reserved_cents": 0,
+                     *         "available_cents": 9750
+                     *       }
                      *     }
                      */
                     "application/json": components["schemas"]["AgentSelf"];
@@ -888,6 +1034,495 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    listDelegatedKeys: {
+        parameters: {
+            query?: {
+                depth?: "children" | "all";
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "keys": [
+                     *         {
+                     *           "id": "00000000-0000-4000-8000-000000000013",
+                     *           "key_prefix": "sk_test_EX05xxxx",
+                     *           "environment": "test",
+                     *           "name": "search tool",
+                     *           "agent_label": "tool:search",
+                     *           "line_id": null,
+                     *           "permissions": "call_only",
+                     *           "monthly_cap_cents": 500,
+                     *           "monthly_spend_cents": 0,
+                     *           "created_at": "2026-01-15T09:00:25.000Z",
+                     *           "revoked_at": null,
+                     *           "last_used_at": null,
+                     *           "rotated_from": null,
+                     *           "created_by_service_key_id": "00000000-0000-4000-8000-000000000014",
+                     *           "expires_at": "2026-01-15T09:00:28.000Z",
+                     *           "suspended_at": null,
+                     *           "can_delegate": false,
+                     *           "parent_key_id": "00000000-0000-4000-8000-000000000015",
+                     *           "delegation": {
+                     *             "parent_key_id": "00000000-0000-4000-8000-000000000015",
+                     *             "depth": 1,
+                     *             "budget_cents": 500,
+                     *             "expires_at": "2026-01-15T09:00:28.000Z",
+                     *             "spent_cents": 0
+                     *           }
+                     *         }
+                     *       ],
+                     *       "total": 1
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DelegatedKeyList"];
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    delegateKey: {
+        parameters: {
+            query?: never;
+            header: {
+                /** @description Required: 1–255 characters, no whitespace, one per operation. Kept 12 hours per service key: a retry with the same key and body answers the stored response (`Idempotent-Replayed: true`); the same key with another body answers 409 `idempotency_key_reused`. */
+                "Idempotency-Key": string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "name": "search tool",
+                 *       "agent_label": "tool:search",
+                 *       "permissions": "call_only",
+                 *       "budget_cents": 500,
+                 *       "ttl_seconds": 3600
+                 *     }
+                 */
+                "application/json": components["schemas"]["DelegateKeyRequestInput"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000013",
+                     *         "key_prefix": "sk_test_EX05xxxx",
+                     *         "environment": "test",
+                     *         "name": "search tool",
+                     *         "agent_label": "tool:search",
+                     *         "line_id": null,
+                     *         "permissions": "call_only",
+                     *         "monthly_cap_cents": 500,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:25.000Z",
+                     *         "revoked_at": null,
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000014",
+                     *         "expires_at": "2026-01-15T09:00:28.000Z",
+                     *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": "00000000-0000-4000-8000-000000000015",
+                     *         "plaintext_key": "sk_test_EXAMPLE07notarealkey"
+                     *       },
+                     *       "delegation": {
+                     *         "parent_key_id": "00000000-0000-4000-8000-000000000015",
+                     *         "depth": 1,
+                     *         "budget_cents": 500,
+                     *         "expires_at": "2026-01-15T09:00:28.000Z"
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["DelegatedKeyIssued"];
+                };
+            };
+            /** @description 400: a required header is missing or repeated, or (self-rotation) the body lacks rotationSecret. */
+            400: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BadRequestError"];
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 402 agent_cap_exceeded: the key's monthly spending cap would be exceeded. */
+            402: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "agent_cap_exceeded",
+                     *         "message": "A budget of 9000 cents exceeds the 4500 cents this key has available.",
+                     *         "details": [
+                     *           {
+                     *             "message": "at most 4500",
+                     *             "spent_cents": 0,
+                     *             "cap_cents": 5000,
+                     *             "cycle_reset_at": "2026-01-15T09:00:31.000Z",
+                     *             "field": "budget_cents",
+                     *             "available_cents": 4500,
+                     *             "budget_cents": 9000
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["AgentCapExceededError"];
+                };
+            };
+            /** @description 403: the credentials match but the action is not allowed (the agent envelopes, agent_revoked, rotation_not_configured). */
+            403: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentPermissionDeniedError"] | components["schemas"]["AgentScopeError"] | components["schemas"]["M3FraudBlockError"] | components["schemas"]["ForbiddenError"];
+                };
+            };
+            /** @description 409: the Idempotency-Key was used for a different request, or its first request is still running (Retry-After). */
+            409: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfterInProgress"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ConflictError"];
+                };
+            };
+            /** @description 413: the request body is larger than the server accepts. */
+            413: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PayloadTooLargeError"];
+                };
+            };
+            /** @description 422: a body, query or header value is invalid; details name each field. */
+            422: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ValidationError"];
+                };
+            };
+            /** @description 429: too many requests; retry after Retry-After seconds. */
+            429: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RateLimitedError"];
+                };
+            };
+            /** @description 500: an unexpected error (never carries internals). */
+            500: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InternalError"];
+                };
+            };
+            /** @description 503: the database is unreachable; retry after Retry-After seconds. */
+            503: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceUnavailableError"];
+                };
+            };
+        };
+    };
+    revokeDelegatedKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "key": {
+                     *         "id": "00000000-0000-4000-8000-000000000013",
+                     *         "key_prefix": "sk_test_EX05xxxx",
+                     *         "environment": "test",
+                     *         "name": "search tool",
+                     *         "agent_label": "tool:search",
+                     *         "line_id": null,
+                     *         "permissions": "call_only",
+                     *         "monthly_cap_cents": 500,
+                     *         "monthly_spend_cents": 0,
+                     *         "created_at": "2026-01-15T09:00:25.000Z",
+                     *         "revoked_at": "2026-01-15T09:00:26.000Z",
+                     *         "last_used_at": null,
+                     *         "rotated_from": null,
+                     *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000014",
+                     *         "expires_at": "2026-01-15T09:00:28.000Z",
+                     *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": "00000000-0000-4000-8000-000000000015",
+                     *         "delegation": {
+                     *           "parent_key_id": "00000000-0000-4000-8000-000000000015",
+                     *           "depth": 1,
+                     *           "budget_cents": 500,
+                     *           "expires_at": "2026-01-15T09:00:28.000Z",
+                     *           "spent_cents": 0
+                     *         }
+                     *       }
+                     *     }
+                     */
+                    "application/json": {
+                        key: components["schemas"]["DelegatedKey"];
+                    };
+                };
+            };
+            /** @description 401: no credentials, or a key that is unknown, malformed, revoked or of the wrong tier (one message for all). */
+            401: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UnauthorizedError"];
+                };
+            };
+            /** @description 404: no such resource visible to this key (existence never leaks). */
+            404: {
+                headers: {
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "error": {
+                     *         "code": "not_found",
+                     *         "message": "Not found.",
+                     *         "details": []
+                     *       }
+                     *     }
+                     */
+                    "application/json": components["schemas"]["NotFoundError"];
                 };
             };
             /** @description 413: the request body is larger than the server accepts. */
@@ -1099,7 +1734,7 @@ export interface operations {
                 api_key_id?: string;
                 before?: string;
                 event_types?: string | string[];
-                /** @description A comma list of compliance event types: service_key_created, service_key_revoked, service_key_rotated, portal_key_created, portal_key_revoked, agent_key_created, agent_key_updated, agent_key_revoked, agent_key_rotated, agent_key_self_rotated, agent_rotation_secret_issued, agent_key_self_rotation_replaced, agent_key_reuse_detected, agent_key_expired, agent_key_suspended, agent_key_resumed, service_key_list_read, audit_read, agent_self_read, account_created, account_updated, operator_token_created, operator_token_revoked. */
+                /** @description A comma list of compliance event types: service_key_created, service_key_revoked, service_key_rotated, portal_key_created, portal_key_revoked, agent_key_created, agent_key_updated, agent_key_revoked, agent_key_rotated, agent_key_self_rotated, agent_rotation_secret_issued, agent_key_self_rotation_replaced, agent_key_reuse_detected, agent_key_expired, agent_key_suspended, agent_key_resumed, agent_key_delegated, service_key_list_read, audit_read, agent_self_read, account_created, account_updated, operator_token_created, operator_token_revoked. */
                 exclude?: string | string[];
                 limit?: number;
             };
@@ -1370,7 +2005,9 @@ export interface operations {
                      *           "rotated_from": null,
                      *           "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *           "expires_at": null,
-                     *           "suspended_at": null
+                     *           "suspended_at": null,
+                     *           "can_delegate": false,
+                     *           "parent_key_id": null
                      *         }
                      *       ],
                      *       "total": 1
@@ -1492,6 +2129,11 @@ export interface operations {
                  */
                 "application/json": {
                     agent_label?: string | null;
+                    /**
+                     * @description keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys).
+                     * @default false
+                     */
+                    can_delegate?: boolean;
                     /** @enum {string} */
                     environment?: "test" | "live";
                     /**
@@ -1544,6 +2186,8 @@ export interface operations {
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
                      *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null,
                      *         "plaintext_key": "sk_test_EXAMPLE01notarealkey",
                      *         "rotation_secret": "rs_EXAMPLE02notarealkey"
                      *       }
@@ -1711,7 +2355,9 @@ export interface operations {
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
-                     *         "suspended_at": null
+                     *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null
                      *       }
                      *     }
                      */
@@ -1843,7 +2489,9 @@ export interface operations {
                      *         "rotated_from": "00000000-0000-4000-8000-000000000011",
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
-                     *         "suspended_at": null
+                     *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null
                      *       }
                      *     }
                      */
@@ -1959,6 +2607,8 @@ export interface operations {
                  */
                 "application/json": {
                     agent_label?: string | null;
+                    /** @description keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys). */
+                    can_delegate?: boolean;
                     /** @description keyplane extension: a future time (at most 400 days ahead), or null to clear. */
                     expires_at?: string | null;
                     line_id?: string | null;
@@ -1999,7 +2649,9 @@ export interface operations {
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
-                     *         "suspended_at": null
+                     *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null
                      *       }
                      *     }
                      */
@@ -2137,7 +2789,9 @@ export interface operations {
                      *             "rotated_from": null,
                      *             "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *             "expires_at": null,
-                     *             "suspended_at": null
+                     *             "suspended_at": null,
+                     *             "can_delegate": false,
+                     *             "parent_key_id": null
                      *           },
                      *           "rotated_by": null
                      *         },
@@ -2158,14 +2812,16 @@ export interface operations {
                      *             "rotated_from": "00000000-0000-4000-8000-000000000011",
                      *             "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *             "expires_at": null,
-                     *             "suspended_at": null
+                     *             "suspended_at": null,
+                     *             "can_delegate": false,
+                     *             "parent_key_id": null
                      *           },
                      *           "rotated_by": "service_key"
                      *         }
                      *       ],
                      *       "spend": {
                      *         "cycle_start": "2026-01-15T09:00:15.000Z",
-                     *         "cycle_reset_at": "2026-01-15T09:00:27.000Z",
+                     *         "cycle_reset_at": "2026-01-15T09:00:30.000Z",
                      *         "spent_cents": 0,
                      *         "cap_cents": null,
                      *         "remaining_cents": null
@@ -2293,7 +2949,9 @@ export interface operations {
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
-                     *         "suspended_at": null
+                     *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null
                      *       }
                      *     }
                      */
@@ -2443,6 +3101,8 @@ export interface operations {
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
                      *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null,
                      *         "plaintext_key": "sk_test_EXAMPLE06notarealkey"
                      *       }
                      *     }
@@ -2611,7 +3271,9 @@ export interface operations {
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
-                     *         "suspended_at": null
+                     *         "suspended_at": null,
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null
                      *       },
                      *       "rotation_secret": "rs_EXAMPLE05notarealkey"
                      *     }
@@ -2781,7 +3443,9 @@ export interface operations {
                      *         "rotated_from": null,
                      *         "created_by_service_key_id": "00000000-0000-4000-8000-000000000002",
                      *         "expires_at": null,
-                     *         "suspended_at": "2026-01-15T09:00:16.000Z"
+                     *         "suspended_at": "2026-01-15T09:00:16.000Z",
+                     *         "can_delegate": false,
+                     *         "parent_key_id": null
                      *       }
                      *     }
                      */

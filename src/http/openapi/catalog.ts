@@ -41,7 +41,8 @@ export const INTERNAL_INFO = {
 export const TAGS: Record<string, string> = {
   keys: 'Child API keys, managed with the service key that minted them; mint and rotate take an Idempotency-Key.',
   audit: "An API key's compliance feed, with the debits made with it: the events where it is the actor or a subject; every read is itself recorded.",
-  agents: 'Agent self-rotation (an API key replaces itself, proving it holds its rotation secret), and what an agent can see of itself: its key, spend and limits.',
+  agents:
+    'Agent self-rotation (an API key replaces itself, proving it holds its rotation secret), what an agent can see of itself (its key, spend and limits), and delegation: narrower keys with budgets for its sub-agents.',
   health: 'Liveness and readiness probes for load balancers; no authentication.',
   portal: 'Accounts, service keys and portal API keys, for the portal backend.',
   verify: 'Key verification for the calling plane.',
@@ -144,7 +145,7 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     operationId: 'getAgentSelf',
     summary: "The calling agent's key, agent id, spend this cycle and self-rotation (extension)",
     description:
-      '`cap_cents` and `remaining_cents` are null when the key has no cap. Records an `agent_self_read` event before answering. Rate limit: 600 per hour per API key (`agents.self_read`).',
+      '`cap_cents` and `remaining_cents` are null when the key has no cap. `delegation` is the agent\'s place in its delegation tree: `can_delegate`, `depth`, `parent_key_id`, `reserved_cents` (what its live delegated keys hold back) and `available_cents` (what it may still delegate or spend). Records an `agent_self_read` event before answering. Rate limit: 600 per hour per API key (`agents.self_read`).',
     tag: 'agents',
   },
   'POST /v1/agents/self/check': {
@@ -152,6 +153,29 @@ export const OPERATIONS: Record<string, OperationDoc> = {
     summary: 'Would verify allow the calling agent this verb, line and cost? (extension)',
     description:
       'Answers `{"allowed", "code", "details"}` by exactly the rules of verify (tier × verb, line scope, cap with `cost_cents`), without debiting and without touching `last_used_at`. Rate limit: 600 per hour per API key (`agents.self_check`).',
+    tag: 'agents',
+  },
+
+  'POST /v1/agents/self/keys': {
+    operationId: 'delegateKey',
+    summary: 'Delegate a narrower key to a sub-agent (extension)',
+    description:
+      'For an API key whose service key set `can_delegate`. The child is never broader than the caller: its `permissions` allow no verb the caller\'s do not (read_only ⊂ call_only, sms_only ⊂ full), it keeps a line-scoped caller\'s line, lives `ttl_seconds` (60 s to 30 days, never past the caller\'s expiry) and may spend `budget_cents` for its whole life, reserved out of the caller\'s available amount (cap − spend − live children\'s unspent budgets) until it is revoked or expires. At most three levels below a service key\'s key. Answers the key with `plaintext_key` (this answer only; a replay omits it) and its `delegation`; records `agent_key_delegated`. Errors: 403 `agent_permission_denied` (no `can_delegate`, or a broader tier), 403 `agent_scope_error` (another line), 403 `delegation_depth_exceeded`, 402 `agent_cap_exceeded` (details name `available_cents`), 422 `validation_error` (a ttl past the caller\'s expiry). Rate limit: 60 per hour per agent (`agents.delegate`).',
+    tag: 'agents',
+    idempotencyKey: true,
+  },
+  'GET /v1/agents/self/keys': {
+    operationId: 'listDelegatedKeys',
+    summary: 'List the keys the calling agent delegated (extension)',
+    description:
+      'Unrevoked keys only (expired ones too, until revoked), newest first: the direct children by default, the whole subtree with `depth=all`. Each carries its `delegation` with `spent_cents`. Records an `agent_self_read` event before answering. Rate limit: 600 per hour per agent (`agents.delegated_keys`).',
+    tag: 'agents',
+  },
+  'DELETE /v1/agents/self/keys/{id}': {
+    operationId: 'revokeDelegatedKey',
+    summary: 'Revoke a key delegated below the calling agent, with its subtree (extension)',
+    description:
+      'A key at any depth below the caller; its own delegated keys are revoked in the same transaction (`agent_key_revoked`, reason `parent_revoked`) and their unspent budgets return to the caller\'s available amount. A key that is no descendant of the caller is 404 `not_found`. Rate limit: 600 per hour per agent (`agents.delegated_keys`).',
     tag: 'agents',
   },
 

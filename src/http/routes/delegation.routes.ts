@@ -36,7 +36,7 @@ export async function delegationRoutes(app: FastifyInstance, opts: DelegationRou
         lineId: typeof b.line_id === 'string' ? b.line_id.toLowerCase() : b.line_id,
         budgetCents: b.budget_cents,
         ttlSeconds: b.ttl_seconds,
-        canDelegate: b.can_delegate,
+        canDelegate: b.can_delegate ?? false,
       };
       return sendOutcome(reply, await delegation.delegate(apiPrincipal(request), input, idempotencyOf(request), opContext(request, clock)));
     },

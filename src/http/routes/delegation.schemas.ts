@@ -19,7 +19,8 @@ export const delegateKeyBody = z
       .min(MIN_DELEGATION_TTL_SECONDS)
       .max(MAX_DELEGATION_TTL_SECONDS)
       .meta({ description: "60 s to 30 days, never past the parent's own expiry." }),
-    can_delegate: z.boolean().default(false),
+    // Optional rather than defaulted: a named schema's default makes the field required in the generated client's types.
+    can_delegate: z.boolean().optional().meta({ description: 'Whether the child may delegate in turn (default false).' }),
   })
   .strict()
   .meta({ id: 'DelegateKeyRequest' });
