@@ -60,7 +60,7 @@ it.beforeAll(async ({ app }) => {
   valid = { service: tenant.serviceKey, api: tenant.apiKey, operator: ADMIN_TOKEN };
   publicIds = [...agents.map((a) => a.id), foreign.id, tenant.apiKeyId, tenant.serviceKeyId, ...children];
   adminIds = [other.accountId, tenant.accountId, spare.serviceKeyId, other.apiKeyId, foreign.id];
-}, 60_000);
+}, 120_000);
 
 afterAll(() => {
   process.stdout.write(`[fuzz] hostile requests: ${fuzzed}; statuses ${JSON.stringify(Object.fromEntries([...statuses].sort()))}\n`);
