@@ -11,10 +11,10 @@ import { http, type ServerProcess } from './server.js';
  * the spend and cap invariants (support/invariants.ts) against every key's row.
  */
 
-/** The tree's caps: small enough that the storm's debits reach them, so refusals happen under kills too. */
-export const ROOT_CAP_CENTS = 6_000;
-export const DEPTH1_BUDGET_CENTS = 3_000;
-export const DEPTH2_BUDGET_CENTS = 1_200;
+/** The tree's caps: small enough that the storm's debits reach them (the root's own debits have 1,000¢ beside its reservations). */
+export const ROOT_CAP_CENTS = 2_000;
+export const DEPTH1_BUDGET_CENTS = 1_000;
+export const DEPTH2_BUDGET_CENTS = 400;
 
 export interface TreeKey {
   id: string;
@@ -86,7 +86,10 @@ export class DebitLoad {
     while (!stop.now) {
       // A quarter through the root (its own debits must leave its children's reservations intact).
       const key = Math.random() < 0.25 ? 0 : 1 + Math.floor(Math.random() * (this.tree.length - 1));
-      const d: Debit = { key, requestId: `crash-debit-${++this.seq}-${Math.random().toString(36).slice(2)}`, cost: 1 + Math.floor(Math.random() * 9) };
+      // Mostly 1-9¢, a fifth 100-300¢: the large ones meet a cap within a few dozen debits (a slow
+      // host's storm) while the small ones still fit, so both outcomes happen under the kills.
+      const cost = Math.random() < 0.2 ? 100 + Math.floor(Math.random() * 201) : 1 + Math.floor(Math.random() * 9);
+      const d: Debit = { key, requestId: `crash-debit-${++this.seq}-${Math.random().toString(36).slice(2)}`, cost };
       this.debits.push(d);
       try {
         await this.send(d);
