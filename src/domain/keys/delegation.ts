@@ -7,7 +7,7 @@ import type { OpContext } from '../context.js';
 import { DomainError, invalidApiKey, validationError } from '../errors.js';
 import { TIER_VERBS } from '../verify/rules.js';
 import type { KeyMaterial } from './key-material.js';
-import { currentSpend } from './key-object.js';
+import { currentSpend, cycleStartFor, SPEND_CYCLE_MS } from './key-object.js';
 import { accepts, keyState } from './key-state.js';
 
 /*
@@ -81,6 +81,26 @@ export async function availableOf(db: Db | Tx, parent: ApiKeyRow, now: Date): Pr
   return { reserved, available };
 }
 
+/**
+ * 402 agent_cap_exceeded for a budget the parent cannot give: its details carry what every 402 of
+ * the cap carries (spent_cents, as a debit's refusal counts it, with what its children hold back;
+ * cap_cents; cycle_reset_at), which the response schema requires, and what a delegation adds.
+ */
+function budgetRefused(parent: ApiKeyRow, budgetCents: number, reserved: number, available: number, now: Date): DomainError {
+  const resetAt = new Date(cycleStartFor(parent.cycleAnchor, now).getTime() + SPEND_CYCLE_MS);
+  return new DomainError('agent_cap_exceeded', `A budget of ${budgetCents} cents exceeds the ${available} cents this key has available.`, [
+    {
+      field: 'budget_cents',
+      message: `at most ${available}`,
+      available_cents: available,
+      budget_cents: budgetCents,
+      spent_cents: currentSpend(parent, now) + reserved,
+      cap_cents: parent.monthlyCapCents!,
+      cycle_reset_at: resetAt.toISOString(),
+    },
+  ]);
+}
+
 export interface Delegation {
   parent_key_id: string;
   depth: number;
@@ -107,12 +127,8 @@ export async function delegateKeyTx(tx: EventTx, caller: ApiKeyRow, input: Deleg
   // An ancestor or the caller's agent stopped since authentication: the key no longer works.
   if (locked.length !== agents.length || !parent || !locked.every((row) => accepts(keyState(row, ctx.now)))) throw invalidApiKey();
   const { lineId, expiresAt } = checkDelegation(parent, input, ctx.now);
-  const { available } = await availableOf(tx, parent, ctx.now);
-  if (available !== null && input.budgetCents > available) {
-    throw new DomainError('agent_cap_exceeded', `A budget of ${input.budgetCents} cents exceeds the ${available} cents this key has available.`, [
-      { field: 'budget_cents', message: `at most ${available}`, available_cents: available, budget_cents: input.budgetCents },
-    ]);
-  }
+  const { reserved, available } = await availableOf(tx, parent, ctx.now);
+  if (available !== null && input.budgetCents > available) throw budgetRefused(parent, input.budgetCents, reserved, available, ctx.now);
   const row = await insertKey(tx, {
     id: material.id,
     accountId: parent.accountId,
