@@ -121,6 +121,26 @@ describe('delegated budgets under concurrency', () => {
     expect(await self(parent)).toMatchObject({ reserved_cents: 0, available_cents: 0 });
   });
 
+  it("delegations racing the parent's own debits never promise more than its cap", async () => {
+    const parent = await mintRoot(1000);
+    // 800 asked for as budgets and 600 as debits, all at once: 1400 against a cap of 1000.
+    const [delegations, debits] = await Promise.all([
+      Promise.all(Array.from({ length: 8 }, () => delegateRaw(parent, 100))),
+      Promise.all(Array.from({ length: 60 }, () => debit(parent.plaintext, 10))),
+    ]);
+    const granted = delegations.filter((r) => r.status === 201).length;
+    for (const r of delegations.filter((x) => x.status !== 201)) {
+      expect(r.status).toBe(402);
+      expect(errorCode(r)).toBe('agent_cap_exceeded');
+    }
+    const debited = debits.filter((r) => r.body.valid).length;
+    for (const r of debits.filter((x) => !x.body.valid)) expect(r.body.code).toBe('agent_cap_exceeded');
+    // Whatever the order, the loser of the last race could not fit: the cap is met exactly.
+    expect(granted * 100 + debited * 10).toBe(1000);
+    await expectSpend(parent, debited * 10);
+    expect(await self(parent)).toMatchObject({ reserved_cents: granted * 100, available_cents: 0 });
+  });
+
   it('a parent without a cap still holds each child to its budget, and is charged its debits', async () => {
     const parent = await mintRoot(null);
     const kid = await delegate(parent, 50);
@@ -148,11 +168,12 @@ describe('budgets returned and refused', () => {
     const tooMuch = await delegateRaw(parent, 601);
     expect(tooMuch.status).toBe(402);
     expect(errorCode(tooMuch)).toBe('agent_cap_exceeded');
-    expect(tooMuch.body.error.details[0]).toMatchObject({ available_cents: 600 });
+    // What the parent spent (its child's 100) and holds back for it (300), and the cap: 600 left.
+    expect(tooMuch.body.error.details[0]).toMatchObject({ field: 'budget_cents', available_cents: 600, budget_cents: 601, spent_cents: 400, cap_cents: 1000 });
 
     const revoked = await call(t.app, 'DELETE', `/v1/agents/self/keys/${kid.id}`, { token: parent.plaintext });
     expect(revoked.status).toBe(200);
-    expect(revoked.body.key.status).toBe('revoked');
+    expect(revoked.body.key).toMatchObject({ id: kid.id, revoked_at: expect.any(String) });
     // Up by the budget less what the child spent: 400 − 100.
     expect(await self(parent)).toMatchObject({ reserved_cents: 0, available_cents: 900 });
     expect((await debit(kid.plaintext, 1)).body).toMatchObject({ valid: false, code: 'invalid_api_key' });
