@@ -56,11 +56,11 @@ export function recordLiteralSecret(secret: string): void {
 }
 
 /**
- * Where a secret may legitimately leave: the first answer of a mint, a rotation, a self-rotation
- * and the portal's issuing routes. Every other response body is kept for teardown, which fails the
+ * Where a secret may legitimately leave: the first answer of a mint, a rotation, a self-rotation,
+ * a delegation and the portal's issuing routes. Every other response body is kept for teardown, which fails the
  * run if any issued secret or the admin token appears in one.
  */
-const ISSUING = /^(\/api)?\/v1\/(keys(\/[^/]+\/(rotate|rotation-secret))?|agents\/self\/rotate-key)$|^\/internal\/v1\/(bootstrap|(service-keys|keys)\/[^/]+\/rotate|accounts\/[^/]+\/(service-keys|api-keys))$|^\/console\/((service-keys|keys)\/[^/]+\/rotate|accounts\/[^/]+\/(service-keys|portal-keys))$/;
+const ISSUING = /^(\/api)?\/v1\/(keys(\/[^/]+\/(rotate|rotation-secret))?|agents\/self\/(rotate-key|keys))$|^\/internal\/v1\/(bootstrap|(service-keys|keys)\/[^/]+\/rotate|accounts\/[^/]+\/(service-keys|api-keys))$|^\/console\/((service-keys|keys)\/[^/]+\/rotate|accounts\/[^/]+\/(service-keys|portal-keys))$/;
 export function recordResponseBody(method: string, url: string, status: number, body: string): void {
   const pathOnly = url.split('?')[0]!;
   const mayIssue = method === 'POST' && (status === 200 || status === 201) && ISSUING.test(pathOnly);
