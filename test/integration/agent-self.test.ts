@@ -41,6 +41,7 @@ describe('GET /v1/agents/self', () => {
           remaining_cents: 380,
         },
         self_rotation: true,
+        delegation: { can_delegate: false, depth: 0, parent_key_id: null, reserved_cents: 0, available_cents: 380 },
       });
     }
   });

@@ -16,7 +16,7 @@ const KEY_FIELDS = [
   'id', 'key_prefix', 'environment', 'name', 'agent_label', 'line_id', 'permissions', 'monthly_cap_cents',
   'monthly_spend_cents', 'created_at', 'revoked_at', 'last_used_at', 'rotated_from', 'created_by_service_key_id',
   // keyplane's extensions, after Saperly's 14.
-  'expires_at', 'suspended_at',
+  'expires_at', 'suspended_at', 'can_delegate', 'parent_key_id',
 ].sort();
 
 const mint = (token: string, body: unknown, idem = `mint-${++n}-${Math.random()}`) =>

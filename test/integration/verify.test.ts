@@ -35,6 +35,8 @@ const KEY_FIELDS = [
   'created_by_service_key_id',
   'expires_at',
   'suspended_at',
+  'can_delegate',
+  'parent_key_id',
   'account_id',
 ];
 

@@ -10,6 +10,17 @@
 -- order of the checks is the answer's: unknown, revoked, suspended or expired first (also for a retried
 -- request_id, so such a key never answers a replay), then tier, then line, then replay, then cap.
 --
+-- Delegation: a delegated key (delegation_path: its ancestors' agent ids, root first) debits only
+-- within its own budget (its cap) and every ancestor's cap, and each debit is charged to the key and
+-- to every ancestor (their monthly_spend_cents), one row in the ledger (the key used). The items are
+-- decided tree by tree in one global order, the tree's root agent first, then by depth, so every
+-- writer of a tree takes the root's lock before any other of its rows (no two calls wait on each
+-- other). Before a delegated key's items the ancestors' rows are locked (root first) and read
+-- fresh, after the earlier keys' pending changes are written (they may be those ancestors); the
+-- ancestors' new spend is written when the key's items are done. An ancestor without a live row
+-- (revoked), suspended or expired at `at` makes the item invalid. A key that has delegated keeps its
+-- live children's unspent budgets (budget less spend) out of its own debits.
+--
 -- Spend follows the agent across rotations: a request_id already debited anywhere in the key's
 -- rotation chain (rotated_from, recursively) is a replay, so a retry made with the successor key
 -- after a rotation debits nothing twice.
@@ -60,6 +71,21 @@ DECLARE
   u_spends bigint[] := '{}';
   u_cycles timestamptz[] := '{}';
   u_used timestamptz[] := '{}';
+  -- The current key's ancestors (root first), as locked and changed by its items.
+  a_ids uuid[];
+  a_caps int[];
+  a_spends bigint[];
+  a_cycles timestamptz[];
+  a_anchors timestamptz[];
+  a_suspended boolean;
+  a_ends timestamptz;
+  a_missing boolean;
+  a_changed boolean := false;
+  a_in bigint[];
+  a_now timestamptz[];
+  anc api_keys%ROWTYPE;
+  reserved bigint;
+  i int;
 BEGIN
   -- Each token hash's request_ids in this call, for its key's one ledger probe.
   SELECT coalesce(jsonb_object_agg(g.token_hash, g.requests), '{}'::jsonb) INTO requests_by_hash
@@ -78,14 +104,15 @@ BEGIN
     -- its items are decided on, and debit, the live key's row (found by agent_id on
     -- api_keys_agent_live_uq), so the agent has one spend and one cap whichever key is used. That
     -- second probe runs only for such a key.
-    SELECT x.*, coalesce(l.id, a.id) AS key_id, a.id AS token_key_id
+    SELECT x.*, coalesce(l.id, a.id) AS key_id, a.id AS token_key_id, a.delegation_path AS path
       FROM jsonb_to_recordset(p_items || '[{}]'::jsonb)
         AS x(ord int, token_hash text, tiers text[], line text, line_optional boolean, id uuid,
              request_id text, cost int, at timestamptz, stale_before timestamptz)
-      LEFT JOIN LATERAL (SELECT a.id, a.agent_id, a.revoked_at FROM api_keys a WHERE a.token_hash = x.token_hash LIMIT 1) a ON true
+      LEFT JOIN LATERAL (SELECT a.id, a.agent_id, a.revoked_at, a.delegation_path FROM api_keys a WHERE a.token_hash = x.token_hash LIMIT 1) a ON true
       LEFT JOIN LATERAL (SELECT l.id FROM api_keys l
                           WHERE a.revoked_at > x.at AND l.agent_id = a.agent_id AND l.revoked_at IS NULL LIMIT 1) l ON true
-     ORDER BY x.ord IS NULL, coalesce(l.id, a.id) NULLS LAST, x.ord
+     ORDER BY x.ord IS NULL, coalesce(a.delegation_path[1], a.agent_id) NULLS LAST, cardinality(a.delegation_path),
+              coalesce(l.id, a.id), x.ord
   LOOP
     IF cur_key IS DISTINCT FROM it.key_id THEN
       -- The previous key is done: remember its new state for the one UPDATE at the end.
@@ -95,13 +122,54 @@ BEGIN
         u_cycles := u_cycles || k.spend_cycle_start;
         u_used := u_used || k.last_used_at;
       END IF;
+      IF a_changed THEN
+        UPDATE api_keys a SET monthly_spend_cents = u.spend, spend_cycle_start = u.cycle
+          FROM unnest(a_ids, a_spends, a_cycles) AS u(id, spend, cycle) WHERE a.id = u.id;
+        a_changed := false;
+      END IF;
       cur_key := it.key_id;
       changed := false;
       key_sent := false;
       -- This key's debits in this call are l_requests[key_start:], for a retry within the call.
       key_start := cardinality(l_requests) + 1;
+      a_ids := '{}'; a_caps := '{}'; a_spends := '{}'; a_cycles := '{}'; a_anchors := '{}';
+      a_suspended := false; a_ends := NULL; a_missing := false;
+      IF it.key_id IS NOT NULL AND cardinality(it.path) > 0 THEN
+        -- The earlier keys' changes first: an ancestor of this key may be among them.
+        IF cardinality(u_ids) > 0 THEN
+          UPDATE api_keys a
+             SET monthly_spend_cents = u.spend, spend_cycle_start = u.cycle, last_used_at = u.used
+            FROM unnest(u_ids, u_spends, u_cycles, u_used) AS u(id, spend, cycle, used)
+           WHERE a.id = u.id;
+          u_ids := '{}'; u_spends := '{}'; u_cycles := '{}'; u_used := '{}';
+        END IF;
+        FOR i IN 1 .. cardinality(it.path) LOOP
+          SELECT * INTO anc FROM api_keys a WHERE a.agent_id = it.path[i] AND a.revoked_at IS NULL FOR UPDATE;
+          IF NOT FOUND THEN
+            -- Rotated while this waited for its lock: the successor is committed now.
+            SELECT * INTO anc FROM api_keys a WHERE a.agent_id = it.path[i] AND a.revoked_at IS NULL FOR UPDATE;
+          END IF;
+          IF NOT FOUND THEN
+            a_missing := true;
+          ELSE
+            a_ids := a_ids || anc.id;
+            a_caps := a_caps || anc.monthly_cap_cents;
+            a_spends := a_spends || anc.monthly_spend_cents;
+            a_cycles := a_cycles || anc.spend_cycle_start;
+            a_anchors := a_anchors || date_trunc('milliseconds', anc.cycle_anchor);
+            a_suspended := a_suspended OR anc.suspended_at IS NOT NULL;
+            a_ends := least(a_ends, anc.expires_at);
+          END IF;
+        END LOOP;
+      END IF;
       IF it.key_id IS NOT NULL THEN
         SELECT * INTO k FROM api_keys a WHERE a.id = it.key_id FOR UPDATE;
+        reserved := 0;
+        IF k.has_delegated THEN
+          SELECT coalesce(sum(greatest(0, coalesce(c.monthly_cap_cents, 0) - c.monthly_spend_cents)), 0) INTO reserved
+            FROM api_keys c
+           WHERE c.parent_agent_id = k.agent_id AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > it.at);
+        END IF;
         v_anchor := date_trunc('milliseconds', k.cycle_anchor);
         WITH RECURSIVE c(id, rotated_from) AS (
           SELECT a.id, a.rotated_from FROM api_keys a WHERE a.id = k.id
@@ -145,6 +213,8 @@ BEGIN
       o_outcome := 'suspended';
     ELSIF k.expires_at <= it.at THEN
       o_outcome := 'expired';
+    ELSIF a_missing OR a_suspended OR a_ends <= it.at THEN
+      o_outcome := 'invalid';
     END IF;
     IF o_outcome IS NOT NULL THEN
       RETURN NEXT;
@@ -185,12 +255,33 @@ BEGIN
           k.last_used_at := it.at;
           changed := true;
         END IF;
-      ELSIF k.monthly_cap_cents IS NOT NULL AND in_cycle + it.cost > k.monthly_cap_cents THEN
+      ELSIF k.monthly_cap_cents IS NOT NULL AND in_cycle + reserved + it.cost > k.monthly_cap_cents THEN
         o_outcome := 'cap_exceeded';
-        o_spent := in_cycle;
+        -- What is spent, or held back for the key's own delegated keys.
+        o_spent := in_cycle + reserved;
         o_cap := k.monthly_cap_cents;
         o_cycle := v_cycle;
-      ELSE
+      END IF;
+      IF o_outcome IS NULL AND cardinality(a_ids) > 0 THEN
+        -- Every ancestor's cap at `at`, in its own cycle; the first that would be exceeded answers.
+        a_in := '{}'; a_now := '{}';
+        FOR i IN 1 .. cardinality(a_ids) LOOP
+          a_now := a_now || (a_anchors[i] + make_interval(secs => (floor(greatest(0, extract(epoch from (it.at - a_anchors[i]))) / 2592000) * 2592000)::float8));
+          a_in := a_in || CASE WHEN a_cycles[i] >= a_now[i] THEN a_spends[i] ELSE 0 END;
+          IF o_outcome IS NULL AND a_caps[i] IS NOT NULL AND a_in[i] + it.cost > a_caps[i] THEN
+            o_outcome := 'cap_exceeded';
+            o_spent := a_in[i];
+            o_cap := a_caps[i];
+            o_cycle := a_now[i];
+          END IF;
+        END LOOP;
+      END IF;
+      IF o_outcome IS NULL THEN
+        FOR i IN 1 .. cardinality(a_ids) LOOP
+          a_spends[i] := a_in[i] + it.cost;
+          a_cycles[i] := GREATEST(a_cycles[i], a_now[i]);
+          a_changed := true;
+        END LOOP;
         k.monthly_spend_cents := in_cycle + it.cost;
         -- GREATEST never moves the stored cycle backwards; GREATEST(NULL, x) = x.
         k.spend_cycle_start := GREATEST(k.spend_cycle_start, v_cycle);
