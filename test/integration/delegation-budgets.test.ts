@@ -168,8 +168,8 @@ describe('budgets returned and refused', () => {
     const tooMuch = await delegateRaw(parent, 601);
     expect(tooMuch.status).toBe(402);
     expect(errorCode(tooMuch)).toBe('agent_cap_exceeded');
-    // The parent's cycle spend (its child's 100) and cap; 600 left beside the 300 the child holds.
-    expect(tooMuch.body.error.details[0]).toMatchObject({ field: 'budget_cents', available_cents: 600, budget_cents: 601, spent_cents: 100, cap_cents: 1000 });
+    // What the parent spent (its child's 100) or holds back (the child's 300), as a refused debit names it; 600 left.
+    expect(tooMuch.body.error.details[0]).toMatchObject({ field: 'budget_cents', available_cents: 600, budget_cents: 601, spent_cents: 400, cap_cents: 1000 });
 
     const revoked = await call(t.app, 'DELETE', `/v1/agents/self/keys/${kid.id}`, { token: parent.plaintext });
     expect(revoked.status).toBe(200);

@@ -225,7 +225,7 @@ describe('budget at delegation', () => {
     const over = await delegate(t, root.plaintext, delegationBody({ budget_cents: 300 }));
     expect(over.status).toBe(402);
     expect(errorCode(over)).toBe('agent_cap_exceeded');
-    expect(over.body.error.details[0]).toMatchObject({ field: 'budget_cents', available_cents: 200, budget_cents: 300, cap_cents: 1000, spent_cents: 0 });
+    expect(over.body.error.details[0]).toMatchObject({ field: 'budget_cents', available_cents: 200, budget_cents: 300, cap_cents: 1000, spent_cents: 800 });
     expect((await self(root.plaintext)).delegation).toEqual({ can_delegate: true, depth: 0, parent_key_id: null, reserved_cents: 800, available_cents: 200 });
     const revoked = await call(t.app, 'DELETE', `/v1/agents/self/keys/${a.id}`, { token: root.plaintext });
     expect(revoked.status).toBe(200);
