@@ -66,6 +66,9 @@ describe('debits through delegated keys', () => {
     const capped = await verify({ key: d3.plaintext, verb: 'call', cost_cents: 40, request_id: rid() });
     expect(capped.body).toMatchObject({ valid: false, code: 'agent_cap_exceeded' });
     expect(capped.body.error.error.details[0]).toMatchObject({ cap_cents: 30 });
+    // The agent's own check answers as verify does, by the same bounds.
+    const checked = await call(t.app, 'POST', '/v1/agents/self/check', { token: d3.plaintext, body: { verb: 'call', cost_cents: 40 } });
+    expect(checked.body).toMatchObject({ allowed: false, code: 'agent_cap_exceeded', details: [{ cap_cents: 30 }] });
     expect(await spendOf(d3.id)).toBe(0);
   });
 
@@ -75,6 +78,8 @@ describe('debits through delegated keys', () => {
     await delegate(root.plaintext, { budget_cents: 400 });
     expect((await verify({ key: root.plaintext, verb: 'call', cost_cents: 200, request_id: rid() })).body.valid).toBe(true);
     expect((await verify({ key: root.plaintext, verb: 'call', cost_cents: 1, request_id: rid() })).body).toMatchObject({ code: 'agent_cap_exceeded' });
+    const checked = await call(t.app, 'POST', '/v1/agents/self/check', { token: root.plaintext, body: { verb: 'call', cost_cents: 1 } });
+    expect(checked.body).toMatchObject({ allowed: false, code: 'agent_cap_exceeded', details: [{ spent_cents: 1000, cap_cents: 1000 }] });
   });
 
   it('answers a replayed request_id without charging anyone twice', async () => {

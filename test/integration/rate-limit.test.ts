@@ -104,7 +104,7 @@ describe("every policy at the contract's values (routes declaring config.limit)"
     expectLimitHeaders(limited, name, max, windowSeconds, 0, windowSeconds);
   });
 
-  it('the contract’s numbers: 60, 600, 600, 120, 120, 30 per hour; audit 60 per hour; self-rotation 3 per 15 min; self read and check 600 per hour', () => {
+  it('the contract’s numbers: 60, 600, 600, 120, 120, 30 per hour; audit 60 per hour; self-rotation 3 per 15 min; self read and check 600 per hour; delegation 60 per hour', () => {
     const table = Object.fromEntries(LIMIT_NAMES.map((n) => [n, [POLICIES[n].defaults.max, POLICIES[n].defaults.windowSeconds]]));
     expect(table).toEqual({
       'keys.mint': [60, 3600],
@@ -117,6 +117,8 @@ describe("every policy at the contract's values (routes declaring config.limit)"
       'agents.self_rotate': [3, 900],
       'agents.self_read': [600, 3600],
       'agents.self_check': [600, 3600],
+      'agents.delegate': [60, 3600],
+      'agents.delegated_keys': [600, 3600],
     });
   });
 

@@ -56,8 +56,8 @@ export function recordLiteralSecret(secret: string): void {
 }
 
 /**
- * Where a secret may legitimately leave: the first answer of a mint, a rotation, a self-rotation
- * and the portal's issuing routes. Every other response body is kept for teardown, which fails the
+ * Where a secret may legitimately leave: the first answer of a mint, a rotation, a self-rotation,
+ * a delegation and the portal's issuing routes. Every other response body is kept for teardown, which fails the
  * run if any issued secret or the admin token appears in one.
  */
 const ISSUING = /^(\/api)?\/v1\/(keys(\/[^/]+\/(rotate|rotation-secret))?|agents\/self\/(rotate-key|keys))$|^\/internal\/v1\/(bootstrap|(service-keys|keys)\/[^/]+\/rotate|accounts\/[^/]+\/(service-keys|api-keys))$|^\/console\/((service-keys|keys)\/[^/]+\/rotate|accounts\/[^/]+\/(service-keys|portal-keys))$/;

@@ -31,6 +31,11 @@ export async function lockLiveAgents(tx: Tx, agentIds: string[]): Promise<ApiKey
   return rows;
 }
 
+/** The live rows of these agents, unlocked (a delegated key's ancestors, for a read that decides nothing). */
+export function liveAgentKeys(db: Db, agentIds: string[]): Promise<ApiKeyRow[]> {
+  return db.select().from(apiKeys).where(and(inArray(apiKeys.agentId, agentIds), isNull(apiKeys.revokedAt)));
+}
+
 /** What an agent's live children hold back of its cap: their budgets less their spend. */
 export async function reservedBy(db: Db | Tx, agentId: string, now: Date): Promise<number> {
   const [row] = await db

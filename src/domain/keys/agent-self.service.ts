@@ -2,6 +2,7 @@ import { recordEvent, withEvents, type EventStore } from '../audit/events.js';
 import type { ApiPrincipal } from '../auth/auth.service.js';
 import type { OpContext } from '../context.js';
 import { checkKey, type CheckInput, type CheckResult } from '../verify/check.js';
+import { liveAgentKeys, reservedBy } from '../../db/queries/delegation.queries.js';
 import type { ApiKeyRow } from '../../db/schema.js';
 import type { Db } from '../../db/types.js';
 import { availableOf, depthOf } from './delegation.js';
@@ -69,7 +70,13 @@ async function readSelf(store: EventStore, principal: ApiPrincipal, ctx: OpConte
 export function createAgentSelfService(store: EventStore) {
   return {
     read: (principal: ApiPrincipal, ctx: OpContext): Promise<AgentSelf> => readSelf(store, principal, ctx),
-    check: (principal: ApiPrincipal, input: CheckInput, now: Date): CheckResult => checkKey(principal.key, input, now),
+    /** Verify's answer for the caller's own key, with its delegation's bounds read (nothing written). */
+    async check(principal: ApiPrincipal, input: CheckInput, now: Date): Promise<CheckResult> {
+      const row = principal.key;
+      const ancestors = row.delegationPath.length > 0 ? await liveAgentKeys(store.db, row.delegationPath) : [];
+      const reserved = input.costCents !== undefined && row.hasDelegated ? await reservedBy(store.db, row.agentId, now) : 0;
+      return checkKey(row, input, now, { reserved, ancestors });
+    },
   };
 }
 

@@ -7,6 +7,7 @@ import type { OpContext } from '../context.js';
 import { DomainError, invalidApiKey, validationError } from '../errors.js';
 import { TIER_VERBS } from '../verify/rules.js';
 import type { KeyMaterial } from './key-material.js';
+import { agentSpendOf } from './agent-spend.js';
 import { currentSpend } from './key-object.js';
 import { accepts, keyState } from './key-state.js';
 
@@ -40,14 +41,22 @@ export const narrows = (parent: Permission, child: Permission): boolean => TIER_
 
 export const depthOf = (row: Pick<ApiKeyRow, 'delegationPath'>): number => row.delegationPath.length;
 
-const refused = (code: 'agent_permission_denied' | 'agent_scope_error' | 'delegation_depth_exceeded', message: string, field?: string) =>
-  new DomainError(code, message, [{ ...(field ? { field } : {}), message }]);
+/*
+ * The refusals' details carry what the status's declared envelope requires of them (error.schemas.ts):
+ * tier and verb for agent_permission_denied (the parent's tier, and the verb it lacks), line_id for
+ * agent_scope_error; an answer that misses one cannot be serialized and becomes a 500.
+ */
+const refused = (code: 'agent_permission_denied' | 'agent_scope_error' | 'delegation_depth_exceeded', message: string, extra: Record<string, unknown> = {}) =>
+  new DomainError(code, message, [{ ...extra, message }]);
+
+/** The first verb the child's tier allows that the parent's does not ("delegate" when the tier is not the reason). */
+const missingVerb = (parent: Permission, child: Permission): string => TIER_VERBS[child].find((verb) => !TIER_VERBS[parent].includes(verb)) ?? 'delegate';
 
 /** The line the child gets: the parent's when it has one (another is agent_scope_error), else the one asked for. */
 function childLine(parent: ApiKeyRow, asked: string | null | undefined): string | null {
   if (parent.lineId === null) return asked ?? null;
   if (asked === undefined || asked === null || asked.toLowerCase() === parent.lineId.toLowerCase()) return parent.lineId;
-  throw refused('agent_scope_error', 'A line-scoped key delegates only on its own line.', 'line_id');
+  throw refused('agent_scope_error', 'A line-scoped key delegates only on its own line.', { field: 'line_id', line_id: parent.lineId });
 }
 
 /**
@@ -56,12 +65,18 @@ function childLine(parent: ApiKeyRow, asked: string | null | undefined): string 
  * parent's. Returns the child's line and expiry.
  */
 export function checkDelegation(parent: ApiKeyRow, input: DelegationInput, now: Date): { lineId: string | null; expiresAt: Date } {
-  if (!parent.canDelegate) throw refused('agent_permission_denied', 'This key may not delegate: its service key must set can_delegate.');
+  if (!parent.canDelegate) {
+    throw refused('agent_permission_denied', 'This key may not delegate: its service key must set can_delegate.', { field: 'can_delegate', tier: parent.permissions, verb: 'delegate' });
+  }
   if (depthOf(parent) + 1 > MAX_DELEGATION_DEPTH) {
     throw refused('delegation_depth_exceeded', `A delegated key at depth ${depthOf(parent)} may not delegate: the deepest key is depth ${MAX_DELEGATION_DEPTH}.`);
   }
   if (!narrows(parent.permissions, input.permissions)) {
-    throw refused('agent_permission_denied', `A ${parent.permissions} key may not delegate ${input.permissions}: a delegated key is never broader than its parent.`, 'permissions');
+    throw refused('agent_permission_denied', `A ${parent.permissions} key may not delegate ${input.permissions}: a delegated key is never broader than its parent.`, {
+      field: 'permissions',
+      tier: parent.permissions,
+      verb: missingVerb(parent.permissions, input.permissions),
+    });
   }
   const lineId = childLine(parent, input.lineId);
   const expiresAt = new Date(now.getTime() + input.ttlSeconds * 1000);
@@ -79,6 +94,15 @@ export async function availableOf(db: Db | Tx, parent: ApiKeyRow, now: Date): Pr
   const reserved = parent.hasDelegated ? await reservedBy(db, parent.agentId, now) : 0;
   const available = parent.monthlyCapCents === null ? null : Math.max(0, parent.monthlyCapCents - currentSpend(parent, now) - reserved);
   return { reserved, available };
+}
+
+/**
+ * The parent's cap, what it has spent this cycle or holds back for its delegated keys (as a refused
+ * debit names it), and the cycle's end: what every agent_cap_exceeded answer names.
+ */
+function capOf(parent: ApiKeyRow, reserved: number, now: Date): { spent_cents: number; cap_cents: number; cycle_reset_at: string } {
+  const spend = agentSpendOf(parent, now);
+  return { spent_cents: spend.spent_cents + reserved, cap_cents: parent.monthlyCapCents ?? 0, cycle_reset_at: spend.cycle_reset_at };
 }
 
 export interface Delegation {
@@ -107,10 +131,10 @@ export async function delegateKeyTx(tx: EventTx, caller: ApiKeyRow, input: Deleg
   // An ancestor or the caller's agent stopped since authentication: the key no longer works.
   if (locked.length !== agents.length || !parent || !locked.every((row) => accepts(keyState(row, ctx.now)))) throw invalidApiKey();
   const { lineId, expiresAt } = checkDelegation(parent, input, ctx.now);
-  const { available } = await availableOf(tx, parent, ctx.now);
+  const { reserved, available } = await availableOf(tx, parent, ctx.now);
   if (available !== null && input.budgetCents > available) {
     throw new DomainError('agent_cap_exceeded', `A budget of ${input.budgetCents} cents exceeds the ${available} cents this key has available.`, [
-      { field: 'budget_cents', message: `at most ${available}`, available_cents: available, budget_cents: input.budgetCents },
+      { field: 'budget_cents', message: `at most ${available}`, available_cents: available, budget_cents: input.budgetCents, ...capOf(parent, reserved, ctx.now) },
     ]);
   }
   const row = await insertKey(tx, {

@@ -1,7 +1,7 @@
 import type { ApiKeyRow } from '../../db/schema.js';
 import type { ErrorDetail } from '../errors.js';
 import type { Verb } from './rules.js';
-import { judgeCost, judgeKey, type VerifyCode } from './verify.service.js';
+import { judgeCost, judgeKey, type CostBounds, type VerifyCode } from './verify.service.js';
 
 /*
  * POST /v1/agents/self/check: whether the caller's own key may perform a verb, on a line, at a cost,
@@ -24,9 +24,9 @@ export interface CheckResult {
   details: ErrorDetail[];
 }
 
-/** The answer verify would give this key now, without its effects. */
-export function checkKey(row: ApiKeyRow, input: CheckInput, now: Date): CheckResult {
-  const refused = judgeKey(row, input, now) ?? (input.costCents === undefined ? null : judgeCost(row, input.costCents, now));
+/** The answer verify would give this key now, without its effects; `bounds`: its delegation's (none by default). */
+export function checkKey(row: ApiKeyRow, input: CheckInput, now: Date, bounds: CostBounds = { reserved: 0, ancestors: [] }): CheckResult {
+  const refused = judgeKey(row, input, now, bounds.ancestors) ?? (input.costCents === undefined ? null : judgeCost(row, input.costCents, now, bounds));
   if (!refused) return { allowed: true, code: 'valid', details: [] };
   return { allowed: false, code: refused.code, details: refused.error?.error.details ?? [] };
 }

@@ -132,15 +132,32 @@ function ancestorRefusal(row: ApiKeyRow, ancestors: AncestorRow[], now: Date): V
   return null;
 }
 
+/** What else bounds a key's debit: its delegated keys' reservations and its ancestors' caps. */
+export interface CostBounds {
+  reserved: number;
+  ancestors: ApiKeyRow[];
+}
+
+const NO_BOUNDS: CostBounds = { reserved: 0, ancestors: [] };
+
 /**
- * The cap rule as a debit of `costCents` at `now` would meet it (fitsCap, the comparison the debit
- * statement makes under the row lock), without debiting: the refusal, or null when it fits.
+ * The cap rule as a debit of `costCents` at `now` would meet it (fitsCap, the comparisons the debit
+ * statement makes under the row locks: the key's cap less what its delegated keys hold back, then
+ * each ancestor's cap), without debiting: the refusal, or null when it fits.
  */
-export function judgeCost(row: ApiKeyRow, costCents: number, now: Date): VerifyResult | null {
-  const spent = currentSpend(row, now);
-  if (row.monthlyCapCents === null || fitsCap(spent, row.monthlyCapCents, costCents)) return null;
-  const resetAt = new Date(cycleStartFor(row.cycleAnchor, now).getTime() + SPEND_CYCLE_MS);
-  return capExceeded(costCents, spent, row.monthlyCapCents, resetAt, verifiedKey(row, now));
+export function judgeCost(row: ApiKeyRow, costCents: number, now: Date, bounds: CostBounds = NO_BOUNDS): VerifyResult | null {
+  const resetOf = (k: ApiKeyRow) => new Date(cycleStartFor(k.cycleAnchor, now).getTime() + SPEND_CYCLE_MS);
+  const spent = currentSpend(row, now) + bounds.reserved;
+  if (row.monthlyCapCents !== null && !fitsCap(spent, row.monthlyCapCents, costCents)) {
+    return capExceeded(costCents, spent, row.monthlyCapCents, resetOf(row), verifiedKey(row, now));
+  }
+  for (const ancestor of bounds.ancestors) {
+    const used = currentSpend(ancestor, now);
+    if (ancestor.monthlyCapCents !== null && !fitsCap(used, ancestor.monthlyCapCents, costCents)) {
+      return capExceeded(costCents, used, ancestor.monthlyCapCents, resetOf(ancestor), verifiedKey(row, now));
+    }
+  }
+  return null;
 }
 
 /** A debit's outcome as verify answers it. */
