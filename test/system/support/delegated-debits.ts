@@ -11,10 +11,10 @@ import { http, type ServerProcess } from './server.js';
  * the spend and cap invariants (support/invariants.ts) against every key's row.
  */
 
-/** The tree's caps: small enough that the storm's debits reach them (the root's own debits have 1,000¢ beside its reservations). */
-export const ROOT_CAP_CENTS = 2_000;
-export const DEPTH1_BUDGET_CENTS = 1_000;
-export const DEPTH2_BUDGET_CENTS = 400;
+/** The tree's caps: small enough that the storm's debits reach them (the root's own debits have 2,000¢ beside its reservations). */
+export const ROOT_CAP_CENTS = 4_000;
+export const DEPTH1_BUDGET_CENTS = 2_000;
+export const DEPTH2_BUDGET_CENTS = 800;
 
 export interface TreeKey {
   id: string;
