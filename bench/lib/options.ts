@@ -32,16 +32,18 @@ export function parseOptions(argv: string[]): Options {
   };
   const smoke = flag('smoke');
   const against = option('against');
+  const only = option('only')?.split(',');
   return {
     argv,
     smoke,
     // 10 s measured after a 3 s warm-up (the minimum); the smoke run only proves the bench runs.
     seconds: Number(option('seconds') ?? (smoke ? 1 : 10)),
     warmup: Number(option('warmup') ?? (smoke ? 0 : 3)),
-    only: option('only')?.split(','),
+    only,
     against,
     pairs: Number(option('pairs') ?? (smoke ? 1 : 3)),
-    scale: against ? flag('scale') : !flag('no-scale'),
+    // Seeding the scale world takes minutes: not for an --only run that names no scale scenario.
+    scale: (against ? flag('scale') : !flag('no-scale')) && (!only || only.some((id) => id.startsWith('scale.'))),
     embedded: !flag('no-embedded'),
     out: option('out'),
   };

@@ -70,6 +70,46 @@ async function verifyKeyOf(o: WorldOptions, t: Tenant): Promise<string | undefin
   return probe.status === 200 ? key : undefined;
 }
 
+/** The levels below a delegating root: its depth-3 descendant is the key the delegated verifies use. */
+const DELEGATION_DEPTH = 3;
+/** The largest budget (and cap) there is, at every level: 100M debits of 1¢, so no cap binds in a run. */
+const DELEGATED_BUDGET_CENTS = 100_000_000;
+
+/**
+ * A depth-3 delegated key with a plaintext, as an agent fleet builds one: a root minted by the
+ * service key with can_delegate and the largest cap, delegating through POST /v1/agents/self/keys
+ * (each level with its own key) down to depth 3. Undefined when the build has no delegation (A/B
+ * against an older ref: the mint refuses can_delegate, or the route is missing).
+ */
+async function delegatedKeyOf(o: WorldOptions, t: Tenant): Promise<string | undefined> {
+  const auth = { ...json, authorization: `Bearer ${t.serviceKey}` };
+  const rootBody = JSON.stringify({ name: 'delegating root', permissions: 'full', monthly_cap_cents: DELEGATED_BUDGET_CENTS, can_delegate: true });
+  const root = await once(o.origins.public, 'POST', '/v1/keys', { ...auth, 'idempotency-key': 'bench-delegating-root' }, rootBody);
+  if (root.status === 400 || root.status === 422) return undefined;
+  if (root.status !== 201) throw new Error(`delegating root mint answered ${root.status}: ${root.text}`);
+  let key = (JSON.parse(root.text) as { key: { plaintext_key: string } }).key.plaintext_key;
+  for (let depth = 1; depth <= DELEGATION_DEPTH; depth++) {
+    const body = JSON.stringify({
+      name: `delegated depth ${depth}`,
+      permissions: 'full',
+      budget_cents: DELEGATED_BUDGET_CENTS,
+      // A day less at each level: a delegated key never outlives its parent.
+      ttl_seconds: 86_400 * (DELEGATION_DEPTH + 1 - depth),
+      can_delegate: depth < DELEGATION_DEPTH,
+    });
+    const child = await once(o.origins.public, 'POST', '/v1/agents/self/keys', { ...json, authorization: `Bearer ${key}`, 'idempotency-key': `bench-delegate-${depth}` }, body);
+    if (child.status === 404) return undefined;
+    if (child.status !== 201) throw new Error(`delegation to depth ${depth} answered ${child.status}: ${child.text}`);
+    key = (JSON.parse(child.text) as { key: { plaintext_key: string } }).key.plaintext_key;
+  }
+  // Both scenarios count any 200 as done: check here that they are valid answers, not refusals.
+  for (const body of [{ key, verb: 'read' }, { key, verb: 'call', cost_cents: 1, request_id: 'bench-delegated-probe' }]) {
+    const probe = await once(o.origins.admin, 'POST', '/internal/v1/verify', { ...json, authorization: `Bearer ${o.adminToken}` }, JSON.stringify(body));
+    if (probe.status !== 200 || (JSON.parse(probe.text) as { valid?: boolean }).valid !== true) throw new Error(`verify of the depth-3 key answered ${probe.status}: ${probe.text}`);
+  }
+  return key;
+}
+
 async function seedScale(c: pg.Client, o: WorldOptions, scale: { keys: number; events: number }): Promise<World['scale']> {
   const t = await bootstrapTenant(c, o, 'bench scale');
   const ids = await seedChildKeys(c, t, scale.keys, 'scale');
@@ -95,12 +135,13 @@ export async function buildWorld(o: WorldOptions): Promise<{ world: World; seedS
     const scale = o.scale ? await seedScale(c, o, o.scale) : undefined;
     await fillAuditFeed(o, read);
     const verifyKey = await verifyKeyOf(o, mint);
+    const delegatedKey = verifyKey ? await delegatedKeyOf(o, mint) : undefined;
     await c.query('vacuum analyze');
     // The seed wrote WAL and dirty pages (~1 GB at scale); without a checkpoint here the checkpointer
     // writes them out during the first measured runs, and its CPU and I/O land on those scenarios
     // (a run without it: GET /v1/keys/{id} 0.63, Postgres 144 µs per request against 77-95 elsewhere).
     await c.query('checkpoint');
-    const world: World = { read, readKeyId: readKeyIds[0]!, mint, rotate, rotatePool, scale, adminToken: o.adminToken, verifyKey };
+    const world: World = { read, readKeyId: readKeyIds[0]!, mint, rotate, rotatePool, scale, adminToken: o.adminToken, verifyKey, delegatedKey };
     return { world, seedSeconds: (performance.now() - t0) / 1000 };
   } finally {
     await c.end();

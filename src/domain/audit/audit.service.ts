@@ -68,7 +68,8 @@ async function resolveTarget(db: Db, principal: ApiPrincipal, requested: string)
           { field: 'api_key_id', message: 'the key is scoped to a line', line_id: lineId },
         ])
       : new DomainError('agent_scope_error', 'A delegated key may read only its own audit feed and those of the keys it delegated.', [
-          { field: 'api_key_id', message: 'the key is delegated' },
+          // line_id is part of every agent_scope_error's details: null, the key is confined by its delegation.
+          { field: 'api_key_id', message: 'the key is delegated', line_id: null },
         ]);
   if (!isUuid(requested)) {
     if (confined) throw scopeError();

@@ -96,10 +96,13 @@ export async function availableOf(db: Db | Tx, parent: ApiKeyRow, now: Date): Pr
   return { reserved, available };
 }
 
-/** The parent's cap, its cycle's spend and the cycle's end: what every agent_cap_exceeded answer names. */
-function capOf(parent: ApiKeyRow, now: Date): { spent_cents: number; cap_cents: number; cycle_reset_at: string } {
+/**
+ * The parent's cap, what it has spent this cycle or holds back for its delegated keys (as a refused
+ * debit names it), and the cycle's end: what every agent_cap_exceeded answer names.
+ */
+function capOf(parent: ApiKeyRow, reserved: number, now: Date): { spent_cents: number; cap_cents: number; cycle_reset_at: string } {
   const spend = agentSpendOf(parent, now);
-  return { spent_cents: spend.spent_cents, cap_cents: parent.monthlyCapCents ?? 0, cycle_reset_at: spend.cycle_reset_at };
+  return { spent_cents: spend.spent_cents + reserved, cap_cents: parent.monthlyCapCents ?? 0, cycle_reset_at: spend.cycle_reset_at };
 }
 
 export interface Delegation {
@@ -128,10 +131,10 @@ export async function delegateKeyTx(tx: EventTx, caller: ApiKeyRow, input: Deleg
   // An ancestor or the caller's agent stopped since authentication: the key no longer works.
   if (locked.length !== agents.length || !parent || !locked.every((row) => accepts(keyState(row, ctx.now)))) throw invalidApiKey();
   const { lineId, expiresAt } = checkDelegation(parent, input, ctx.now);
-  const { available } = await availableOf(tx, parent, ctx.now);
+  const { reserved, available } = await availableOf(tx, parent, ctx.now);
   if (available !== null && input.budgetCents > available) {
     throw new DomainError('agent_cap_exceeded', `A budget of ${input.budgetCents} cents exceeds the ${available} cents this key has available.`, [
-      { field: 'budget_cents', message: `at most ${available}`, available_cents: available, budget_cents: input.budgetCents, ...capOf(parent, ctx.now) },
+      { field: 'budget_cents', message: `at most ${available}`, available_cents: available, budget_cents: input.budgetCents, ...capOf(parent, reserved, ctx.now) },
     ]);
   }
   const row = await insertKey(tx, {

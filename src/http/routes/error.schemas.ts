@@ -48,8 +48,8 @@ const agentPermissionDeniedError = envelope(
 const agentScopeError = envelope(
   'AgentScopeError',
   ['agent_scope_error'],
-  '403 agent_scope_error: a line-scoped key reached outside its line.',
-  detailItem.extend({ line_id: z.string() }),
+  '403 agent_scope_error: a line-scoped key reached outside its line, or a delegated key outside its subtree.',
+  detailItem.extend({ line_id: z.string().nullable().meta({ description: "The key's line; null when a delegated key without one reached outside its subtree." }) }),
 );
 
 const agentCapExceededError = envelope(

@@ -80,10 +80,20 @@ export async function checkInvariants(databaseUrl: string): Promise<InvariantRep
       await rows(
         c,
         `select k.id from api_keys k
-          where k.rotated_from is null and k.created_by_service_key_id is not null
+          where k.rotated_from is null and k.created_by_service_key_id is not null and cardinality(k.delegation_path) = 0
             and (select count(*) from compliance_events e where e.subject_key_id = k.id and e.event_type = 'agent_key_created') <> 1`,
       ),
     );
+    bad(
+      'delegated key without exactly one agent_key_delegated event',
+      await rows(
+        c,
+        `select k.id from api_keys k
+          where k.rotated_from is null and cardinality(k.delegation_path) > 0
+            and (select count(*) from compliance_events e where e.subject_key_id = k.id and e.event_type = 'agent_key_delegated') <> 1`,
+      ),
+    );
+    await spendInvariants(c, bad);
     bad(
       'successor without exactly one rotation event',
       await rows(
@@ -135,6 +145,50 @@ export async function checkInvariants(databaseUrl: string): Promise<InvariantRep
   } finally {
     await c.end();
   }
+}
+
+/**
+ * Spend: every agent's live key has spent, in its stored cycle, exactly what the ledger holds for
+ * that cycle of the debits made with any key of the agent (a rotation's overlapping predecessor
+ * included) or with any key below it in a delegation tree (its agent in their delegation_path), so
+ * no debit was charged to a child without its ancestors or the reverse. And no cap is exceeded: in
+ * the current cycle, a key's spend plus what its live, unexpired children still hold back of their
+ * budgets (budget - spend) is within its cap (a service key's PATCH lowering a cap could break
+ * this; these tests make none).
+ */
+async function spendInvariants(c: pg.Client, bad: (what: string, list: unknown[]) => void): Promise<void> {
+  bad(
+    'live key whose cycle spend is not the ledger of its own and its descendants\' debits in that cycle',
+    await rows(
+      c,
+      `with charged as (
+         select a.agent_id, l.cost_cents, l.created_at
+           from spend_ledger l join api_keys u on u.id = l.api_key_id
+          cross join unnest(u.delegation_path || u.agent_id) as a(agent_id))
+       select k.id, k.monthly_spend_cents as spend, coalesce(sum(ch.cost_cents), 0)::int as ledger
+         from api_keys k
+         left join charged ch on ch.agent_id = k.agent_id
+                             and ch.created_at >= k.spend_cycle_start and ch.created_at < k.spend_cycle_start + interval '30 days'
+        where k.revoked_at is null
+        group by k.id
+       having k.monthly_spend_cents <> coalesce(sum(ch.cost_cents), 0)`,
+    ),
+  );
+  bad(
+    'live key whose cycle spend and its children\'s reservations exceed its cap',
+    await rows(
+      c,
+      `select k.id, k.monthly_spend_cents as spend, r.reserved, k.monthly_cap_cents as cap
+         from api_keys k
+        cross join lateral (
+          select coalesce(sum(greatest(0, coalesce(ch.monthly_cap_cents, 0) - ch.monthly_spend_cents)), 0)::int as reserved
+            from api_keys ch
+           where ch.parent_agent_id = k.agent_id and ch.revoked_at is null and (ch.expires_at is null or ch.expires_at > now())) r
+        where k.revoked_at is null and k.monthly_cap_cents is not null
+          -- A cycle is 30 days: a stored cycle that began less than 30 days ago is the current one.
+          and (case when k.spend_cycle_start > now() - interval '30 days' then k.monthly_spend_cents else 0 end) + r.reserved > k.monthly_cap_cents`,
+    ),
+  );
 }
 
 /** The ids of the given keys that are missing from the database. */

@@ -154,7 +154,13 @@ export interface Bootstrap {
 }
 
 export async function bootstrap(server: ServerProcess): Promise<Bootstrap> {
-  const r = await http(server.adminBase, 'POST', '/internal/v1/bootstrap', { token: server.adminToken, body: {} });
+  // A process just started on a busy host can shed its first requests (503, its start-up counted
+  // in the event-loop delay): set-up waits that out, as a client told Retry-After would.
+  let r = await http(server.adminBase, 'POST', '/internal/v1/bootstrap', { token: server.adminToken, body: {} });
+  for (let i = 0; i < 10 && r.status === 503; i++) {
+    await new Promise((res) => setTimeout(res, 1000));
+    r = await http(server.adminBase, 'POST', '/internal/v1/bootstrap', { token: server.adminToken, body: {} });
+  }
   if (r.status !== 201) throw new Error(`bootstrap failed: ${r.status} ${r.raw}`);
   return { accountId: r.body.account_id, serviceKey: r.body.service_key, apiKey: r.body.api_key };
 }
