@@ -397,14 +397,15 @@ export interface components {
                 message: string;
             };
         };
-        /** @description 403 agent_scope_error: a line-scoped key reached outside its line. */
+        /** @description 403 agent_scope_error: a line-scoped key reached outside its line, or a delegated key outside its subtree. */
         AgentScopeError: {
             error: {
                 /** @enum {string} */
                 code: "agent_scope_error";
                 details: ({
                     field?: string;
-                    line_id: string;
+                    /** @description The key's line; null when a delegated key without one reached outside its subtree. */
+                    line_id: string | null;
                     message: string;
                 } & {
                     [key: string]: unknown;
@@ -1333,7 +1334,7 @@ export interface operations {
                      *         "details": [
                      *           {
                      *             "message": "at most 4500",
-                     *             "spent_cents": 0,
+                     *             "spent_cents": 500,
                      *             "cap_cents": 5000,
                      *             "cycle_reset_at": "2026-01-15T09:00:31.000Z",
                      *             "field": "budget_cents",
