@@ -72,11 +72,6 @@ export async function descendantById(db: Db | Tx, agentId: string, id: string): 
   return row;
 }
 
-/** Whether `id` is a key of this agent's subtree (any state): the audit feed's check for a parent. */
-export async function isDescendant(db: Db, agentId: string, id: string): Promise<boolean> {
-  return (await descendantById(db, agentId, id)) !== undefined;
-}
-
 /**
  * Revokes, now, every still-working key below the agents among `agentIds` that have no live key
  * left (revoked without a successor); a rotated-away key's agent lives on in its successor. Returns
