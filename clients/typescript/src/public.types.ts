@@ -2130,10 +2130,7 @@ export interface operations {
                  */
                 "application/json": {
                     agent_label?: string | null;
-                    /**
-                     * @description keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys).
-                     * @default false
-                     */
+                    /** @description keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys); default false. */
                     can_delegate?: boolean;
                     /** @enum {string} */
                     environment?: "test" | "live";
@@ -2608,7 +2605,7 @@ export interface operations {
                  */
                 "application/json": {
                     agent_label?: string | null;
-                    /** @description keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys). */
+                    /** @description keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys); default false. */
                     can_delegate?: boolean;
                     /** @description keyplane extension: a future time (at most 400 days ahead), or null to clear. */
                     expires_at?: string | null;

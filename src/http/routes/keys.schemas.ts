@@ -21,7 +21,7 @@ export const monthlyCap = z.number().int().positive().max(100_000_000);
 /** keyplane extension: when a key stops working, ISO-8601 with an offset; the domain checks future and ≤ 400 days. */
 const expiresAtInput = z.iso.datetime({ offset: true }).meta({ description: 'keyplane extension: ISO-8601, in the future, at most 400 days ahead.' });
 
-const canDelegate = z.boolean().meta({ description: 'keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys).' });
+const canDelegate = z.boolean().meta({ description: 'keyplane extension: the key may mint narrower keys for its sub-agents (POST /v1/agents/self/keys); default false.' });
 
 export const mintKeyBody = z
   .object({
@@ -40,7 +40,9 @@ export const mintKeyBody = z
       .max(MAX_TTL_SECONDS)
       .optional()
       .meta({ description: 'keyplane extension: the key expires this many seconds after the mint (not with expires_at).' }),
-    can_delegate: canDelegate.default(false),
+    // Optional, not defaulted: an Idempotency-Key's fingerprint covers the validated body, and a
+    // default would change every existing mint's fingerprint (a retry across an upgrade: 409).
+    can_delegate: canDelegate.optional(),
   })
   .strict()
   .refine((b) => b.expires_at === undefined || b.ttl_seconds === undefined, { message: 'send expires_at or ttl_seconds, not both', path: ['ttl_seconds'] });
