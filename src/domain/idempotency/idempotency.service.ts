@@ -14,6 +14,7 @@ import { withEvents, type EventStore, type EventTx } from '../audit/events.js';
 import { DomainError } from '../errors.js';
 import { newId } from '../ids.js';
 import { redactSecrets } from './fingerprint.js';
+import { withStoredKeyDefaults } from '../keys/key-object.js';
 
 /*
  * Idempotency for mint and rotate (spec §5), after Brandur Leach's design, the one path of both:
@@ -110,7 +111,7 @@ export async function executeIdempotent<M>(
 ): Promise<IdempotentOutcome> {
   const db = store.db;
   const claimed = await claim(db, scope, now, opts.lockTimeoutMs ?? LOCK_TIMEOUT_MS);
-  if ('replay' in claimed) return { ...claimed.replay, replayed: true };
+  if ('replay' in claimed) return { ...claimed.replay, body: withStoredKeyDefaults(claimed.replay.body), replayed: true };
   const c = claimed.claim;
   try {
     const material = await op.prepare();

@@ -41,6 +41,21 @@ export const keyObjectSchema = z
   })
   .meta({ id: 'Key' });
 
+/**
+ * The extension fields, with the value every key had before the field existed. A stored response
+ * (an Idempotency-Key's replay, kept 12 hours) may predate one: the replay fills it in, since the
+ * answer's schema requires every field.
+ */
+const EXTENSION_DEFAULTS = { expires_at: null, suspended_at: null, can_delegate: false, parent_key_id: null } as const;
+
+/** A stored response's `key` with any extension field it predates filled in. */
+export function withStoredKeyDefaults(body: unknown): unknown {
+  if (body === null || typeof body !== 'object' || !('key' in body)) return body;
+  const key = (body as { key: unknown }).key;
+  if (key === null || typeof key !== 'object') return body;
+  return { ...body, key: { ...EXTENSION_DEFAULTS, ...key } };
+}
+
 /** Mint and rotate add the plaintext on the first response only; a replay omits it. */
 export const issuedKeyObjectSchema = keyObjectSchema
   .extend({
