@@ -20,10 +20,11 @@ export interface FleetWorld {
  * The fleet tests' world: a database of its own (migrated here), an account with `names.length`
  * service keys, and two instances sharing the database and a Redis prefix. The Redis command
  * timeout is generous: on a loaded CI machine a busy event loop must not make an instance fall back
- * to counting alone (the fallback has its own tests). `extraEnv` adds to (or overrides) the
- * instances' environment.
+ * to counting alone (the fallback has its own tests); for the same reason load shedding is off (an
+ * instance that sheds while the machine runs other suites is not what these tests are about; the
+ * shedding has its own tests in test/integration/metrics.test.ts).
  */
-export async function startFleet(label: string, names: string[], extraEnv: Record<string, string> = {}): Promise<FleetWorld> {
+export async function startFleet(label: string, names: string[]): Promise<FleetWorld> {
   const prefix = uniquePrefix(label);
   const fleetDb = await createFleetDatabase(label);
   const database = await openDatabase({ databaseUrl: fleetDb.url, poolMax: 2 });
@@ -36,7 +37,7 @@ export async function startFleet(label: string, names: string[], extraEnv: Recor
     recordSecrets(sk.plaintext);
     serviceKeys.push(sk.plaintext);
   }
-  const env = { DATABASE_URL: fleetDb.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '2000', KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN, ...extraEnv };
+  const env = { DATABASE_URL: fleetDb.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: prefix, REDIS_COMMAND_TIMEOUT_MS: '2000', KEYPLANE_ADMIN_TOKEN: ADMIN_TOKEN, LOAD_SHED_MAX_EVENT_LOOP_DELAY_MS: '0' };
   const [a, b] = await Promise.all([startInstance(`${label}-a`, env), startInstance(`${label}-b`, env)]);
   return {
     database,

@@ -151,7 +151,7 @@ it('plans made while the tables were tiny walk indexes in order, never a whole t
   }
   // The debit statement finds each item's key by its hash: a probe per item, never a join that
   // hashes the items and walks the whole api_keys index (its plan before the LATERAL … LIMIT 1).
-  const byHash = plans.filter((p) => p.includes('LEFT JOIN LATERAL (SELECT a.id, a.agent_id, a.revoked_at FROM api_keys a WHERE a.token_hash'));
+  const byHash = plans.filter((p) => p.includes('LEFT JOIN LATERAL (SELECT a.id, a.agent_id, a.revoked_at, a.delegation_path FROM api_keys a WHERE a.token_hash'));
   expect(byHash.length).toBeGreaterThanOrEqual(1);
   for (const p of byHash) {
     expect(p).toContain('Index Scan using api_keys_token_hash_uq');
