@@ -78,7 +78,7 @@ export async function descendantById(db: Db | Tx, agentId: string, id: string): 
  * the keys it revoked.
  */
 export async function revokeSubtrees(tx: Tx, agentIds: string[], now: Date): Promise<ApiKeyRow[]> {
-  const gone = agentIds.filter((id, i) => agentIds.indexOf(id) === i);
+  const gone = [...new Set(agentIds)];
   if (gone.length === 0) return [];
   const live = await tx.select({ agentId: apiKeys.agentId }).from(apiKeys).where(and(inArray(apiKeys.agentId, gone), isNull(apiKeys.revokedAt)));
   const stopped = gone.filter((a) => !live.some((l) => l.agentId === a));

@@ -10,6 +10,7 @@ import { executeIdempotent, type IdempotencyRequest, type IdempotentOutcome } fr
 import { cascadeRevocation } from './delegation-cascade.js';
 import { delegateKeyTx, delegationOf, type Delegation, type DelegationInput } from './delegation.js';
 import { prepareKeyMaterial } from './key-material.js';
+import type { KeysServiceOptions } from './keys.service.js';
 import { currentSpend, toKeyObject, type KeyObject } from './key-object.js';
 import { recordRevocation, recordRevocations } from './revocation.js';
 
@@ -34,10 +35,6 @@ export interface DelegatedListQuery {
   subtree: boolean;
   limit: number;
   offset: number;
-}
-
-export interface KeysServiceOptions {
-  lockTimeoutMs?: number;
 }
 
 export function createDelegationService(store: EventStore, opts: KeysServiceOptions = {}) {
